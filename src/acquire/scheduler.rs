@@ -1,0 +1,246 @@
+//! One task per channel, polling its devices on their periods.
+//!
+//! A channel is one medium (a TCP connection, a serial line), so its devices are
+//! polled strictly one transaction at a time; channels run in parallel and never wait
+//! for each other. A device that stops answering is backed off exponentially (probed
+//! once per back-off period with no retries) so its timeouts do not eat the bus time
+//! of its neighbours.
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::{
+    model::{DeviceId, Site},
+    reading::{Quality, Reading},
+};
+
+use super::{
+    device::{poll_device, PlannedDevice},
+    latest::LatestStore,
+    link::Link,
+};
+
+/// Counters of one device, readable while acquisition runs (for /metrics and logs).
+#[derive(Debug, Default)]
+pub struct DeviceCounters {
+    pub polls_ok: AtomicU64,
+    pub polls_failed: AtomicU64,
+    pub requests: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub comm_errors: AtomicU64,
+    pub exceptions: AtomicU64,
+    pub readings: AtomicU64,
+    pub good_readings: AtomicU64,
+}
+
+/// Acquisition statistics for the whole site.
+#[derive(Debug)]
+pub struct AcquireStats {
+    pub devices: Vec<(DeviceId, DeviceCounters)>,
+    /// Poll start lateness against schedule, in microseconds, since last drained.
+    jitter_us: Mutex<Vec<u32>>,
+}
+
+impl AcquireStats {
+    pub fn new(site: &Site) -> Self {
+        Self {
+            devices: site
+                .devices()
+                .map(|(_, d)| (d.id.clone(), DeviceCounters::default()))
+                .collect(),
+            jitter_us: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Takes the jitter samples gathered so far.
+    pub fn drain_jitter(&self) -> Vec<u32> {
+        std::mem::take(&mut *self.jitter_us.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn record_jitter(&self, late: Duration) {
+        let us = late.as_micros().min(u128::from(u32::MAX)) as u32;
+        let mut v = self.jitter_us.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: a reporter that never drains must not grow memory without limit.
+        if v.len() < 1_000_000 {
+            v.push(us);
+        }
+    }
+
+    pub fn total(&self, f: impl Fn(&DeviceCounters) -> &AtomicU64) -> u64 {
+        self.devices.iter().map(|(_, c)| f(c).load(Ordering::Relaxed)).sum()
+    }
+}
+
+struct DeviceState {
+    plan: PlannedDevice,
+    id: DeviceId,
+    counters: usize,
+    interval: Duration,
+    max_backoff: Duration,
+    next_due: Instant,
+    /// Set while the device is down; the current back-off period.
+    backoff: Option<Duration>,
+    last_good: Instant,
+    stale_reported: bool,
+}
+
+/// Polls one channel until `cancel` fires.
+pub async fn run_channel(
+    site: Arc<Site>,
+    channel: usize,
+    store: LatestStore,
+    stats: Arc<AcquireStats>,
+    cancel: CancellationToken,
+) {
+    let ch = &site.channels[channel];
+    let mut link = Link::new(ch.transport.clone(), ch.inter_frame_delay);
+    let now = Instant::now();
+    let first_counter: usize = site.channels[..channel].iter().map(|c| c.devices.len()).sum();
+    let n = ch.devices.len().max(1) as u32;
+    let mut devices: Vec<DeviceState> = ch
+        .devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| DeviceState {
+            plan: PlannedDevice::new(&site, channel, i),
+            id: d.id.clone(),
+            counters: first_counter + i,
+            interval: d.poll_interval,
+            max_backoff: d.max_backoff,
+            // Spread first polls over one period so devices do not all fire at once.
+            next_due: now + d.poll_interval * i as u32 / n,
+            backoff: None,
+            last_good: now,
+            stale_reported: false,
+        })
+        .collect();
+    if devices.is_empty() {
+        return;
+    }
+    info!(channel = %ch.id, transport = %ch.transport, devices = devices.len(), "channel started");
+
+    loop {
+        let Some(i) = (0..devices.len()).min_by_key(|&i| devices[i].next_due) else {
+            break;
+        };
+        let due = devices[i].next_due;
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = sleep_until(due) => {}
+        }
+        let started = Instant::now();
+        let d = &mut devices[i];
+        let probing = d.backoff.is_some();
+        if !probing {
+            stats.record_jitter(started.saturating_duration_since(due));
+        }
+        let (readings, outcome) =
+            poll_device(&site, &d.plan, &mut link, probing.then_some(0)).await;
+
+        let c = &stats.devices[d.counters].1;
+        c.requests.fetch_add(u64::from(outcome.requests), Ordering::Relaxed);
+        c.timeouts.fetch_add(u64::from(outcome.timeouts), Ordering::Relaxed);
+        c.comm_errors.fetch_add(u64::from(outcome.comm_errors), Ordering::Relaxed);
+        c.exceptions.fetch_add(u64::from(outcome.exceptions), Ordering::Relaxed);
+        c.readings.fetch_add(readings.len() as u64, Ordering::Relaxed);
+        let good = readings.iter().filter(|r| r.quality.is_good()).count();
+        c.good_readings.fetch_add(good as u64, Ordering::Relaxed);
+
+        let now = Instant::now();
+        if outcome.device_down {
+            c.polls_failed.fetch_add(1, Ordering::Relaxed);
+            let backoff = match d.backoff {
+                None => {
+                    warn!(channel = %ch.id, device = %d.id, error = outcome.last_error.as_deref().unwrap_or(""),
+                        "device not answering; backing off");
+                    d.interval
+                }
+                Some(b) => {
+                    debug!(channel = %ch.id, device = %d.id, backoff_ms = b.as_millis() as u64, "probe failed");
+                    (b * 2).min(d.max_backoff)
+                }
+            };
+            d.backoff = Some(backoff);
+            d.next_due = now + backoff;
+        } else {
+            c.polls_ok.fetch_add(1, Ordering::Relaxed);
+            if probing {
+                info!(channel = %ch.id, device = %d.id, "device answering again");
+                d.backoff = None;
+                d.next_due = now + d.interval;
+            } else {
+                d.next_due = next_period(due, d.interval, now);
+            }
+            d.last_good = now;
+            d.stale_reported = false;
+        }
+        store.publish(readings);
+        mark_stale(&site, &mut devices, &store, now);
+    }
+    link.disconnect().await;
+    info!(channel = %ch.id, "channel stopped");
+}
+
+/// The next due instant after `due` that is still in the future, keeping the phase
+/// (missed periods are skipped, not bunched up).
+fn next_period(due: Instant, interval: Duration, now: Instant) -> Instant {
+    let next = due + interval;
+    if next > now {
+        return next;
+    }
+    let behind = now.duration_since(due).as_nanos() / interval.as_nanos().max(1);
+    due + interval * (behind as u32 + 1)
+}
+
+/// Points of devices that are up but have not been refreshed for the site's stale limit
+/// (an overloaded bus) are re-published as `stale`, keeping their last value.
+fn mark_stale(site: &Site, devices: &mut [DeviceState], store: &LatestStore, now: Instant) {
+    for d in devices.iter_mut() {
+        if d.stale_reported || d.backoff.is_some() {
+            continue;
+        }
+        let limit = d.interval * site.stale_after_periods;
+        if now.duration_since(d.last_good) <= limit {
+            continue;
+        }
+        d.stale_reported = true;
+        warn!(device = %d.id, "no fresh values for {} poll periods: stale", site.stale_after_periods);
+        let stale: Vec<Reading> = d
+            .plan
+            .points
+            .iter()
+            .filter_map(|&p| store.get(p))
+            .filter(|r| r.quality.is_good())
+            .map(|r| Reading {
+                quality: Quality::Stale,
+                ..r
+            })
+            .collect();
+        store.publish(stale);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_period_keeps_phase_and_skips_missed() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        assert_eq!(next_period(t0, s, t0 + Duration::from_millis(10)), t0 + s);
+        assert_eq!(
+            next_period(t0, s, t0 + Duration::from_millis(3500)),
+            t0 + 4 * s
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! `hazgate demo`: the built-in demo site, simulated and polled in one process, with a
+//! live terminal view. Needs no external server: TCP channels are served on loopback
+//! ports chosen by the OS, RTU channels on an in-process pseudo-terminal pair.
+
+use std::{
+    collections::HashMap,
+    io::{IsTerminal, Write},
+    net::SocketAddr,
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    acquire::{spawn_acquisition, AcquireStats, LatestStore},
+    cli::DemoArgs,
+    model::{load_site, Site, SiteSource, Transport, DEMO_SITE_TOML},
+    reading::{Quality, Timestamp},
+    sim::{self, Endpoint, Listen, Simulator},
+};
+
+pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let site = match &args.config {
+        Some(path) => super::load(path)?,
+        None => Arc::new(
+            load_site(SiteSource::Text {
+                name: "demo-site.toml",
+                toml: DEMO_SITE_TOML,
+            })
+            .map_err(|e| anyhow::anyhow!("built-in demo site: {e}"))?,
+        ),
+    };
+    let scenario = super::scenario(&site, &args.scenario)?;
+    // The gateway stops first, so its last poll does not race the simulator's exit.
+    let cancel = CancellationToken::new();
+    let sim_cancel = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+
+    // Serve every channel locally; keep the gateway-side pty ends open for the run so
+    // the simulator's side never sees a hang-up between reconnects.
+    let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let mut listen = HashMap::new();
+    let mut gateway_pty_paths = HashMap::new();
+    let mut held_open = Vec::new();
+    for (ci, ch) in site.channels.iter().enumerate() {
+        match ch.transport {
+            Transport::Rtu { .. } => {
+                let (sim_end, gw_end) =
+                    tokio_serial::SerialStream::pair().context("cannot create a pseudo-terminal pair for the RTU channel")?;
+                let path = tokio_serial::SerialPort::name(&gw_end)
+                    .context("the pseudo-terminal has no device path")?;
+                gateway_pty_paths.insert(ci, path);
+                held_open.push(gw_end);
+                listen.insert(ci, Listen::Port(sim_end));
+            }
+            _ => {
+                listen.insert(ci, Listen::Addr(loopback));
+            }
+        }
+    }
+    let simulator = Simulator::new(site.clone(), scenario.clone());
+    let endpoints = sim::start(&simulator, listen, &sim_cancel, &mut tasks).await?;
+
+    // The gateway's view of the same site, pointed at the local endpoints.
+    let mut gw_site: Site = (*site).clone();
+    for (ci, ch) in gw_site.channels.iter_mut().enumerate() {
+        match (&mut ch.transport, &endpoints[ci]) {
+            (Transport::Tcp { host, port }, Endpoint::Tcp(a))
+            | (Transport::RtuOverTcp { host, port }, Endpoint::RtuOverTcp(a)) => {
+                *host = a.ip().to_string();
+                *port = a.port();
+            }
+            (Transport::Rtu { path, .. }, _) => {
+                if let Some(p) = gateway_pty_paths.remove(&ci) {
+                    *path = p;
+                }
+            }
+            _ => {}
+        }
+    }
+    let gw_site = Arc::new(gw_site);
+    let store = LatestStore::new(gw_site.points.len(), 256);
+    let stats = Arc::new(AcquireStats::new(&gw_site));
+    let mut acquisition = spawn_acquisition(gw_site.clone(), store.clone(), stats, cancel.clone());
+
+    super::cancel_on_signal(cancel.clone(), super::opt_secs(args.duration)?);
+    let refresh = Duration::try_from_secs_f64(args.refresh.max(0.1)).unwrap_or(Duration::from_secs(1));
+    let tty = std::io::stdout().is_terminal();
+    let mut tick = tokio::time::interval(refresh);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => {
+                let frame = render(&gw_site, &store, &scenario.kind.to_string(), tty);
+                let mut out = std::io::stdout().lock();
+                // A closed stdout (e.g. `| head`) ends the demo rather than panicking.
+                if out.write_all(frame.as_bytes()).and_then(|()| out.flush()).is_err() {
+                    cancel.cancel();
+                }
+            }
+        }
+    }
+    while acquisition.join_next().await.is_some() {}
+    sim_cancel.cancel();
+    while tasks.join_next().await.is_some() {}
+    drop(held_open);
+    Ok(ExitCode::SUCCESS)
+}
+
+const RESET: &str = "\x1b[0m";
+
+fn quality_style(q: Quality) -> &'static str {
+    match q {
+        Quality::Good => "\x1b[32m",
+        Quality::Stale => "\x1b[33m",
+        _ => "\x1b[1;31m",
+    }
+}
+
+/// One screen of the live view: hazard sources and their points.
+pub fn render(site: &Site, store: &LatestStore, scenario: &str, tty: bool) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let (clear, bold, reset) = if tty { ("\x1b[2J\x1b[H", "\x1b[1m", RESET) } else { ("", "", "") };
+    let g = &site.gateway;
+    let _ = writeln!(
+        s,
+        "{clear}{bold}hazgate demo{reset} — {} | park {} | enterprise {} | gateway {} | scenario {scenario} | {}",
+        g.enterprise_name,
+        g.park_id,
+        g.enterprise_id,
+        g.gateway_id,
+        Timestamp::now().to_rfc3339()
+    );
+    for source in &site.hazard_sources {
+        let _ = writeln!(
+            s,
+            "\n{bold}{} {}{reset}  (major hazard level {}, {:?})",
+            source.id, source.name, source.level, source.kind
+        );
+        for &pi in &source.points {
+            let p = site.point(pi);
+            let (value, quality) = match store.get(pi) {
+                Some(r) => (r.value.map_or_else(|| "-".into(), |v| v.to_string()), Some(r.quality)),
+                None => ("…".into(), None),
+            };
+            let (qs, q_reset) = match (quality, tty) {
+                (Some(q), true) => (quality_style(q), RESET),
+                _ => ("", ""),
+            };
+            let qtext = quality.map_or_else(|| "waiting".to_string(), |q| q.to_string());
+            let _ = writeln!(
+                s,
+                "  {:<10} {:<28} {:>10} {:<6} {qs}{qtext}{q_reset}",
+                p.id,
+                truncate(&p.name, 28),
+                value,
+                p.unit
+            );
+        }
+    }
+    if !tty {
+        s.push_str("----\n");
+    }
+    s
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}

@@ -1,0 +1,99 @@
+//! The subcommands, each a thin composition of library stages.
+
+pub mod check;
+pub mod demo;
+pub mod poll;
+pub mod run;
+pub mod simulate;
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use crate::{
+    cli::{LogArgs, LogFormat, ScenarioArgs},
+    model::{load_site, Site, SiteSource},
+    sim::{Scenario, Timing},
+};
+
+/// Structured logs on stderr; RUST_LOG wins over `--log-level`.
+pub fn init_logging(args: &LogArgs) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&args.log_level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests) is harmless: keep the first subscriber.
+    let _ = match args.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Loads and validates a site file, with `HAZGATE__…` overrides.
+pub fn load(path: &Path) -> anyhow::Result<Arc<Site>> {
+    let site = load_site(SiteSource::Path(path)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Arc::new(site))
+}
+
+/// Binds the scenario options to a site.
+pub fn scenario(site: &Site, args: &ScenarioArgs) -> anyhow::Result<Scenario> {
+    let secs = |s: f64, what: &str| -> anyhow::Result<Duration> {
+        Duration::try_from_secs_f64(s).with_context(|| format!("--{what} must be a non-negative number of seconds"))
+    };
+    let timing = Timing {
+        start_after: secs(args.start_after, "start-after")?,
+        ramp: secs(args.ramp, "ramp")?,
+        recover_after: args.recover_after.map(|s| secs(s, "recover-after")).transpose()?,
+    };
+    Scenario::bind(site, args.scenario, timing, args.target.as_deref()).map_err(anyhow::Error::msg)
+}
+
+/// Cancels `token` on SIGINT or SIGTERM (or after `limit`, if given).
+pub fn cancel_on_signal(token: CancellationToken, limit: Option<Duration>) {
+    tokio::spawn(async move {
+        let limit = async {
+            match limit {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown_signal() => tracing::info!("shutdown requested"),
+            () = limit => {}
+        }
+        token.cancel();
+    });
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Seconds → Duration for optional CLI limits.
+pub fn opt_secs(s: Option<f64>) -> anyhow::Result<Option<Duration>> {
+    s.map(|s| Duration::try_from_secs_f64(s).context("a duration must be a non-negative number of seconds"))
+        .transpose()
+}

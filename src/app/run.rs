@@ -1,0 +1,69 @@
+//! `hazgate run`: the gateway daemon.
+
+use std::{path::Path, process::ExitCode, sync::Arc, time::Duration};
+
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::acquire::{spawn_acquisition, AcquireStats, LatestStore};
+
+pub async fn run(config: &Path, stats_interval: u64) -> anyhow::Result<ExitCode> {
+    let site = super::load(config)?;
+    info!(
+        park = %site.gateway.park_id,
+        enterprise = %site.gateway.enterprise_id,
+        gateway = %site.gateway.gateway_id,
+        points = site.points.len(),
+        "hazgate starting"
+    );
+    let cancel = CancellationToken::new();
+    super::cancel_on_signal(cancel.clone(), None);
+    let store = LatestStore::new(site.points.len(), 1024);
+    let stats = Arc::new(AcquireStats::new(&site));
+    let mut tasks = spawn_acquisition(site.clone(), store, stats.clone(), cancel.clone());
+    if stats_interval > 0 {
+        tokio::spawn(report_stats(stats.clone(), Duration::from_secs(stats_interval), cancel.clone()));
+    }
+    while tasks.join_next().await.is_some() {}
+    log_stats(&stats, None);
+    info!("hazgate stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs acquisition rates and poll jitter once per `every`.
+pub async fn report_stats(stats: Arc<AcquireStats>, every: Duration, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => log_stats(&stats, Some(every)),
+        }
+    }
+}
+
+fn log_stats(stats: &AcquireStats, window: Option<Duration>) {
+    let mut jitter = stats.drain_jitter();
+    jitter.sort_unstable();
+    let pct = |q: f64| -> u32 {
+        if jitter.is_empty() {
+            0
+        } else {
+            jitter[((jitter.len() - 1) as f64 * q).round() as usize]
+        }
+    };
+    let readings = stats.total(|c| &c.readings);
+    info!(
+        window_s = window.map_or(0.0, |w| w.as_secs_f64()),
+        readings,
+        good_readings = stats.total(|c| &c.good_readings),
+        requests = stats.total(|c| &c.requests),
+        timeouts = stats.total(|c| &c.timeouts),
+        exceptions = stats.total(|c| &c.exceptions),
+        polls_failed = stats.total(|c| &c.polls_failed),
+        jitter_samples = jitter.len(),
+        jitter_p50_us = pct(0.5),
+        jitter_p99_us = pct(0.99),
+        "acquisition stats"
+    );
+}

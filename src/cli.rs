@@ -1,0 +1,155 @@
+//! Command-line interface: clap definitions and dispatch to [`crate::app`].
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{app, sim::ScenarioKind};
+
+#[derive(Debug, Parser)]
+#[command(name = "hazgate", version, about = "Edge gateway for major-hazard-source monitoring (重大危险源监测预警)")]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log filter (tracing EnvFilter syntax); RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "info")]
+    pub log_level: String,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway daemon: poll every device of the site continuously.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Seconds between acquisition statistics log lines (0 = never).
+        #[arg(long, default_value_t = 60)]
+        stats_interval: u64,
+    },
+    /// Validate site files; prints every problem as `file: field.path: message`.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Serve a site file's devices as Modbus slaves, with a scripted scenario.
+    Simulate(SimulateArgs),
+    /// Commissioning read: poll every device once and print each point.
+    Poll {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this device.
+        #[arg(long)]
+        device: Option<String>,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the built-in demo site: simulator and gateway in one process, live view.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScenarioArgs {
+    /// Scripted behaviour of the simulated site.
+    #[arg(long, value_enum, default_value_t = ScenarioKind::Steady)]
+    pub scenario: ScenarioKind,
+    /// Point id (or device id for dead-device / exception) the scenario acts on;
+    /// default: the first that fits.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Seconds of normal operation before the event.
+    #[arg(long, default_value_t = 5.0)]
+    pub start_after: f64,
+    /// Seconds a ramp takes to reach its peak.
+    #[arg(long, default_value_t = 60.0)]
+    pub ramp: f64,
+    /// End the event after this many seconds and return to normal.
+    #[arg(long)]
+    pub recover_after: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    #[arg(long, short)]
+    pub config: PathBuf,
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// Serve channel CHANNEL on another address or path than the site file says,
+    /// e.g. `--serve rs485-1=/tmp/hazgate/ttyB` (the other end of a socat pty pair)
+    /// or `--serve tcp-main=127.0.0.1:15020`. Repeatable.
+    #[arg(long, value_name = "CHANNEL=ADDR|PATH")]
+    pub serve: Vec<String>,
+    /// Stop after this many seconds (default: until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub duration: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// A site file instead of the built-in demo site.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// Stop after this many seconds (default: until Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Seconds between screen refreshes.
+    #[arg(long, default_value_t = 1.0)]
+    pub refresh: f64,
+}
+
+/// Parses arguments, sets up logging and runs the chosen command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    app::init_logging(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hazgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Run {
+                config,
+                stats_interval,
+            } => app::run::run(&config, stats_interval).await,
+            Command::Check { files } => app::check::check(&files),
+            Command::Simulate(args) => app::simulate::simulate(args).await,
+            Command::Poll {
+                config,
+                device,
+                json,
+            } => app::poll::poll(&config, device.as_deref(), json).await,
+            Command::Demo(args) => app::demo::demo(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hazgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! hazgate — an edge gateway that keeps watch over major hazard sources
+//! (重大危险源) at chemical sites.
+//!
+//! Data flows one way: [`acquire`] (Modbus polling) → judge (alarms, four-colour risk)
+//! → forward (MQTT). The [`model`] is the only global shape; [`sim`] serves a site's
+//! devices for demos, training and load tests.
+
+pub mod acquire;
+pub mod app;
+pub mod cli;
+pub mod model;
+pub mod reading;
+pub mod sim;

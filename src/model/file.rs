@@ -1,0 +1,420 @@
+//! The site file as written by an engineer: a direct serde mirror of the TOML.
+//!
+//! Every struct denies unknown keys, so a typo (`adress = 4`) is an error that
+//! names the field instead of a silently ignored line. Nothing here is checked
+//! beyond its type; [`super::validate`] does the cross-field checks against these
+//! structs, so that its error paths (`hazard_sources[1].points[4].address`) match
+//! the positions in the file the engineer is looking at.
+
+use serde::{Deserialize, Serialize};
+
+/// The whole gateway configuration file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteFile {
+    pub gateway: GatewayFile,
+    #[serde(default)]
+    pub channels: Vec<ChannelFile>,
+    #[serde(default)]
+    pub hazard_sources: Vec<HazardSourceFile>,
+    #[serde(default)]
+    pub acquisition: AcquisitionFile,
+}
+
+/// Who this gateway is, as the park platform knows it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFile {
+    /// Chemical park identifier (化工园区).
+    pub park_id: String,
+    /// Enterprise identifier, e.g. its unified social credit code.
+    pub enterprise_id: String,
+    /// Enterprise name for people.
+    pub enterprise_name: String,
+    /// This gateway's identifier, unique within the enterprise.
+    pub gateway_id: String,
+}
+
+/// Site-wide acquisition settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcquisitionFile {
+    /// A point whose last good value is older than this many of its device's poll
+    /// periods is reported `stale`.
+    #[serde(default = "default_stale_periods")]
+    pub stale_after_periods: u32,
+}
+
+impl Default for AcquisitionFile {
+    fn default() -> Self {
+        Self {
+            stale_after_periods: default_stale_periods(),
+        }
+    }
+}
+
+fn default_stale_periods() -> u32 {
+    3
+}
+
+/// One physical or logical connection; everything on it is polled by one task.
+///
+/// A flat struct rather than an enum per kind so that a field that does not belong to
+/// the channel's kind (`path` on a TCP channel) is reported by name, not as a vague
+/// "no variant matched".
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelFile {
+    pub id: String,
+    pub kind: ChannelKind,
+    /// TCP and RTU-over-TCP: the device or serial device server address.
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// RTU: the serial device, e.g. `/dev/ttyS1`.
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub baud: Option<u32>,
+    #[serde(default)]
+    pub parity: Option<Parity>,
+    #[serde(default)]
+    pub data_bits: Option<u8>,
+    #[serde(default)]
+    pub stop_bits: Option<u8>,
+    /// Silence kept between two transactions on the line, in milliseconds. On RS-485
+    /// the Modbus RTU spec asks for 3.5 character times; slow or cheap slaves often
+    /// need more.
+    #[serde(default)]
+    pub inter_frame_delay_ms: u64,
+    #[serde(default)]
+    pub devices: Vec<DeviceFile>,
+}
+
+/// How a channel reaches its devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// Modbus TCP (MBAP framing).
+    Tcp,
+    /// Modbus RTU on a local serial line (RS-485 / RS-232).
+    Rtu,
+    /// Modbus RTU frames tunnelled through TCP by a serial device server.
+    RtuOverTcp,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Parity {
+    #[default]
+    None,
+    Even,
+    Odd,
+}
+
+/// One Modbus slave (unit id) on a channel.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceFile {
+    pub id: String,
+    pub unit_id: u8,
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Extra attempts after a failed request, before the device is declared down.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Ceiling of the exponential back-off for a device that stopped answering.
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+    /// Largest register block one request may read (the protocol allows 125).
+    #[serde(default = "default_max_registers")]
+    pub max_registers_per_read: u16,
+    /// Largest coil / discrete-input block one request may read (the protocol allows 2000).
+    #[serde(default = "default_max_bits")]
+    pub max_bits_per_read: u16,
+    /// Unused addresses a block may span to join two points. Some devices answer
+    /// exception 0x02 for any undefined register: set 0 for them.
+    #[serde(default = "default_max_gap")]
+    pub max_gap: u16,
+    /// Free text for people (vendor, model, location).
+    #[serde(default)]
+    pub description: String,
+}
+
+fn default_poll_ms() -> u64 {
+    1000
+}
+fn default_timeout_ms() -> u64 {
+    500
+}
+fn default_retries() -> u32 {
+    1
+}
+fn default_max_backoff_ms() -> u64 {
+    30_000
+}
+fn default_max_registers() -> u16 {
+    125
+}
+fn default_max_bits() -> u16 {
+    2000
+}
+fn default_max_gap() -> u16 {
+    16
+}
+
+/// A major hazard source (重大危险源) and the points that watch it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HazardSourceFile {
+    pub id: String,
+    pub name: String,
+    pub kind: HazardSourceKind,
+    /// GB 18218-2018 grade: 1 (most dangerous) to 4.
+    pub level: u8,
+    /// The corrected ratio R of GB 18218-2018, for display only.
+    #[serde(default)]
+    pub r_value: Option<f64>,
+    /// People responsible (包保责任人), so alerts can name whom to call.
+    #[serde(default)]
+    pub responsible: Vec<String>,
+    #[serde(default)]
+    pub points: Vec<PointFile>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HazardSourceKind {
+    TankFarm,
+    Warehouse,
+    ProcessUnit,
+    Pipeline,
+}
+
+/// One measured or signalled quantity.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointFile {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    pub kind: PointKind,
+    /// Gas name from the gas table, for gas detectors.
+    #[serde(default)]
+    pub gas: Option<String>,
+    /// Device id (within any channel) the point is read from.
+    pub device: String,
+    pub table: RegisterTable,
+    /// Zero-based protocol address (register 40001 is holding address 0).
+    pub address: u16,
+    #[serde(default)]
+    pub data_type: Option<DataType>,
+    #[serde(default)]
+    pub word_order: WordOrder,
+    /// For a bool packed in a holding or input register: the bit, 0 = least significant.
+    #[serde(default)]
+    pub bit: Option<u8>,
+    /// Engineering value = raw × scale + offset (exclusive with raw_range/eng_range).
+    #[serde(default)]
+    pub scale: Option<f64>,
+    #[serde(default)]
+    pub offset: Option<f64>,
+    /// Linear map raw_range → eng_range, e.g. 4–20 mA counts [4000, 20000] → [0, 100].
+    #[serde(default)]
+    pub raw_range: Option<[f64; 2]>,
+    #[serde(default)]
+    pub eng_range: Option<[f64; 2]>,
+    /// Treat raw_range as a 4–20 mA loop and flag `sensor_fault` outside these currents
+    /// (NAMUR NE43 by default: below 3.8 mA or above 20.5 mA).
+    #[serde(default)]
+    pub loop_current: Option<LoopCurrentFile>,
+    #[serde(default)]
+    pub unit: String,
+    /// Engineering values outside this range are `sensor_fault`.
+    #[serde(default)]
+    pub valid_range: Option<[f64; 2]>,
+    /// Raw values a vendor uses to signal a detector fault (e.g. 65535).
+    #[serde(default)]
+    pub fault_codes: Vec<u64>,
+    /// A discrete point (same device) that, when true, marks this one `sensor_fault`.
+    #[serde(default)]
+    pub fault_point: Option<String>,
+    /// For discrete points: the value in normal operation (e.g. ESD valve open = true).
+    #[serde(default)]
+    pub normal: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoopCurrentFile {
+    #[serde(default = "default_fault_low_ma")]
+    pub fault_below_ma: f64,
+    #[serde(default = "default_fault_high_ma")]
+    pub fault_above_ma: f64,
+}
+
+fn default_fault_low_ma() -> f64 {
+    3.8
+}
+fn default_fault_high_ma() -> f64 {
+    20.5
+}
+
+impl Default for LoopCurrentFile {
+    fn default() -> Self {
+        Self {
+            fault_below_ma: default_fault_low_ma(),
+            fault_above_ma: default_fault_high_ma(),
+        }
+    }
+}
+
+/// What a point measures. Alarm defaults and risk classes key on this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointKind {
+    /// Combustible gas detector, %LEL.
+    CombustibleGas,
+    /// Toxic gas detector, ppm of the named gas.
+    ToxicGas,
+    Level,
+    Temperature,
+    Pressure,
+    Flow,
+    /// Safety instrumented system trip active.
+    SisTrip,
+    /// Emergency shut-down valve state.
+    EsdValve,
+    /// Interlock bypassed (联锁旁路).
+    InterlockBypass,
+    /// Detector reporting a fault of its own.
+    DetectorFault,
+    Analog,
+    Discrete,
+}
+
+impl PointKind {
+    /// Whether readings of this kind are on/off signals rather than measurements.
+    pub fn is_discrete(self) -> bool {
+        matches!(
+            self,
+            Self::SisTrip
+                | Self::EsdValve
+                | Self::InterlockBypass
+                | Self::DetectorFault
+                | Self::Discrete
+        )
+    }
+
+    /// Gas detectors and SIS signals: a blind spot on one of them is itself a risk.
+    pub fn is_safety_critical(self) -> bool {
+        matches!(
+            self,
+            Self::CombustibleGas | Self::ToxicGas | Self::SisTrip | Self::EsdValve
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CombustibleGas => "combustible_gas",
+            Self::ToxicGas => "toxic_gas",
+            Self::Level => "level",
+            Self::Temperature => "temperature",
+            Self::Pressure => "pressure",
+            Self::Flow => "flow",
+            Self::SisTrip => "sis_trip",
+            Self::EsdValve => "esd_valve",
+            Self::InterlockBypass => "interlock_bypass",
+            Self::DetectorFault => "detector_fault",
+            Self::Analog => "analog",
+            Self::Discrete => "discrete",
+        }
+    }
+}
+
+/// The four Modbus data tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegisterTable {
+    Coil,
+    DiscreteInput,
+    Holding,
+    Input,
+}
+
+impl RegisterTable {
+    /// Coils and discrete inputs are addressed per bit, registers per 16-bit word.
+    pub fn is_bit_table(self) -> bool {
+        matches!(self, Self::Coil | Self::DiscreteInput)
+    }
+
+    pub fn function_code(self) -> u8 {
+        match self {
+            Self::Coil => 0x01,
+            Self::DiscreteInput => 0x02,
+            Self::Holding => 0x03,
+            Self::Input => 0x04,
+        }
+    }
+}
+
+/// How register contents are interpreted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataType {
+    Bool,
+    U16,
+    I16,
+    U32,
+    I32,
+    F32,
+    U64,
+    I64,
+    F64,
+}
+
+impl DataType {
+    /// Registers occupied (bools take one register, or one bit in a bit table).
+    pub fn word_count(self) -> u16 {
+        match self {
+            Self::Bool | Self::U16 | Self::I16 => 1,
+            Self::U32 | Self::I32 | Self::F32 => 2,
+            Self::U64 | Self::I64 | Self::F64 => 4,
+        }
+    }
+}
+
+/// Byte order of a multi-byte value, named by where the bytes of the big-endian value
+/// `A B C D` end up. `ABCD` is the Modbus default; `CDAB` (word-swapped) is common in
+/// Chinese instruments; `BADC` swaps bytes within words; `DCBA` is little-endian.
+/// For 16-bit values only the byte swap matters; for 64-bit values the pattern
+/// extends word-wise (CDAB reverses all four words).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+pub enum WordOrder {
+    #[default]
+    #[serde(alias = "abcd")]
+    ABCD,
+    #[serde(alias = "badc")]
+    BADC,
+    #[serde(alias = "cdab")]
+    CDAB,
+    #[serde(alias = "dcba")]
+    DCBA,
+}
+
+impl WordOrder {
+    pub const ALL: [WordOrder; 4] = [Self::ABCD, Self::BADC, Self::CDAB, Self::DCBA];
+
+    /// Bytes swapped inside each 16-bit register.
+    pub fn swaps_bytes(self) -> bool {
+        matches!(self, Self::BADC | Self::DCBA)
+    }
+
+    /// Registers in least-significant-first order.
+    pub fn swaps_words(self) -> bool {
+        matches!(self, Self::CDAB | Self::DCBA)
+    }
+}

@@ -1,0 +1,98 @@
+//! Reading a site file: TOML through the `config` crate, with `HAZGATE__…`
+//! environment overrides layered on top (e.g. `HAZGATE__GATEWAY__GATEWAY_ID=gw-02`).
+
+use std::{fmt, path::Path};
+
+use config::{Config, Environment, File, FileFormat};
+
+use super::{file::SiteFile, site::Site, validate::{compile, FieldError}};
+
+/// Why a configuration could not be used. Each line names the file and the field.
+#[derive(Debug)]
+pub struct LoadError {
+    pub file: String,
+    pub errors: Vec<FieldError>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}: {e}", self.file)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Where the text of a site comes from.
+pub enum SiteSource<'a> {
+    Path(&'a Path),
+    /// Embedded text (the built-in demo site), with a name for messages.
+    Text { name: &'a str, toml: &'a str },
+}
+
+/// Loads, overrides from the environment, validates and compiles a site.
+pub fn load_site(source: SiteSource<'_>) -> Result<Site, LoadError> {
+    let file = load_site_file(source, true)?;
+    let (name, site_file) = file;
+    compile(&site_file).map_err(|errors| LoadError { file: name, errors })
+}
+
+/// Loads the raw file (no cross-field checks). `env` applies `HAZGATE__` overrides.
+pub fn load_site_file(
+    source: SiteSource<'_>,
+    env: bool,
+) -> Result<(String, SiteFile), LoadError> {
+    let (name, builder) = match source {
+        SiteSource::Path(p) => {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.display().to_string());
+            if !p.is_file() {
+                return Err(single(name, "", format!("cannot read {}: no such file", p.display())));
+            }
+            (
+                name,
+                Config::builder().add_source(File::from(p).format(FileFormat::Toml)),
+            )
+        }
+        SiteSource::Text { name, toml } => (
+            name.to_string(),
+            Config::builder().add_source(File::from_str(toml, FileFormat::Toml)),
+        ),
+    };
+    let builder = if env {
+        builder.add_source(
+            Environment::with_prefix("HAZGATE")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        )
+    } else {
+        builder
+    };
+    let cfg = builder
+        .build()
+        .map_err(|e| single(name.clone(), "", e.to_string()))?;
+    let site: SiteFile = serde_path_to_error::deserialize(cfg).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        single(name.clone(), &path, e.into_inner().to_string())
+    })?;
+    Ok((name, site))
+}
+
+fn single(file: String, path: &str, message: String) -> LoadError {
+    LoadError {
+        file,
+        errors: vec![FieldError {
+            path: if path.is_empty() { "(file)".into() } else { path.into() },
+            message,
+        }],
+    }
+}

@@ -1,0 +1,290 @@
+//! The validated site model every stage works from.
+//!
+//! Built only by [`super::validate::compile`], so code holding a [`Site`] can rely on
+//! its invariants: ids are unique, every point's device exists, data types agree with
+//! tables, scaling is complete. Points are stored densely and addressed by
+//! [`PointIndex`] on hot paths; ids are for people and wire formats.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use serde::Serialize;
+
+pub use super::file::{
+    DataType, GatewayFile as Gateway, HazardSourceKind, Parity, PointKind, RegisterTable,
+    WordOrder,
+};
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            pub fn new(s: &str) -> Self {
+                Self(Arc::from(s))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.pad(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A point's id, e.g. `GT-101`.
+    PointId
+);
+string_id!(
+    /// A major hazard source's id, e.g. `HS-01`.
+    HazardSourceId
+);
+string_id!(
+    /// A device's id, unique across the site.
+    DeviceId
+);
+string_id!(
+    /// A channel's id.
+    ChannelId
+);
+
+/// Dense index of a point in [`Site::points`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct PointIndex(pub u32);
+
+impl PointIndex {
+    pub fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Dense index of a hazard source in [`Site::hazard_sources`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct SourceIndex(pub u32);
+
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub gateway: Gateway,
+    pub hazard_sources: Vec<HazardSource>,
+    pub channels: Vec<Channel>,
+    pub points: Vec<Point>,
+    pub stale_after_periods: u32,
+}
+
+impl Site {
+    pub fn point(&self, index: PointIndex) -> &Point {
+        &self.points[index.get()]
+    }
+
+    pub fn source(&self, index: SourceIndex) -> &HazardSource {
+        &self.hazard_sources[index.0 as usize]
+    }
+
+    pub fn point_by_id(&self, id: &str) -> Option<&Point> {
+        self.points.iter().find(|p| p.id.as_str() == id)
+    }
+
+    pub fn devices(&self) -> impl Iterator<Item = (&Channel, &Device)> {
+        self.channels
+            .iter()
+            .flat_map(|c| c.devices.iter().map(move |d| (c, d)))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HazardSource {
+    pub id: HazardSourceId,
+    pub name: String,
+    pub kind: HazardSourceKind,
+    /// GB 18218-2018 level, 1 (most dangerous) to 4.
+    pub level: u8,
+    pub r_value: Option<f64>,
+    pub responsible: Vec<String>,
+    pub points: Vec<PointIndex>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub id: ChannelId,
+    pub transport: Transport,
+    pub inter_frame_delay: Duration,
+    pub devices: Vec<Device>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transport {
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    Rtu {
+        path: String,
+        baud: u32,
+        parity: Parity,
+        data_bits: u8,
+        stop_bits: u8,
+    },
+    RtuOverTcp {
+        host: String,
+        port: u16,
+    },
+}
+
+impl Transport {
+    /// Whether the medium carries one transaction at a time with no transaction id,
+    /// so a late answer can be mistaken for the next one.
+    pub fn is_rtu_framed(&self) -> bool {
+        !matches!(self, Self::Tcp { .. })
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            Self::Rtu { path, baud, .. } => write!(f, "rtu:{path}@{baud}"),
+            Self::RtuOverTcp { host, port } => write!(f, "rtu+tcp://{host}:{port}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub id: DeviceId,
+    pub unit_id: u8,
+    pub poll_interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub max_backoff: Duration,
+    pub limits: BlockLimits,
+    pub points: Vec<PointIndex>,
+    pub description: String,
+}
+
+/// How a device's points may be grouped into read requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockLimits {
+    pub max_registers: u16,
+    pub max_bits: u16,
+    pub max_gap: u16,
+}
+
+impl Default for BlockLimits {
+    fn default() -> Self {
+        Self {
+            max_registers: 125,
+            max_bits: 2000,
+            max_gap: 16,
+        }
+    }
+}
+
+/// Where a point's raw value lives and how to read it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RegisterSpec {
+    pub table: RegisterTable,
+    pub address: u16,
+    pub data_type: DataType,
+    pub word_order: WordOrder,
+    /// Bit inside a register, for bools in holding / input registers.
+    pub bit: Option<u8>,
+}
+
+impl RegisterSpec {
+    /// Addresses the point occupies in its table (bits for bit tables).
+    pub fn width(&self) -> u16 {
+        if self.table.is_bit_table() {
+            1
+        } else {
+            self.data_type.word_count()
+        }
+    }
+}
+
+/// Raw number → engineering units.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scaling {
+    /// eng = raw × scale + offset.
+    Linear { scale: f64, offset: f64 },
+    /// Maps raw_lo..raw_hi onto eng_lo..eng_hi (extrapolating outside).
+    Range { raw: [f64; 2], eng: [f64; 2] },
+}
+
+impl Scaling {
+    pub const IDENTITY: Scaling = Scaling::Linear {
+        scale: 1.0,
+        offset: 0.0,
+    };
+
+    pub fn apply(&self, raw: f64) -> f64 {
+        match *self {
+            Self::Linear { scale, offset } => raw * scale + offset,
+            Self::Range { raw: [r0, r1], eng: [e0, e1] } => e0 + (raw - r0) * (e1 - e0) / (r1 - r0),
+        }
+    }
+
+    /// The inverse map, used by the simulator to produce raw counts.
+    pub fn invert(&self, eng: f64) -> f64 {
+        match *self {
+            Self::Linear { scale, offset } => (eng - offset) / scale,
+            Self::Range { raw: [r0, r1], eng: [e0, e1] } => r0 + (eng - e0) * (r1 - r0) / (e1 - e0),
+        }
+    }
+}
+
+/// 4–20 mA loop supervision on a point with a raw range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoopCurrent {
+    /// Raw counts at 4 mA and 20 mA.
+    pub raw_4ma: f64,
+    pub raw_20ma: f64,
+    pub fault_below_ma: f64,
+    pub fault_above_ma: f64,
+}
+
+impl LoopCurrent {
+    pub fn milliamps(&self, raw: f64) -> f64 {
+        4.0 + 16.0 * (raw - self.raw_4ma) / (self.raw_20ma - self.raw_4ma)
+    }
+
+    pub fn raw_at(&self, ma: f64) -> f64 {
+        self.raw_4ma + (ma - 4.0) * (self.raw_20ma - self.raw_4ma) / 16.0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub id: PointId,
+    pub index: PointIndex,
+    pub name: String,
+    pub source: SourceIndex,
+    pub source_id: HazardSourceId,
+    pub kind: PointKind,
+    pub gas: Option<&'static super::gas::Gas>,
+    /// (channel index, device index within the channel).
+    pub device: (usize, usize),
+    pub device_id: DeviceId,
+    pub register: RegisterSpec,
+    pub scaling: Scaling,
+    pub loop_current: Option<LoopCurrent>,
+    pub unit: String,
+    pub valid_range: Option<[f64; 2]>,
+    pub fault_codes: Vec<u64>,
+    pub fault_point: Option<PointIndex>,
+    pub normal: Option<bool>,
+}
+
+impl Point {
+    pub fn is_discrete(&self) -> bool {
+        self.register.data_type == DataType::Bool
+    }
+}

@@ -1,0 +1,191 @@
+//! What acquisition produces and every later stage consumes.
+
+use std::{
+    fmt,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use serde::Serialize;
+
+use crate::model::PointIndex;
+
+/// Milliseconds since the Unix epoch, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Self(ms)
+    }
+
+    /// RFC 3339 with milliseconds, e.g. `2026-11-23T07:42:59.123Z`.
+    pub fn to_rfc3339(self) -> String {
+        let t = UNIX_EPOCH + Duration::from_millis(self.0.max(0) as u64);
+        humantime::format_rfc3339_millis(t).to_string()
+    }
+}
+
+/// How far a reading can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Quality {
+    Good,
+    /// Timeout, disconnect, bad CRC or garbled frame: no value was obtained.
+    CommFailure,
+    /// The device answered with a Modbus exception (code inside).
+    DeviceException(u8),
+    /// A value arrived but is not a measurement: outside its valid range, a 4–20 mA
+    /// loop out of band, a vendor fault code, or the detector's own fault bit.
+    SensorFault,
+    /// No fresh value for longer than the site's stale limit.
+    Stale,
+}
+
+impl Quality {
+    pub fn is_good(self) -> bool {
+        self == Self::Good
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Good => "good",
+            Self::CommFailure => "comm_failure",
+            Self::DeviceException(_) => "device_exception",
+            Self::SensorFault => "sensor_fault",
+            Self::Stale => "stale",
+        }
+    }
+
+    pub fn exception_code(self) -> Option<u8> {
+        match self {
+            Self::DeviceException(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Quality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DeviceException(c) => write!(f, "device_exception(0x{c:02X})"),
+            q => f.write_str(q.as_str()),
+        }
+    }
+}
+
+impl Serialize for Quality {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A value in engineering units.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Value {
+    Analog(f64),
+    Discrete(bool),
+}
+
+impl Value {
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Self::Analog(v) => v,
+            Self::Discrete(b) => f64::from(u8::from(b)),
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Analog(v) => write!(f, "{v:.2}"),
+            Self::Discrete(b) => write!(f, "{}", if *b { "ON" } else { "off" }),
+        }
+    }
+}
+
+/// The raw words or bit a value was decoded from, kept for commissioning and audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Raw {
+    #[default]
+    None,
+    Bit(bool),
+    Words { words: [u16; 4], len: u8 },
+}
+
+impl Raw {
+    pub fn words(ws: &[u16]) -> Self {
+        let mut words = [0u16; 4];
+        let len = ws.len().min(4);
+        words[..len].copy_from_slice(&ws[..len]);
+        Self::Words {
+            words,
+            len: len as u8,
+        }
+    }
+}
+
+impl Serialize for Raw {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::None => s.serialize_none(),
+            Self::Bit(b) => s.serialize_bool(*b),
+            Self::Words { words, len } => words[..*len as usize].serialize(s),
+        }
+    }
+}
+
+impl fmt::Display for Raw {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("-"),
+            Self::Bit(b) => write!(f, "{}", u8::from(*b)),
+            Self::Words { words, len } => {
+                for (i, w) in words[..*len as usize].iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    write!(f, "{w:04X}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One point's value at one instant. Small and `Copy`: ids are resolved through the
+/// site model by `point` only where a person or a wire format needs them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reading {
+    pub point: PointIndex,
+    /// `None` when no value was obtained (comm failure, exception) or the value is
+    /// not a number (NaN / infinite float).
+    pub value: Option<Value>,
+    pub quality: Quality,
+    /// Acquisition time (UTC).
+    pub ts: Timestamp,
+    pub raw: Raw,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp(1_795_420_979_123).to_rfc3339(),
+            "2026-11-23T07:42:59.123Z"
+        );
+        assert_eq!(
+            Timestamp(951_782_400_000).to_rfc3339(),
+            "2000-02-29T00:00:00.000Z"
+        );
+    }
+}

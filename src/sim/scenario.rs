@@ -1,0 +1,254 @@
+//! Scripted process behaviour for the simulator.
+//!
+//! A scenario is a pure function of (point, seconds since start) → what the device
+//! should hold, so runs are reproducible apart from the noise, and a scenario can be
+//! inspected or tested without any server.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use crate::model::{DeviceId, Point, PointIndex, PointKind, Site};
+
+/// The scenarios an engineer can pick with `--scenario`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScenarioKind {
+    /// Everything normal, values with a little noise.
+    Steady,
+    /// A combustible detector ramps slowly to 60 %LEL.
+    GasLeak,
+    /// A toxic detector ramps to three times its gas's OEL.
+    ToxicLeak,
+    /// A tank level climbs to 98 % of span.
+    Overfill,
+    /// A SIS trip signal becomes active.
+    SisTrip,
+    /// An interlock bypass (联锁旁路) is switched on.
+    Bypass,
+    /// A gas detector's loop current drops below 3.8 mA (or its fault bit is set).
+    DetectorFault,
+    /// A device stops answering altogether.
+    DeadDevice,
+    /// A device answers every read with exception 0x02 (illegal data address).
+    Exception,
+}
+
+impl fmt::Display for ScenarioKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use clap::ValueEnum;
+        match self.to_possible_value() {
+            Some(v) => f.write_str(v.get_name()),
+            None => write!(f, "{self:?}"),
+        }
+    }
+}
+
+impl FromStr for ScenarioKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        <Self as clap::ValueEnum>::from_str(s, true)
+    }
+}
+
+/// Timing of a scenario's event.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Normal operation before the event starts.
+    pub start_after: Duration,
+    /// How long a ramp takes to reach its peak.
+    pub ramp: Duration,
+    /// When set, the event ends this long after it started and the site returns to normal.
+    pub recover_after: Option<Duration>,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            start_after: Duration::from_secs(5),
+            ramp: Duration::from_secs(60),
+            recover_after: None,
+        }
+    }
+}
+
+/// What a device should present for one point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SimValue {
+    /// An engineering value, encoded through the point's scaling.
+    Eng(f64),
+    Bit(bool),
+    /// A raw loop current (for 4–20 mA points), in mA.
+    LoopMa(f64),
+}
+
+/// How a device behaves on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceMode {
+    Normal,
+    Silent,
+    Exception(u8),
+}
+
+/// A scenario bound to a site: which point or device it acts on.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub kind: ScenarioKind,
+    pub timing: Timing,
+    /// The point the event acts on, if any.
+    pub target_point: Option<PointIndex>,
+    /// A point whose fault bit the detector-fault scenario sets instead of the loop.
+    pub fault_bit: Option<PointIndex>,
+    /// The device the dead-device / exception scenarios act on.
+    pub target_device: Option<DeviceId>,
+}
+
+impl Scenario {
+    /// Binds `kind` to the first suitable point or device of `site`, or to the given
+    /// target (a point id or device id).
+    pub fn bind(site: &Site, kind: ScenarioKind, timing: Timing, target: Option<&str>) -> Result<Self, String> {
+        let by_target = |pred: &dyn Fn(&Point) -> bool| -> Result<Option<PointIndex>, String> {
+            match target {
+                Some(id) => match site.point_by_id(id) {
+                    Some(p) if pred(p) => Ok(Some(p.index)),
+                    Some(p) => Err(format!("point {id} ({}) does not fit scenario {kind}", p.kind.as_str())),
+                    None => Err(format!("no point {id}")),
+                },
+                None => Ok(site.points.iter().find(|p| pred(p)).map(|p| p.index)),
+            }
+        };
+        let mut s = Scenario {
+            kind,
+            timing,
+            target_point: None,
+            fault_bit: None,
+            target_device: None,
+        };
+        let need = |p: Option<PointIndex>, what: &str| p.ok_or_else(|| format!("scenario {kind} needs a {what} point in the site"));
+        match kind {
+            ScenarioKind::Steady => {}
+            ScenarioKind::GasLeak => {
+                s.target_point = Some(need(by_target(&|p| p.kind == PointKind::CombustibleGas)?, "combustible_gas")?)
+            }
+            ScenarioKind::ToxicLeak => {
+                s.target_point = Some(need(by_target(&|p| p.kind == PointKind::ToxicGas)?, "toxic_gas")?)
+            }
+            ScenarioKind::Overfill => s.target_point = Some(need(by_target(&|p| p.kind == PointKind::Level)?, "level")?),
+            ScenarioKind::SisTrip => s.target_point = Some(need(by_target(&|p| p.kind == PointKind::SisTrip)?, "sis_trip")?),
+            ScenarioKind::Bypass => {
+                s.target_point = Some(need(by_target(&|p| p.kind == PointKind::InterlockBypass)?, "interlock_bypass")?)
+            }
+            ScenarioKind::DetectorFault => {
+                let is_detector = |p: &Point| {
+                    matches!(p.kind, PointKind::CombustibleGas | PointKind::ToxicGas)
+                        && (p.loop_current.is_some() || p.fault_point.is_some())
+                };
+                let p = need(by_target(&is_detector)?, "gas detector with loop_current or fault_point")?;
+                let point = site.point(p);
+                if point.loop_current.is_none() {
+                    s.fault_bit = point.fault_point;
+                }
+                s.target_point = Some(p);
+            }
+            ScenarioKind::DeadDevice | ScenarioKind::Exception => {
+                let device = match target {
+                    Some(id) => site
+                        .devices()
+                        .find(|(_, d)| d.id.as_str() == id)
+                        .map(|(_, d)| d.id.clone())
+                        .ok_or_else(|| format!("no device {id}"))?,
+                    None => site
+                        .devices()
+                        .map(|(_, d)| d.id.clone())
+                        .next()
+                        .ok_or("the site has no devices")?,
+                };
+                s.target_device = Some(device);
+            }
+        }
+        Ok(s)
+    }
+
+    /// Seconds into the event, or `None` when it is not running at `t`.
+    fn event_time(&self, t: f64) -> Option<f64> {
+        let start = self.timing.start_after.as_secs_f64();
+        if t < start {
+            return None;
+        }
+        if let Some(r) = self.timing.recover_after {
+            if t >= start + r.as_secs_f64() {
+                return None;
+            }
+        }
+        Some(t - start)
+    }
+
+    /// The wire behaviour of `device` at `t` seconds.
+    pub fn device_mode(&self, device: &DeviceId, t: f64) -> DeviceMode {
+        if self.target_device.as_ref() != Some(device) || self.event_time(t).is_none() {
+            return DeviceMode::Normal;
+        }
+        match self.kind {
+            ScenarioKind::DeadDevice => DeviceMode::Silent,
+            ScenarioKind::Exception => DeviceMode::Exception(0x02),
+            _ => DeviceMode::Normal,
+        }
+    }
+
+    /// What `point` should read at `t` seconds; `noise` is in -1..=1.
+    pub fn value(&self, point: &Point, t: f64, noise: f64) -> SimValue {
+        let base = baseline(point, noise);
+        let Some(e) = self.event_time(t) else {
+            return base;
+        };
+        let ramp = (e / self.timing.ramp.as_secs_f64().max(0.001)).min(1.0);
+        if self.fault_bit == Some(point.index) {
+            return SimValue::Bit(true);
+        }
+        if self.target_point != Some(point.index) {
+            return base;
+        }
+        let SimValue::Eng(b) = base else {
+            // Discrete targets: the event switches them to their abnormal state.
+            return SimValue::Bit(!point.normal.unwrap_or(false));
+        };
+        let towards = |peak: f64| SimValue::Eng(b + (peak - b) * ramp);
+        match self.kind {
+            ScenarioKind::GasLeak => towards(60.0),
+            ScenarioKind::ToxicLeak => towards(3.0 * point.gas.and_then(|g| g.oel_ppm).unwrap_or(10.0)),
+            ScenarioKind::Overfill => {
+                let [lo, hi] = span(point);
+                towards(lo + 0.98 * (hi - lo))
+            }
+            ScenarioKind::DetectorFault => SimValue::LoopMa(2.0),
+            _ => base,
+        }
+    }
+}
+
+/// The engineering span of a point: its valid range, else its eng range, else 0–100.
+fn span(point: &Point) -> [f64; 2] {
+    if let Some(r) = point.valid_range {
+        return r;
+    }
+    match point.scaling {
+        crate::model::Scaling::Range { eng, .. } => eng,
+        crate::model::Scaling::Linear { .. } => [0.0, 100.0],
+    }
+}
+
+/// Normal operation: gas near zero, process values mid-span, discretes in their normal state.
+fn baseline(point: &Point, noise: f64) -> SimValue {
+    match point.kind {
+        k if k.is_discrete() => SimValue::Bit(match k {
+            PointKind::SisTrip | PointKind::InterlockBypass | PointKind::DetectorFault => false,
+            _ => point.normal.unwrap_or(false),
+        }),
+        PointKind::CombustibleGas => SimValue::Eng(1.0 + noise),
+        PointKind::ToxicGas => {
+            let oel = point.gas.and_then(|g| g.oel_ppm).unwrap_or(10.0);
+            SimValue::Eng((0.05 + 0.03 * noise) * oel)
+        }
+        _ => {
+            let [lo, hi] = span(point);
+            SimValue::Eng(lo + (hi - lo) * (0.45 + 0.005 * noise))
+        }
+    }
+}
