@@ -1,0 +1,346 @@
+//! Acquisition against pymodbus, a Modbus implementation that is not ours, over Modbus
+//! TCP, RTU on a socat pty pair, and RTU framing over TCP.
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use common::*;
+use hazgate::{
+    acquire::{spawn_acquisition, AcquireStats, LatestStore},
+    app::poll::poll_site_once,
+    model::Site,
+    reading::{Quality, Reading, Value},
+};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+/// (type, value) pairs exactly representable as f64 after decoding.
+const NUMBERS: &[(&str, f64)] = &[
+    ("u16", 48879.0),
+    ("i16", -12345.0),
+    ("u32", 3_000_000_123.0),
+    ("i32", -2_000_000_001.0),
+    ("f32", 123.456),
+    ("u64", 1_234_567_890_123.0),
+    ("i64", -987_654_321_012.0),
+    ("f64", -1234.5678125),
+];
+const ORDERS: &[&str] = &["ABCD", "BADC", "CDAB", "DCBA"];
+
+fn words(t: &str) -> u16 {
+    match t {
+        "u16" | "i16" => 1,
+        "u32" | "i32" | "f32" => 2,
+        _ => 4,
+    }
+}
+
+/// The peer's register map and the matching site points for the decode matrix.
+fn matrix() -> (serde_json::Value, String, Vec<(String, Expect)>) {
+    let mut holding = Vec::new();
+    let mut points = String::new();
+    let mut expect = Vec::new();
+    let mut addr = 0u16;
+    for (t, v) in NUMBERS {
+        for o in ORDERS {
+            let id = format!("N-{t}-{o}");
+            holding.push(json!({"addr": addr, "type": t, "order": o, "value": v}));
+            points += &format!(
+                "[[hazard_sources.points]]\nid = \"{id}\"\nkind = \"analog\"\ndevice = \"D1\"\ntable = \"holding\"\naddress = {addr}\ndata_type = \"{t}\"\nword_order = \"{o}\"\n\n"
+            );
+            let tol = if *t == "f32" { 1e-4 } else { 0.0 };
+            expect.push((id, Expect::Value(*v, tol)));
+            addr += words(t);
+        }
+    }
+    // Bits in a status register, scaling, a vendor fault code, valid range.
+    holding.push(json!({"addr": 200, "type": "raw", "value": [0b1000_0000_0000_0100u16]}));
+    holding.push(json!({"addr": 210, "type": "raw", "value": [1234]}));
+    holding.push(json!({"addr": 220, "type": "raw", "value": [65535]}));
+    holding.push(json!({"addr": 221, "type": "raw", "value": [150]}));
+    for (id, bit, v) in [("B-2", 2, true), ("B-15", 15, true), ("B-3", 3, false)] {
+        points += &format!("[[hazard_sources.points]]\nid = \"{id}\"\nkind = \"discrete\"\ndevice = \"D1\"\ntable = \"holding\"\naddress = 200\nbit = {bit}\n\n");
+        expect.push((id.into(), Expect::Bool(v)));
+    }
+    points += "[[hazard_sources.points]]\nid = \"SCALED\"\nkind = \"pressure\"\ndevice = \"D1\"\ntable = \"holding\"\naddress = 210\ndata_type = \"u16\"\nscale = 0.1\noffset = -10.0\n\n";
+    expect.push(("SCALED".into(), Expect::Value(113.4, 1e-9)));
+    points += "[[hazard_sources.points]]\nid = \"CODE\"\nkind = \"toxic_gas\"\ngas = \"nh3\"\ndevice = \"D1\"\ntable = \"holding\"\naddress = 220\ndata_type = \"u16\"\nscale = 0.1\nfault_codes = [65535]\n\n";
+    expect.push(("CODE".into(), Expect::Quality(Quality::SensorFault)));
+    points += "[[hazard_sources.points]]\nid = \"RANGE\"\nkind = \"combustible_gas\"\ndevice = \"D1\"\ntable = \"holding\"\naddress = 221\ndata_type = \"u16\"\nvalid_range = [0.0, 100.0]\n\n";
+    expect.push(("RANGE".into(), Expect::Quality(Quality::SensorFault)));
+    // Coils and discrete inputs.
+    for (id, table, a, v) in [("C0", "coil", 0, true), ("C1", "coil", 1, false), ("D5", "discrete_input", 5, true)] {
+        points += &format!("[[hazard_sources.points]]\nid = \"{id}\"\nkind = \"sis_trip\"\ndevice = \"D1\"\ntable = \"{table}\"\naddress = {a}\n\n");
+        expect.push((id.into(), Expect::Bool(v)));
+    }
+    // 4–20 mA transmitters as 4000–20000 counts in input registers.
+    for (i, (raw, e)) in [
+        (12000, Expect::Value(50.0, 1e-9)),
+        (3500, Expect::Quality(Quality::SensorFault)),
+        (20800, Expect::Quality(Quality::SensorFault)),
+        (3900, Expect::Value(-0.625, 1e-9)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("LOOP-{i}");
+        points += &format!("[[hazard_sources.points]]\nid = \"{id}\"\nkind = \"level\"\ndevice = \"D1\"\ntable = \"input\"\naddress = {i}\ndata_type = \"u16\"\nraw_range = [4000.0, 20000.0]\neng_range = [0.0, 100.0]\nloop_current = {{ fault_below_ma = 3.8, fault_above_ma = 20.5 }}\nunit = \"%\"\n\n");
+        expect.push((id, e));
+        let _ = raw;
+    }
+    let input: Vec<_> = [12000, 3500, 20800, 3900]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| json!({"addr": i, "type": "raw", "value": [r]}))
+        .collect();
+    let map = json!({"devices": [{
+        "unit": 1,
+        "holding": {"size": 240, "values": holding},
+        "input": {"size": 8, "values": input},
+        "coils": {"size": 16, "set": [0]},
+        "discrete": {"size": 16, "set": [5]},
+    }]});
+    (map, points, expect)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    Value(f64, f64),
+    Bool(bool),
+    Quality(Quality),
+}
+
+fn check(site: &Site, readings: &[Reading], expect: &[(String, Expect)]) {
+    assert_eq!(readings.len(), expect.len(), "one reading per point");
+    let mut failures = Vec::new();
+    for (id, e) in expect {
+        let p = site.point_by_id(id).unwrap();
+        let r = readings.iter().find(|r| r.point == p.index).unwrap();
+        let ok = match *e {
+            Expect::Value(v, tol) => {
+                r.quality == Quality::Good && matches!(r.value, Some(Value::Analog(x)) if (x - v).abs() <= tol.max(v.abs() * 1e-12))
+            }
+            Expect::Bool(b) => r.quality == Quality::Good && r.value == Some(Value::Discrete(b)),
+            Expect::Quality(q) => r.quality == q,
+        };
+        if !ok {
+            failures.push(format!("{id}: expected {e:?}, got {:?} {:?} raw {}", r.value, r.quality, r.raw));
+        }
+    }
+    assert!(failures.is_empty(), "decode mismatches:\n{}", failures.join("\n"));
+}
+
+fn matrix_site(at: &PeerAt, points: &str) -> Arc<Site> {
+    let toml = format!(
+        "{GATEWAY_TOML}\n{}\n[[channels.devices]]\nid = \"D1\"\nunit_id = 1\ntimeout_ms = 1000\n\n[[hazard_sources]]\nid = \"HS\"\nname = \"Matrix\"\nkind = \"process_unit\"\nlevel = 2\n\n{points}",
+        channel_toml("ch", at)
+    );
+    site_from_toml(&toml)
+}
+
+async fn decode_matrix(at: PeerAt, peer_at: PeerAt, dir: &std::path::Path) {
+    let (map, points, expect) = matrix();
+    let _peer = pymodbus(&map, &peer_at, dir, &PeerOpts::default());
+    let site = matrix_site(&at, &points);
+    let readings = poll_site_once(&site, None).await;
+    check(&site, &readings, &expect);
+}
+
+#[tokio::test]
+async fn tcp_decodes_every_type_order_and_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    decode_matrix(PeerAt::Tcp(port), PeerAt::Tcp(port), dir.path()).await;
+}
+
+#[tokio::test]
+async fn rtu_over_pty_decodes_every_type_order_and_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let pty = socat_pair(dir.path());
+    decode_matrix(PeerAt::Serial(pty.a.clone()), PeerAt::Serial(pty.b.clone()), dir.path()).await;
+}
+
+#[tokio::test]
+async fn rtu_over_tcp_decodes_every_type_order_and_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    decode_matrix(PeerAt::RtuOverTcp(port), PeerAt::RtuOverTcp(port), dir.path()).await;
+}
+
+/// Two devices on one channel, each with one u16 at holding 0 and a coil.
+fn two_device_site(at: &PeerAt, poll_ms: u64, timeout_ms: u64, max_backoff_ms: u64) -> Arc<Site> {
+    let mut toml = format!("{GATEWAY_TOML}\n{}\n", channel_toml("ch", at));
+    for unit in [1, 2] {
+        toml += &format!("[[channels.devices]]\nid = \"D{unit}\"\nunit_id = {unit}\npoll_interval_ms = {poll_ms}\ntimeout_ms = {timeout_ms}\nretries = 1\nmax_backoff_ms = {max_backoff_ms}\n\n");
+    }
+    toml += "[[hazard_sources]]\nid = \"HS\"\nname = \"Two\"\nkind = \"warehouse\"\nlevel = 3\n\n";
+    for unit in [1, 2] {
+        toml += &format!("[[hazard_sources.points]]\nid = \"P{unit}\"\nkind = \"analog\"\ndevice = \"D{unit}\"\ntable = \"holding\"\naddress = 0\ndata_type = \"u16\"\n\n");
+    }
+    site_from_toml(&toml)
+}
+
+fn unit_map(unit: u8, value: u16, extra: serde_json::Value) -> serde_json::Value {
+    let mut d = json!({"unit": unit, "holding": {"size": 4, "values": [{"addr": 0, "type": "raw", "value": [value]}]}});
+    if let (Some(d), Some(extra)) = (d.as_object_mut(), extra.as_object()) {
+        d.extend(extra.clone());
+    }
+    d
+}
+
+fn reading_of(site: &Site, readings: &[Reading], id: &str) -> Reading {
+    let p = site.point_by_id(id).unwrap();
+    *readings.iter().find(|r| r.point == p.index).unwrap()
+}
+
+#[tokio::test]
+async fn exception_response_flags_only_that_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let map = json!({"devices": [unit_map(1, 7, json!({})), unit_map(2, 9, json!({"exception": 2}))]});
+    let _peer = pymodbus(&map, &PeerAt::Tcp(port), dir.path(), &PeerOpts::default());
+    let site = two_device_site(&PeerAt::Tcp(port), 1000, 500, 5000);
+    let readings = poll_site_once(&site, None).await;
+    let p1 = reading_of(&site, &readings, "P1");
+    let p2 = reading_of(&site, &readings, "P2");
+    assert_eq!((p1.quality, p1.value), (Quality::Good, Some(Value::Analog(7.0))));
+    assert_eq!(p2.quality, Quality::DeviceException(2));
+    assert_eq!(p2.value, None, "an exception never becomes a number");
+}
+
+#[tokio::test]
+async fn garbled_rtu_frame_is_comm_failure_and_the_bus_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let pty = socat_pair(dir.path());
+    let map = json!({"devices": [unit_map(1, 7, json!({})), unit_map(2, 9, json!({}))]});
+    let opts = PeerOpts {
+        garble: Some(("crc", 1)),
+    };
+    let _peer = pymodbus(&map, &PeerAt::Serial(pty.b.clone()), dir.path(), &opts);
+    let site = two_device_site(&PeerAt::Serial(pty.a.clone()), 1000, 300, 5000);
+    let readings = poll_site_once(&site, None).await;
+    let p1 = reading_of(&site, &readings, "P1");
+    let p2 = reading_of(&site, &readings, "P2");
+    assert_eq!((p1.quality, p1.value), (Quality::CommFailure, None), "bad CRC must not become a number");
+    assert_eq!((p2.quality, p2.value), (Quality::Good, Some(Value::Analog(9.0))), "the next device on the line still reads");
+}
+
+#[tokio::test]
+async fn truncated_and_mismatched_tcp_frames_are_comm_failure() {
+    for mode in ["truncate", "txid"] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let map = json!({"devices": [unit_map(1, 7, json!({})), unit_map(2, 9, json!({}))]});
+        let opts = PeerOpts {
+            garble: Some((mode, 1)),
+        };
+        let _peer = pymodbus(&map, &PeerAt::Tcp(port), dir.path(), &opts);
+        let site = two_device_site(&PeerAt::Tcp(port), 1000, 300, 5000);
+        let readings = poll_site_once(&site, None).await;
+        let p1 = reading_of(&site, &readings, "P1");
+        let p2 = reading_of(&site, &readings, "P2");
+        assert_eq!((p1.quality, p1.value), (Quality::CommFailure, None), "{mode}");
+        assert_eq!(p2.quality, Quality::Good, "{mode}: the other unit reads after a reconnect");
+    }
+}
+
+async fn run_for(site: &Arc<Site>, secs: f64) -> (LatestStore, Arc<AcquireStats>) {
+    let store = LatestStore::new(site.points.len(), 1024);
+    let stats = Arc::new(AcquireStats::new(site));
+    let cancel = CancellationToken::new();
+    let mut tasks = spawn_acquisition(site.clone(), store.clone(), stats.clone(), cancel.clone());
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    cancel.cancel();
+    while tasks.join_next().await.is_some() {}
+    (store, stats)
+}
+
+#[tokio::test]
+async fn dead_device_on_rtu_is_backed_off_and_neighbours_keep_their_rate() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap();
+    let pty = socat_pair(dir.path());
+    let map = json!({"devices": [unit_map(1, 7, json!({})), unit_map(2, 9, json!({"silent": true}))]});
+    let _peer = pymodbus(&map, &PeerAt::Serial(pty.b.clone()), dir.path(), &PeerOpts::default());
+    // 200 ms period; without back-off the dead unit would cost 2 × 150 ms every period.
+    let site = two_device_site(&PeerAt::Serial(pty.a.clone()), 200, 150, 2000);
+    let (store, stats) = run_for(&site, 4.0).await;
+
+    let alive = &stats.devices[0].1;
+    let dead = &stats.devices[1].1;
+    let alive_polls = alive.polls_ok.load(Relaxed);
+    assert!(alive_polls >= 15, "live device polled {alive_polls} times in 4 s at 200 ms (expected ~20)");
+    let dead_requests = dead.requests.load(Relaxed);
+    assert!(
+        (2..=8).contains(&dead_requests),
+        "dead device should be probed with back-off, got {dead_requests} requests"
+    );
+    assert_eq!(dead.timeouts.load(Relaxed), dead_requests, "every request to it timed out");
+    let p1 = site.point_by_id("P1").unwrap().index;
+    let p2 = site.point_by_id("P2").unwrap().index;
+    assert_eq!(store.get(p1).unwrap().quality, Quality::Good);
+    assert_eq!(store.get(p2).unwrap().quality, Quality::CommFailure);
+}
+
+#[tokio::test]
+async fn tcp_server_restart_is_reconnected() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let map = json!({"devices": [unit_map(1, 7, json!({})), unit_map(2, 9, json!({}))]});
+    let mut peer = pymodbus(&map, &PeerAt::Tcp(port), dir.path(), &PeerOpts::default());
+    let site = two_device_site(&PeerAt::Tcp(port), 100, 200, 400);
+    let store = LatestStore::new(site.points.len(), 1024);
+    let stats = Arc::new(AcquireStats::new(&site));
+    let cancel = CancellationToken::new();
+    let mut tasks = spawn_acquisition(site.clone(), store.clone(), stats.clone(), cancel.clone());
+    let p1 = site.point_by_id("P1").unwrap().index;
+    let quality = |s: &LatestStore| s.get(p1).map(|r| r.quality);
+
+    eventually(Duration::from_secs(10), "first good reading", || quality(&store) == Some(Quality::Good)).await;
+    peer.kill();
+    eventually(Duration::from_secs(10), "comm_failure after the server died", || {
+        quality(&store) == Some(Quality::CommFailure)
+    })
+    .await;
+    let _peer = pymodbus(&map, &PeerAt::Tcp(port), dir.path(), &PeerOpts::default());
+    eventually(Duration::from_secs(10), "good again after the server restarted", || {
+        quality(&store) == Some(Quality::Good)
+    })
+    .await;
+    cancel.cancel();
+    while tasks.join_next().await.is_some() {}
+}
+
+#[tokio::test]
+async fn block_planner_issues_the_minimal_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // 20 contiguous floats (40 registers), 3 coils, 2 input registers, one far holding point.
+    let mut holding: Vec<_> = (0..20).map(|i| json!({"addr": i * 2, "type": "f32", "value": f64::from(i)})).collect();
+    holding.push(json!({"addr": 500, "type": "raw", "value": [42]}));
+    let map = json!({"devices": [{"unit": 1, "holding": {"size": 510, "values": holding},
+        "coils": {"size": 8, "set": [1]}, "input": {"size": 4}}]});
+    let _peer = pymodbus(&map, &PeerAt::Tcp(port), dir.path(), &PeerOpts::default());
+    let mut toml = format!(
+        "{GATEWAY_TOML}\n{}\n[[channels.devices]]\nid = \"D1\"\nunit_id = 1\n\n[[hazard_sources]]\nid = \"HS\"\nname = \"Plan\"\nkind = \"tank_farm\"\nlevel = 1\n\n",
+        channel_toml("ch", &PeerAt::Tcp(port))
+    );
+    for i in 0..20 {
+        toml += &format!("[[hazard_sources.points]]\nid = \"F{i}\"\nkind = \"analog\"\ndevice = \"D1\"\ntable = \"holding\"\naddress = {}\ndata_type = \"f32\"\n\n", i * 2);
+    }
+    for i in 0..3 {
+        toml += &format!("[[hazard_sources.points]]\nid = \"C{i}\"\nkind = \"discrete\"\ndevice = \"D1\"\ntable = \"coil\"\naddress = {i}\n\n");
+    }
+    for i in 0..2 {
+        toml += &format!("[[hazard_sources.points]]\nid = \"I{i}\"\nkind = \"analog\"\ndevice = \"D1\"\ntable = \"input\"\naddress = {i}\ndata_type = \"u16\"\n\n");
+    }
+    toml += "[[hazard_sources.points]]\nid = \"FAR\"\nkind = \"analog\"\ndevice = \"D1\"\ntable = \"holding\"\naddress = 500\ndata_type = \"u16\"\n\n";
+    let site = site_from_toml(&toml);
+    let readings = poll_site_once(&site, None).await;
+    assert!(readings.iter().all(|r| r.quality == Quality::Good), "{readings:?}");
+    let mut reqs = peer_requests(dir.path());
+    reqs.sort();
+    // fc 1 coils 0..3; fc 3 holding 0..40 and 500..501; fc 4 input 0..2.
+    assert_eq!(reqs, vec![(1, 1, 0, 3), (1, 3, 0, 40), (1, 3, 500, 1), (1, 4, 0, 2)]);
+}

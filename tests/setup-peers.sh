@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the integration tests talk to, idempotently, on a fresh machine:
+#   - socat (Debian) for RTU over a pseudo-terminal pair,
+#   - pymodbus (PyPI, pinned) in the project-local virtualenv .venv.
+# Safe to run again; does nothing that is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYMODBUS_VERSION=3.16.1
+
+need_apt=()
+command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup-peers: installing ${need_apt[*]} from Debian"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup-peers: creating .venv"
+  "$PY" -m venv .venv
+fi
+if ! .venv/bin/python -c "import pymodbus, serial, sys; sys.exit(pymodbus.__version__ != '$PYMODBUS_VERSION')" 2>/dev/null; then
+  echo "setup-peers: installing pymodbus $PYMODBUS_VERSION into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check "pymodbus[serial]==$PYMODBUS_VERSION"
+fi
+echo "setup-peers: socat $(socat -V 2>/dev/null | awk '/socat version/ {print $3}'), pymodbus $(.venv/bin/python -c 'import pymodbus; print(pymodbus.__version__)')"
