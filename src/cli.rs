@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::{app, sim::ScenarioKind};
 
 #[derive(Debug, Parser)]
-#[command(name = "hazgate", version, about = "Edge gateway for major-hazard-source monitoring (重大危险源监测预警)")]
+#[command(
+    name = "hazgate",
+    version,
+    about = "Edge gateway for major-hazard-source monitoring (重大危险源监测预警)"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub log: LogArgs,

@@ -115,7 +115,10 @@ pub enum Raw {
     #[default]
     None,
     Bit(bool),
-    Words { words: [u16; 4], len: u8 },
+    Words {
+        words: [u16; 4],
+        len: u8,
+    },
 }
 
 impl Raw {

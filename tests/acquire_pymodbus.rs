@@ -70,7 +70,11 @@ fn matrix() -> (serde_json::Value, String, Vec<(String, Expect)>) {
     points += "[[hazard_sources.points]]\nid = \"RANGE\"\nkind = \"combustible_gas\"\ndevice = \"D1\"\ntable = \"holding\"\naddress = 221\ndata_type = \"u16\"\nvalid_range = [0.0, 100.0]\n\n";
     expect.push(("RANGE".into(), Expect::Quality(Quality::SensorFault)));
     // Coils and discrete inputs.
-    for (id, table, a, v) in [("C0", "coil", 0, true), ("C1", "coil", 1, false), ("D5", "discrete_input", 5, true)] {
+    for (id, table, a, v) in [
+        ("C0", "coil", 0, true),
+        ("C1", "coil", 1, false),
+        ("D5", "discrete_input", 5, true),
+    ] {
         points += &format!("[[hazard_sources.points]]\nid = \"{id}\"\nkind = \"sis_trip\"\ndevice = \"D1\"\ntable = \"{table}\"\naddress = {a}\n\n");
         expect.push((id.into(), Expect::Bool(v)));
     }
@@ -119,16 +123,24 @@ fn check(site: &Site, readings: &[Reading], expect: &[(String, Expect)]) {
         let r = readings.iter().find(|r| r.point == p.index).unwrap();
         let ok = match *e {
             Expect::Value(v, tol) => {
-                r.quality == Quality::Good && matches!(r.value, Some(Value::Analog(x)) if (x - v).abs() <= tol.max(v.abs() * 1e-12))
+                r.quality == Quality::Good
+                    && matches!(r.value, Some(Value::Analog(x)) if (x - v).abs() <= tol.max(v.abs() * 1e-12))
             }
             Expect::Bool(b) => r.quality == Quality::Good && r.value == Some(Value::Discrete(b)),
             Expect::Quality(q) => r.quality == q,
         };
         if !ok {
-            failures.push(format!("{id}: expected {e:?}, got {:?} {:?} raw {}", r.value, r.quality, r.raw));
+            failures.push(format!(
+                "{id}: expected {e:?}, got {:?} {:?} raw {}",
+                r.value, r.quality, r.raw
+            ));
         }
     }
-    assert!(failures.is_empty(), "decode mismatches:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "decode mismatches:\n{}",
+        failures.join("\n")
+    );
 }
 
 fn matrix_site(at: &PeerAt, points: &str) -> Arc<Site> {
@@ -158,14 +170,24 @@ async fn tcp_decodes_every_type_order_and_table() {
 async fn rtu_over_pty_decodes_every_type_order_and_table() {
     let dir = tempfile::tempdir().unwrap();
     let pty = socat_pair(dir.path());
-    decode_matrix(PeerAt::Serial(pty.a.clone()), PeerAt::Serial(pty.b.clone()), dir.path()).await;
+    decode_matrix(
+        PeerAt::Serial(pty.a.clone()),
+        PeerAt::Serial(pty.b.clone()),
+        dir.path(),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn rtu_over_tcp_decodes_every_type_order_and_table() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    decode_matrix(PeerAt::RtuOverTcp(port), PeerAt::RtuOverTcp(port), dir.path()).await;
+    decode_matrix(
+        PeerAt::RtuOverTcp(port),
+        PeerAt::RtuOverTcp(port),
+        dir.path(),
+    )
+    .await;
 }
 
 /// Two devices on one channel, each with one u16 at holding 0 and a coil.
@@ -198,13 +220,17 @@ fn reading_of(site: &Site, readings: &[Reading], id: &str) -> Reading {
 async fn exception_response_flags_only_that_device() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let map = json!({"devices": [unit_map(1, 7, json!({})), unit_map(2, 9, json!({"exception": 2}))]});
+    let map =
+        json!({"devices": [unit_map(1, 7, json!({})), unit_map(2, 9, json!({"exception": 2}))]});
     let _peer = pymodbus(&map, &PeerAt::Tcp(port), dir.path(), &PeerOpts::default());
     let site = two_device_site(&PeerAt::Tcp(port), 1000, 500, 5000);
     let readings = poll_site_once(&site, None).await;
     let p1 = reading_of(&site, &readings, "P1");
     let p2 = reading_of(&site, &readings, "P2");
-    assert_eq!((p1.quality, p1.value), (Quality::Good, Some(Value::Analog(7.0))));
+    assert_eq!(
+        (p1.quality, p1.value),
+        (Quality::Good, Some(Value::Analog(7.0)))
+    );
     assert_eq!(p2.quality, Quality::DeviceException(2));
     assert_eq!(p2.value, None, "an exception never becomes a number");
 }
@@ -222,8 +248,16 @@ async fn garbled_rtu_frame_is_comm_failure_and_the_bus_recovers() {
     let readings = poll_site_once(&site, None).await;
     let p1 = reading_of(&site, &readings, "P1");
     let p2 = reading_of(&site, &readings, "P2");
-    assert_eq!((p1.quality, p1.value), (Quality::CommFailure, None), "bad CRC must not become a number");
-    assert_eq!((p2.quality, p2.value), (Quality::Good, Some(Value::Analog(9.0))), "the next device on the line still reads");
+    assert_eq!(
+        (p1.quality, p1.value),
+        (Quality::CommFailure, None),
+        "bad CRC must not become a number"
+    );
+    assert_eq!(
+        (p2.quality, p2.value),
+        (Quality::Good, Some(Value::Analog(9.0))),
+        "the next device on the line still reads"
+    );
 }
 
 #[tokio::test]
@@ -240,8 +274,16 @@ async fn truncated_and_mismatched_tcp_frames_are_comm_failure() {
         let readings = poll_site_once(&site, None).await;
         let p1 = reading_of(&site, &readings, "P1");
         let p2 = reading_of(&site, &readings, "P2");
-        assert_eq!((p1.quality, p1.value), (Quality::CommFailure, None), "{mode}");
-        assert_eq!(p2.quality, Quality::Good, "{mode}: the other unit reads after a reconnect");
+        assert_eq!(
+            (p1.quality, p1.value),
+            (Quality::CommFailure, None),
+            "{mode}"
+        );
+        assert_eq!(
+            p2.quality,
+            Quality::Good,
+            "{mode}: the other unit reads after a reconnect"
+        );
     }
 }
 
@@ -261,8 +303,14 @@ async fn dead_device_on_rtu_is_backed_off_and_neighbours_keep_their_rate() {
     use std::sync::atomic::Ordering::Relaxed;
     let dir = tempfile::tempdir().unwrap();
     let pty = socat_pair(dir.path());
-    let map = json!({"devices": [unit_map(1, 7, json!({})), unit_map(2, 9, json!({"silent": true}))]});
-    let _peer = pymodbus(&map, &PeerAt::Serial(pty.b.clone()), dir.path(), &PeerOpts::default());
+    let map =
+        json!({"devices": [unit_map(1, 7, json!({})), unit_map(2, 9, json!({"silent": true}))]});
+    let _peer = pymodbus(
+        &map,
+        &PeerAt::Serial(pty.b.clone()),
+        dir.path(),
+        &PeerOpts::default(),
+    );
     // 200 ms period; without back-off the dead unit would cost 2 × 150 ms every period.
     let site = two_device_site(&PeerAt::Serial(pty.a.clone()), 200, 150, 2000);
     let (store, stats) = run_for(&site, 4.0).await;
@@ -270,13 +318,20 @@ async fn dead_device_on_rtu_is_backed_off_and_neighbours_keep_their_rate() {
     let alive = &stats.devices[0].1;
     let dead = &stats.devices[1].1;
     let alive_polls = alive.polls_ok.load(Relaxed);
-    assert!(alive_polls >= 15, "live device polled {alive_polls} times in 4 s at 200 ms (expected ~20)");
+    assert!(
+        alive_polls >= 15,
+        "live device polled {alive_polls} times in 4 s at 200 ms (expected ~20)"
+    );
     let dead_requests = dead.requests.load(Relaxed);
     assert!(
         (2..=8).contains(&dead_requests),
         "dead device should be probed with back-off, got {dead_requests} requests"
     );
-    assert_eq!(dead.timeouts.load(Relaxed), dead_requests, "every request to it timed out");
+    assert_eq!(
+        dead.timeouts.load(Relaxed),
+        dead_requests,
+        "every request to it timed out"
+    );
     let p1 = site.point_by_id("P1").unwrap().index;
     let p2 = site.point_by_id("P2").unwrap().index;
     assert_eq!(store.get(p1).unwrap().quality, Quality::Good);
@@ -297,16 +352,23 @@ async fn tcp_server_restart_is_reconnected() {
     let p1 = site.point_by_id("P1").unwrap().index;
     let quality = |s: &LatestStore| s.get(p1).map(|r| r.quality);
 
-    eventually(Duration::from_secs(10), "first good reading", || quality(&store) == Some(Quality::Good)).await;
-    peer.kill();
-    eventually(Duration::from_secs(10), "comm_failure after the server died", || {
-        quality(&store) == Some(Quality::CommFailure)
-    })
-    .await;
-    let _peer = pymodbus(&map, &PeerAt::Tcp(port), dir.path(), &PeerOpts::default());
-    eventually(Duration::from_secs(10), "good again after the server restarted", || {
+    eventually(Duration::from_secs(10), "first good reading", || {
         quality(&store) == Some(Quality::Good)
     })
+    .await;
+    peer.kill();
+    eventually(
+        Duration::from_secs(10),
+        "comm_failure after the server died",
+        || quality(&store) == Some(Quality::CommFailure),
+    )
+    .await;
+    let _peer = pymodbus(&map, &PeerAt::Tcp(port), dir.path(), &PeerOpts::default());
+    eventually(
+        Duration::from_secs(10),
+        "good again after the server restarted",
+        || quality(&store) == Some(Quality::Good),
+    )
     .await;
     cancel.cancel();
     while tasks.join_next().await.is_some() {}
@@ -317,7 +379,9 @@ async fn block_planner_issues_the_minimal_requests() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     // 20 contiguous floats (40 registers), 3 coils, 2 input registers, one far holding point.
-    let mut holding: Vec<_> = (0..20).map(|i| json!({"addr": i * 2, "type": "f32", "value": f64::from(i)})).collect();
+    let mut holding: Vec<_> = (0..20)
+        .map(|i| json!({"addr": i * 2, "type": "f32", "value": f64::from(i)}))
+        .collect();
     holding.push(json!({"addr": 500, "type": "raw", "value": [42]}));
     let map = json!({"devices": [{"unit": 1, "holding": {"size": 510, "values": holding},
         "coils": {"size": 8, "set": [1]}, "input": {"size": 4}}]});
@@ -338,9 +402,15 @@ async fn block_planner_issues_the_minimal_requests() {
     toml += "[[hazard_sources.points]]\nid = \"FAR\"\nkind = \"analog\"\ndevice = \"D1\"\ntable = \"holding\"\naddress = 500\ndata_type = \"u16\"\n\n";
     let site = site_from_toml(&toml);
     let readings = poll_site_once(&site, None).await;
-    assert!(readings.iter().all(|r| r.quality == Quality::Good), "{readings:?}");
+    assert!(
+        readings.iter().all(|r| r.quality == Quality::Good),
+        "{readings:?}"
+    );
     let mut reqs = peer_requests(dir.path());
     reqs.sort();
     // fc 1 coils 0..3; fc 3 holding 0..40 and 500..501; fc 4 input 0..2.
-    assert_eq!(reqs, vec![(1, 1, 0, 3), (1, 3, 0, 40), (1, 3, 500, 1), (1, 4, 0, 2)]);
+    assert_eq!(
+        reqs,
+        vec![(1, 1, 0, 3), (1, 3, 0, 40), (1, 3, 500, 1), (1, 4, 0, 2)]
+    );
 }

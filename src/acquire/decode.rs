@@ -44,7 +44,11 @@ fn big_endian_bytes(words: &[u16], n: usize, order: WordOrder) -> Option<[u8; 8]
     for (i, w) in words.iter().enumerate() {
         let slot = if order.swaps_words() { n - 1 - i } else { i };
         let [hi, lo] = w.to_be_bytes();
-        let (a, b) = if order.swaps_bytes() { (lo, hi) } else { (hi, lo) };
+        let (a, b) = if order.swaps_bytes() {
+            (lo, hi)
+        } else {
+            (hi, lo)
+        };
         out[2 * slot] = a;
         out[2 * slot + 1] = b;
     }
@@ -80,9 +84,13 @@ pub fn encode(number: Number, data_type: DataType, order: WordOrder) -> Vec<u16>
     let be: [u8; 8] = match data_type {
         DataType::Bool => [0; 8],
         DataType::U16 => pad((clamp_u(number, u16::MAX.into()) as u16).to_be_bytes()),
-        DataType::I16 => pad((clamp_i(number, i16::MIN.into(), i16::MAX.into()) as i16).to_be_bytes()),
+        DataType::I16 => {
+            pad((clamp_i(number, i16::MIN.into(), i16::MAX.into()) as i16).to_be_bytes())
+        }
         DataType::U32 => pad((clamp_u(number, u32::MAX.into()) as u32).to_be_bytes()),
-        DataType::I32 => pad((clamp_i(number, i32::MIN.into(), i32::MAX.into()) as i32).to_be_bytes()),
+        DataType::I32 => {
+            pad((clamp_i(number, i32::MIN.into(), i32::MAX.into()) as i32).to_be_bytes())
+        }
         DataType::F32 => pad((number.as_f64() as f32).to_be_bytes()),
         DataType::U64 => clamp_u(number, u64::MAX).to_be_bytes(),
         DataType::I64 => clamp_i(number, i64::MIN, i64::MAX).to_be_bytes(),
@@ -91,7 +99,11 @@ pub fn encode(number: Number, data_type: DataType, order: WordOrder) -> Vec<u16>
     let n = usize::from(data_type.word_count());
     let mut words = vec![0u16; n];
     for (slot, word) in words.iter_mut().enumerate() {
-        let i = if order.swaps_words() { n - 1 - slot } else { slot };
+        let i = if order.swaps_words() {
+            n - 1 - slot
+        } else {
+            slot
+        };
         let (hi, lo) = (be[2 * i], be[2 * i + 1]);
         *word = if order.swaps_bytes() {
             u16::from_be_bytes([lo, hi])
@@ -245,7 +257,10 @@ mod tests {
     #[test]
     fn short_input_is_none() {
         assert_eq!(decode_number(&[1], DataType::F32, WordOrder::ABCD), None);
-        assert_eq!(decode_number(&[1, 2, 3], DataType::U64, WordOrder::DCBA), None);
+        assert_eq!(
+            decode_number(&[1, 2, 3], DataType::U64, WordOrder::DCBA),
+            None
+        );
     }
 
     #[test]

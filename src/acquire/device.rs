@@ -76,7 +76,12 @@ pub async fn poll_device(
     for block in &dev.blocks {
         if outcome.device_down {
             let ts = Timestamp::now();
-            readings.extend(block.points.iter().map(|&p| failed(p, Quality::CommFailure, ts)));
+            readings.extend(
+                block
+                    .points
+                    .iter()
+                    .map(|&p| failed(p, Quality::CommFailure, ts)),
+            );
             continue;
         }
         let mut attempt = 0;
@@ -112,7 +117,12 @@ pub async fn poll_device(
             ),
             Err(BlockError::Comm(_)) => {
                 outcome.device_down = true;
-                readings.extend(block.points.iter().map(|&p| failed(p, Quality::CommFailure, ts)));
+                readings.extend(
+                    block
+                        .points
+                        .iter()
+                        .map(|&p| failed(p, Quality::CommFailure, ts)),
+                );
             }
         }
     }
@@ -131,7 +141,13 @@ fn failed(point: PointIndex, quality: Quality, ts: Timestamp) -> Reading {
 }
 
 /// Slices each point's data out of a block answer and decodes it.
-pub fn decode_block(site: &Site, block: &Block, data: &BlockData, ts: Timestamp, out: &mut Vec<Reading>) {
+pub fn decode_block(
+    site: &Site,
+    block: &Block,
+    data: &BlockData,
+    ts: Timestamp,
+    out: &mut Vec<Reading>,
+) {
     for &pi in &block.points {
         let point = site.point(pi);
         let offset = usize::from(point.register.address - block.start);

@@ -110,7 +110,10 @@ mod tests {
         let snap = store.snapshot();
         assert_eq!(snap[0].unwrap().value, Some(Value::Analog(1.0)));
         assert!(snap[1].is_none());
-        assert_eq!(store.get(PointIndex(2)).unwrap().value, Some(Value::Analog(3.0)));
+        assert_eq!(
+            store.get(PointIndex(2)).unwrap().value,
+            Some(Value::Analog(3.0))
+        );
     }
 
     #[tokio::test]
@@ -124,6 +127,9 @@ mod tests {
             rx.recv().await,
             Err(broadcast::error::RecvError::Lagged(3))
         ));
-        assert_eq!(store.get(PointIndex(0)).unwrap().value, Some(Value::Analog(4.0)));
+        assert_eq!(
+            store.get(PointIndex(0)).unwrap().value,
+            Some(Value::Analog(4.0))
+        );
     }
 }

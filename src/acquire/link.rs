@@ -126,7 +126,12 @@ impl Link {
     }
 
     /// Reads one block from `unit`, bounded by `deadline`.
-    pub async fn read(&mut self, unit: u8, block: &Block, deadline: Duration) -> Result<BlockData, BlockError> {
+    pub async fn read(
+        &mut self,
+        unit: u8,
+        block: &Block,
+        deadline: Duration,
+    ) -> Result<BlockData, BlockError> {
         sleep_until(self.quiet_until).await;
         let result = self.transact(unit, block, deadline).await;
         let rtu = self.transport.is_rtu_framed();
@@ -142,7 +147,12 @@ impl Link {
         result
     }
 
-    async fn transact(&mut self, unit: u8, block: &Block, deadline: Duration) -> Result<BlockData, BlockError> {
+    async fn transact(
+        &mut self,
+        unit: u8,
+        block: &Block,
+        deadline: Duration,
+    ) -> Result<BlockData, BlockError> {
         let started = Instant::now();
         let mut ctx = match self.ctx.take() {
             Some(ctx) => ctx,
@@ -158,7 +168,9 @@ impl Link {
             RegisterTable::Holding => Request::ReadHoldingRegisters(block.start, block.count),
             RegisterTable::Input => Request::ReadInputRegisters(block.start, block.count),
         };
-        let remaining = deadline.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+        let remaining = deadline
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(1));
         let answer = match timeout(remaining, ctx.call(request)).await {
             Err(_) => {
                 return Err(BlockError::Comm(format!(

@@ -86,7 +86,12 @@ mod tests {
     #[test]
     fn contiguous_points_make_one_block() {
         let pts: Vec<_> = (0..10)
-            .map(|i| (PointIndex(i), spec(RegisterTable::Holding, i as u16 * 2, DataType::F32)))
+            .map(|i| {
+                (
+                    PointIndex(i),
+                    spec(RegisterTable::Holding, i as u16 * 2, DataType::F32),
+                )
+            })
             .collect();
         let b = plan_blocks(&pts, limits(125, 0));
         assert_eq!(b.len(), 1);
@@ -96,9 +101,18 @@ mod tests {
     #[test]
     fn gap_limit_splits() {
         let pts = vec![
-            (PointIndex(0), spec(RegisterTable::Holding, 0, DataType::U16)),
-            (PointIndex(1), spec(RegisterTable::Holding, 5, DataType::U16)),
-            (PointIndex(2), spec(RegisterTable::Holding, 30, DataType::U16)),
+            (
+                PointIndex(0),
+                spec(RegisterTable::Holding, 0, DataType::U16),
+            ),
+            (
+                PointIndex(1),
+                spec(RegisterTable::Holding, 5, DataType::U16),
+            ),
+            (
+                PointIndex(2),
+                spec(RegisterTable::Holding, 30, DataType::U16),
+            ),
         ];
         let b = plan_blocks(&pts, limits(125, 4));
         assert_eq!(b.len(), 2);
@@ -110,10 +124,21 @@ mod tests {
     #[test]
     fn size_limit_splits_and_tables_never_mix() {
         let mut pts: Vec<_> = (0..130)
-            .map(|i| (PointIndex(i), spec(RegisterTable::Input, i as u16, DataType::U16)))
+            .map(|i| {
+                (
+                    PointIndex(i),
+                    spec(RegisterTable::Input, i as u16, DataType::U16),
+                )
+            })
             .collect();
-        pts.push((PointIndex(200), spec(RegisterTable::Coil, 0, DataType::Bool)));
-        pts.push((PointIndex(201), spec(RegisterTable::DiscreteInput, 0, DataType::Bool)));
+        pts.push((
+            PointIndex(200),
+            spec(RegisterTable::Coil, 0, DataType::Bool),
+        ));
+        pts.push((
+            PointIndex(201),
+            spec(RegisterTable::DiscreteInput, 0, DataType::Bool),
+        ));
         let b = plan_blocks(&pts, limits(125, 0));
         assert_eq!(b.len(), 4);
         assert_eq!(b.iter().map(|b| b.count).max(), Some(125));
@@ -123,7 +148,12 @@ mod tests {
     fn a_wide_value_never_straddles_a_block_boundary() {
         // 62 floats = 124 registers; the 63rd would need registers 124..126.
         let pts: Vec<_> = (0..63)
-            .map(|i| (PointIndex(i), spec(RegisterTable::Holding, i as u16 * 2, DataType::F32)))
+            .map(|i| {
+                (
+                    PointIndex(i),
+                    spec(RegisterTable::Holding, i as u16 * 2, DataType::F32),
+                )
+            })
             .collect();
         let b = plan_blocks(&pts, limits(125, 0));
         assert_eq!(b.len(), 2);

@@ -76,7 +76,10 @@ impl AcquireStats {
     }
 
     pub fn total(&self, f: impl Fn(&DeviceCounters) -> &AtomicU64) -> u64 {
-        self.devices.iter().map(|(_, c)| f(c).load(Ordering::Relaxed)).sum()
+        self.devices
+            .iter()
+            .map(|(_, c)| f(c).load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -104,7 +107,10 @@ pub async fn run_channel(
     let ch = &site.channels[channel];
     let mut link = Link::new(ch.transport.clone(), ch.inter_frame_delay);
     let now = Instant::now();
-    let first_counter: usize = site.channels[..channel].iter().map(|c| c.devices.len()).sum();
+    let first_counter: usize = site.channels[..channel]
+        .iter()
+        .map(|c| c.devices.len())
+        .sum();
     let n = ch.devices.len().max(1) as u32;
     let mut devices: Vec<DeviceState> = ch
         .devices
@@ -147,11 +153,16 @@ pub async fn run_channel(
             poll_device(&site, &d.plan, &mut link, probing.then_some(0)).await;
 
         let c = &stats.devices[d.counters].1;
-        c.requests.fetch_add(u64::from(outcome.requests), Ordering::Relaxed);
-        c.timeouts.fetch_add(u64::from(outcome.timeouts), Ordering::Relaxed);
-        c.comm_errors.fetch_add(u64::from(outcome.comm_errors), Ordering::Relaxed);
-        c.exceptions.fetch_add(u64::from(outcome.exceptions), Ordering::Relaxed);
-        c.readings.fetch_add(readings.len() as u64, Ordering::Relaxed);
+        c.requests
+            .fetch_add(u64::from(outcome.requests), Ordering::Relaxed);
+        c.timeouts
+            .fetch_add(u64::from(outcome.timeouts), Ordering::Relaxed);
+        c.comm_errors
+            .fetch_add(u64::from(outcome.comm_errors), Ordering::Relaxed);
+        c.exceptions
+            .fetch_add(u64::from(outcome.exceptions), Ordering::Relaxed);
+        c.readings
+            .fetch_add(readings.len() as u64, Ordering::Relaxed);
         let good = readings.iter().filter(|r| r.quality.is_good()).count();
         c.good_readings.fetch_add(good as u64, Ordering::Relaxed);
 

@@ -49,8 +49,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     for (ci, ch) in site.channels.iter().enumerate() {
         match ch.transport {
             Transport::Rtu { .. } => {
-                let (sim_end, gw_end) =
-                    tokio_serial::SerialStream::pair().context("cannot create a pseudo-terminal pair for the RTU channel")?;
+                let (sim_end, gw_end) = tokio_serial::SerialStream::pair()
+                    .context("cannot create a pseudo-terminal pair for the RTU channel")?;
                 let path = tokio_serial::SerialPort::name(&gw_end)
                     .context("the pseudo-terminal has no device path")?;
                 gateway_pty_paths.insert(ci, path);
@@ -88,7 +88,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut acquisition = spawn_acquisition(gw_site.clone(), store.clone(), stats, cancel.clone());
 
     super::cancel_on_signal(cancel.clone(), super::opt_secs(args.duration)?);
-    let refresh = Duration::try_from_secs_f64(args.refresh.max(0.1)).unwrap_or(Duration::from_secs(1));
+    let refresh =
+        Duration::try_from_secs_f64(args.refresh.max(0.1)).unwrap_or(Duration::from_secs(1));
     let tty = std::io::stdout().is_terminal();
     let mut tick = tokio::time::interval(refresh);
     loop {
@@ -125,7 +126,11 @@ fn quality_style(q: Quality) -> &'static str {
 pub fn render(site: &Site, store: &LatestStore, scenario: &str, tty: bool) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
-    let (clear, bold, reset) = if tty { ("\x1b[2J\x1b[H", "\x1b[1m", RESET) } else { ("", "", "") };
+    let (clear, bold, reset) = if tty {
+        ("\x1b[2J\x1b[H", "\x1b[1m", RESET)
+    } else {
+        ("", "", "")
+    };
     let g = &site.gateway;
     let _ = writeln!(
         s,
@@ -145,7 +150,10 @@ pub fn render(site: &Site, store: &LatestStore, scenario: &str, tty: bool) -> St
         for &pi in &source.points {
             let p = site.point(pi);
             let (value, quality) = match store.get(pi) {
-                Some(r) => (r.value.map_or_else(|| "-".into(), |v| v.to_string()), Some(r.quality)),
+                Some(r) => (
+                    r.value.map_or_else(|| "-".into(), |v| v.to_string()),
+                    Some(r.quality),
+                ),
                 None => ("…".into(), None),
             };
             let (qs, q_reset) = match (quality, tty) {

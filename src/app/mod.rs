@@ -42,12 +42,16 @@ pub fn load(path: &Path) -> anyhow::Result<Arc<Site>> {
 /// Binds the scenario options to a site.
 pub fn scenario(site: &Site, args: &ScenarioArgs) -> anyhow::Result<Scenario> {
     let secs = |s: f64, what: &str| -> anyhow::Result<Duration> {
-        Duration::try_from_secs_f64(s).with_context(|| format!("--{what} must be a non-negative number of seconds"))
+        Duration::try_from_secs_f64(s)
+            .with_context(|| format!("--{what} must be a non-negative number of seconds"))
     };
     let timing = Timing {
         start_after: secs(args.start_after, "start-after")?,
         ramp: secs(args.ramp, "ramp")?,
-        recover_after: args.recover_after.map(|s| secs(s, "recover-after")).transpose()?,
+        recover_after: args
+            .recover_after
+            .map(|s| secs(s, "recover-after"))
+            .transpose()?,
     };
     Scenario::bind(site, args.scenario, timing, args.target.as_deref()).map_err(anyhow::Error::msg)
 }
@@ -94,6 +98,9 @@ async fn shutdown_signal() {
 
 /// Seconds → Duration for optional CLI limits.
 pub fn opt_secs(s: Option<f64>) -> anyhow::Result<Option<Duration>> {
-    s.map(|s| Duration::try_from_secs_f64(s).context("a duration must be a non-negative number of seconds"))
-        .transpose()
+    s.map(|s| {
+        Duration::try_from_secs_f64(s)
+            .context("a duration must be a non-negative number of seconds")
+    })
+    .transpose()
 }

@@ -5,7 +5,10 @@ use std::{io::Write, path::Path, process::ExitCode};
 use serde::Serialize;
 
 use crate::{
-    acquire::{device::{poll_device, PlannedDevice}, link::Link},
+    acquire::{
+        device::{poll_device, PlannedDevice},
+        link::Link,
+    },
     model::Site,
     reading::{Raw, Reading, Value},
 };
@@ -54,7 +57,11 @@ pub async fn poll(config: &Path, device: Option<&str>, json: bool) -> anyhow::Re
     } else {
         print_table(&mut out, &site, &readings)?;
     }
-    Ok(if all_good { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if all_good {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Polls every device (or one) once, channels in parallel, with the devices' retries.
@@ -85,7 +92,11 @@ pub async fn poll_site_once(site: &Site, only: Option<&str>) -> Vec<Reading> {
             out
         });
     }
-    let mut readings: Vec<Reading> = futures_util::future::join_all(tasks).await.into_iter().flatten().collect();
+    let mut readings: Vec<Reading> = futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     readings.sort_by_key(|r| r.point);
     readings
 }
@@ -112,5 +123,11 @@ fn print_table(out: &mut impl Write, site: &Site, readings: &[Reading]) -> std::
         )?;
     }
     let bad = readings.iter().filter(|r| !r.quality.is_good()).count();
-    writeln!(out, "{} points, {} good, {} not good", readings.len(), readings.len() - bad, bad)
+    writeln!(
+        out,
+        "{} points, {} good, {} not good",
+        readings.len(),
+        readings.len() - bad,
+        bad
+    )
 }

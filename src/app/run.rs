@@ -22,7 +22,11 @@ pub async fn run(config: &Path, stats_interval: u64) -> anyhow::Result<ExitCode>
     let stats = Arc::new(AcquireStats::new(&site));
     let mut tasks = spawn_acquisition(site.clone(), store, stats.clone(), cancel.clone());
     if stats_interval > 0 {
-        tokio::spawn(report_stats(stats.clone(), Duration::from_secs(stats_interval), cancel.clone()));
+        tokio::spawn(report_stats(
+            stats.clone(),
+            Duration::from_secs(stats_interval),
+            cancel.clone(),
+        ));
     }
     while tasks.join_next().await.is_some() {}
     log_stats(&stats, None);

@@ -21,7 +21,10 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             .split_once('=')
             .with_context(|| format!("--serve {spec}: expected CHANNEL=ADDR or CHANNEL=PATH"))?;
         let Some(ci) = site.channels.iter().position(|c| c.id.as_str() == channel) else {
-            bail!("--serve {spec}: no channel `{channel}` in {}", args.config.display());
+            bail!(
+                "--serve {spec}: no channel `{channel}` in {}",
+                args.config.display()
+            );
         };
         let how = match target.parse() {
             Ok(addr) => Listen::Addr(addr),

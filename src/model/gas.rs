@@ -79,7 +79,10 @@ mod tests {
             let g = lookup(name).unwrap();
             let ppm = mg_m3_to_ppm(mg, g.molar_mass);
             let table = g.oel_ppm.unwrap();
-            assert!((ppm - table).abs() / table < 0.02, "{name}: {ppm} vs {table}");
+            assert!(
+                (ppm - table).abs() / table < 0.02,
+                "{name}: {ppm} vs {table}"
+            );
         }
     }
 

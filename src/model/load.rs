@@ -5,7 +5,11 @@ use std::{fmt, path::Path};
 
 use config::{Config, Environment, File, FileFormat};
 
-use super::{file::SiteFile, site::Site, validate::{compile, FieldError}};
+use super::{
+    file::SiteFile,
+    site::Site,
+    validate::{compile, FieldError},
+};
 
 /// Why a configuration could not be used. Each line names the file and the field.
 #[derive(Debug)]
@@ -32,7 +36,10 @@ impl std::error::Error for LoadError {}
 pub enum SiteSource<'a> {
     Path(&'a Path),
     /// Embedded text (the built-in demo site), with a name for messages.
-    Text { name: &'a str, toml: &'a str },
+    Text {
+        name: &'a str,
+        toml: &'a str,
+    },
 }
 
 /// Loads, overrides from the environment, validates and compiles a site.
@@ -43,10 +50,7 @@ pub fn load_site(source: SiteSource<'_>) -> Result<Site, LoadError> {
 }
 
 /// Loads the raw file (no cross-field checks). `env` applies `HAZGATE__` overrides.
-pub fn load_site_file(
-    source: SiteSource<'_>,
-    env: bool,
-) -> Result<(String, SiteFile), LoadError> {
+pub fn load_site_file(source: SiteSource<'_>, env: bool) -> Result<(String, SiteFile), LoadError> {
     let (name, builder) = match source {
         SiteSource::Path(p) => {
             let name = p
@@ -54,7 +58,11 @@ pub fn load_site_file(
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| p.display().to_string());
             if !p.is_file() {
-                return Err(single(name, "", format!("cannot read {}: no such file", p.display())));
+                return Err(single(
+                    name,
+                    "",
+                    format!("cannot read {}: no such file", p.display()),
+                ));
             }
             (
                 name,
@@ -82,7 +90,14 @@ pub fn load_site_file(
     let site: SiteFile = serde_path_to_error::deserialize(cfg).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
-        single(name.clone(), &path, e.into_inner().to_string())
+        // config appends its own, less precise "for key `…`"; the path above says it.
+        let message = e.into_inner().to_string();
+        let message = message
+            .split(" for key `")
+            .next()
+            .unwrap_or(&message)
+            .to_string();
+        single(name.clone(), &path, message)
     })?;
     Ok((name, site))
 }
@@ -91,7 +106,11 @@ fn single(file: String, path: &str, message: String) -> LoadError {
     LoadError {
         file,
         errors: vec![FieldError {
-            path: if path.is_empty() { "(file)".into() } else { path.into() },
+            path: if path.is_empty() {
+                "(file)".into()
+            } else {
+                path.into()
+            },
             message,
         }],
     }

@@ -10,8 +10,7 @@ use std::{fmt, sync::Arc, time::Duration};
 use serde::Serialize;
 
 pub use super::file::{
-    DataType, GatewayFile as Gateway, HazardSourceKind, Parity, PointKind, RegisterTable,
-    WordOrder,
+    DataType, GatewayFile as Gateway, HazardSourceKind, Parity, PointKind, RegisterTable, WordOrder,
 };
 
 macro_rules! string_id {
@@ -228,7 +227,10 @@ impl Scaling {
     pub fn apply(&self, raw: f64) -> f64 {
         match *self {
             Self::Linear { scale, offset } => raw * scale + offset,
-            Self::Range { raw: [r0, r1], eng: [e0, e1] } => e0 + (raw - r0) * (e1 - e0) / (r1 - r0),
+            Self::Range {
+                raw: [r0, r1],
+                eng: [e0, e1],
+            } => e0 + (raw - r0) * (e1 - e0) / (r1 - r0),
         }
     }
 
@@ -236,7 +238,10 @@ impl Scaling {
     pub fn invert(&self, eng: f64) -> f64 {
         match *self {
             Self::Linear { scale, offset } => (eng - offset) / scale,
-            Self::Range { raw: [r0, r1], eng: [e0, e1] } => r0 + (eng - e0) * (r1 - r0) / (e1 - e0),
+            Self::Range {
+                raw: [r0, r1],
+                eng: [e0, e1],
+            } => r0 + (eng - e0) * (r1 - r0) / (e1 - e0),
         }
     }
 }

@@ -138,7 +138,8 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
                 site.points.push(p);
             } else {
                 // Keep indices dense and aligned with point_ids even for a bad point.
-                site.points.push(placeholder_point(point, index, source_index));
+                site.points
+                    .push(placeholder_point(point, index, source_index));
             }
         }
         site.hazard_sources.push(HazardSource {
@@ -183,7 +184,10 @@ fn compile_channels<'a>(
         if let Some(first) = channel_ids.insert(&ch.id, ci) {
             errors.push(
                 format!("{path}.id"),
-                format!("duplicate channel id `{}` (first at channels[{first}])", ch.id),
+                format!(
+                    "duplicate channel id `{}` (first at channels[{first}])",
+                    ch.id
+                ),
             );
         }
         let transport = compile_transport(ch, &path, errors);
@@ -234,7 +238,10 @@ fn compile_channels<'a>(
 fn compile_transport(ch: &ChannelFile, path: &str, errors: &mut Errors) -> Transport {
     let mut misplaced = |field: &str, present: bool, kinds: &str| {
         if present {
-            errors.push(format!("{path}.{field}"), format!("only for {kinds} channels"));
+            errors.push(
+                format!("{path}.{field}"),
+                format!("only for {kinds} channels"),
+            );
         }
     };
     let tcp_like = matches!(ch.kind, ChannelKind::Tcp | ChannelKind::RtuOverTcp);
@@ -251,7 +258,10 @@ fn compile_transport(ch: &ChannelFile, path: &str, errors: &mut Errors) -> Trans
     if tcp_like {
         let host = ch.host.clone().unwrap_or_default();
         if host.trim().is_empty() {
-            errors.push(format!("{path}.host"), "required: the device or serial server address");
+            errors.push(
+                format!("{path}.host"),
+                "required: the device or serial server address",
+            );
         }
         let port = match ch.port {
             Some(0) => {
@@ -260,7 +270,10 @@ fn compile_transport(ch: &ChannelFile, path: &str, errors: &mut Errors) -> Trans
             }
             Some(p) => p,
             None => {
-                errors.push(format!("{path}.port"), "required (Modbus TCP is usually 502)");
+                errors.push(
+                    format!("{path}.port"),
+                    "required (Modbus TCP is usually 502)",
+                );
                 0
             }
         };
@@ -272,7 +285,10 @@ fn compile_transport(ch: &ChannelFile, path: &str, errors: &mut Errors) -> Trans
     }
     let dev = ch.path.clone().unwrap_or_default();
     if dev.trim().is_empty() {
-        errors.push(format!("{path}.path"), "required: the serial device, e.g. /dev/ttyS1");
+        errors.push(
+            format!("{path}.path"),
+            "required: the serial device, e.g. /dev/ttyS1",
+        );
     }
     let baud = ch.baud.unwrap_or(0);
     if baud == 0 {
@@ -280,11 +296,17 @@ fn compile_transport(ch: &ChannelFile, path: &str, errors: &mut Errors) -> Trans
     }
     let data_bits = ch.data_bits.unwrap_or(8);
     if !(5..=8).contains(&data_bits) {
-        errors.push(format!("{path}.data_bits"), format!("must be 5..=8, got {data_bits}"));
+        errors.push(
+            format!("{path}.data_bits"),
+            format!("must be 5..=8, got {data_bits}"),
+        );
     }
     let stop_bits = ch.stop_bits.unwrap_or(1);
     if !(1..=2).contains(&stop_bits) {
-        errors.push(format!("{path}.stop_bits"), format!("must be 1 or 2, got {stop_bits}"));
+        errors.push(
+            format!("{path}.stop_bits"),
+            format!("must be 1 or 2, got {stop_bits}"),
+        );
     }
     Transport::Rtu {
         path: dev,
@@ -389,13 +411,19 @@ fn compile_point(
     if p.table.is_bit_table() && data_type != DataType::Bool {
         errors.push(
             format!("{path}.data_type"),
-            format!("{:?} table holds single bits: data_type must be bool", p.table),
+            format!(
+                "{:?} table holds single bits: data_type must be bool",
+                p.table
+            ),
         );
     }
     if p.kind.is_discrete() && data_type != DataType::Bool {
         errors.push(
             format!("{path}.data_type"),
-            format!("a {} point is on/off: data_type must be bool", p.kind.as_str()),
+            format!(
+                "a {} point is on/off: data_type must be bool",
+                p.kind.as_str()
+            ),
         );
     }
     if !p.kind.is_discrete() && data_type == DataType::Bool {
@@ -536,7 +564,11 @@ fn compile_point(
                     format!("{path}.gas"),
                     format!(
                         "unknown gas `{name}`; known: {}",
-                        gas::GASES.iter().map(|g| g.name).collect::<Vec<_>>().join(", ")
+                        gas::GASES
+                            .iter()
+                            .map(|g| g.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 );
                 None
@@ -551,7 +583,9 @@ fn compile_point(
             } else if unit != "%LEL" {
                 errors.push(
                     format!("{path}.unit"),
-                    format!("a combustible gas detector reads %LEL (GB/T 50493-2019), got `{unit}`"),
+                    format!(
+                        "a combustible gas detector reads %LEL (GB/T 50493-2019), got `{unit}`"
+                    ),
                 );
             }
             if let Some(g) = gas {
@@ -575,7 +609,10 @@ fn compile_point(
             match gas {
                 Some(g) if g.oel_ppm.is_none() => errors.push(
                     format!("{path}.gas"),
-                    format!("`{}` has no occupational exposure limit in the gas table", g.name),
+                    format!(
+                        "`{}` has no occupational exposure limit in the gas table",
+                        g.name
+                    ),
                 ),
                 None if p.gas.is_none() => errors.push(
                     format!("{path}.gas"),
@@ -587,16 +624,16 @@ fn compile_point(
         _ => {}
     }
 
-    let fault_point = p.fault_point.as_deref().and_then(|id| match point_ids.get(id) {
-        Some((i, _)) => Some(*i),
-        None => {
-            errors.push(
-                format!("{path}.fault_point"),
-                format!("no point `{id}`"),
-            );
-            None
-        }
-    });
+    let fault_point = p
+        .fault_point
+        .as_deref()
+        .and_then(|id| match point_ids.get(id) {
+            Some((i, _)) => Some(*i),
+            None => {
+                errors.push(format!("{path}.fault_point"), format!("no point `{id}`"));
+                None
+            }
+        });
     if p.normal.is_some() && data_type != DataType::Bool {
         errors.push(format!("{path}.normal"), "only for discrete points");
     }
@@ -656,7 +693,9 @@ fn placeholder_point(p: &PointFile, index: PointIndex, source: SourceIndex) -> P
 fn attach_points_to_devices(site: &mut Site) {
     for i in 0..site.points.len() {
         let (c, d) = site.points[i].device;
-        site.channels[c].devices[d].points.push(PointIndex(i as u32));
+        site.channels[c].devices[d]
+            .points
+            .push(PointIndex(i as u32));
     }
 }
 
@@ -705,7 +744,10 @@ fn check_overlaps_and_faults(file: &SiteFile, site: &Site, errors: &mut Errors) 
             if fp.device != p.device {
                 errors.push(
                     path,
-                    format!("`{}` is on device {}, not {}", fp.id, fp.device_id, p.device_id),
+                    format!(
+                        "`{}` is on device {}, not {}",
+                        fp.id, fp.device_id, p.device_id
+                    ),
                 );
             } else if !fp.is_discrete() {
                 errors.push(path, format!("`{}` is not a discrete point", fp.id));

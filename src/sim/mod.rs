@@ -91,10 +91,16 @@ impl Bank {
                     (DataType::Bool, SimValue::Bit(b)) => {
                         let bit = r.bit.unwrap_or(0);
                         let old = regs.get(addr).copied().unwrap_or(0);
-                        vec![if b { old | (1 << bit) } else { old & !(1 << bit) }]
+                        vec![if b {
+                            old | (1 << bit)
+                        } else {
+                            old & !(1 << bit)
+                        }]
                     }
                     (DataType::Bool, _) | (_, SimValue::Bit(_)) => return,
-                    (t, SimValue::Eng(eng)) => encode(Number::Float(point.scaling.invert(eng)), t, r.word_order),
+                    (t, SimValue::Eng(eng)) => {
+                        encode(Number::Float(point.scaling.invert(eng)), t, r.word_order)
+                    }
                     (t, SimValue::LoopMa(ma)) => {
                         let raw = point.loop_current.map_or(0.0, |lc| lc.raw_at(ma));
                         encode(Number::Float(raw), t, r.word_order)
@@ -161,9 +167,15 @@ fn range<T: Clone>(table: &[T], addr: u16, cnt: u16) -> Result<Vec<T>, Exception
 fn answer(bank: &mut Bank, request: Request<'static>) -> Result<Response, ExceptionCode> {
     match request {
         Request::ReadCoils(a, n) => range(&bank.coils, a, n).map(Response::ReadCoils),
-        Request::ReadDiscreteInputs(a, n) => range(&bank.discrete, a, n).map(Response::ReadDiscreteInputs),
-        Request::ReadHoldingRegisters(a, n) => range(&bank.holding, a, n).map(Response::ReadHoldingRegisters),
-        Request::ReadInputRegisters(a, n) => range(&bank.input, a, n).map(Response::ReadInputRegisters),
+        Request::ReadDiscreteInputs(a, n) => {
+            range(&bank.discrete, a, n).map(Response::ReadDiscreteInputs)
+        }
+        Request::ReadHoldingRegisters(a, n) => {
+            range(&bank.holding, a, n).map(Response::ReadHoldingRegisters)
+        }
+        Request::ReadInputRegisters(a, n) => {
+            range(&bank.input, a, n).map(Response::ReadInputRegisters)
+        }
         Request::WriteSingleRegister(a, w) => {
             let slot = bank
                 .holding
@@ -235,16 +247,24 @@ impl Simulator {
 
     /// Total requests served across all channels.
     pub fn requests(&self) -> u64 {
-        self.channels.iter().map(|c| c.requests.load(Ordering::Relaxed)).sum()
+        self.channels
+            .iter()
+            .map(|c| c.requests.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Writes every point's scenario value into the banks.
     fn update(&self, rng: &mut SmallRng) {
         let t = self.started.elapsed().as_secs_f64();
         for (ci, ch) in self.site.channels.iter().enumerate() {
-            let mut banks = self.channels[ci].banks.lock().unwrap_or_else(|p| p.into_inner());
+            let mut banks = self.channels[ci]
+                .banks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             for d in &ch.devices {
-                let Some(bank) = banks.get_mut(&d.unit_id) else { continue };
+                let Some(bank) = banks.get_mut(&d.unit_id) else {
+                    continue;
+                };
                 bank.mode = self.scenario.device_mode(&bank.id, t);
                 for &p in &d.points {
                     let point = self.site.point(p);
@@ -278,7 +298,12 @@ pub enum Endpoint {
 }
 
 /// Serves a TCP (MBAP) or RTU-over-TCP listener for a channel until cancelled.
-pub async fn serve_tcp(channel: Arc<SimChannel>, listener: TcpListener, rtu_framing: bool, cancel: CancellationToken) {
+pub async fn serve_tcp(
+    channel: Arc<SimChannel>,
+    listener: TcpListener,
+    rtu_framing: bool,
+    cancel: CancellationToken,
+) {
     let service = SimService(channel);
     let on_connected = |stream, _addr| {
         let service = service.clone();
@@ -315,9 +340,16 @@ pub async fn serve_serial_path(channel: Arc<SimChannel>, path: String, cancel: C
 }
 
 /// Serves an RTU slave on an already open port until it fails or `cancel` fires.
-pub async fn serve_serial(channel: Arc<SimChannel>, port: tokio_serial::SerialStream, cancel: CancellationToken) {
+pub async fn serve_serial(
+    channel: Arc<SimChannel>,
+    port: tokio_serial::SerialStream,
+    cancel: CancellationToken,
+) {
     let server = tokio_modbus::server::rtu::Server::new(port);
-    match server.serve_until(SimService(channel), cancel.cancelled_owned()).await {
+    match server
+        .serve_until(SimService(channel), cancel.cancelled_owned())
+        .await
+    {
         Ok(_) => {}
         Err(e) => warn!(error = %e, "simulator RTU server stopped; restarting"),
     }
@@ -356,9 +388,9 @@ pub async fn start(
         let endpoint = match how {
             Listen::Addr(addr) => {
                 let rtu_framing = !matches!(ch.transport, Transport::Tcp { .. });
-                let listener = TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| io::Error::new(e.kind(), format!("bind {addr} for channel {}: {e}", ch.id)))?;
+                let listener = TcpListener::bind(addr).await.map_err(|e| {
+                    io::Error::new(e.kind(), format!("bind {addr} for channel {}: {e}", ch.id))
+                })?;
                 let bound = listener.local_addr()?;
                 info!(channel = %ch.id, %bound, rtu_framing, "simulator listening");
                 tasks.spawn(serve_tcp(channel, listener, rtu_framing, cancel.clone()));
@@ -381,7 +413,10 @@ pub async fn start(
         };
         endpoints.push(endpoint);
     }
-    tasks.spawn(sim.clone().run_scenario(Duration::from_millis(100), cancel.clone()));
+    tasks.spawn(
+        sim.clone()
+            .run_scenario(Duration::from_millis(100), cancel.clone()),
+    );
     Ok(endpoints)
 }
 

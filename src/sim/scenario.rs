@@ -103,12 +103,20 @@ pub struct Scenario {
 impl Scenario {
     /// Binds `kind` to the first suitable point or device of `site`, or to the given
     /// target (a point id or device id).
-    pub fn bind(site: &Site, kind: ScenarioKind, timing: Timing, target: Option<&str>) -> Result<Self, String> {
+    pub fn bind(
+        site: &Site,
+        kind: ScenarioKind,
+        timing: Timing,
+        target: Option<&str>,
+    ) -> Result<Self, String> {
         let by_target = |pred: &dyn Fn(&Point) -> bool| -> Result<Option<PointIndex>, String> {
             match target {
                 Some(id) => match site.point_by_id(id) {
                     Some(p) if pred(p) => Ok(Some(p.index)),
-                    Some(p) => Err(format!("point {id} ({}) does not fit scenario {kind}", p.kind.as_str())),
+                    Some(p) => Err(format!(
+                        "point {id} ({}) does not fit scenario {kind}",
+                        p.kind.as_str()
+                    )),
                     None => Err(format!("no point {id}")),
                 },
                 None => Ok(site.points.iter().find(|p| pred(p)).map(|p| p.index)),
@@ -121,26 +129,53 @@ impl Scenario {
             fault_bit: None,
             target_device: None,
         };
-        let need = |p: Option<PointIndex>, what: &str| p.ok_or_else(|| format!("scenario {kind} needs a {what} point in the site"));
+        let need = |p: Option<PointIndex>, what: &str| {
+            p.ok_or_else(|| format!("scenario {kind} needs a {what} point in the site"))
+        };
         match kind {
             ScenarioKind::Steady => {}
             ScenarioKind::GasLeak => {
-                s.target_point = Some(need(by_target(&|p| p.kind == PointKind::CombustibleGas)?, "combustible_gas")?)
+                s.target_point = Some(need(
+                    by_target(&|p| p.kind == PointKind::CombustibleGas)?,
+                    "combustible_gas",
+                )?)
             }
             ScenarioKind::ToxicLeak => {
-                s.target_point = Some(need(by_target(&|p| p.kind == PointKind::ToxicGas)?, "toxic_gas")?)
+                s.target_point = Some(need(
+                    by_target(&|p| p.kind == PointKind::ToxicGas)?,
+                    "toxic_gas",
+                )?)
             }
-            ScenarioKind::Overfill => s.target_point = Some(need(by_target(&|p| p.kind == PointKind::Level)?, "level")?),
-            ScenarioKind::SisTrip => s.target_point = Some(need(by_target(&|p| p.kind == PointKind::SisTrip)?, "sis_trip")?),
+            ScenarioKind::Overfill => {
+                s.target_point = Some(need(by_target(&|p| p.kind == PointKind::Level)?, "level")?)
+            }
+            ScenarioKind::SisTrip => {
+                s.target_point = Some(need(
+                    by_target(&|p| p.kind == PointKind::SisTrip)?,
+                    "sis_trip",
+                )?)
+            }
             ScenarioKind::Bypass => {
-                s.target_point = Some(need(by_target(&|p| p.kind == PointKind::InterlockBypass)?, "interlock_bypass")?)
+                s.target_point = Some(need(
+                    by_target(&|p| p.kind == PointKind::InterlockBypass)?,
+                    "interlock_bypass",
+                )?)
             }
             ScenarioKind::DetectorFault => {
-                let is_detector = |p: &Point| {
-                    matches!(p.kind, PointKind::CombustibleGas | PointKind::ToxicGas)
-                        && (p.loop_current.is_some() || p.fault_point.is_some())
+                let is_gas =
+                    |p: &Point| matches!(p.kind, PointKind::CombustibleGas | PointKind::ToxicGas);
+                // Prefer a 4–20 mA detector (the loop current drops below 3.8 mA), else
+                // one with a fault bit.
+                let on_loop = by_target(&|p| is_gas(p) && p.loop_current.is_some());
+                let p = match on_loop {
+                    Ok(Some(p)) => p,
+                    _ => need(
+                        by_target(&|p| {
+                            is_gas(p) && (p.loop_current.is_some() || p.fault_point.is_some())
+                        })?,
+                        "gas detector with loop_current or fault_point",
+                    )?,
                 };
-                let p = need(by_target(&is_detector)?, "gas detector with loop_current or fault_point")?;
                 let point = site.point(p);
                 if point.loop_current.is_none() {
                     s.fault_bit = point.fault_point;
@@ -212,7 +247,9 @@ impl Scenario {
         let towards = |peak: f64| SimValue::Eng(b + (peak - b) * ramp);
         match self.kind {
             ScenarioKind::GasLeak => towards(60.0),
-            ScenarioKind::ToxicLeak => towards(3.0 * point.gas.and_then(|g| g.oel_ppm).unwrap_or(10.0)),
+            ScenarioKind::ToxicLeak => {
+                towards(3.0 * point.gas.and_then(|g| g.oel_ppm).unwrap_or(10.0))
+            }
             ScenarioKind::Overfill => {
                 let [lo, hi] = span(point);
                 towards(lo + 0.98 * (hi - lo))

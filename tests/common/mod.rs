@@ -127,14 +127,22 @@ pub fn pymodbus(map: &serde_json::Value, at: &PeerAt, dir: &Path, opts: &PeerOpt
         PeerAt::Serial(path) => cmd.arg("--rtu").arg(path),
     };
     if let Some((mode, unit)) = opts.garble {
-        cmd.arg("--garble").arg(mode).arg("--garble-unit").arg(unit.to_string());
+        cmd.arg("--garble")
+            .arg(mode)
+            .arg("--garble-unit")
+            .arg(unit.to_string());
     }
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start pymodbus peer");
-    wait_for_line(&mut child, "READY", "pymodbus peer", Duration::from_secs(20));
+    wait_for_line(
+        &mut child,
+        "READY",
+        "pymodbus peer",
+        Duration::from_secs(20),
+    );
     Proc {
         child,
         name: "pymodbus".into(),
@@ -146,7 +154,10 @@ pub fn peer_requests(dir: &Path) -> Vec<(u8, u8, u16, u16)> {
     let text = std::fs::read_to_string(dir.join("requests.log")).unwrap_or_default();
     text.lines()
         .filter_map(|l| {
-            let v: Vec<u32> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            let v: Vec<u32> = l
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
             (v.len() == 4).then(|| (v[0] as u8, v[1] as u8, v[2] as u16, v[3] as u16))
         })
         .collect()
@@ -177,14 +188,20 @@ pub fn socat_pair(dir: &Path) -> PtyPair {
     };
     let start = Instant::now();
     while !(a.exists() && b.exists()) {
-        assert!(start.elapsed() < Duration::from_secs(10), "socat pty pair did not appear");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "socat pty pair did not appear"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     PtyPair { a, b, _proc: proc }
 }
 
 pub fn site_from_toml(toml: &str) -> Arc<Site> {
-    match load_site(SiteSource::Text { name: "test.toml", toml }) {
+    match load_site(SiteSource::Text {
+        name: "test.toml",
+        toml,
+    }) {
         Ok(s) => Arc::new(s),
         Err(e) => panic!("test site invalid:\n{e}\n---\n{toml}"),
     }
@@ -216,7 +233,10 @@ gateway_id = "GW-T"
 pub async fn eventually(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for: {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -1,0 +1,195 @@
+//! `hazgate check` on good and bad site files: every bad case names its field.
+
+use std::{path::Path, process::Command};
+
+const BASE: &str = r#"
+[gateway]
+park_id = "P1"
+enterprise_id = "E1"
+enterprise_name = "Check Co."
+gateway_id = "GW-1"
+
+[[channels]]
+id = "tcp"
+kind = "tcp"
+host = "127.0.0.1"
+port = 15020
+
+  [[channels.devices]]
+  id = "D1"
+  unit_id = 1
+
+[[channels]]
+id = "bus"
+kind = "rtu"
+path = "/dev/ttyS1"
+baud = 9600
+
+  [[channels.devices]]
+  id = "D2"
+  unit_id = 5
+
+[[hazard_sources]]
+id = "HS-1"
+name = "Tank farm"
+kind = "tank_farm"
+level = 1
+
+  [[hazard_sources.points]]
+  id = "GT-101"
+  kind = "combustible_gas"
+  device = "D1"
+  table = "holding"
+  address = 0
+  data_type = "f32"
+  word_order = "CDAB"
+
+  [[hazard_sources.points]]
+  id = "GT-102"
+  kind = "combustible_gas"
+  device = "D1"
+  table = "holding"
+  address = 2
+  data_type = "f32"
+
+  [[hazard_sources.points]]
+  id = "AT-201"
+  kind = "toxic_gas"
+  gas = "cl2"
+  device = "D2"
+  table = "holding"
+  address = 0
+  data_type = "u16"
+  scale = 0.01
+"#;
+
+fn run_check(dir: &Path, name: &str, toml: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let path = dir.join(name);
+    std::fs::write(&path, toml).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hazgate"));
+    cmd.arg("check").arg(&path);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_base_and_the_demo_site_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = run_check(dir.path(), "base.toml", BASE, &[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("ok (1 hazard sources, 2 channels, 2 devices, 3 points)"),
+        "{out}"
+    );
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/demo-site.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_hazgate"))
+        .arg("check")
+        .arg(&demo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("4 hazard sources, 2 channels, 9 devices, 50 points"),
+        "{stdout}"
+    );
+}
+
+/// (what, edit of BASE as (from, to), expected text naming the field).
+const BAD: &[(&str, (&str, &str), &str)] = &[
+    ("unknown key", ("  address = 2\n", "  adress = 2\n"), "bad.toml: hazard_sources[0].points[1].adress: unknown field `adress`, expected one of `id`"),
+    ("overlap", ("  address = 2\n", "  address = 1\n"), "bad.toml: hazard_sources[0].points[1].address: overlaps point GT-101"),
+    ("level out of range", ("level = 1", "level = 5"), "bad.toml: hazard_sources[0].level: major-hazard level must be 1"),
+    ("unknown device", ("  device = \"D2\"", "  device = \"D9\""), "hazard_sources[0].points[2].device: no device `D9`"),
+    ("bad word order", ("word_order = \"CDAB\"", "word_order = \"ACBD\""), "hazard_sources[0].points[0].word_order: enum WordOrder does not have variant constructor ACBD"),
+    ("toxic without gas", ("  gas = \"cl2\"\n", ""), "hazard_sources[0].points[2].gas: a toxic gas detector needs its gas"),
+    ("unknown gas", ("gas = \"cl2\"", "gas = \"chlorine-ish\""), "hazard_sources[0].points[2].gas: unknown gas `chlorine-ish`"),
+    ("combustible in ppm", ("  data_type = \"f32\"\n  word_order", "  data_type = \"f32\"\n  unit = \"ppm\"\n  word_order"), "hazard_sources[0].points[0].unit: a combustible gas detector reads %LEL"),
+    ("rtu broadcast address", ("unit_id = 5", "unit_id = 0"), "channels[1].devices[0].unit_id: RTU slave address must be 1..=247"),
+    ("path on tcp", ("port = 15020", "port = 15020\npath = \"/dev/x\""), "channels[0].path: only for rtu channels"),
+    ("tcp without port", ("port = 15020", ""), "channels[0].port: required"),
+    ("rtu without baud", ("baud = 9600", ""), "channels[1].baud: required"),
+    ("bool in register without bit", ("  kind = \"toxic_gas\"\n  gas = \"cl2\"\n  device = \"D2\"\n  table = \"holding\"\n  address = 0\n  data_type = \"u16\"\n  scale = 0.01", "  kind = \"sis_trip\"\n  device = \"D2\"\n  table = \"holding\"\n  address = 0"), "hazard_sources[0].points[2].bit: a bool in a register needs the bit index"),
+    ("scale and range", ("scale = 0.01", "scale = 0.01\n  raw_range = [0.0, 1000.0]\n  eng_range = [0.0, 10.0]"), "hazard_sources[0].points[2].scale: use scale/offset or raw_range/eng_range, not both"),
+    ("loop without range", ("scale = 0.01", "scale = 0.01\n  loop_current = { fault_below_ma = 3.8, fault_above_ma = 20.5 }"), "hazard_sources[0].points[2].loop_current: needs raw_range"),
+    ("duplicate point", ("id = \"GT-102\"", "id = \"GT-101\""), "hazard_sources[0].points[1].id: duplicate point id `GT-101` (first at hazard_sources[0].points[0])"),
+    ("float in a coil", ("  table = \"holding\"\n  address = 2", "  table = \"coil\"\n  address = 2"), "hazard_sources[0].points[1].data_type: Coil table holds single bits"),
+    ("missing gateway field", ("park_id = \"P1\"\n", ""), "bad.toml: gateway: missing configuration field \"gateway.park_id\""),
+    ("slash in an id", ("id = \"HS-1\"", "id = \"HS/1\""), "hazard_sources[0].id: `HS/1` contains `/`"),
+    ("duplicate unit id", ("  id = \"D2\"\n  unit_id = 5", "  id = \"D2\"\n  unit_id = 5\n\n  [[channels.devices]]\n  id = \"D3\"\n  unit_id = 5"), "channels[1].devices[1].unit_id: unit id 5 already used by channels[1].devices[0]"),
+    ("toml syntax", ("level = 1", "level = = 1"), "bad.toml:"),
+];
+
+#[test]
+fn each_bad_config_names_its_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for (what, (from, to), expected) in BAD {
+        assert!(BASE.contains(from), "case {what}: BASE lacks {from:?}");
+        let toml = BASE.replacen(from, to, 1);
+        let (ok, out) = run_check(dir.path(), "bad.toml", &toml, &[]);
+        if ok || !out.contains(expected) {
+            failures.push(format!(
+                "{what}: exit ok={ok}, expected `{expected}` in:\n{out}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml =
+        BASE.replacen("level = 1", "level = 0", 1)
+            .replacen("unit_id = 5", "unit_id = 250", 1);
+    let (ok, out) = run_check(dir.path(), "two.toml", &toml, &[]);
+    assert!(!ok);
+    assert!(out.contains("two.toml: hazard_sources[0].level"), "{out}");
+    assert!(
+        out.contains("two.toml: channels[1].devices[0].unit_id"),
+        "{out}"
+    );
+}
+
+#[test]
+fn environment_overrides_are_applied_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = run_check(
+        dir.path(),
+        "env.toml",
+        BASE,
+        &[("HAZGATE__GATEWAY__GATEWAY_ID", "GW 2")],
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("gateway.gateway_id: `GW 2` contains ` `"),
+        "{out}"
+    );
+    let (ok, out) = run_check(
+        dir.path(),
+        "env.toml",
+        BASE,
+        &[("HAZGATE__GATEWAY__GATEWAY_ID", "GW-2")],
+    );
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn a_missing_file_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hazgate"))
+        .args(["check", "/nonexistent/site.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/site.toml"));
+}

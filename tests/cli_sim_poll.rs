@@ -1,0 +1,199 @@
+//! The binary end to end: `hazgate simulate` serving the demo site (TCP + RTU over a
+//! socat pty pair), `hazgate poll` reading it, and `hazgate demo`.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hazgate");
+
+/// The demo site pointed at a free TCP port and a pty path.
+fn local_demo_site(dir: &Path, port: u16, tty: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("firmware-config/demo-site.toml")).unwrap();
+    assert!(text.contains("port = 15020") && text.contains("path = \"/tmp/hazgate/ttyA\""));
+    let text = text
+        .replace("port = 15020", &format!("port = {port}"))
+        .replace("/tmp/hazgate/ttyA", &tty.display().to_string());
+    let path = dir.join("site.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn start_simulator(site: &Path, tty_b: &Path, extra: &[&str]) -> Proc {
+    let child = Command::new(BIN)
+        .args(["simulate", "--config"])
+        .arg(site)
+        .arg("--serve")
+        .arg(format!("rs485-1={}", tty_b.display()))
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Proc {
+        child,
+        name: "hazgate simulate".into(),
+    }
+}
+
+/// Runs `hazgate poll --json` until the simulator answers (it may still be binding).
+fn poll_json(site: &Path, device: Option<&str>) -> (bool, Vec<serde_json::Value>) {
+    let start = Instant::now();
+    loop {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["poll", "--json", "--config"]).arg(site);
+        if let Some(d) = device {
+            cmd.args(["--device", d]);
+        }
+        let out = cmd.output().unwrap();
+        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .collect();
+        let connected = lines.iter().any(|l| l["quality"] != "comm_failure");
+        if connected || start.elapsed() > Duration::from_secs(15) {
+            return (out.status.success(), lines);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn poll_reads_the_simulated_demo_site_over_tcp_and_rtu() {
+    let dir = tempfile::tempdir().unwrap();
+    let pty = socat_pair(dir.path());
+    let port = free_port();
+    let site = local_demo_site(dir.path(), port, &pty.a);
+    let _sim = start_simulator(&site, &pty.b, &[]);
+    let (ok, lines) = poll_json(&site, None);
+    assert_eq!(lines.len(), 50, "one line per point");
+    let bad: Vec<_> = lines.iter().filter(|l| l["quality"] != "good").collect();
+    assert!(bad.is_empty() && ok, "all points good, exit 0: {bad:?}");
+    for l in &lines {
+        for key in [
+            "point",
+            "hazard_source",
+            "value",
+            "unit",
+            "quality",
+            "ts",
+            "raw",
+        ] {
+            assert!(l.get(key).is_some(), "{key} missing in {l}");
+        }
+    }
+    // An RTU detector (Cl2, u16 × 0.01 ppm) and a TCP float (CDAB) are both present.
+    let at201 = lines.iter().find(|l| l["point"] == "AT-201").unwrap();
+    assert_eq!(at201["hazard_source"], "HS-02");
+    assert_eq!(at201["unit"], "ppm");
+    assert!(
+        at201["value"].as_f64().unwrap() < 0.34,
+        "steady chlorine is below its OEL: {at201}"
+    );
+    let gt101 = lines.iter().find(|l| l["point"] == "GT-101").unwrap();
+    assert_eq!(
+        gt101["raw"].as_array().unwrap().len(),
+        2,
+        "an f32 has two raw registers"
+    );
+}
+
+#[test]
+fn poll_exits_non_zero_when_a_device_answers_with_an_exception() {
+    let dir = tempfile::tempdir().unwrap();
+    let pty = socat_pair(dir.path());
+    let port = free_port();
+    let site = local_demo_site(dir.path(), port, &pty.a);
+    let _sim = start_simulator(
+        &site,
+        &pty.b,
+        &[
+            "--scenario",
+            "exception",
+            "--target",
+            "NH3-CTL",
+            "--start-after",
+            "0",
+        ],
+    );
+    let (ok, lines) = poll_json(&site, Some("NH3-CTL"));
+    assert!(!ok, "exit code must be non-zero");
+    assert_eq!(lines.len(), 4);
+    for l in &lines {
+        assert_eq!(l["quality"], "device_exception", "{l}");
+        assert_eq!(l["exception"], 2, "{l}");
+        assert!(l["value"].is_null(), "{l}");
+    }
+}
+
+#[test]
+fn demo_shows_live_values_for_every_point() {
+    let out = Command::new(BIN)
+        .args(["demo", "--duration", "4", "--refresh", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.rsplit("----").nth(1).expect("at least one frame");
+    for id in [
+        "GT-101", "AT-201", "AT-301", "AT-401", "LT-101", "XS-101", "BP-101",
+    ] {
+        let line = last
+            .lines()
+            .find(|l| l.trim_start().starts_with(id))
+            .unwrap_or_else(|| panic!("{id} missing:\n{last}"));
+        assert!(line.trim_end().ends_with("good"), "{id} not good: {line}");
+    }
+    assert_eq!(
+        last.matches(" good").count(),
+        50,
+        "every point live and good:\n{last}"
+    );
+}
+
+#[test]
+fn demo_detector_fault_scenario_flags_sensor_fault() {
+    let out = Command::new(BIN)
+        .args([
+            "demo",
+            "--duration",
+            "3",
+            "--scenario",
+            "detector-fault",
+            "--start-after",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.rsplit("----").nth(1).unwrap();
+    // The 4–20 mA detector's loop drops to 2 mA: sensor_fault, no value.
+    let line = last
+        .lines()
+        .find(|l| l.trim_start().starts_with("GT-301 "))
+        .unwrap();
+    assert!(
+        line.contains("sensor_fault") && line.contains(" - "),
+        "{line}"
+    );
+    let ok = last
+        .lines()
+        .find(|l| l.trim_start().starts_with("GT-101 "))
+        .unwrap();
+    assert!(ok.trim_end().ends_with("good"), "{ok}");
+}
