@@ -36,6 +36,7 @@ pub fn init_logging(args: &LogArgs) {
 /// Loads and validates a site file, with `HAZGATE__…` overrides.
 pub fn load(path: &Path) -> anyhow::Result<Arc<Site>> {
     let site = load_site(SiteSource::Path(path)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    release_freed_memory();
     Ok(Arc::new(site))
 }
 
@@ -103,4 +104,16 @@ pub fn opt_secs(s: Option<f64>) -> anyhow::Result<Option<Duration>> {
             .context("a duration must be a non-negative number of seconds")
     })
     .transpose()
+}
+
+/// Parsing a large site file builds a transient TOML tree many times the size of the
+/// compiled site (≈ 50 MB for 10,000 points); glibc keeps such freed arenas mapped.
+/// Handing them back once after loading keeps a gateway's steady RSS at what it uses.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; it touches no
+    // live allocation and is safe to call at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

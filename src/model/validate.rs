@@ -120,6 +120,7 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
             errors.push(format!("{path}.name"), "must not be empty");
         }
         let source_index = SourceIndex(si as u32);
+        let source_id = HazardSourceId::new(&source.id);
         let mut members = Vec::new();
         for (pi, point) in source.points.iter().enumerate() {
             let path = format!("{path}.points[{pi}]");
@@ -129,7 +130,8 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
                 &path,
                 index,
                 source_index,
-                &source.id,
+                &source_id,
+                &site.channels,
                 &device_index,
                 &point_ids,
                 &mut errors,
@@ -143,7 +145,7 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
             }
         }
         site.hazard_sources.push(HazardSource {
-            id: HazardSourceId::new(&source.id),
+            id: source_id,
             name: source.name.clone(),
             kind: source.kind,
             level: source.level,
@@ -377,7 +379,8 @@ fn compile_point(
     path: &str,
     index: PointIndex,
     source: SourceIndex,
-    source_id: &str,
+    source_id: &HazardSourceId,
+    channels: &[Channel],
     devices: &DeviceIndex<'_>,
     point_ids: &HashMap<&str, (PointIndex, String)>,
     errors: &mut Errors,
@@ -646,11 +649,12 @@ fn compile_point(
         index,
         name: p.name.clone(),
         source,
-        source_id: HazardSourceId::new(source_id),
+        source_id: source_id.clone(),
         kind: p.kind,
         gas,
         device,
-        device_id: DeviceId::new(&p.device),
+        // Compiled only when the device exists (errors above return None otherwise).
+        device_id: channels[device.0].devices[device.1].id.clone(),
         register,
         scaling,
         loop_current,
