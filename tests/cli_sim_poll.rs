@@ -197,3 +197,63 @@ fn demo_detector_fault_scenario_flags_sensor_fault() {
         .unwrap();
     assert!(ok.trim_end().ends_with("good"), "{ok}");
 }
+
+#[test]
+fn run_polls_and_shuts_down_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let pty = socat_pair(dir.path());
+    let port = free_port();
+    let site = local_demo_site(dir.path(), port, &pty.a);
+    let _sim = start_simulator(&site, &pty.b, &[]);
+    let _ = poll_json(&site, None); // the simulator is up
+    let log = dir.path().join("run.log");
+    let mut gw = Command::new(BIN)
+        .args([
+            "run",
+            "--stats-interval",
+            "1",
+            "--log-format",
+            "json",
+            "--config",
+        ])
+        .arg(&site)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let status = Command::new("kill")
+        .args(["-TERM", &gw.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    let exit = loop {
+        if let Some(s) = gw.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "hazgate run did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "exit status {exit:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let stats: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|j| j["fields"]["message"] == "acquisition stats")
+        .collect();
+    let last = stats
+        .last()
+        .unwrap_or_else(|| panic!("no stats lines in:\n{text}"));
+    assert!(
+        last["fields"]["good_readings"].as_u64().unwrap() >= 50,
+        "{last}"
+    );
+    assert_eq!(last["fields"]["polls_failed"], 0, "{last}");
+    assert!(
+        text.contains("shutdown requested") && text.contains("hazgate stopped"),
+        "{text}"
+    );
+}

@@ -9,3 +9,5 @@ cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
 # Doc tests run separately (--all-targets skips them).
 cargo test --doc
+# The fuzz target must keep compiling (running it needs nightly: see README).
+cargo check --quiet --manifest-path fuzz/Cargo.toml

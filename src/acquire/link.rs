@@ -162,16 +162,10 @@ impl Link {
                 .map_err(|e| BlockError::Comm(format!("connect {}: {e}", self.transport)))?,
         };
         ctx.set_slave(Slave(unit));
-        let request = match block.table {
-            RegisterTable::Coil => Request::ReadCoils(block.start, block.count),
-            RegisterTable::DiscreteInput => Request::ReadDiscreteInputs(block.start, block.count),
-            RegisterTable::Holding => Request::ReadHoldingRegisters(block.start, block.count),
-            RegisterTable::Input => Request::ReadInputRegisters(block.start, block.count),
-        };
         let remaining = deadline
             .saturating_sub(started.elapsed())
             .max(Duration::from_millis(1));
-        let answer = match timeout(remaining, ctx.call(request)).await {
+        let answer = match timeout(remaining, ctx.call(request_for(block))).await {
             Err(_) => {
                 return Err(BlockError::Comm(format!(
                     "timeout after {} ms",
@@ -185,30 +179,44 @@ impl Link {
             }
             Ok(Ok(Ok(response))) => response,
         };
-        let count = usize::from(block.count);
-        let data = match (block.table, answer) {
-            (RegisterTable::Coil, Response::ReadCoils(bits))
-            | (RegisterTable::DiscreteInput, Response::ReadDiscreteInputs(bits))
-                if bits.len() >= count =>
-            {
-                BlockData::Bits(bits[..count].to_vec())
-            }
-            (RegisterTable::Holding, Response::ReadHoldingRegisters(words))
-            | (RegisterTable::Input, Response::ReadInputRegisters(words))
-                if words.len() == count =>
-            {
-                BlockData::Words(words)
-            }
-            (_, other) => {
-                return Err(BlockError::Comm(format!(
-                    "response does not match request of {count} from {}: {}",
-                    block.start,
-                    describe(&other)
-                )))
-            }
-        };
+        let data = block_data(block, answer)?;
         self.ctx = Some(ctx);
         Ok(data)
+    }
+}
+
+/// The read request for a block.
+pub fn request_for(block: &Block) -> Request<'static> {
+    match block.table {
+        RegisterTable::Coil => Request::ReadCoils(block.start, block.count),
+        RegisterTable::DiscreteInput => Request::ReadDiscreteInputs(block.start, block.count),
+        RegisterTable::Holding => Request::ReadHoldingRegisters(block.start, block.count),
+        RegisterTable::Input => Request::ReadInputRegisters(block.start, block.count),
+    }
+}
+
+/// Checks that a decoded response answers `block` exactly (function and length) and
+/// extracts its data. Anything else is a communication failure, never data.
+pub fn block_data(block: &Block, answer: Response) -> Result<BlockData, BlockError> {
+    let count = usize::from(block.count);
+    match (block.table, answer) {
+        (RegisterTable::Coil, Response::ReadCoils(bits))
+        | (RegisterTable::DiscreteInput, Response::ReadDiscreteInputs(bits))
+            if bits.len() >= count =>
+        {
+            Ok(BlockData::Bits(bits[..count].to_vec()))
+        }
+        (RegisterTable::Holding, Response::ReadHoldingRegisters(words))
+        | (RegisterTable::Input, Response::ReadInputRegisters(words))
+            if words.len() == count =>
+        {
+            Ok(BlockData::Words(words))
+        }
+        (_, other) => Err(BlockError::Comm(format!(
+            "response does not match request of {count} from {}: {}",
+            block.start,
+            describe(&other)
+        ))),
     }
 }
 

@@ -134,10 +134,7 @@ pub async fn run_channel(
     }
     info!(channel = %ch.id, transport = %ch.transport, devices = devices.len(), "channel started");
 
-    loop {
-        let Some(i) = (0..devices.len()).min_by_key(|&i| devices[i].next_due) else {
-            break;
-        };
+    while let Some(i) = (0..devices.len()).min_by_key(|&i| devices[i].next_due) {
         let due = devices[i].next_due;
         tokio::select! {
             () = cancel.cancelled() => break,
