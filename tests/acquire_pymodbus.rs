@@ -192,9 +192,19 @@ async fn rtu_over_tcp_decodes_every_type_order_and_table() {
 
 /// Two devices on one channel, each with one u16 at holding 0 and a coil.
 fn two_device_site(at: &PeerAt, poll_ms: u64, timeout_ms: u64, max_backoff_ms: u64) -> Arc<Site> {
+    two_device_site_with(at, poll_ms, [timeout_ms, timeout_ms], 1, max_backoff_ms)
+}
+
+fn two_device_site_with(
+    at: &PeerAt,
+    poll_ms: u64,
+    timeouts: [u64; 2],
+    retries: u32,
+    max_backoff_ms: u64,
+) -> Arc<Site> {
     let mut toml = format!("{GATEWAY_TOML}\n{}\n", channel_toml("ch", at));
-    for unit in [1, 2] {
-        toml += &format!("[[channels.devices]]\nid = \"D{unit}\"\nunit_id = {unit}\npoll_interval_ms = {poll_ms}\ntimeout_ms = {timeout_ms}\nretries = 1\nmax_backoff_ms = {max_backoff_ms}\n\n");
+    for (unit, timeout_ms) in [(1, timeouts[0]), (2, timeouts[1])] {
+        toml += &format!("[[channels.devices]]\nid = \"D{unit}\"\nunit_id = {unit}\npoll_interval_ms = {poll_ms}\ntimeout_ms = {timeout_ms}\nretries = {retries}\nmax_backoff_ms = {max_backoff_ms}\n\n");
     }
     toml += "[[hazard_sources]]\nid = \"HS\"\nname = \"Two\"\nkind = \"warehouse\"\nlevel = 3\n\n";
     for unit in [1, 2] {
@@ -311,20 +321,23 @@ async fn dead_device_on_rtu_is_backed_off_and_neighbours_keep_their_rate() {
         dir.path(),
         &PeerOpts::default(),
     );
-    // 200 ms period; without back-off the dead unit would cost 2 × 150 ms every period.
-    let site = two_device_site(&PeerAt::Serial(pty.a.clone()), 200, 150, 2000);
-    let (store, stats) = run_for(&site, 4.0).await;
+    // 200 ms period for 6 s (30 periods). The dead unit costs 3 × 150 ms per attempt:
+    // polled every period it would leave the live one ~13 polls; backed off (probes
+    // at 0.2, 0.4, 0.8, 1.6, 2 s) it leaves ~28. The live unit gets a generous timeout
+    // so a loaded CI machine does not make it look dead.
+    let site = two_device_site_with(&PeerAt::Serial(pty.a.clone()), 200, [1000, 150], 2, 2000);
+    let (store, stats) = run_for(&site, 6.0).await;
 
     let alive = &stats.devices[0].1;
     let dead = &stats.devices[1].1;
     let alive_polls = alive.polls_ok.load(Relaxed);
     assert!(
-        alive_polls >= 15,
-        "live device polled {alive_polls} times in 4 s at 200 ms (expected ~20)"
+        alive_polls >= 18,
+        "live device polled {alive_polls} times in 6 s at 200 ms (expected ~28)"
     );
     let dead_requests = dead.requests.load(Relaxed);
     assert!(
-        (2..=8).contains(&dead_requests),
+        (3..=10).contains(&dead_requests),
         "dead device should be probed with back-off, got {dead_requests} requests"
     );
     assert_eq!(
