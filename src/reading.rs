@@ -183,7 +183,7 @@ mod tests {
     fn rfc3339_formats_known_instants() {
         assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
         assert_eq!(
-            Timestamp(1_795_420_979_123).to_rfc3339(),
+            Timestamp(1_795_419_779_123).to_rfc3339(),
             "2026-11-23T07:42:59.123Z"
         );
         assert_eq!(
