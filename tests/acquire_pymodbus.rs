@@ -427,3 +427,39 @@ async fn block_planner_issues_the_minimal_requests() {
         vec![(1, 1, 0, 3), (1, 3, 0, 40), (1, 3, 500, 1), (1, 4, 0, 2)]
     );
 }
+
+#[tokio::test]
+async fn a_starved_device_goes_stale_keeping_its_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // Unit 2 answers after 900 ms; polled every 100 ms on the same connection, it holds
+    // the channel so unit 1 (100 ms period, stale after 3 periods) cannot be refreshed.
+    let map =
+        json!({"devices": [unit_map(1, 7, json!({})), unit_map(2, 9, json!({"delay_ms": 900}))]});
+    let _peer = pymodbus(&map, &PeerAt::Tcp(port), dir.path(), &PeerOpts::default());
+    let site = two_device_site_with(&PeerAt::Tcp(port), 100, [2000, 2000], 0, 2000);
+    let store = LatestStore::new(site.points.len(), 1024);
+    let mut rx = store.subscribe();
+    let stats = Arc::new(AcquireStats::new(&site));
+    let cancel = CancellationToken::new();
+    let mut tasks = spawn_acquisition(site.clone(), store.clone(), stats, cancel.clone());
+    let p1 = site.point_by_id("P1").unwrap().index;
+    let mut saw_stale = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while saw_stale.is_none() && tokio::time::Instant::now() < deadline {
+        if let Ok(Ok(batch)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+            saw_stale = batch
+                .iter()
+                .find(|r| r.point == p1 && r.quality == Quality::Stale)
+                .copied();
+        }
+    }
+    cancel.cancel();
+    while tasks.join_next().await.is_some() {}
+    let r = saw_stale.expect("P1 should be reported stale while the slow device holds the channel");
+    assert_eq!(
+        r.value,
+        Some(Value::Analog(7.0)),
+        "stale keeps the last value"
+    );
+}

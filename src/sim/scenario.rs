@@ -289,3 +289,122 @@ fn baseline(point: &Point, noise: f64) -> SimValue {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{load_site, SiteSource, DEMO_SITE_TOML};
+
+    fn demo() -> Site {
+        load_site(SiteSource::Text {
+            name: "demo",
+            toml: DEMO_SITE_TOML,
+        })
+        .unwrap()
+    }
+
+    fn timing() -> Timing {
+        Timing {
+            start_after: Duration::from_secs(10),
+            ramp: Duration::from_secs(100),
+            recover_after: Some(Duration::from_secs(200)),
+        }
+    }
+
+    fn eng(v: SimValue) -> f64 {
+        match v {
+            SimValue::Eng(e) => e,
+            other => panic!("not an engineering value: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn gas_leak_ramps_to_60_lel_then_recovers() {
+        let site = demo();
+        let s = Scenario::bind(&site, ScenarioKind::GasLeak, timing(), None).unwrap();
+        let p = site.point(s.target_point.unwrap());
+        assert_eq!(p.kind, PointKind::CombustibleGas);
+        assert!(eng(s.value(p, 5.0, 0.0)) < 3.0, "normal before the event");
+        let mid = eng(s.value(p, 60.0, 0.0));
+        assert!((25.0..35.0).contains(&mid), "half way up the ramp: {mid}");
+        assert!(
+            (eng(s.value(p, 150.0, 0.0)) - 60.0).abs() < 1e-9,
+            "peak 60 %LEL"
+        );
+        assert!(
+            eng(s.value(p, 215.0, 0.0)) < 3.0,
+            "back to normal after recover_after"
+        );
+        // Other points stay normal.
+        let other = site.point_by_id("GT-102").unwrap();
+        assert!(eng(s.value(other, 150.0, 0.0)) < 3.0);
+    }
+
+    #[test]
+    fn toxic_leak_reaches_three_times_the_oel() {
+        let site = demo();
+        let s = Scenario::bind(&site, ScenarioKind::ToxicLeak, timing(), None).unwrap();
+        let p = site.point(s.target_point.unwrap());
+        let oel = p.gas.unwrap().oel_ppm.unwrap();
+        assert!((eng(s.value(p, 150.0, 0.0)) - 3.0 * oel).abs() < 1e-9);
+    }
+
+    #[test]
+    fn overfill_reaches_98_percent_of_span() {
+        let site = demo();
+        let s = Scenario::bind(&site, ScenarioKind::Overfill, timing(), Some("LT-102")).unwrap();
+        let p = site.point_by_id("LT-102").unwrap();
+        let [lo, hi] = span(p);
+        assert!((eng(s.value(p, 150.0, 0.0)) - (lo + 0.98 * (hi - lo))).abs() < 1e-9);
+    }
+
+    #[test]
+    fn discrete_events_switch_to_the_abnormal_state() {
+        let site = demo();
+        for (kind, target, during) in [
+            (ScenarioKind::SisTrip, "XS-101", true),
+            (ScenarioKind::Bypass, "BP-101", true),
+        ] {
+            let s = Scenario::bind(&site, kind, timing(), Some(target)).unwrap();
+            let p = site.point_by_id(target).unwrap();
+            assert_eq!(
+                s.value(p, 5.0, 0.0),
+                SimValue::Bit(!during),
+                "{kind} before"
+            );
+            assert_eq!(
+                s.value(p, 50.0, 0.0),
+                SimValue::Bit(during),
+                "{kind} during"
+            );
+        }
+        let s = Scenario::bind(&site, ScenarioKind::Bypass, timing(), Some("XV-101"));
+        assert!(s.is_err(), "a valve is not an interlock bypass");
+    }
+
+    #[test]
+    fn detector_fault_prefers_a_loop_below_3_8_ma() {
+        let site = demo();
+        let s = Scenario::bind(&site, ScenarioKind::DetectorFault, timing(), None).unwrap();
+        let p = site.point(s.target_point.unwrap());
+        assert!(p.loop_current.is_some());
+        assert_eq!(s.value(p, 50.0, 0.0), SimValue::LoopMa(2.0));
+    }
+
+    #[test]
+    fn device_modes_apply_only_to_the_target_during_the_event() {
+        let site = demo();
+        let dead =
+            Scenario::bind(&site, ScenarioKind::DeadDevice, timing(), Some("CL2-12")).unwrap();
+        let id = DeviceId::new("CL2-12");
+        assert_eq!(dead.device_mode(&id, 5.0), DeviceMode::Normal);
+        assert_eq!(dead.device_mode(&id, 50.0), DeviceMode::Silent);
+        assert_eq!(
+            dead.device_mode(&DeviceId::new("CL2-11"), 50.0),
+            DeviceMode::Normal
+        );
+        let exc = Scenario::bind(&site, ScenarioKind::Exception, timing(), Some("CL2-12")).unwrap();
+        assert_eq!(exc.device_mode(&id, 50.0), DeviceMode::Exception(2));
+        assert!(Scenario::bind(&site, ScenarioKind::DeadDevice, timing(), Some("NOPE")).is_err());
+    }
+}

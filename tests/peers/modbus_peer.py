@@ -13,7 +13,8 @@ Map file:
       "input":    {...same...},
       "coils":    {"size": 16, "set": [0, 3]},
       "discrete": {"size": 16, "set": [1]},
-      "exception": 2},          # optional: answer every request with this exception
+      "exception": 2,           # optional: answer every request with this exception
+      "delay_ms": 300},         # optional: answer late (a slow device)
      {"unit": 9, "silent": true} # optional: never answers (a dead slave)
   ]}
 
@@ -85,8 +86,11 @@ def build_devices(spec):
         unit = d["unit"]
         exception = d.get("exception")
         silent = d.get("silent", False)
+        delay = d.get("delay_ms", 0) / 1000
 
-        async def action(_fc, _start, _address, _count, _regs, _set, exception=exception, silent=silent):
+        async def action(_fc, _start, _address, _count, _regs, _set, exception=exception, silent=silent, delay=delay):
+            if delay:
+                await asyncio.sleep(delay)
             if silent:
                 # pymodbus answers an unknown unit with exception 4; a dead RS-485
                 # slave says nothing. Never completing the request says nothing.
