@@ -8,6 +8,7 @@
 pub mod acquire;
 pub mod app;
 pub mod cli;
+pub mod judge;
 pub mod model;
 pub mod reading;
 pub mod sim;

@@ -6,7 +6,11 @@
 //! structs, so that its error paths (`hazard_sources[1].points[4].address`) match
 //! the positions in the file the engineer is looking at.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use crate::judge::{settings::AlarmSettingsFile, RiskConfig};
 
 /// The whole gateway configuration file.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -19,6 +23,12 @@ pub struct SiteFile {
     pub hazard_sources: Vec<HazardSourceFile>,
     #[serde(default)]
     pub acquisition: AcquisitionFile,
+    /// Site-wide alarm defaults per point kind, e.g. `[alarm_defaults.combustible_gas]`.
+    #[serde(default)]
+    pub alarm_defaults: BTreeMap<PointKind, AlarmSettingsFile>,
+    /// The four-colour rule table; the documented defaults when absent.
+    #[serde(default)]
+    pub risk: RiskConfig,
 }
 
 /// Who this gateway is, as the park platform knows it.
@@ -181,6 +191,9 @@ pub struct HazardSourceFile {
     /// People responsible (包保责任人), so alerts can name whom to call.
     #[serde(default)]
     pub responsible: Vec<String>,
+    /// Alarm defaults per point kind for this source's points.
+    #[serde(default)]
+    pub alarm_defaults: BTreeMap<PointKind, AlarmSettingsFile>,
     #[serde(default)]
     pub points: Vec<PointFile>,
 }
@@ -245,6 +258,9 @@ pub struct PointFile {
     /// For discrete points: the value in normal operation (e.g. ESD valve open = true).
     #[serde(default)]
     pub normal: Option<bool>,
+    /// This point's alarm settings (limits, deadband, delays), over the defaults.
+    #[serde(default)]
+    pub alarms: Option<AlarmSettingsFile>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
@@ -273,7 +289,7 @@ impl Default for LoopCurrentFile {
 }
 
 /// What a point measures. Alarm defaults and risk classes key on this.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PointKind {
     /// Combustible gas detector, %LEL.

@@ -77,6 +77,7 @@ pub struct Site {
     pub channels: Vec<Channel>,
     pub points: Vec<Point>,
     pub stale_after_periods: u32,
+    pub risk: crate::judge::RiskConfig,
 }
 
 impl Site {
@@ -286,6 +287,8 @@ pub struct Point {
     pub fault_codes: Vec<u64>,
     pub fault_point: Option<PointIndex>,
     pub normal: Option<bool>,
+    /// Effective alarm settings (defaults merged, guardrails checked).
+    pub alarms: crate::judge::settings::AlarmSettings,
 }
 
 impl Point {

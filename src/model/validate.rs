@@ -11,6 +11,7 @@ use super::{
     gas,
     site::*,
 };
+use crate::judge::settings::{self, AlarmSettingsFile};
 
 /// One problem in a configuration, located by its field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +75,11 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
         channels,
         points: Vec::new(),
         stale_after_periods: file.acquisition.stale_after_periods,
+        risk: file.risk.clone(),
     };
+    for (path, message) in file.risk.validate() {
+        errors.push(path, message);
+    }
 
     // Point ids first, so fault_point references can point forward.
     let mut point_ids: HashMap<&str, (PointIndex, String)> = HashMap::new();
@@ -134,6 +139,7 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
                 &site.channels,
                 &device_index,
                 &point_ids,
+                [&file.alarm_defaults, &source.alarm_defaults],
                 &mut errors,
             ) {
                 members.push(index);
@@ -383,6 +389,7 @@ fn compile_point(
     channels: &[Channel],
     devices: &DeviceIndex<'_>,
     point_ids: &HashMap<&str, (PointIndex, String)>,
+    defaults: [&std::collections::BTreeMap<PointKind, AlarmSettingsFile>; 2],
     errors: &mut Errors,
 ) -> Option<Point> {
     let before = errors.0.len();
@@ -641,6 +648,28 @@ fn compile_point(
         errors.push(format!("{path}.normal"), "only for discrete points");
     }
 
+    // Alarm settings: kind defaults → site → hazard source → point; then guardrails.
+    let span = p.valid_range.or(match scaling {
+        Scaling::Range { eng, .. } => Some(eng),
+        Scaling::Linear { .. } => None,
+    });
+    let mut merged = settings::kind_defaults(p.kind, gas, span);
+    for layer in defaults {
+        if let Some(d) = layer.get(&p.kind) {
+            merged = merged.merged_with(d);
+        }
+    }
+    if let Some(own) = &p.alarms {
+        merged = merged.merged_with(own);
+    }
+    let alarms = settings::resolve(&merged, p.kind, p.normal);
+    for v in settings::guardrails(&alarms, p.kind, gas) {
+        errors.push(
+            format!("{path}.alarms.{}", v.field),
+            format!("point {}: {}", p.id, v.message),
+        );
+    }
+
     if errors.0.len() > before {
         return None;
     }
@@ -663,6 +692,7 @@ fn compile_point(
         fault_codes: p.fault_codes.clone(),
         fault_point,
         normal: p.normal,
+        alarms,
     })
 }
 
@@ -691,6 +721,7 @@ fn placeholder_point(p: &PointFile, index: PointIndex, source: SourceIndex) -> P
         fault_codes: Vec::new(),
         fault_point: None,
         normal: None,
+        alarms: settings::resolve(&AlarmSettingsFile::default(), p.kind, None),
     }
 }
 

@@ -1,0 +1,251 @@
+//! One alarm of one point: condition with deadband, on/off delays, and the ISA-18.2
+//! states (normal → active/unacknowledged → active/acknowledged → returned/
+//! unacknowledged → normal), plus shelving.
+//!
+//! Pure: the clock comes in as milliseconds with every call. The *condition* is the
+//! raw comparison with hysteresis; the *alarm* follows the condition once it has held
+//! for the on-delay (raise) or stayed away for the off-delay (clear).
+
+use serde::Serialize;
+
+use super::settings::{AlarmClass, AlarmKind};
+
+/// ISA-18.2 alarm states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmState {
+    Normal,
+    ActiveUnacknowledged,
+    ActiveAcknowledged,
+    ReturnedUnacknowledged,
+}
+
+impl AlarmState {
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::ActiveUnacknowledged | Self::ActiveAcknowledged)
+    }
+
+    pub fn is_unacknowledged(self) -> bool {
+        matches!(
+            self,
+            Self::ActiveUnacknowledged | Self::ReturnedUnacknowledged
+        )
+    }
+}
+
+/// What happened to an alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transition {
+    Raised,
+    Cleared,
+    Acknowledged,
+    Shelved,
+    Unshelved,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alarm {
+    pub kind: AlarmKind,
+    pub class: AlarmClass,
+    pub state: AlarmState,
+    /// The raw condition (with hysteresis), before delays.
+    condition: bool,
+    /// When `condition` last changed (ms).
+    condition_since: i64,
+    /// When the alarm was last raised (ms).
+    pub raised_at: Option<i64>,
+    /// The value that raised it, for the event and the operator.
+    pub raised_value: Option<f64>,
+    pub acknowledged: Option<(i64, String)>,
+    pub shelved_until: Option<i64>,
+    /// Set while the point's quality is bad: the alarm is frozen in its state.
+    pub bad_quality: bool,
+}
+
+impl Alarm {
+    pub fn new(kind: AlarmKind, class: AlarmClass) -> Self {
+        Self {
+            kind,
+            class,
+            state: AlarmState::Normal,
+            condition: false,
+            condition_since: i64::MIN,
+            raised_at: None,
+            raised_value: None,
+            acknowledged: None,
+            shelved_until: None,
+            bad_quality: false,
+        }
+    }
+
+    pub fn is_shelved(&self) -> bool {
+        self.shelved_until.is_some()
+    }
+
+    /// Feeds the raw comparison result; applies hysteresis through `on`/`off` thresholds
+    /// chosen by the caller (see [`analog_condition`]).
+    pub fn set_condition(&mut self, condition: bool, now: i64) {
+        if condition != self.condition {
+            self.condition = condition;
+            self.condition_since = now;
+        }
+    }
+
+    pub fn condition(&self) -> bool {
+        self.condition
+    }
+
+    /// Applies the delays at `now`: raises or clears when the condition has held long
+    /// enough. Returns the transition, if any.
+    pub fn settle(
+        &mut self,
+        now: i64,
+        on_delay: i64,
+        off_delay: i64,
+        value: Option<f64>,
+    ) -> Option<Transition> {
+        let held = now.saturating_sub(self.condition_since);
+        match (self.condition, self.state.is_active()) {
+            (true, false) if held >= on_delay => {
+                self.state = AlarmState::ActiveUnacknowledged;
+                self.raised_at = Some(now);
+                self.raised_value = value;
+                self.acknowledged = None;
+                Some(Transition::Raised)
+            }
+            (false, true) if held >= off_delay => {
+                self.state = match self.state {
+                    AlarmState::ActiveAcknowledged => AlarmState::Normal,
+                    _ => AlarmState::ReturnedUnacknowledged,
+                };
+                Some(Transition::Cleared)
+            }
+            _ => None,
+        }
+    }
+
+    /// Operator acknowledgement. `None` when there is nothing to acknowledge.
+    pub fn acknowledge(&mut self, now: i64, by: &str) -> Option<Transition> {
+        let next = match self.state {
+            AlarmState::ActiveUnacknowledged => AlarmState::ActiveAcknowledged,
+            AlarmState::ReturnedUnacknowledged => AlarmState::Normal,
+            _ => return None,
+        };
+        self.state = next;
+        self.acknowledged = Some((now, by.to_string()));
+        Some(Transition::Acknowledged)
+    }
+
+    pub fn shelve(&mut self, until: i64) -> Transition {
+        self.shelved_until = Some(until);
+        Transition::Shelved
+    }
+
+    pub fn unshelve(&mut self) -> Option<Transition> {
+        self.shelved_until.take().map(|_| Transition::Unshelved)
+    }
+
+    /// Auto-unshelve once the shelving time is over.
+    pub fn expire_shelving(&mut self, now: i64) -> Option<Transition> {
+        match self.shelved_until {
+            Some(until) if now >= until => self.unshelve(),
+            _ => None,
+        }
+    }
+}
+
+/// Condition of a limit alarm with hysteresis: switches on at the limit, off only once
+/// the value is back past it by `deadband`.
+pub fn analog_condition(kind: AlarmKind, was: bool, value: f64, limit: f64, deadband: f64) -> bool {
+    let high = matches!(kind, AlarmKind::Hh | AlarmKind::H | AlarmKind::Roc);
+    match (high, was) {
+        (true, false) => value >= limit,
+        (true, true) => value > limit - deadband,
+        (false, false) => value <= limit,
+        (false, true) => value < limit + deadband,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h() -> Alarm {
+        Alarm::new(AlarmKind::H, AlarmClass::High)
+    }
+
+    #[test]
+    fn full_isa_cycle() {
+        let mut a = h();
+        a.set_condition(true, 0);
+        assert_eq!(a.settle(0, 0, 0, Some(21.0)), Some(Transition::Raised));
+        assert_eq!(a.state, AlarmState::ActiveUnacknowledged);
+        assert_eq!(a.acknowledge(5, "op1"), Some(Transition::Acknowledged));
+        assert_eq!(a.state, AlarmState::ActiveAcknowledged);
+        a.set_condition(false, 10);
+        assert_eq!(a.settle(10, 0, 0, None), Some(Transition::Cleared));
+        assert_eq!(
+            a.state,
+            AlarmState::Normal,
+            "acknowledged alarms return to normal"
+        );
+        a.set_condition(true, 20);
+        a.settle(20, 0, 0, None);
+        a.set_condition(false, 30);
+        a.settle(30, 0, 0, None);
+        assert_eq!(a.state, AlarmState::ReturnedUnacknowledged);
+        assert_eq!(a.acknowledge(40, "op1"), Some(Transition::Acknowledged));
+        assert_eq!(a.state, AlarmState::Normal);
+        assert_eq!(
+            a.acknowledge(41, "op1"),
+            None,
+            "nothing left to acknowledge"
+        );
+    }
+
+    #[test]
+    fn delays_hold_both_ways() {
+        let mut a = h();
+        a.set_condition(true, 1000);
+        assert_eq!(
+            a.settle(2000, 5000, 3000, None),
+            None,
+            "on-delay not yet elapsed"
+        );
+        assert_eq!(a.settle(6000, 5000, 3000, None), Some(Transition::Raised));
+        a.set_condition(false, 7000);
+        assert_eq!(
+            a.settle(9000, 5000, 3000, None),
+            None,
+            "off-delay holds through a dip"
+        );
+        a.set_condition(true, 9500);
+        assert_eq!(
+            a.settle(20_000, 5000, 3000, None),
+            None,
+            "still active, no new event"
+        );
+        assert_eq!(a.state, AlarmState::ActiveUnacknowledged);
+    }
+
+    #[test]
+    fn hysteresis() {
+        assert!(analog_condition(AlarmKind::H, false, 20.0, 20.0, 1.0));
+        assert!(!analog_condition(AlarmKind::H, false, 19.9, 20.0, 1.0));
+        assert!(analog_condition(AlarmKind::H, true, 19.1, 20.0, 1.0));
+        assert!(!analog_condition(AlarmKind::H, true, 19.0, 20.0, 1.0));
+        assert!(analog_condition(AlarmKind::L, false, 5.0, 5.0, 1.0));
+        assert!(analog_condition(AlarmKind::L, true, 5.9, 5.0, 1.0));
+        assert!(!analog_condition(AlarmKind::L, true, 6.0, 5.0, 1.0));
+    }
+
+    #[test]
+    fn shelving_expires() {
+        let mut a = h();
+        assert_eq!(a.shelve(100), Transition::Shelved);
+        assert_eq!(a.expire_shelving(99), None);
+        assert_eq!(a.expire_shelving(100), Some(Transition::Unshelved));
+        assert!(!a.is_shelved());
+    }
+}

@@ -1,0 +1,503 @@
+//! Four-colour risk (红橙黄蓝) per hazard source from its live alarm picture.
+//!
+//! The rule table is configuration (`[risk]` in the site file) with the defaults of
+//! `shared/domain/risk-rules.md`; the first matching rule wins. Whatever the table, the
+//! engine guarantees reasons for every level, immediate escalation and held
+//! de-escalation (see [`SourceRisk::update`]).
+
+use serde::{Deserialize, Serialize};
+
+use super::settings::{AlarmClass, AlarmKind};
+use crate::{model::PointIndex, reading::Timestamp};
+
+/// Risk colours, ordered from low to major risk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Colour {
+    /// 蓝 low risk (低风险).
+    Blue,
+    /// 黄 general risk (一般风险).
+    Yellow,
+    /// 橙 considerable risk (较大风险).
+    Orange,
+    /// 红 major risk (重大风险).
+    Red,
+}
+
+impl Colour {
+    pub fn up(self) -> Self {
+        match self {
+            Self::Blue => Self::Yellow,
+            Self::Yellow => Self::Orange,
+            _ => Self::Red,
+        }
+    }
+
+    /// 0 (blue) to 3 (red), as stored in the time-series store.
+    pub fn level(self) -> u8 {
+        self as u8
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Blue => "blue",
+            Self::Yellow => "yellow",
+            Self::Orange => "orange",
+            Self::Red => "red",
+        }
+    }
+
+    pub fn chinese(self) -> &'static str {
+        match self {
+            Self::Blue => "蓝",
+            Self::Yellow => "黄",
+            Self::Orange => "橙",
+            Self::Red => "红",
+        }
+    }
+}
+
+/// One row of the rule table.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskRule {
+    pub colour: Colour,
+    /// Alarms of at least this class count toward the rule; absent = no alarm needed.
+    #[serde(default)]
+    pub class: Option<AlarmClass>,
+    /// Hazard-source levels (GB 18218) the rule applies to; empty = all.
+    #[serde(default)]
+    pub levels: Vec<u8>,
+    /// Distinct points that must have such an alarm.
+    #[serde(default = "one")]
+    pub min_points: u32,
+    /// The rule needs a special operation (特殊作业) in progress on the source.
+    #[serde(default)]
+    pub special_operation: bool,
+    /// Shown as the reason.
+    pub description: String,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `[risk]` in the site file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskConfig {
+    /// Seconds the conditions of a colour must stay absent before the source goes down.
+    #[serde(default = "default_hold")]
+    pub hold_s: f64,
+    /// An alarm active and unacknowledged longer than this raises the source one colour.
+    #[serde(default = "default_persistence")]
+    pub persistence_s: f64,
+    /// This many gas detectors of one source in fault at once make it blind: a high alarm.
+    #[serde(default = "default_blind")]
+    pub blind_detectors: u32,
+    #[serde(default = "default_rules")]
+    pub rules: Vec<RiskRule>,
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        Self {
+            hold_s: default_hold(),
+            persistence_s: default_persistence(),
+            blind_detectors: default_blind(),
+            rules: default_rules(),
+        }
+    }
+}
+
+fn default_hold() -> f64 {
+    600.0
+}
+fn default_persistence() -> f64 {
+    1800.0
+}
+fn default_blind() -> u32 {
+    3
+}
+
+/// The default table of `risk-rules.md`, top to bottom.
+pub fn default_rules() -> Vec<RiskRule> {
+    let rule =
+        |colour, class, levels: &[u8], min_points, special_operation, description: &str| RiskRule {
+            colour,
+            class,
+            levels: levels.to_vec(),
+            min_points,
+            special_operation,
+            description: description.to_string(),
+        };
+    use AlarmClass::*;
+    use Colour::*;
+    vec![
+        rule(
+            Red,
+            Some(Critical),
+            &[1, 2],
+            1,
+            false,
+            "critical alarm on a level 1/2 source",
+        ),
+        rule(
+            Red,
+            Some(High),
+            &[],
+            2,
+            false,
+            "high or critical alarms at 2+ points (spreading)",
+        ),
+        rule(
+            Red,
+            Some(Critical),
+            &[],
+            1,
+            true,
+            "critical alarm during a special operation",
+        ),
+        rule(
+            Orange,
+            Some(Critical),
+            &[3, 4],
+            1,
+            false,
+            "critical alarm on a level 3/4 source",
+        ),
+        rule(
+            Orange,
+            Some(High),
+            &[1, 2],
+            1,
+            false,
+            "high alarm on a level 1/2 source",
+        ),
+        rule(
+            Yellow,
+            Some(High),
+            &[3, 4],
+            1,
+            false,
+            "high alarm on a level 3/4 source",
+        ),
+        rule(Yellow, Some(Low), &[], 1, false, "low alarm"),
+        rule(
+            Yellow,
+            None,
+            &[],
+            1,
+            true,
+            "special operation in progress (floor)",
+        ),
+    ]
+}
+
+impl RiskConfig {
+    /// Problems with a table, as (field, message).
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        if !(self.hold_s.is_finite() && self.hold_s >= 0.0) {
+            v.push(("risk.hold_s".into(), "must be ≥ 0 seconds".into()));
+        }
+        if !(self.persistence_s.is_finite() && self.persistence_s > 0.0) {
+            v.push((
+                "risk.persistence_s".into(),
+                "must be above 0 seconds".into(),
+            ));
+        }
+        for (i, r) in self.rules.iter().enumerate() {
+            if let Some(l) = r.levels.iter().find(|l| !(1..=4).contains(*l)) {
+                v.push((
+                    format!("risk.rules[{i}].levels"),
+                    format!("levels are 1..=4, got {l}"),
+                ));
+            }
+            if r.min_points == 0 {
+                v.push((
+                    format!("risk.rules[{i}].min_points"),
+                    "must be at least 1".into(),
+                ));
+            }
+            if r.class.is_none() && !r.special_operation {
+                v.push((
+                    format!("risk.rules[{i}]"),
+                    "a rule needs a class or special_operation = true".into(),
+                ));
+            }
+        }
+        v
+    }
+}
+
+/// An alarm that counts toward colours.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountedAlarm {
+    pub point: PointIndex,
+    pub kind: AlarmKind,
+    pub class: AlarmClass,
+    pub since: Timestamp,
+    pub unacknowledged: bool,
+    /// A counted blind spot (shelved / out of service) or the source-blind condition.
+    pub note: Option<&'static str>,
+}
+
+/// Why a source has its colour.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reason {
+    pub rule: String,
+    pub colour: Colour,
+    /// Point ids with the alarm kind, e.g. `GT-101:hh`.
+    pub alarms: Vec<String>,
+    pub since: Timestamp,
+}
+
+/// Evaluates the table for a source of `level`. `names` turns a point into its id.
+pub fn required_colour(
+    config: &RiskConfig,
+    level: u8,
+    alarms: &[CountedAlarm],
+    special_operation: Option<Timestamp>,
+    now: Timestamp,
+    names: &dyn Fn(PointIndex) -> String,
+) -> (Colour, Vec<Reason>) {
+    let mut colour = Colour::Blue;
+    let mut reasons = Vec::new();
+    for rule in &config.rules {
+        if !rule.levels.is_empty() && !rule.levels.contains(&level) {
+            continue;
+        }
+        if rule.special_operation && special_operation.is_none() {
+            continue;
+        }
+        let matching: Vec<&CountedAlarm> = match rule.class {
+            Some(c) => alarms.iter().filter(|a| a.class >= c).collect(),
+            None => Vec::new(),
+        };
+        if rule.class.is_some() {
+            let mut points: Vec<PointIndex> = matching.iter().map(|a| a.point).collect();
+            points.sort_unstable();
+            points.dedup();
+            if points.len() < rule.min_points as usize {
+                continue;
+            }
+        }
+        let since = matching
+            .iter()
+            .map(|a| a.since)
+            .chain(special_operation.filter(|_| rule.special_operation))
+            .min()
+            .unwrap_or(now);
+        colour = rule.colour;
+        reasons.push(Reason {
+            rule: rule.description.clone(),
+            colour: rule.colour,
+            alarms: matching.iter().map(|a| describe(a, names)).collect(),
+            since,
+        });
+        break;
+    }
+    // Persistence: an alarm left unacknowledged too long raises the source one colour.
+    let limit = (config.persistence_s * 1000.0) as i64;
+    let stale: Vec<&CountedAlarm> = alarms
+        .iter()
+        .filter(|a| a.unacknowledged && a.note.is_none() && now.0 - a.since.0 > limit)
+        .collect();
+    if !stale.is_empty() && colour < Colour::Red {
+        colour = colour.up();
+        reasons.push(Reason {
+            rule: format!(
+                "alarm unacknowledged for more than {} s: one colour up",
+                config.persistence_s
+            ),
+            colour,
+            alarms: stale.iter().map(|a| describe(a, names)).collect(),
+            since: Timestamp(
+                stale
+                    .iter()
+                    .map(|a| a.since.0 + limit)
+                    .min()
+                    .unwrap_or(now.0),
+            ),
+        });
+    }
+    (colour, reasons)
+}
+
+fn describe(a: &CountedAlarm, names: &dyn Fn(PointIndex) -> String) -> String {
+    match a.note {
+        Some(note) => format!("{}:{} ({note})", names(a.point), a.kind.as_str()),
+        None => format!("{}:{}", names(a.point), a.kind.as_str()),
+    }
+}
+
+/// A colour with its reasons and since when.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RiskLevel {
+    pub colour: Colour,
+    pub since: Timestamp,
+    pub reasons: Vec<Reason>,
+}
+
+impl RiskLevel {
+    pub fn blue(now: Timestamp) -> Self {
+        Self {
+            colour: Colour::Blue,
+            since: now,
+            reasons: Vec::new(),
+        }
+    }
+}
+
+/// A source's colour over time: escalates at once, de-escalates after the hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceRisk {
+    pub current: RiskLevel,
+    /// When the required colour first fell below the current one.
+    below_since: Option<Timestamp>,
+}
+
+impl SourceRisk {
+    pub fn new(now: Timestamp) -> Self {
+        Self {
+            current: RiskLevel::blue(now),
+            below_since: None,
+        }
+    }
+
+    /// Moves towards `required`. Returns the previous colour when the colour changed.
+    pub fn update(
+        &mut self,
+        required: Colour,
+        reasons: Vec<Reason>,
+        now: Timestamp,
+        hold_ms: i64,
+    ) -> Option<Colour> {
+        let from = self.current.colour;
+        if required >= from {
+            self.below_since = None;
+            if required > from {
+                self.current = RiskLevel {
+                    colour: required,
+                    since: now,
+                    reasons,
+                };
+                return Some(from);
+            }
+            self.current.reasons = reasons;
+            return None;
+        }
+        let below = *self.below_since.get_or_insert(now);
+        if now.0 - below.0 >= hold_ms {
+            self.below_since = None;
+            self.current = RiskLevel {
+                colour: required,
+                since: now,
+                reasons,
+            };
+            return Some(from);
+        }
+        None
+    }
+
+    /// When the current colour may drop, if it is waiting to.
+    pub fn hold_ends(&self, hold_ms: i64) -> Option<Timestamp> {
+        self.below_since.map(|b| Timestamp(b.0 + hold_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alarm(point: u32, class: AlarmClass, since: i64) -> CountedAlarm {
+        CountedAlarm {
+            point: PointIndex(point),
+            kind: AlarmKind::H,
+            class,
+            since: Timestamp(since),
+            unacknowledged: false,
+            note: None,
+        }
+    }
+
+    fn colour(level: u8, alarms: &[CountedAlarm], special: bool) -> Colour {
+        let names = |p: PointIndex| format!("P{}", p.0);
+        required_colour(
+            &RiskConfig::default(),
+            level,
+            alarms,
+            special.then_some(Timestamp(0)),
+            Timestamp(0),
+            &names,
+        )
+        .0
+    }
+
+    /// The default table of risk-rules.md, row by row.
+    #[test]
+    fn default_table() {
+        use AlarmClass::*;
+        assert_eq!(colour(1, &[], false), Colour::Blue);
+        assert_eq!(colour(1, &[alarm(0, Critical, 0)], false), Colour::Red);
+        assert_eq!(colour(2, &[alarm(0, Critical, 0)], false), Colour::Red);
+        assert_eq!(
+            colour(3, &[alarm(0, High, 0), alarm(1, High, 0)], false),
+            Colour::Red,
+            "spreading"
+        );
+        assert_eq!(
+            colour(3, &[alarm(0, High, 0), alarm(0, Critical, 0)], false),
+            Colour::Orange,
+            "one point is not spreading"
+        );
+        assert_eq!(
+            colour(4, &[alarm(0, Critical, 0)], true),
+            Colour::Red,
+            "critical during special operation"
+        );
+        assert_eq!(colour(3, &[alarm(0, Critical, 0)], false), Colour::Orange);
+        assert_eq!(colour(1, &[alarm(0, High, 0)], false), Colour::Orange);
+        assert_eq!(colour(3, &[alarm(0, High, 0)], false), Colour::Yellow);
+        assert_eq!(colour(1, &[alarm(0, Low, 0)], false), Colour::Yellow);
+        assert_eq!(
+            colour(4, &[], true),
+            Colour::Yellow,
+            "special operation floor"
+        );
+    }
+
+    #[test]
+    fn persistence_raises_one_colour() {
+        let mut a = alarm(0, AlarmClass::High, 0);
+        a.unacknowledged = true;
+        let names = |p: PointIndex| format!("P{}", p.0);
+        let cfg = RiskConfig::default();
+        let (c, _) = required_colour(&cfg, 3, &[a.clone()], None, Timestamp(1_000), &names);
+        assert_eq!(c, Colour::Yellow);
+        let (c, reasons) = required_colour(&cfg, 3, &[a], None, Timestamp(1_800_001), &names);
+        assert_eq!(c, Colour::Orange);
+        assert!(reasons[1].rule.contains("unacknowledged"));
+    }
+
+    #[test]
+    fn escalates_at_once_and_holds_before_going_down() {
+        let mut s = SourceRisk::new(Timestamp(0));
+        assert_eq!(
+            s.update(Colour::Red, vec![], Timestamp(10), 600_000),
+            Some(Colour::Blue)
+        );
+        assert_eq!(s.update(Colour::Blue, vec![], Timestamp(20), 600_000), None);
+        assert_eq!(
+            s.update(Colour::Yellow, vec![], Timestamp(300_000), 600_000),
+            None
+        );
+        assert_eq!(s.current.colour, Colour::Red);
+        assert_eq!(
+            s.update(Colour::Blue, vec![], Timestamp(600_020), 600_000),
+            Some(Colour::Red)
+        );
+        assert_eq!(s.current.colour, Colour::Blue);
+    }
+}
