@@ -125,6 +125,19 @@ impl Alarm {
         }
     }
 
+    /// When a pending raise or clear will complete, or shelving end, if any.
+    pub fn next_deadline(&self, on_delay: i64, off_delay: i64) -> Option<i64> {
+        let pending = match (self.condition, self.state.is_active()) {
+            (true, false) => Some(self.condition_since.saturating_add(on_delay)),
+            (false, true) => Some(self.condition_since.saturating_add(off_delay)),
+            _ => None,
+        };
+        match (pending, self.shelved_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Operator acknowledgement. `None` when there is nothing to acknowledge.
     pub fn acknowledge(&mut self, now: i64, by: &str) -> Option<Transition> {
         let next = match self.state {

@@ -186,6 +186,10 @@ pub struct Engine {
     sources: Vec<SourceState>,
     enterprise: RiskLevel,
     hold_ms: i64,
+    /// The earliest instant a time-based change is due (a delay completing, shelving
+    /// ending, persistence escalating, a hold ending): the first input at or after it
+    /// sweeps everything, so escalation never waits for the next tick.
+    deadline: i64,
 }
 
 impl Engine {
@@ -236,7 +240,12 @@ impl Engine {
             sources,
             enterprise: RiskLevel::blue(now),
             hold_ms,
+            deadline: i64::MAX,
         }
+    }
+
+    fn due(&mut self, at: i64) {
+        self.deadline = self.deadline.min(at);
     }
 
     pub fn site(&self) -> &Arc<Site> {
@@ -245,6 +254,9 @@ impl Engine {
 
     /// Feeds one reading. Events are appended to `out`.
     pub fn on_reading(&mut self, r: &Reading, now: Timestamp, out: &mut Vec<Event>) {
+        if now.0 >= self.deadline {
+            self.on_tick(now, out);
+        }
         let Some(pa) = self.points.get_mut(r.point.get()) else {
             return;
         };
@@ -256,11 +268,20 @@ impl Engine {
         if pa.out_of_service.is_some() {
             // Out of service: nothing is evaluated until it is back in service.
             if let (true, Some(v)) = (r.quality.is_good(), r.value) {
-                pa.last_good = Some((v.as_f64(), t));
+                if v.as_f64().is_finite() {
+                    pa.last_good = Some((v.as_f64(), t));
+                }
             }
             return;
         }
-        let good = r.quality.is_good() && r.value.is_some();
+        // Defence in depth: a non-finite number is never a measurement, whatever its flag
+        // (replayed history or another source may carry one).
+        let good = r.quality.is_good()
+            && match r.value {
+                Some(Value::Analog(v)) => v.is_finite(),
+                Some(Value::Discrete(_)) => true,
+                None => false,
+            };
         let previous = pa.last_good;
         for a in &mut pa.alarms {
             match (a.kind, good, r.value) {
@@ -309,6 +330,7 @@ impl Engine {
         let pa = &mut self.points[index.get()];
         let value = pa.last_good.map(|(v, _)| v);
         let mut changed = false;
+        let mut next = i64::MAX;
         for a in &mut pa.alarms {
             if let Some(tr) = a.expire_shelving(now.0) {
                 out.push(alarm_event(
@@ -323,6 +345,9 @@ impl Engine {
                 ));
             }
             if a.bad_quality && a.kind != AlarmKind::Fault {
+                if let Some(until) = a.shelved_until {
+                    next = next.min(until);
+                }
                 continue;
             }
             let (on, off) = match a.kind {
@@ -342,12 +367,17 @@ impl Engine {
                     false,
                 ));
             }
+            if let Some(at) = a.next_deadline(on, off) {
+                next = next.min(at);
+            }
         }
+        self.due(next);
         changed
     }
 
     /// Time passes: delays complete, shelving expires, holds end, persistence escalates.
     pub fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        self.deadline = i64::MAX;
         for i in 0..self.points.len() {
             if self.points[i].out_of_service.is_none() {
                 self.settle_point(PointIndex(i as u32), now, out);
@@ -430,8 +460,24 @@ impl Engine {
         let names = |p: PointIndex| site.point(p).id.to_string();
         let (required, reasons) =
             required_colour(&site.risk, hs.level, &counted, special, now, &names);
+        // Persistence escalates at a known instant: make sure an input wakes us then.
+        let persistence_ms = (site.risk.persistence_s * 1000.0) as i64;
+        let escalation = counted
+            .iter()
+            .filter(|a| a.unacknowledged && a.note.is_none())
+            .map(|a| a.since.0.saturating_add(persistence_ms).saturating_add(1))
+            .filter(|t| *t > now.0)
+            .min();
+        if let Some(t) = escalation {
+            self.deadline = self.deadline.min(t);
+        }
         let state = &mut self.sources[source].risk;
-        if let Some(from) = state.update(required, reasons, now, self.hold_ms) {
+        let changed = state.update(required, reasons, now, self.hold_ms);
+        if let Some(end) = state.hold_ends(self.hold_ms) {
+            self.deadline = self.deadline.min(end.0);
+        }
+        if let Some(from) = changed {
+            let state = &self.sources[source].risk;
             out.push(Event::Risk(RiskChange {
                 ts: now,
                 scope: RiskScope::HazardSource(hs.id.clone()),
@@ -624,6 +670,26 @@ impl Engine {
             .point_by_id(id)
             .map(|p| p.index)
             .ok_or_else(|| CommandError::UnknownPoint(id.to_string()))
+    }
+
+    /// The colour the rules require for a source right now, before hold (the reported
+    /// colour is never below it).
+    pub fn required_colour(&self, source: usize, now: Timestamp) -> Colour {
+        let counted = self.counted_alarms(source);
+        let special = self.sources[source]
+            .special_operation
+            .as_ref()
+            .map(|s| s.since);
+        let names = |p: PointIndex| self.site.point(p).id.to_string();
+        required_colour(
+            &self.site.risk,
+            self.site.hazard_sources[source].level,
+            &counted,
+            special,
+            now,
+            &names,
+        )
+        .0
     }
 
     pub fn source_level(&self, source: usize) -> &RiskLevel {

@@ -393,7 +393,16 @@ mod tests {
     #[test]
     fn each_violation_is_rejected_with_its_clause() {
         let cl2 = lookup("cl2");
-        let cases: &[(&str, AlarmSettingsFile, PointKind, Option<&Gas>, &str, &str)] = &[
+        /// (what, settings, kind, gas, field named, phrase of the message)
+        type Case<'a> = (
+            &'a str,
+            AlarmSettingsFile,
+            PointKind,
+            Option<&'a Gas>,
+            &'a str,
+            &'a str,
+        );
+        let cases: &[Case] = &[
             (
                 "combustible h above 25",
                 AlarmSettingsFile {

@@ -1,0 +1,553 @@
+//! Scenario tests of the judge core, driven with recorded reading sequences and an
+//! injected clock (no I/O): alarm levels and times, colour sequences, deadband,
+//! bad quality, shelving, out of service, special operations.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{site_from_toml, GATEWAY_TOML};
+use hazgate::{
+    judge::{
+        alarm::AlarmState,
+        engine::{AlarmAction, AlarmEvent, Command, CommandError, Event, RiskScope},
+        settings::AlarmKind,
+        Colour, Engine,
+    },
+    model::Site,
+    reading::{Quality, Raw, Reading, Timestamp, Value},
+};
+
+/// A level-1 tank farm (two combustible detectors, a SIS trip, a level with limits)
+/// and a level-3 ammonia farm; risk hold 600 s (the default).
+fn site() -> Arc<Site> {
+    site_from_toml(&format!(
+        r#"{GATEWAY_TOML}
+[[channels]]
+id = "c"
+kind = "tcp"
+host = "127.0.0.1"
+port = 502
+  [[channels.devices]]
+  id = "D"
+  unit_id = 1
+
+[[hazard_sources]]
+id = "HS-1"
+name = "LPG tank farm"
+kind = "tank_farm"
+level = 1
+  [[hazard_sources.points]]
+  id = "GT-1"
+  kind = "combustible_gas"
+  device = "D"
+  table = "holding"
+  address = 0
+  data_type = "f32"
+  [[hazard_sources.points]]
+  id = "GT-2"
+  kind = "combustible_gas"
+  device = "D"
+  table = "holding"
+  address = 2
+  data_type = "f32"
+  [[hazard_sources.points]]
+  id = "XS-1"
+  kind = "sis_trip"
+  device = "D"
+  table = "discrete_input"
+  address = 0
+  [[hazard_sources.points]]
+  id = "LT-1"
+  kind = "level"
+  device = "D"
+  table = "holding"
+  address = 4
+  data_type = "f32"
+  alarms = {{ h = 85.0, hh = 95.0, deadband = 2.0, on_delay_s = 10.0, off_delay_s = 10.0 }}
+
+[[hazard_sources]]
+id = "HS-3"
+name = "Ammonia farm"
+kind = "tank_farm"
+level = 3
+  [[hazard_sources.points]]
+  id = "AT-1"
+  kind = "toxic_gas"
+  gas = "nh3"
+  device = "D"
+  table = "holding"
+  address = 10
+  data_type = "u16"
+  [[hazard_sources.points]]
+  id = "AT-2"
+  kind = "toxic_gas"
+  gas = "nh3"
+  device = "D"
+  table = "holding"
+  address = 11
+  data_type = "u16"
+  [[hazard_sources.points]]
+  id = "AT-3"
+  kind = "toxic_gas"
+  gas = "nh3"
+  device = "D"
+  table = "holding"
+  address = 12
+  data_type = "u16"
+"#
+    ))
+}
+
+struct Run {
+    engine: Engine,
+    site: Arc<Site>,
+    events: Vec<(i64, Event)>,
+}
+
+impl Run {
+    fn new() -> Self {
+        let site = site();
+        Self {
+            engine: Engine::new(site.clone(), Timestamp(0)),
+            site,
+            events: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, point: &str, t_s: f64, value: Option<f64>, quality: Quality) {
+        let p = self.site.point_by_id(point).unwrap();
+        let value = value.map(|v| {
+            if p.is_discrete() {
+                Value::Discrete(v != 0.0)
+            } else {
+                Value::Analog(v)
+            }
+        });
+        let t = Timestamp((t_s * 1000.0) as i64);
+        let r = Reading {
+            point: p.index,
+            value,
+            quality,
+            ts: t,
+            raw: Raw::None,
+        };
+        let mut out = Vec::new();
+        self.engine.on_reading(&r, t, &mut out);
+        self.events.extend(out.into_iter().map(|e| (t.0, e)));
+    }
+
+    fn good(&mut self, point: &str, t_s: f64, v: f64) {
+        self.feed(point, t_s, Some(v), Quality::Good);
+    }
+
+    fn tick(&mut self, t_s: f64) {
+        let t = Timestamp((t_s * 1000.0) as i64);
+        let mut out = Vec::new();
+        self.engine.on_tick(t, &mut out);
+        self.events.extend(out.into_iter().map(|e| (t.0, e)));
+    }
+
+    fn command(&mut self, t_s: f64, cmd: Command) -> Result<(), CommandError> {
+        let t = Timestamp((t_s * 1000.0) as i64);
+        let mut out = Vec::new();
+        let r = self.engine.on_command(&cmd, t, &mut out);
+        self.events.extend(out.into_iter().map(|e| (t.0, e)));
+        r
+    }
+
+    fn alarm_events(&self, point: &str) -> Vec<(i64, AlarmKind, AlarmAction, Option<f64>)> {
+        self.events
+            .iter()
+            .filter_map(|(t, e)| match e {
+                Event::Alarm(AlarmEvent {
+                    point: p,
+                    alarm,
+                    action,
+                    value,
+                    ..
+                }) if p.as_str() == point => Some((*t, *alarm, *action, *value)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn colours(&self, source: &str) -> Vec<(i64, Colour)> {
+        self.events
+            .iter()
+            .filter_map(|(t, e)| match e {
+                Event::Risk(r)
+                    if r.scope
+                        == RiskScope::HazardSource(hazgate::model::HazardSourceId::new(source)) =>
+                {
+                    Some((*t, r.to))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn enterprise_colours(&self) -> Vec<Colour> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::Risk(r) if r.scope == RiskScope::Enterprise => Some(r.to),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn combustible_leak_ramp_raises_first_then_second_level_and_returns_after_hold() {
+    let mut run = Run::new();
+    // 1 %LEL rising 1 %LEL/s to 60, holding, then falling back to 1 from t = 120 s.
+    for t in 0..=300 {
+        let t = f64::from(t);
+        let v = if t <= 59.0 {
+            1.0 + t
+        } else if t < 120.0 {
+            60.0
+        } else {
+            (60.0 - (t - 120.0)).max(1.0)
+        };
+        run.good("GT-1", t, v);
+        run.tick(t);
+    }
+    let ev = run.alarm_events("GT-1");
+    // First-level (H, 20 %LEL) at t = 19 s (value 20), second-level (HH, 40) at t = 39 s.
+    assert_eq!(
+        ev[0],
+        (19_000, AlarmKind::H, AlarmAction::Raised, Some(20.0))
+    );
+    assert_eq!(
+        ev[1],
+        (39_000, AlarmKind::Hh, AlarmAction::Raised, Some(40.0))
+    );
+    // Falling: HH clears once back past 40 by the 1 %LEL deadband (39, t = 141 s);
+    // H at 19 (t = 161 s). In between (39–40) it stays active: no chatter.
+    assert_eq!(
+        ev[2],
+        (141_000, AlarmKind::Hh, AlarmAction::Cleared, Some(39.0))
+    );
+    assert_eq!(
+        ev[3],
+        (161_000, AlarmKind::H, AlarmAction::Cleared, Some(19.0))
+    );
+    assert_eq!(ev.len(), 4);
+    // Level-1 source: H → orange at once, HH → red at once. Going down waits for the
+    // 600 s hold from the first moment red was no longer required (141 s), by which
+    // time nothing is required: straight to blue at 741 s.
+    let mut more = run;
+    for t in 301..=800 {
+        more.tick(f64::from(t));
+    }
+    assert_eq!(
+        more.colours("HS-1"),
+        vec![
+            (19_000, Colour::Orange),
+            (39_000, Colour::Red),
+            (741_000, Colour::Blue)
+        ]
+    );
+    assert_eq!(
+        more.enterprise_colours(),
+        vec![Colour::Orange, Colour::Red, Colour::Blue]
+    );
+}
+
+#[test]
+fn a_value_oscillating_inside_the_deadband_raises_exactly_one_alarm() {
+    let mut run = Run::new();
+    for i in 0..200 {
+        // 20.0, 19.2, 20.0, 19.2 … around the 20 %LEL limit with a 1 %LEL deadband.
+        let v = if i % 2 == 0 { 20.0 } else { 19.2 };
+        run.good("GT-1", f64::from(i), v);
+    }
+    let raised = run
+        .alarm_events("GT-1")
+        .iter()
+        .filter(|e| e.2 == AlarmAction::Raised)
+        .count();
+    assert_eq!(raised, 1);
+}
+
+#[test]
+fn comm_failure_while_in_hh_keeps_the_alarm_flagged() {
+    let mut run = Run::new();
+    run.good("GT-1", 0.0, 45.0);
+    run.feed("GT-1", 1.0, None, Quality::CommFailure);
+    run.feed("GT-1", 2.0, None, Quality::CommFailure);
+    let views = run.engine.alarm_views();
+    let hh = views
+        .iter()
+        .find(|a| a.point.as_str() == "GT-1" && a.alarm == AlarmKind::Hh)
+        .unwrap();
+    assert_eq!(
+        hh.state,
+        AlarmState::ActiveUnacknowledged,
+        "bad quality never clears a process alarm"
+    );
+    assert!(hh.bad_quality);
+    let fault = views
+        .iter()
+        .find(|a| a.point.as_str() == "GT-1" && a.alarm == AlarmKind::Fault)
+        .unwrap();
+    assert!(
+        fault.state.is_active(),
+        "comm loss raises the point's fault alarm"
+    );
+    assert_eq!(run.engine.source_level(0).colour, Colour::Red);
+    // Good again below the limit: HH clears normally.
+    run.good("GT-1", 3.0, 2.0);
+    let hh = run
+        .engine
+        .alarm_views()
+        .into_iter()
+        .find(|a| a.point.as_str() == "GT-1" && a.alarm == AlarmKind::Hh)
+        .unwrap();
+    assert_eq!(hh.state, AlarmState::ReturnedUnacknowledged);
+    assert!(!hh.bad_quality);
+}
+
+#[test]
+fn on_delay_holds_a_process_alarm_and_brief_excursions_raise_nothing() {
+    let mut run = Run::new();
+    run.good("LT-1", 0.0, 86.0);
+    run.good("LT-1", 5.0, 84.0); // back below H - deadband? 84 > 83: condition holds
+    run.good("LT-1", 6.0, 80.0); // clear before the 10 s on-delay
+    run.tick(20.0);
+    assert!(
+        run.alarm_events("LT-1").is_empty(),
+        "{:?}",
+        run.alarm_events("LT-1")
+    );
+    run.good("LT-1", 30.0, 90.0);
+    run.tick(39.0);
+    assert!(run.alarm_events("LT-1").is_empty());
+    run.tick(40.0);
+    assert_eq!(
+        run.alarm_events("LT-1"),
+        vec![(40_000, AlarmKind::H, AlarmAction::Raised, Some(90.0))]
+    );
+}
+
+#[test]
+fn sis_trip_on_a_level_1_source_is_red_at_once() {
+    let mut run = Run::new();
+    run.good("XS-1", 0.0, 0.0);
+    assert!(run.colours("HS-1").is_empty());
+    run.good("XS-1", 1.0, 1.0);
+    assert_eq!(run.colours("HS-1"), vec![(1_000, Colour::Red)]);
+}
+
+#[test]
+fn spreading_toxic_leak_on_a_level_3_source_walks_yellow_orange_red() {
+    let mut run = Run::new();
+    let oel = 43.0; // NH3 PC-STEL in ppm
+    run.good("AT-1", 0.0, 1.0);
+    run.good("AT-1", 10.0, oel + 1.0); // first-level: high → yellow on a level-3 source
+    run.good("AT-1", 20.0, 2.0 * oel + 1.0); // second-level: critical → orange
+    run.good("AT-2", 30.0, oel + 1.0); // a second point: spreading → red
+    assert_eq!(
+        run.colours("HS-3"),
+        vec![
+            (10_000, Colour::Yellow),
+            (20_000, Colour::Orange),
+            (30_000, Colour::Red)
+        ]
+    );
+    let red = run.engine.source_level(1);
+    assert_eq!(
+        red.reasons[0].rule,
+        "high or critical alarms at 2+ points (spreading)"
+    );
+    assert!(
+        red.reasons[0].alarms.contains(&"AT-2:h".to_string()),
+        "{:?}",
+        red.reasons
+    );
+    assert_eq!(
+        red.reasons[0].since,
+        Timestamp(10_000),
+        "since the first matching alarm"
+    );
+}
+
+#[test]
+fn three_detectors_in_fault_make_a_source_blind() {
+    let mut run = Run::new();
+    run.feed("AT-1", 0.0, None, Quality::CommFailure);
+    run.feed("AT-2", 0.0, None, Quality::SensorFault);
+    assert_eq!(
+        run.engine.source_level(1).colour,
+        Colour::Yellow,
+        "single faults are low"
+    );
+    run.feed("AT-3", 1.0, None, Quality::Stale);
+    // Blind = high on a level-3 source; plus the two points with low faults: still yellow
+    // by the table (high on level 3), the reason names the blind source.
+    let level = run.engine.source_level(1);
+    assert!(
+        level
+            .reasons
+            .iter()
+            .any(|r| r.alarms.iter().any(|a| a.contains("source blind"))),
+        "{level:?}"
+    );
+}
+
+#[test]
+fn shelving_removes_an_alarm_from_colours_until_it_expires_and_counts_a_blind_spot() {
+    let mut run = Run::new();
+    run.good("GT-2", 0.0, 22.0); // H on a level-1 source → orange
+    assert_eq!(run.engine.source_level(0).colour, Colour::Orange);
+    run.command(
+        1.0,
+        Command::Shelve {
+            point: "GT-2".into(),
+            alarm: None,
+            duration_s: 60.0,
+            by: "op-zhang".into(),
+        },
+    )
+    .unwrap();
+    // Shelved: the H no longer counts, but a shelved gas detector is a low blind spot:
+    // yellow is required, orange is held for the 600 s hold.
+    run.tick(30.0);
+    assert_eq!(run.engine.source_level(0).colour, Colour::Orange, "held");
+    // The first tick after the 60 s shelving (700 s) unshelves: the H counts again.
+    run.tick(700.0);
+    let unshelved = run
+        .alarm_events("GT-2")
+        .iter()
+        .any(|e| e.2 == AlarmAction::Unshelved && e.0 == 700_000);
+    assert!(unshelved, "{:?}", run.alarm_events("GT-2"));
+    assert_eq!(run.engine.source_level(0).colour, Colour::Orange);
+    assert!(run
+        .command(
+            2.0,
+            Command::Shelve {
+                point: "GT-2".into(),
+                alarm: None,
+                duration_s: 1e9,
+                by: "x".into()
+            }
+        )
+        .is_err());
+}
+
+#[test]
+fn out_of_service_is_visible_counted_and_frozen() {
+    let mut run = Run::new();
+    run.command(
+        0.0,
+        Command::OutOfService {
+            point: "GT-1".into(),
+            enabled: true,
+            by: "tech-li".into(),
+        },
+    )
+    .unwrap();
+    run.good("GT-1", 1.0, 45.0); // maintenance gas test: no alarm
+    assert!(!run
+        .alarm_events("GT-1")
+        .iter()
+        .any(|e| e.2 == AlarmAction::Raised));
+    let counts = run.engine.alarm_counts();
+    assert!(counts.out_of_service >= 3, "{counts:?}");
+    // A gas detector out of service is a blind spot: low → yellow.
+    assert_eq!(run.engine.source_level(0).colour, Colour::Yellow);
+    run.command(
+        2.0,
+        Command::OutOfService {
+            point: "GT-1".into(),
+            enabled: false,
+            by: "tech-li".into(),
+        },
+    )
+    .unwrap();
+    run.good("GT-1", 3.0, 45.0);
+    assert!(run
+        .alarm_events("GT-1")
+        .iter()
+        .any(|e| e.1 == AlarmKind::Hh && e.2 == AlarmAction::Raised));
+}
+
+#[test]
+fn special_operation_raises_the_floor_and_escalates_critical_to_red() {
+    let mut run = Run::new();
+    run.command(
+        0.0,
+        Command::SpecialOperation {
+            hazard_source: "HS-3".into(),
+            active: true,
+            kind: "hot work 动火".into(),
+            by: "safety-wang".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(run.engine.source_level(1).colour, Colour::Yellow);
+    run.good("AT-1", 1.0, 90.0); // second-level on a level-3 source during hot work
+    assert_eq!(run.engine.source_level(1).colour, Colour::Red);
+    assert_eq!(
+        run.command(
+            2.0,
+            Command::SpecialOperation {
+                hazard_source: "HS-9".into(),
+                active: true,
+                kind: String::new(),
+                by: "x".into()
+            }
+        ),
+        Err(CommandError::UnknownSource("HS-9".into()))
+    );
+}
+
+#[test]
+fn acknowledgement_and_persistence() {
+    let mut run = Run::new();
+    run.good("AT-1", 0.0, 50.0); // first-level on level 3 → yellow
+    run.tick(1801.0);
+    assert_eq!(
+        run.engine.source_level(1).colour,
+        Colour::Orange,
+        "unacknowledged > 30 min: one up"
+    );
+    run.command(
+        1802.0,
+        Command::Acknowledge {
+            point: "AT-1".into(),
+            alarm: None,
+            by: "op-zhao".into(),
+        },
+    )
+    .unwrap();
+    let ack = run
+        .alarm_events("AT-1")
+        .into_iter()
+        .find(|e| e.2 == AlarmAction::Acknowledged)
+        .unwrap();
+    assert_eq!((ack.0, ack.1), (1_802_000, AlarmKind::H));
+    assert_eq!(
+        run.command(
+            1803.0,
+            Command::Acknowledge {
+                point: "AT-1".into(),
+                alarm: None,
+                by: "op-zhao".into()
+            }
+        ),
+        Err(CommandError::NothingToAcknowledge("AT-1".into()))
+    );
+    assert!(run
+        .command(
+            1803.0,
+            Command::Acknowledge {
+                point: "AT-1".into(),
+                alarm: None,
+                by: " ".into()
+            }
+        )
+        .is_err());
+}
