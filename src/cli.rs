@@ -44,6 +44,10 @@ pub enum Command {
         /// Seconds between acquisition statistics log lines (0 = never).
         #[arg(long, default_value_t = 60)]
         stats_interval: u64,
+        /// Address of the local HTTP API (state, alarms, commands, /healthz, /metrics);
+        /// `off` to disable.
+        #[arg(long, default_value = "127.0.0.1:8088")]
+        api: String,
     },
     /// Validate site files; prints every problem as `file: field.path: message`.
     Check {
@@ -116,6 +120,10 @@ pub struct DemoArgs {
     /// Seconds between screen refreshes.
     #[arg(long, default_value_t = 1.0)]
     pub refresh: f64,
+    /// Risk de-escalation hold in seconds for the demo (a real site uses the site
+    /// file's `risk.hold_s`, 600 s by default), so the walk back down is visible.
+    #[arg(long, default_value_t = 20.0)]
+    pub hold: f64,
 }
 
 /// Parses arguments, sets up logging and runs the chosen command.
@@ -138,7 +146,8 @@ pub fn main() -> ExitCode {
             Command::Run {
                 config,
                 stats_interval,
-            } => app::run::run(&config, stats_interval).await,
+                api,
+            } => app::run::run(&config, stats_interval, &api).await,
             Command::Check { files } => app::check::check(&files),
             Command::Simulate(args) => app::simulate::simulate(args).await,
             Command::Poll {

@@ -6,6 +6,7 @@
 //! devices for demos, training and load tests.
 
 pub mod acquire;
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod judge;

@@ -257,3 +257,57 @@ fn run_polls_and_shuts_down_cleanly_on_sigterm() {
         "{text}"
     );
 }
+
+/// The colour tag of HS-01 in each frame of a non-TTY demo run.
+fn hs01_colours(text: &str) -> Vec<String> {
+    let mut seq: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with('[') && l.contains("] HS-01 "))
+        .map(|l| l[1..l.find(']').unwrap()].to_string())
+        .collect();
+    seq.dedup();
+    seq
+}
+
+#[test]
+fn demo_gas_leak_walks_a_source_up_and_back_down_after_the_hold() {
+    let out = Command::new(BIN)
+        .args([
+            "demo",
+            "--scenario",
+            "gas-leak",
+            "--target",
+            "GT-101",
+            "--start-after",
+            "1",
+            "--ramp",
+            "6",
+        ])
+        .args([
+            "--recover-after",
+            "9",
+            "--hold",
+            "4",
+            "--duration",
+            "18",
+            "--refresh",
+            "0.5",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        hs01_colours(&text),
+        ["BLUE 蓝", "ORANGE 橙", "RED 红", "BLUE 蓝"],
+        "{text}"
+    );
+    assert!(
+        text.contains("GT-101 H Raised") && text.contains("GT-101 HH Raised"),
+        "event feed shows both levels"
+    );
+}

@@ -40,6 +40,8 @@ pub struct DeviceCounters {
     pub exceptions: AtomicU64,
     pub readings: AtomicU64,
     pub good_readings: AtomicU64,
+    /// The device is not answering (backed off).
+    pub down: std::sync::atomic::AtomicBool,
 }
 
 /// Acquisition statistics for the whole site.
@@ -164,6 +166,18 @@ pub async fn run_channel(
         c.good_readings.fetch_add(good as u64, Ordering::Relaxed);
 
         let now = Instant::now();
+        c.down.store(outcome.device_down, Ordering::Relaxed);
+        let labels = [("channel", ch.id.to_string()), ("device", d.id.to_string())];
+        metrics::counter!("hazgate_poll_requests_total", &labels)
+            .increment(u64::from(outcome.requests));
+        metrics::counter!("hazgate_poll_timeouts_total", &labels)
+            .increment(u64::from(outcome.timeouts));
+        metrics::counter!("hazgate_poll_exceptions_total", &labels)
+            .increment(u64::from(outcome.exceptions));
+        metrics::counter!("hazgate_readings_total", &labels).increment(readings.len() as u64);
+        let result = if outcome.device_down { "failed" } else { "ok" };
+        metrics::counter!("hazgate_polls_total", "channel" => ch.id.to_string(), "device" => d.id.to_string(), "result" => result)
+            .increment(1);
         if outcome.device_down {
             c.polls_failed.fetch_add(1, Ordering::Relaxed);
             let backoff = match d.backoff {

@@ -15,9 +15,16 @@ use anyhow::Context as _;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use std::collections::VecDeque;
+
 use crate::{
     acquire::{spawn_acquisition, AcquireStats, LatestStore},
     cli::DemoArgs,
+    judge::{
+        engine::{AlarmView, Event, RiskScope},
+        service::{spawn_judge, StateView},
+        Colour,
+    },
     model::{load_site, Site, SiteSource, Transport, DEMO_SITE_TOML},
     reading::{Quality, Timestamp},
     sim::{self, Endpoint, Listen, Simulator},
@@ -35,6 +42,11 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     let scenario = super::scenario(&site, &args.scenario)?;
+    let site = {
+        let mut s = (*site).clone();
+        s.risk.hold_s = args.hold.max(0.0);
+        Arc::new(s)
+    };
     // The gateway stops first, so its last poll does not race the simulator's exit.
     let cancel = CancellationToken::new();
     let sim_cancel = CancellationToken::new();
@@ -85,6 +97,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let gw_site = Arc::new(gw_site);
     let store = LatestStore::new(gw_site.points.len(), 256);
     let stats = Arc::new(AcquireStats::new(&gw_site));
+    let (judge, judge_task) = spawn_judge(gw_site.clone(), store.clone(), cancel.clone());
+    let mut events = judge.subscribe();
+    let mut feed: VecDeque<String> = VecDeque::new();
     let mut acquisition = spawn_acquisition(gw_site.clone(), store.clone(), stats, cancel.clone());
 
     super::cancel_on_signal(cancel.clone(), super::opt_secs(args.duration)?);
@@ -95,8 +110,16 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
+            Ok(e) = events.recv() => {
+                feed.push_back(describe_event(&e));
+                if feed.len() > 8 {
+                    feed.pop_front();
+                }
+            }
             _ = tick.tick() => {
-                let frame = render(&gw_site, &store, &scenario.kind.to_string(), tty);
+                let (Ok(state), Ok(alarms)) = (judge.state().await, judge.alarms().await) else { break };
+                let view = View { state: &state, alarms: &alarms, feed: &feed };
+                let frame = render(&gw_site, &store, &scenario.kind.to_string(), tty, &view);
                 let mut out = std::io::stdout().lock();
                 // A closed stdout (e.g. `| head`) ends the demo rather than panicking.
                 if out.write_all(frame.as_bytes()).and_then(|()| out.flush()).is_err() {
@@ -106,6 +129,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     }
     while acquisition.join_next().await.is_some() {}
+    let _ = judge_task.await;
     sim_cancel.cancel();
     while tasks.join_next().await.is_some() {}
     drop(held_open);
@@ -122,8 +146,74 @@ fn quality_style(q: Quality) -> &'static str {
     }
 }
 
-/// One screen of the live view: hazard sources and their points.
-pub fn render(site: &Site, store: &LatestStore, scenario: &str, tty: bool) -> String {
+/// What the judge says, for one frame.
+pub struct View<'a> {
+    pub state: &'a StateView,
+    pub alarms: &'a [AlarmView],
+    pub feed: &'a VecDeque<String>,
+}
+
+fn colour_style(c: Colour) -> &'static str {
+    match c {
+        Colour::Red => "\x1b[1;97;41m",
+        Colour::Orange => "\x1b[1;30;48;5;208m",
+        Colour::Yellow => "\x1b[1;30;43m",
+        Colour::Blue => "\x1b[1;97;44m",
+    }
+}
+
+fn colour_tag(c: Colour, tty: bool) -> String {
+    let text = format!(" {} {} ", c.as_str().to_uppercase(), c.chinese());
+    if tty {
+        format!("{}{text}{RESET}", colour_style(c))
+    } else {
+        format!("[{}]", text.trim())
+    }
+}
+
+/// A line of the event feed.
+pub fn describe_event(e: &Event) -> String {
+    match e {
+        Event::Alarm(a) => format!(
+            "{} {} {} {:?}{}",
+            a.ts.to_rfc3339(),
+            a.point,
+            a.alarm.as_str().to_uppercase(),
+            a.action,
+            a.value.map(|v| format!(" at {v:.2}")).unwrap_or_default()
+        ),
+        Event::Risk(r) => format!(
+            "{} {} {} → {}: {}",
+            r.ts.to_rfc3339(),
+            match &r.scope {
+                RiskScope::HazardSource(id) => id.to_string(),
+                RiskScope::Enterprise => "enterprise".into(),
+            },
+            r.from.as_str(),
+            r.to.as_str(),
+            r.reasons
+                .first()
+                .map(|x| x.rule.as_str())
+                .unwrap_or("clear")
+        ),
+        Event::SpecialOperation(s) => format!(
+            "{} {} special operation {} ({})",
+            s.ts.to_rfc3339(),
+            s.hazard_source,
+            if s.active { "started" } else { "ended" },
+            s.kind
+        ),
+    }
+}
+
+/// One screen of the live view: colours, hazard sources, points, alarms, events.
+pub fn render(
+    site: &Site,
+    store: &LatestStore,
+    scenario: &str,
+    tty: bool,
+    view: &View<'_>,
+) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let (clear, bold, reset) = if tty {
@@ -141,10 +231,27 @@ pub fn render(site: &Site, store: &LatestStore, scenario: &str, tty: bool) -> St
         g.gateway_id,
         Timestamp::now().to_rfc3339()
     );
-    for source in &site.hazard_sources {
+    let c = &view.state.alarm_counts;
+    let _ = writeln!(
+        s,
+        "enterprise {}  alarms: {} active unack, {} active ack, {} returned unack, {} shelved, {} out of service",
+        colour_tag(view.state.enterprise.colour, tty),
+        c.active_unacknowledged,
+        c.active_acknowledged,
+        c.returned_unacknowledged,
+        c.shelved,
+        c.out_of_service
+    );
+    for (si, source) in site.hazard_sources.iter().enumerate() {
+        let risk = view.state.hazard_sources.get(si).map(|h| &h.risk);
+        let tag = risk.map(|r| colour_tag(r.colour, tty)).unwrap_or_default();
+        let why = risk
+            .and_then(|r| r.reasons.first())
+            .map(|r| format!(" — {}", r.rule))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "\n{bold}{} {}{reset}  (major hazard level {}, {:?})",
+            "\n{tag} {bold}{} {}{reset}  (major hazard level {}, {:?}){why}",
             source.id, source.name, source.level, source.kind
         );
         for &pi in &source.points {
@@ -161,15 +268,38 @@ pub fn render(site: &Site, store: &LatestStore, scenario: &str, tty: bool) -> St
                 _ => ("", ""),
             };
             let qtext = quality.map_or_else(|| "waiting".to_string(), |q| q.to_string());
+            let alarms: Vec<String> = view
+                .alarms
+                .iter()
+                .filter(|a| a.point == p.id)
+                .map(|a| {
+                    let st = match (a.out_of_service, a.shelved_until.is_some(), a.state) {
+                        (true, _, _) => "OOS",
+                        (_, true, _) => "shelved",
+                        (_, _, crate::judge::alarm::AlarmState::ActiveUnacknowledged) => "ACTIVE",
+                        (_, _, crate::judge::alarm::AlarmState::ActiveAcknowledged) => "active ack",
+                        (_, _, crate::judge::alarm::AlarmState::ReturnedUnacknowledged) => {
+                            "returned"
+                        }
+                        _ => "",
+                    };
+                    format!("{}:{st}", a.alarm.as_str().to_uppercase())
+                })
+                .collect();
             let _ = writeln!(
                 s,
-                "  {:<10} {:<28} {:>10} {:<6} {qs}{qtext}{q_reset}",
+                "  {:<10} {:<28} {:>10} {:<6} {qs}{qtext}{q_reset} {}",
                 p.id,
                 truncate(&p.name, 28),
                 value,
-                p.unit
+                p.unit,
+                alarms.join(" ")
             );
         }
+    }
+    let _ = writeln!(s, "\n{bold}events{reset}");
+    for line in view.feed {
+        let _ = writeln!(s, "  {line}");
     }
     if !tty {
         s.push_str("----\n");

@@ -2,12 +2,17 @@
 
 use std::{path::Path, process::ExitCode, sync::Arc, time::Duration};
 
+use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::acquire::{spawn_acquisition, AcquireStats, LatestStore};
+use crate::{
+    acquire::{spawn_acquisition, AcquireStats, LatestStore},
+    api::{self, ApiState},
+    judge::service::spawn_judge,
+};
 
-pub async fn run(config: &Path, stats_interval: u64) -> anyhow::Result<ExitCode> {
+pub async fn run(config: &Path, stats_interval: u64, api_addr: &str) -> anyhow::Result<ExitCode> {
     let site = super::load(config)?;
     info!(
         park = %site.gateway.park_id,
@@ -16,11 +21,38 @@ pub async fn run(config: &Path, stats_interval: u64) -> anyhow::Result<ExitCode>
         points = site.points.len(),
         "hazgate starting"
     );
+    let listener = match api_addr {
+        "off" => None,
+        addr => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind the local API on {addr} (--api)"))?,
+        ),
+    };
+    let prometheus = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()
+    {
+        Ok(h) => Some(h),
+        Err(e) => {
+            warn!(error = %e, "metrics recorder not installed; /metrics will be empty");
+            None
+        }
+    };
     let cancel = CancellationToken::new();
     super::cancel_on_signal(cancel.clone(), None);
-    let store = LatestStore::new(site.points.len(), 1024);
+    // Batches a slow subscriber may lag before resynchronising from the latest values.
+    let store = LatestStore::new(site.points.len(), 256);
     let stats = Arc::new(AcquireStats::new(&site));
+    let (judge, judge_task) = spawn_judge(site.clone(), store.clone(), cancel.clone());
     let mut tasks = spawn_acquisition(site.clone(), store, stats.clone(), cancel.clone());
+    let api_task = listener.map(|l| {
+        let state = ApiState {
+            judge,
+            stats: stats.clone(),
+            prometheus,
+            started: std::time::Instant::now(),
+        };
+        tokio::spawn(api::serve(l, state, cancel.clone()))
+    });
     if stats_interval > 0 {
         tokio::spawn(report_stats(
             stats.clone(),
@@ -29,6 +61,12 @@ pub async fn run(config: &Path, stats_interval: u64) -> anyhow::Result<ExitCode>
         ));
     }
     while tasks.join_next().await.is_some() {}
+    let _ = judge_task.await;
+    if let Some(t) = api_task {
+        if let Ok(Err(e)) = t.await {
+            warn!(error = %e, "local API ended with an error");
+        }
+    }
     log_stats(&stats, None);
     info!("hazgate stopped");
     Ok(ExitCode::SUCCESS)

@@ -1,1 +1,281 @@
-//! placeholder
+//! The judge as a task: readings in from the [`LatestStore`], commands and queries in
+//! through its own channel, events out on a broadcast the uplink subscribes to.
+//!
+//! The engine is owned by this one task (no locks); everything else talks to it by
+//! message, as the architecture asks: no stage calls back into an earlier one.
+
+use std::{sync::Arc, time::Duration};
+
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{
+    engine::{AlarmCounts, AlarmView, Command, CommandError, Engine, Event, RiskScope},
+    risk::RiskLevel,
+};
+use crate::{
+    acquire::LatestStore,
+    model::{HazardSourceKind, Site},
+    reading::Timestamp,
+};
+
+/// A hazard source as the local API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceView {
+    pub id: String,
+    pub name: String,
+    pub kind: HazardSourceKind,
+    pub level: u8,
+    #[serde(flatten)]
+    pub risk: RiskLevel,
+    pub special_operation: Option<SpecialOperationView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SpecialOperationView {
+    pub kind: String,
+    pub by: String,
+    pub since: Timestamp,
+}
+
+/// `GET /api/v1/state`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateView {
+    pub ts: Timestamp,
+    pub park_id: String,
+    pub enterprise_id: String,
+    pub enterprise_name: String,
+    pub gateway_id: String,
+    pub enterprise: RiskLevel,
+    pub hazard_sources: Vec<SourceView>,
+    pub alarm_counts: AlarmCounts,
+}
+
+enum Request {
+    Command(Command, oneshot::Sender<Result<Vec<Event>, CommandError>>),
+    State(oneshot::Sender<StateView>),
+    Alarms(oneshot::Sender<Vec<AlarmView>>),
+}
+
+/// How other tasks reach the judge.
+#[derive(Clone)]
+pub struct JudgeHandle {
+    requests: mpsc::Sender<Request>,
+    events: broadcast::Sender<Arc<Event>>,
+}
+
+/// The judge task stopped: the gateway is shutting down.
+#[derive(Debug, thiserror::Error)]
+#[error("the judge is not running")]
+pub struct JudgeGone;
+
+impl JudgeHandle {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
+    }
+
+    pub async fn command(
+        &self,
+        cmd: Command,
+    ) -> Result<Result<Vec<Event>, CommandError>, JudgeGone> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Command(cmd, tx))
+            .await
+            .map_err(|_| JudgeGone)?;
+        rx.await.map_err(|_| JudgeGone)
+    }
+
+    pub async fn state(&self) -> Result<StateView, JudgeGone> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request::State(tx))
+            .await
+            .map_err(|_| JudgeGone)?;
+        rx.await.map_err(|_| JudgeGone)
+    }
+
+    pub async fn alarms(&self) -> Result<Vec<AlarmView>, JudgeGone> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Alarms(tx))
+            .await
+            .map_err(|_| JudgeGone)?;
+        rx.await.map_err(|_| JudgeGone)
+    }
+}
+
+/// Starts the judge over `store`'s readings. Returns its handle and task.
+pub fn spawn_judge(
+    site: Arc<Site>,
+    store: LatestStore,
+    cancel: CancellationToken,
+) -> (JudgeHandle, tokio::task::JoinHandle<()>) {
+    let (req_tx, req_rx) = mpsc::channel(64);
+    let (ev_tx, _) = broadcast::channel(4096);
+    let handle = JudgeHandle {
+        requests: req_tx,
+        events: ev_tx.clone(),
+    };
+    let task = tokio::spawn(run(site, store, req_rx, ev_tx, cancel));
+    (handle, task)
+}
+
+async fn run(
+    site: Arc<Site>,
+    store: LatestStore,
+    mut requests: mpsc::Receiver<Request>,
+    events: broadcast::Sender<Arc<Event>>,
+    cancel: CancellationToken,
+) {
+    let mut readings = store.subscribe();
+    let mut clock = Clock::default();
+    let mut engine = Engine::new(site.clone(), clock.now(Timestamp::now()));
+    let mut out = Vec::new();
+    // Whatever acquisition already knows.
+    for r in store.snapshot().into_iter().flatten() {
+        engine.on_reading(&r, clock.now(r.ts), &mut out);
+    }
+    publish(&site, &engine, &mut out, &events);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            batch = readings.recv() => match batch {
+                Ok(batch) => {
+                    for r in batch.iter() {
+                        engine.on_reading(r, clock.now(r.ts), &mut out);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    warn!(batches = n, "judge fell behind acquisition; resynchronising from the latest values");
+                    for r in store.snapshot().into_iter().flatten() {
+                        engine.on_reading(&r, clock.now(r.ts), &mut out);
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            _ = tick.tick() => engine.on_tick(clock.now(Timestamp::now()), &mut out),
+            Some(req) = requests.recv() => {
+                let now = clock.now(Timestamp::now());
+                match req {
+                    Request::Command(cmd, reply) => {
+                        let before = out.len();
+                        let result = engine.on_command(&cmd, now, &mut out);
+                        match &result {
+                            Ok(()) => info!(?cmd, "command applied"),
+                            Err(e) => warn!(?cmd, error = %e, "command rejected"),
+                        }
+                        let _ = reply.send(result.map(|()| out[before..].to_vec()));
+                    }
+                    Request::State(reply) => {
+                        let _ = reply.send(state_view(&site, &engine, now));
+                    }
+                    Request::Alarms(reply) => {
+                        let _ = reply.send(engine.alarm_views());
+                    }
+                }
+            }
+        }
+        publish(&site, &engine, &mut out, &events);
+    }
+}
+
+/// The engine's clock: reading times, never going backwards (a batch acquired a moment
+/// before the last tick must not move time back).
+#[derive(Default)]
+struct Clock {
+    last: i64,
+}
+
+impl Clock {
+    fn now(&mut self, t: Timestamp) -> Timestamp {
+        self.last = self.last.max(t.0);
+        Timestamp(self.last)
+    }
+}
+
+fn publish(
+    site: &Site,
+    engine: &Engine,
+    out: &mut Vec<Event>,
+    events: &broadcast::Sender<Arc<Event>>,
+) {
+    if out.is_empty() {
+        return;
+    }
+    for e in out.drain(..) {
+        match &e {
+            Event::Alarm(a) => {
+                info!(point = %a.point, hazard_source = %a.hazard_source, alarm = a.alarm.as_str(), action = ?a.action,
+                    class = ?a.class, value = ?a.value, limit = ?a.limit, by = ?a.by, "alarm");
+                metrics::counter!("hazgate_alarm_events_total", "action" => format!("{:?}", a.action).to_lowercase()).increment(1);
+            }
+            Event::Risk(r) => {
+                let scope = match &r.scope {
+                    RiskScope::HazardSource(id) => id.to_string(),
+                    RiskScope::Enterprise => "enterprise".to_string(),
+                };
+                info!(scope, from = r.from.as_str(), to = r.to.as_str(), reasons = ?r.reasons.iter().map(|x| &x.rule).collect::<Vec<_>>(), "risk level changed");
+            }
+            Event::SpecialOperation(s) => {
+                info!(hazard_source = %s.hazard_source, active = s.active, kind = %s.kind, by = %s.by, "special operation");
+            }
+        }
+        // No subscriber yet (no uplink configured) is fine: the state is queryable.
+        let _ = events.send(Arc::new(e));
+    }
+    record_gauges(site, engine);
+}
+
+fn record_gauges(site: &Site, engine: &Engine) {
+    let c = engine.alarm_counts();
+    for (state, n) in [
+        ("active_unacknowledged", c.active_unacknowledged),
+        ("active_acknowledged", c.active_acknowledged),
+        ("returned_unacknowledged", c.returned_unacknowledged),
+        ("shelved", c.shelved),
+        ("out_of_service", c.out_of_service),
+    ] {
+        metrics::gauge!("hazgate_alarms", "state" => state).set(f64::from(n));
+    }
+    for (i, hs) in site.hazard_sources.iter().enumerate() {
+        metrics::gauge!("hazgate_risk_level", "hazard_source" => hs.id.to_string())
+            .set(f64::from(engine.source_level(i).colour.level()));
+    }
+    metrics::gauge!("hazgate_risk_level", "hazard_source" => "enterprise")
+        .set(f64::from(engine.enterprise_level().colour.level()));
+}
+
+pub fn state_view(site: &Site, engine: &Engine, now: Timestamp) -> StateView {
+    let g = &site.gateway;
+    StateView {
+        ts: now,
+        park_id: g.park_id.clone(),
+        enterprise_id: g.enterprise_id.clone(),
+        enterprise_name: g.enterprise_name.clone(),
+        gateway_id: g.gateway_id.clone(),
+        enterprise: engine.enterprise_level().clone(),
+        hazard_sources: site
+            .hazard_sources
+            .iter()
+            .enumerate()
+            .map(|(i, hs)| SourceView {
+                id: hs.id.to_string(),
+                name: hs.name.clone(),
+                kind: hs.kind,
+                level: hs.level,
+                risk: engine.source_level(i).clone(),
+                special_operation: engine.special_operation(i).map(|s| SpecialOperationView {
+                    kind: s.kind.clone(),
+                    by: s.by.clone(),
+                    since: s.since,
+                }),
+            })
+            .collect(),
+        alarm_counts: engine.alarm_counts(),
+    }
+}
