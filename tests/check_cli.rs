@@ -127,6 +127,21 @@ const BAD: &[(&str, (&str, &str), &str)] = &[
     ("slash in an id", ("id = \"HS-1\"", "id = \"HS/1\""), "hazard_sources[0].id: `HS/1` contains `/`"),
     ("duplicate unit id", ("  id = \"D2\"\n  unit_id = 5", "  id = \"D2\"\n  unit_id = 5\n\n  [[channels.devices]]\n  id = \"D3\"\n  unit_id = 5"), "channels[1].devices[1].unit_id: unit id 5 already used by channels[1].devices[0]"),
     ("toml syntax", ("level = 1", "level = = 1"), "bad.toml:"),
+    // GB/T 50493-2019 guardrails on alarm settings.
+    ("combustible first-level above 25 %LEL", ("  word_order = \"CDAB\"", "  word_order = \"CDAB\"\n  alarms = { h = 30.0 }"),
+        "hazard_sources[0].points[0].alarms.h: point GT-101: first-level alarm 30 %LEL is above the 25 %LEL ceiling of GB/T 50493-2019 5.5.2"),
+    ("combustible second-level above 50 %LEL", ("  word_order = \"CDAB\"", "  word_order = \"CDAB\"\n  alarms = { hh = 60.0 }"),
+        "hazard_sources[0].points[0].alarms.hh: point GT-101: second-level alarm 60 %LEL is above the 50 %LEL ceiling"),
+    ("toxic second-level above 200 %OEL", ("  scale = 0.01", "  scale = 0.01\n  alarms = { hh = 1.0 }"),
+        "hazard_sources[0].points[2].alarms.hh: point AT-201: second-level alarm 1 ppm is above 200 %OEL of cl2"),
+    ("first level not below second", ("  word_order = \"CDAB\"", "  word_order = \"CDAB\"\n  alarms = { h = 20.0, hh = 15.0 }"),
+        "hazard_sources[0].points[0].alarms.hh: point GT-101: hh = 15 must be above h = 20"),
+    ("site default breaks the standard", ("[[channels]]\nid = \"tcp\"", "[alarm_defaults.combustible_gas]\nh = 26.0\n\n[[channels]]\nid = \"tcp\""),
+        "hazard_sources[0].points[1].alarms.h: point GT-102: first-level alarm 26 %LEL"),
+    ("unknown alarm field", ("  word_order = \"CDAB\"", "  word_order = \"CDAB\"\n  alarms = { hi = 20.0 }"),
+        "hazard_sources[0].points[0].alarms.hi: unknown field `hi`"),
+    ("risk rule with a bad level", ("[[channels]]\nid = \"tcp\"", "[risk]\nrules = [{ colour = \"red\", class = \"low\", levels = [7], description = \"x\" }]\n\n[[channels]]\nid = \"tcp\""),
+        "risk.rules[0].levels: levels are 1..=4, got 7"),
 ];
 
 #[test]

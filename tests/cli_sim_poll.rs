@@ -311,3 +311,170 @@ fn demo_gas_leak_walks_a_source_up_and_back_down_after_the_hold() {
         "event feed shows both levels"
     );
 }
+
+/// A minimal HTTP/1.1 client: (status, body).
+fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    stream.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn local_api_serves_state_alarms_commands_health_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let pty = socat_pair(dir.path());
+    let port = free_port();
+    let site = local_demo_site(dir.path(), port, &pty.a);
+    // A bypass switched on at once: a high alarm on the level-1 tank farm → orange.
+    let _sim = start_simulator(
+        &site,
+        &pty.b,
+        &[
+            "--scenario",
+            "bypass",
+            "--target",
+            "BP-101",
+            "--start-after",
+            "0",
+        ],
+    );
+    let _ = poll_json(&site, None);
+    let api = free_port();
+    let child = Command::new(BIN)
+        .args([
+            "run",
+            "--log-level",
+            "warn",
+            "--api",
+            &format!("127.0.0.1:{api}"),
+            "--config",
+        ])
+        .arg(&site)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _gw = Proc {
+        child,
+        name: "hazgate run".into(),
+    };
+
+    let start = Instant::now();
+    let state = loop {
+        if let Ok(s) = std::panic::catch_unwind(|| http(api, "GET", "/api/v1/state", None)) {
+            let v: serde_json::Value = serde_json::from_str(&s.1).unwrap_or_default();
+            if v["hazard_sources"][0]["colour"] == "orange" {
+                break v;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "HS-01 never turned orange"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(state["enterprise"]["colour"], "orange");
+    assert_eq!(
+        state["hazard_sources"][0]["reasons"][0]["rule"],
+        "high alarm on a level 1/2 source"
+    );
+    assert_eq!(
+        state["hazard_sources"][0]["reasons"][0]["alarms"][0],
+        "BP-101:discrete"
+    );
+    assert_eq!(state["hazard_sources"][1]["colour"], "blue");
+
+    let (code, alarms) = http(api, "GET", "/api/v1/alarms", None);
+    assert_eq!(code, 200);
+    let alarms: serde_json::Value = serde_json::from_str(&alarms).unwrap();
+    let bp = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["point"] == "BP-101")
+        .unwrap();
+    assert_eq!(
+        (bp["state"].as_str(), bp["class"].as_str()),
+        (Some("active_unacknowledged"), Some("high"))
+    );
+
+    // Acknowledge it; a special operation on HS-03 raises its floor to yellow.
+    let (code, body) = http(
+        api,
+        "POST",
+        "/api/v1/commands",
+        Some(r#"{"command":"acknowledge","point":"BP-101","by":"op-zhang"}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = http(
+        api,
+        "POST",
+        "/api/v1/commands",
+        Some(
+            r#"{"command":"special_operation","hazard_source":"HS-03","active":true,"kind":"hot work","by":"safety-li"}"#,
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (_, state) = http(api, "GET", "/api/v1/state", None);
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["hazard_sources"][2]["colour"], "yellow");
+    assert_eq!(
+        state["hazard_sources"][2]["special_operation"]["by"],
+        "safety-li"
+    );
+    let (_, alarms) = http(api, "GET", "/api/v1/alarms", None);
+    assert!(
+        alarms.contains("\"acknowledged_by\":\"op-zhang\""),
+        "{alarms}"
+    );
+
+    // Bad commands are answered with a precise error and change nothing.
+    let (code, body) = http(
+        api,
+        "POST",
+        "/api/v1/commands",
+        Some(r#"{"command":"acknowledge","point":"NOPE","by":"x"}"#),
+    );
+    assert_eq!(
+        (code, body.contains("no point `NOPE`")),
+        (400, true),
+        "{body}"
+    );
+    let (code, _) = http(api, "POST", "/api/v1/commands", Some("not json"));
+    assert!((400..500).contains(&code));
+
+    let (code, health) = http(api, "GET", "/healthz", None);
+    assert_eq!(code, 200);
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+    let (code, metrics) = http(api, "GET", "/metrics", None);
+    assert_eq!(code, 200);
+    for needle in [
+        "hazgate_polls_total{",
+        "result=\"ok\"",
+        "hazgate_alarms{state=\"active_acknowledged\"} 1",
+        "hazgate_risk_level{hazard_source=\"HS-01\"} 2",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing in:\n{metrics}");
+    }
+}
