@@ -65,6 +65,21 @@ level = 1
   address = 4
   data_type = "f32"
   alarms = {{ h = 85.0, hh = 95.0, deadband = 2.0, on_delay_s = 10.0, off_delay_s = 10.0 }}
+  [[hazard_sources.points]]
+  id = "TT-1"
+  kind = "temperature"
+  device = "D"
+  table = "holding"
+  address = 6
+  data_type = "f32"
+  alarms = {{ rate_per_min = 10.0, on_delay_s = 0.0, off_delay_s = 0.0 }}
+  [[hazard_sources.points]]
+  id = "XV-1"
+  kind = "esd_valve"
+  device = "D"
+  table = "discrete_input"
+  address = 1
+  normal = true
 
 [[hazard_sources]]
 id = "HS-3"
@@ -550,4 +565,38 @@ fn acknowledgement_and_persistence() {
             }
         )
         .is_err());
+}
+
+#[test]
+fn rate_of_change_alarm_on_a_fast_temperature_rise() {
+    let mut run = Run::new();
+    run.good("TT-1", 0.0, 20.0);
+    run.good("TT-1", 60.0, 25.0); // 5 °C/min: fine
+    run.good("TT-1", 90.0, 32.0); // 14 °C/min: above 10
+    run.good("TT-1", 150.0, 33.0); // 1 °C/min: clears
+    let ev = run.alarm_events("TT-1");
+    assert_eq!(
+        ev.iter().map(|e| (e.0, e.1, e.2)).collect::<Vec<_>>(),
+        vec![
+            (90_000, AlarmKind::Roc, AlarmAction::Raised),
+            (150_000, AlarmKind::Roc, AlarmAction::Cleared)
+        ]
+    );
+}
+
+#[test]
+fn an_esd_valve_leaving_its_normal_state_is_critical() {
+    let mut run = Run::new();
+    run.good("XV-1", 0.0, 1.0); // open = normal
+    assert!(run.alarm_events("XV-1").is_empty());
+    run.good("XV-1", 5.0, 0.0); // closed: the ESD acted
+    assert_eq!(
+        run.alarm_events("XV-1"),
+        vec![(5_000, AlarmKind::Discrete, AlarmAction::Raised, Some(0.0))]
+    );
+    assert_eq!(
+        run.colours("HS-1"),
+        vec![(5_000, Colour::Red)],
+        "critical on a level-1 source"
+    );
 }
