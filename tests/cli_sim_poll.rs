@@ -42,6 +42,28 @@ fn start_simulator(site: &Path, tty_b: &Path, extra: &[&str]) -> Proc {
     }
 }
 
+/// The demo site served by `hazgate simulate` on a free TCP port and a socat pty pair.
+/// Fields drop in order: simulator, pty pair, then the directory.
+struct Rig {
+    _sim: Proc,
+    _pty: PtyPair,
+    site: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+fn rig(sim_args: &[&str]) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let pty = socat_pair(dir.path());
+    let site = local_demo_site(dir.path(), free_port(), &pty.a);
+    let sim = start_simulator(&site, &pty.b, sim_args);
+    Rig {
+        _sim: sim,
+        _pty: pty,
+        site,
+        _dir: dir,
+    }
+}
+
 /// Runs `hazgate poll --json` until the simulator answers (it may still be binding).
 fn poll_json(site: &Path, device: Option<&str>) -> (bool, Vec<serde_json::Value>) {
     let start = Instant::now();
@@ -66,11 +88,8 @@ fn poll_json(site: &Path, device: Option<&str>) -> (bool, Vec<serde_json::Value>
 
 #[test]
 fn poll_reads_the_simulated_demo_site_over_tcp_and_rtu() {
-    let dir = tempfile::tempdir().unwrap();
-    let pty = socat_pair(dir.path());
-    let port = free_port();
-    let site = local_demo_site(dir.path(), port, &pty.a);
-    let _sim = start_simulator(&site, &pty.b, &[]);
+    let rig = rig(&[]);
+    let site = rig.site.clone();
     let (ok, lines) = poll_json(&site, None);
     assert_eq!(lines.len(), 50, "one line per point");
     let bad: Vec<_> = lines.iter().filter(|l| l["quality"] != "good").collect();
@@ -106,22 +125,15 @@ fn poll_reads_the_simulated_demo_site_over_tcp_and_rtu() {
 
 #[test]
 fn poll_exits_non_zero_when_a_device_answers_with_an_exception() {
-    let dir = tempfile::tempdir().unwrap();
-    let pty = socat_pair(dir.path());
-    let port = free_port();
-    let site = local_demo_site(dir.path(), port, &pty.a);
-    let _sim = start_simulator(
-        &site,
-        &pty.b,
-        &[
-            "--scenario",
-            "exception",
-            "--target",
-            "NH3-CTL",
-            "--start-after",
-            "0",
-        ],
-    );
+    let rig = rig(&[
+        "--scenario",
+        "exception",
+        "--target",
+        "NH3-CTL",
+        "--start-after",
+        "0",
+    ]);
+    let site = rig.site.clone();
     let (ok, lines) = poll_json(&site, Some("NH3-CTL"));
     assert!(!ok, "exit code must be non-zero");
     assert_eq!(lines.len(), 4);
@@ -200,13 +212,10 @@ fn demo_detector_fault_scenario_flags_sensor_fault() {
 
 #[test]
 fn run_polls_and_shuts_down_cleanly_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let pty = socat_pair(dir.path());
-    let port = free_port();
-    let site = local_demo_site(dir.path(), port, &pty.a);
-    let _sim = start_simulator(&site, &pty.b, &[]);
+    let rig = rig(&[]);
+    let site = rig.site.clone();
     let _ = poll_json(&site, None); // the simulator is up
-    let log = dir.path().join("run.log");
+    let log = rig.dir.path().join("run.log");
     let mut gw = Command::new(BIN)
         .args([
             "run",
@@ -342,23 +351,16 @@ fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, String
 
 #[test]
 fn local_api_serves_state_alarms_commands_health_and_metrics() {
-    let dir = tempfile::tempdir().unwrap();
-    let pty = socat_pair(dir.path());
-    let port = free_port();
-    let site = local_demo_site(dir.path(), port, &pty.a);
     // A bypass switched on at once: a high alarm on the level-1 tank farm → orange.
-    let _sim = start_simulator(
-        &site,
-        &pty.b,
-        &[
-            "--scenario",
-            "bypass",
-            "--target",
-            "BP-101",
-            "--start-after",
-            "0",
-        ],
-    );
+    let rig = rig(&[
+        "--scenario",
+        "bypass",
+        "--target",
+        "BP-101",
+        "--start-after",
+        "0",
+    ]);
+    let site = rig.site.clone();
     let _ = poll_json(&site, None);
     let api = free_port();
     let child = Command::new(BIN)
