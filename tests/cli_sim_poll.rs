@@ -60,7 +60,7 @@ fn rig(sim_args: &[&str]) -> Rig {
         _sim: sim,
         _pty: pty,
         site,
-        _dir: dir,
+        dir,
     }
 }
 
