@@ -9,6 +9,7 @@ pub mod acquire;
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod forward;
 pub mod judge;
 pub mod model;
 pub mod reading;
