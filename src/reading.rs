@@ -9,10 +9,16 @@ use serde::Serialize;
 
 use crate::model::PointIndex;
 
-/// Milliseconds since the Unix epoch, UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
+/// Milliseconds since the Unix epoch, UTC. On the wire (API, MQTT) an RFC 3339 string
+/// with milliseconds, so every consumer reads one format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
 
 impl Timestamp {
     pub fn now() -> Self {

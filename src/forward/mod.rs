@@ -4,4 +4,5 @@
 //! through. The MQTT session, topic contract, payloads and remote commands build on it
 //! (issue 4, in progress).
 
+pub mod contract;
 pub mod spool;
