@@ -237,7 +237,7 @@ mod tests {
             "hazgate/v1/CP-320500-01/91320500MA1DEMO01X/GW-01/cmd/+"
         );
         assert_eq!(
-            t.command_name(&format!("{}", t.reply("ack").trim_end_matches("/reply"))),
+            t.command_name(t.reply("ack").trim_end_matches("/reply")),
             Some("ack")
         );
         assert_eq!(
