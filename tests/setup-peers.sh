@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the integration tests talk to, idempotently, on a fresh machine:
 #   - socat (Debian) for RTU over a pseudo-terminal pair,
+#   - mosquitto and mosquitto-clients (Debian) as the MQTT broker,
 #   - pymodbus (PyPI, pinned) in the project-local virtualenv .venv.
 # Safe to run again; does nothing that is already done.
 set -euo pipefail
@@ -10,6 +11,8 @@ PYMODBUS_VERSION=3.16.1
 
 need_apt=()
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup-peers: installing ${need_apt[*]} from Debian"
   SUDO=""
@@ -27,4 +30,5 @@ if ! .venv/bin/python -c "import pymodbus, serial, sys; sys.exit(pymodbus.__vers
   echo "setup-peers: installing pymodbus $PYMODBUS_VERSION into .venv"
   .venv/bin/pip install -q --disable-pip-version-check "pymodbus[serial]==$PYMODBUS_VERSION"
 fi
-echo "setup-peers: socat $(socat -V 2>/dev/null | awk '/socat version/ {print $3}'), pymodbus $(.venv/bin/python -c 'import pymodbus; print(pymodbus.__version__)')"
+# The Debian package may start a system broker on 1883; tests use their own on free ports.
+echo "setup-peers: socat $(socat -V 2>/dev/null | awk '/socat version/ {print $3}'), mosquitto $(/usr/sbin/mosquitto -h 2>/dev/null | awk 'NR==1 {print $3}'), pymodbus $(.venv/bin/python -c 'import pymodbus; print(pymodbus.__version__)')"

@@ -43,6 +43,15 @@ pub async fn run(config: &Path, stats_interval: u64, api_addr: &str) -> anyhow::
     let store = LatestStore::new(site.points.len(), 256);
     let stats = Arc::new(AcquireStats::new(&site));
     let (judge, judge_task) = spawn_judge(site.clone(), store.clone(), cancel.clone());
+    let uplink_task = site.uplink.clone().map(|cfg| {
+        tokio::spawn(crate::forward::session::run_uplink(
+            site.clone(),
+            cfg,
+            store.clone(),
+            judge.clone(),
+            cancel.clone(),
+        ))
+    });
     let mut tasks = spawn_acquisition(site.clone(), store, stats.clone(), cancel.clone());
     let api_task = listener.map(|l| {
         let state = ApiState {
@@ -61,6 +70,13 @@ pub async fn run(config: &Path, stats_interval: u64, api_addr: &str) -> anyhow::
         ));
     }
     while tasks.join_next().await.is_some() {}
+    if let Some(t) = uplink_task {
+        match t.await {
+            Ok(Err(e)) => warn!(error = %e, "uplink failed"),
+            Err(e) => warn!(error = %e, "uplink task ended abnormally"),
+            Ok(Ok(())) => {}
+        }
+    }
     let _ = judge_task.await;
     if let Some(t) = api_task {
         if let Ok(Err(e)) = t.await {

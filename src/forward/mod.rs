@@ -4,5 +4,8 @@
 //! through. The MQTT session, topic contract, payloads and remote commands build on it
 //! (issue 4, in progress).
 
+pub mod collect;
+pub mod config;
 pub mod contract;
+pub mod session;
 pub mod spool;

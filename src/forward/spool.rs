@@ -231,6 +231,26 @@ impl Spool {
         })
     }
 
+    /// Takes a `seq` for a message that is not spooled (the Last Will, registered with the
+    /// broker at connect time), so it too never repeats.
+    pub fn reserve_seq(&self) -> Result<u64, SpoolError> {
+        let mut txn = self.db.begin_write().map_err(storage)?;
+        txn.set_durability(Durability::Immediate).map_err(storage)?;
+        let seq;
+        {
+            let mut meta = txn.open_table(META).map_err(storage)?;
+            seq = meta
+                .get(NEXT_SEQ)
+                .map_err(storage)?
+                .map(|g| g.value())
+                .unwrap_or(1)
+                .max(1);
+            meta.insert(NEXT_SEQ, seq + 1).map_err(storage)?;
+        }
+        txn.commit().map_err(storage)?;
+        Ok(seq)
+    }
+
     /// The `seq` the next message will get.
     pub fn next_seq(&self) -> Result<u64, SpoolError> {
         let txn = self.db.begin_read().map_err(storage)?;

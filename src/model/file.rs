@@ -29,6 +29,9 @@ pub struct SiteFile {
     /// The four-colour rule table; the documented defaults when absent.
     #[serde(default)]
     pub risk: RiskConfig,
+    /// MQTT uplink to the park's centre; none = no forwarding.
+    #[serde(default)]
+    pub uplink: Option<crate::forward::config::UplinkConfig>,
 }
 
 /// Who this gateway is, as the park platform knows it.

@@ -78,6 +78,7 @@ pub struct Site {
     pub points: Vec<Point>,
     pub stale_after_periods: u32,
     pub risk: crate::judge::RiskConfig,
+    pub uplink: Option<crate::forward::config::UplinkConfig>,
 }
 
 impl Site {

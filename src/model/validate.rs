@@ -76,7 +76,13 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
         points: Vec::new(),
         stale_after_periods: file.acquisition.stale_after_periods,
         risk: file.risk.clone(),
+        uplink: file.uplink.clone(),
     };
+    if let Some(u) = &file.uplink {
+        for (field, message) in u.validate() {
+            errors.push(format!("uplink.{field}"), message);
+        }
+    }
     for (path, message) in file.risk.validate() {
         errors.push(path, message);
     }

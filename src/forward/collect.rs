@@ -1,0 +1,118 @@
+//! What goes into the spool: readings reported by exception (plus a full snapshot every
+//! integrity period) and every judge event, framed with their topic.
+
+use crate::{
+    model::{Scaling, Site},
+    reading::{Quality, Reading, Value},
+};
+
+/// A spooled record: topic, retain flag and JSON payload in one byte string
+/// (`[u16 topic length][topic][u8 retain][payload]`), so the spool stays opaque.
+pub fn frame(topic: &str, retain: bool, payload: &[u8]) -> Vec<u8> {
+    let t = topic.as_bytes();
+    let mut v = Vec::with_capacity(3 + t.len() + payload.len());
+    v.extend_from_slice(&(t.len() as u16).to_be_bytes());
+    v.extend_from_slice(t);
+    v.push(u8::from(retain));
+    v.extend_from_slice(payload);
+    v
+}
+
+/// Splits a record into (topic, retain, payload); `None` for a corrupt record.
+pub fn unframe(record: &[u8]) -> Option<(&str, bool, &[u8])> {
+    let len = usize::from(u16::from_be_bytes([*record.first()?, *record.get(1)?]));
+    let topic = std::str::from_utf8(record.get(2..2 + len)?).ok()?;
+    let retain = *record.get(2 + len)? != 0;
+    Some((topic, retain, record.get(3 + len..)?))
+}
+
+/// Report-by-exception filter: a reading passes when its quality changed or its value
+/// moved beyond the point's publish deadband since it was last sent.
+pub struct ReportByException {
+    last: Vec<Option<(Option<Value>, Quality)>>,
+    deadband: Vec<f64>,
+}
+
+impl ReportByException {
+    pub fn new(site: &Site, deadband_pct: f64) -> Self {
+        let deadband = site
+            .points
+            .iter()
+            .map(|p| {
+                let span = p.valid_range.or(match p.scaling {
+                    Scaling::Range { eng, .. } => Some(eng),
+                    Scaling::Linear { .. } => None,
+                });
+                span.map_or(0.0, |[a, b]| (b - a).abs() * deadband_pct / 100.0)
+            })
+            .collect();
+        Self {
+            last: vec![None; site.points.len()],
+            deadband,
+        }
+    }
+
+    pub fn passes(&mut self, r: &Reading) -> bool {
+        let i = r.point.get();
+        let Some(slot) = self.last.get_mut(i) else {
+            return false;
+        };
+        let send = match *slot {
+            None => true,
+            Some((_, q)) if q != r.quality => true,
+            Some((Some(Value::Analog(a)), _)) => match r.value {
+                Some(Value::Analog(b)) => {
+                    (b - a).abs() > self.deadband[i] || (self.deadband[i] == 0.0 && a != b)
+                }
+                other => other.is_some(),
+            },
+            Some((old, _)) => old != r.value,
+        };
+        if send {
+            *slot = Some((r.value, r.quality));
+        }
+        send
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        model::{load_site, PointIndex, SiteSource, DEMO_SITE_TOML},
+        reading::{Raw, Timestamp},
+    };
+
+    #[test]
+    fn frames_round_trip_and_corruption_is_detected() {
+        let f = frame("a/b/risk/HS-01", true, b"{}");
+        assert_eq!(unframe(&f), Some(("a/b/risk/HS-01", true, &b"{}"[..])));
+        assert_eq!(unframe(&f[..5]), None);
+        assert_eq!(unframe(&[0xFF, 0xFF, 1]), None);
+    }
+
+    #[test]
+    fn report_by_exception() {
+        let site = load_site(SiteSource::Text {
+            name: "demo",
+            toml: DEMO_SITE_TOML,
+        })
+        .unwrap();
+        let gt101 = site.point_by_id("GT-101").unwrap().index; // valid range 0–100 → 1 % = 1 %LEL
+        let mut rbe = ReportByException::new(&site, 1.0);
+        let r = |p: PointIndex, v: f64, q: Quality| Reading {
+            point: p,
+            value: Some(Value::Analog(v)),
+            quality: q,
+            ts: Timestamp(0),
+            raw: Raw::None,
+        };
+        assert!(rbe.passes(&r(gt101, 1.0, Quality::Good)), "first value");
+        assert!(
+            !rbe.passes(&r(gt101, 1.9, Quality::Good)),
+            "inside the deadband"
+        );
+        assert!(rbe.passes(&r(gt101, 2.5, Quality::Good)), "beyond it");
+        assert!(rbe.passes(&r(gt101, 2.5, Quality::Stale)), "quality change");
+    }
+}

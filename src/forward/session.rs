@@ -1,0 +1,379 @@
+//! The MQTT uplink: readings and events → spool → broker, acknowledged on PUBACK.
+//!
+//! rumqttc's `publish` returning Ok means *queued*, and a reconnect into a new session
+//! silently drops whatever was queued or in flight, and it never persists anything. So
+//! the spool is the source of truth: each publish's packet id is mapped to the record's
+//! `seq` (`Outgoing::Publish(pkid)` arrives in request order), the record is removed on
+//! `PubAck`, and after every (re)connect the in-flight map is cleared and sending
+//! restarts from the spool — events first, then the telemetry backlog oldest first.
+//! Delivery is at-least-once: a duplicate `seq` may arrive after a reconnect, a gap never.
+
+use std::{collections::HashMap, collections::VecDeque, sync::Arc, time::Duration};
+
+use rumqttc::{
+    AsyncClient, Event as MqttEvent, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
+    TlsConfiguration, Transport,
+};
+use tokio::{sync::broadcast, task::block_in_place, time::Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{
+    collect::{frame, unframe, ReportByException},
+    config::UplinkConfig,
+    contract::{Encoder, Status, Topics},
+    spool::{Class, Spool, SpoolError},
+};
+use crate::{
+    acquire::LatestStore,
+    judge::{
+        engine::{Event, RiskScope},
+        service::JudgeHandle,
+    },
+    model::Site,
+    reading::{Reading, Timestamp},
+};
+
+/// How often collected messages are committed to the spool (one fsync each).
+const COMMIT_WINDOW: Duration = Duration::from_millis(200);
+
+#[derive(Debug, thiserror::Error)]
+pub enum UplinkError {
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error("uplink TLS file {path}: {source}")]
+    TlsFile {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Builds the MQTT options: identity, keepalive, credentials, TLS, Last Will.
+fn mqtt_options(
+    site: &Site,
+    cfg: &UplinkConfig,
+    will: Vec<u8>,
+    topics: &Topics,
+) -> Result<MqttOptions, UplinkError> {
+    let id = cfg
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("hazgate-{}", site.gateway.gateway_id));
+    let mut o = MqttOptions::new(id, cfg.host.clone(), cfg.port);
+    o.set_keep_alive(Duration::from_secs(cfg.keepalive_s));
+    // A clean session every time: the spool, not the broker, holds what is unsent.
+    o.set_clean_session(true);
+    o.set_inflight(cfg.inflight);
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    o.set_last_will(LastWill::new(topics.status(), will, QoS::AtLeastOnce, true));
+    if let (Some(u), p) = (&cfg.username, &cfg.password) {
+        o.set_credentials(u.clone(), p.clone().unwrap_or_default());
+    }
+    if let Some(tls) = &cfg.tls {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|source| UplinkError::TlsFile {
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        let client_auth = match (&tls.cert_file, &tls.key_file) {
+            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+            _ => None,
+        };
+        o.set_transport(Transport::Tls(TlsConfiguration::Simple {
+            ca: read(&tls.ca_file)?,
+            alpn: None,
+            client_auth,
+        }));
+    }
+    Ok(o)
+}
+
+/// Runs the uplink until `cancel`: collection into the spool and the MQTT session.
+pub async fn run_uplink(
+    site: Arc<Site>,
+    cfg: UplinkConfig,
+    store: LatestStore,
+    judge: JudgeHandle,
+    cancel: CancellationToken,
+) -> Result<(), UplinkError> {
+    // rustls needs one process-wide crypto provider; ring keeps the build free of C/CMake.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if let Some(dir) = cfg.spool_path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let spool = Arc::new(block_in_place(|| {
+        Spool::open(&cfg.spool_path, cfg.spool_max_bytes)
+    })?);
+    let topics = Topics::new(&cfg.prefix, &site);
+    let started = Instant::now();
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let collector = tokio::spawn(collect(
+        site.clone(),
+        cfg.clone(),
+        store,
+        judge.subscribe(),
+        spool.clone(),
+        wake.clone(),
+        cancel.clone(),
+        started,
+    ));
+    let result = session(&site, &cfg, &topics, &spool, &wake, &cancel, started).await;
+    let _ = collector.await;
+    result
+}
+
+fn status(spool: &Spool, state: &'static str, started: Instant) -> Status {
+    let d = spool.depth().unwrap_or_default();
+    Status {
+        state,
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_s: started.elapsed().as_secs(),
+        spool_events: d.events,
+        spool_telemetry: d.telemetry,
+        spool_bytes: d.bytes,
+        dropped_telemetry: d.dropped_telemetry,
+    }
+}
+
+/// Collects readings (by exception) and events; commits them every window.
+#[allow(clippy::too_many_arguments)]
+async fn collect(
+    site: Arc<Site>,
+    cfg: UplinkConfig,
+    store: LatestStore,
+    mut events: broadcast::Receiver<Arc<Event>>,
+    spool: Arc<Spool>,
+    wake: Arc<tokio::sync::Notify>,
+    cancel: CancellationToken,
+    started: Instant,
+) {
+    let topics = Topics::new(&cfg.prefix, &site);
+    let encoder = Encoder::new(&site);
+    let mut rbe = ReportByException::new(&site, cfg.publish_deadband_pct);
+    let mut readings_rx = store.subscribe();
+    let mut telemetry: Vec<Reading> = Vec::new();
+    let mut pending_events: Vec<Arc<Event>> = Vec::new();
+    let mut window = tokio::time::interval(COMMIT_WINDOW);
+    let mut integrity = tokio::time::interval(Duration::from_secs(cfg.integrity_period_s));
+    let mut status_due = true;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            batch = readings_rx.recv() => match batch {
+                Ok(b) => telemetry.extend(b.iter().filter(|r| rbe.passes(r))),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    telemetry.extend(store.snapshot().into_iter().flatten().filter(|r| rbe.passes(r)));
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            ev = events.recv() => match ev {
+                Ok(e) => pending_events.push(e),
+                Err(broadcast::error::RecvError::Lagged(n)) => warn!(lost = n, "uplink fell behind the judge: events lost"),
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            _ = integrity.tick() => {
+                telemetry.extend(store.snapshot().into_iter().flatten());
+                status_due = true;
+            }
+            _ = window.tick() => {
+                if telemetry.is_empty() && pending_events.is_empty() && !status_due {
+                    continue;
+                }
+                // Each record: (class, topic, retain, payload builder input).
+                let mut classes = Vec::new();
+                enum Item<'a> { Event(&'a Event, String, bool), Telemetry(&'a [Reading]), Status }
+                let mut items: Vec<Item> = Vec::new();
+                for e in &pending_events {
+                    let (topic, retained) = match e.as_ref() {
+                        Event::Alarm(_) => (topics.alarm(), None),
+                        Event::Risk(r) => match &r.scope {
+                            RiskScope::HazardSource(id) => (topics.risk(), Some(topics.risk_of(id.as_str()))),
+                            RiskScope::Enterprise => (topics.risk(), Some(topics.risk_of("enterprise"))),
+                        },
+                        Event::SpecialOperation(_) => (topics.risk(), None),
+                    };
+                    items.push(Item::Event(e, topic, false));
+                    classes.push(Class::Event);
+                    if let Some(t) = retained {
+                        items.push(Item::Event(e, t, true));
+                        classes.push(Class::Event);
+                    }
+                }
+                for chunk in telemetry.chunks(cfg.max_readings_per_message) {
+                    items.push(Item::Telemetry(chunk));
+                    classes.push(Class::Telemetry);
+                }
+                if status_due {
+                    items.push(Item::Status);
+                    classes.push(Class::Event);
+                }
+                let now = Timestamp::now();
+                let result = block_in_place(|| {
+                    spool.append(&classes, |i, seq| match &items[i] {
+                        Item::Event(e, topic, retain) => frame(topic, *retain, &encoder.event(seq, e)),
+                        Item::Telemetry(rs) => frame(&topics.telemetry(), false, &encoder.telemetry(seq, now, rs)),
+                        Item::Status => frame(&topics.status(), true, &encoder.status(seq, now, status(&spool, "online", started))),
+                    })
+                });
+                match &result {
+                    Ok(seqs) => debug!(messages = seqs.len(), "spooled"),
+                    Err(e) => warn!(error = %e, "spool write failed; retrying next window"),
+                }
+                if result.is_ok() {
+                    telemetry.clear();
+                    pending_events.clear();
+                    status_due = false;
+                }
+                wake.notify_one();
+            }
+        }
+    }
+}
+
+/// The MQTT session: connect, publish from the spool, ack on PUBACK, reconnect.
+async fn session(
+    site: &Site,
+    cfg: &UplinkConfig,
+    topics: &Topics,
+    spool: &Arc<Spool>,
+    wake: &tokio::sync::Notify,
+    cancel: &CancellationToken,
+    started: Instant,
+) -> Result<(), UplinkError> {
+    let encoder = Encoder::new(site);
+    // The Last Will is published by the broker, at a time we do not choose: it cannot
+    // take a place in our counter without appearing out of order, so it carries seq 0.
+    let will = encoder.status(0, Timestamp::now(), status(spool, "offline", started));
+    let options = mqtt_options(site, cfg, will, topics)?;
+    let (client, mut eventloop): (AsyncClient, EventLoop) = AsyncClient::new(options, 256);
+    let mut connected = false;
+    let mut backoff = Duration::from_millis(500);
+    // seqs handed to rumqttc, waiting for their packet id, in request order.
+    let mut awaiting_pkid: VecDeque<u64> = VecDeque::new();
+    let mut in_flight: HashMap<u16, u64> = HashMap::new();
+    let mut sent: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    let mut poll_tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        if connected {
+            fill(cfg, spool, &client, &mut awaiting_pkid, &mut sent);
+        }
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = wake.notified() => {}
+            _ = poll_tick.tick() => {}
+            ev = eventloop.poll() => match ev {
+                Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
+                    info!(host = %cfg.host, port = cfg.port, code = ?ack.code, "uplink connected");
+                    connected = true;
+                    backoff = Duration::from_millis(500);
+                    awaiting_pkid.clear();
+                    in_flight.clear();
+                    sent.clear();
+                }
+                Ok(MqttEvent::Outgoing(Outgoing::Publish(pkid))) => {
+                    if let Some(seq) = awaiting_pkid.pop_front() {
+                        in_flight.insert(pkid, seq);
+                    }
+                }
+                Ok(MqttEvent::Incoming(Packet::PubAck(ack))) => {
+                    if let Some(seq) = in_flight.remove(&ack.pkid) {
+                        if let Err(e) = block_in_place(|| spool.ack(&[seq])) {
+                            warn!(error = %e, seq, "spool ack failed; the message will be sent again");
+                        }
+                        sent.remove(&seq);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if connected {
+                        warn!(error = %e, "uplink lost; spooling until the broker is back");
+                    } else {
+                        debug!(error = %e, "uplink connect failed");
+                    }
+                    connected = false;
+                    awaiting_pkid.clear();
+                    in_flight.clear();
+                    sent.clear();
+                    // rumqttc reconnects on the next poll at once: pace it.
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            },
+        }
+    }
+    // Say goodbye properly so the broker does not publish the Last Will for a clean stop.
+    let bye = encoder.status(
+        block_in_place(|| spool.reserve_seq())?,
+        Timestamp::now(),
+        status(spool, "offline", started),
+    );
+    if connected {
+        // Drain what is in flight, say offline, and disconnect (bounded: 3 s).
+        let _ = client.try_publish(topics.status(), QoS::AtLeastOnce, true, bye);
+        let mut acked_bye = false;
+        let _ = tokio::time::timeout(Duration::from_secs(3), async {
+            while let Ok(ev) = eventloop.poll().await {
+                match ev {
+                    MqttEvent::Outgoing(Outgoing::Publish(pkid)) => {
+                        if let Some(seq) = awaiting_pkid.pop_front() {
+                            in_flight.insert(pkid, seq);
+                        }
+                    }
+                    MqttEvent::Incoming(Packet::PubAck(ack)) => match in_flight.remove(&ack.pkid) {
+                        Some(seq) => {
+                            let _ = block_in_place(|| spool.ack(&[seq]));
+                        }
+                        None => acked_bye = true,
+                    },
+                    _ => {}
+                }
+                if acked_bye && in_flight.is_empty() {
+                    break;
+                }
+            }
+        })
+        .await;
+        let _ = client.try_disconnect();
+        let _ = tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await;
+    }
+    Ok(())
+}
+
+/// Hands spooled records to rumqttc up to the in-flight limit (events first).
+fn fill(
+    cfg: &UplinkConfig,
+    spool: &Spool,
+    client: &AsyncClient,
+    awaiting_pkid: &mut VecDeque<u64>,
+    sent: &mut std::collections::HashSet<u64>,
+) {
+    let room = usize::from(cfg.inflight).saturating_sub(sent.len());
+    if room == 0 {
+        return;
+    }
+    let records = match block_in_place(|| spool.pending(room, |seq| sent.contains(&seq))) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "spool read failed");
+            return;
+        }
+    };
+    for r in records {
+        let Some((topic, retain, payload)) = unframe(&r.payload) else {
+            warn!(seq = r.seq, "corrupt spool record dropped");
+            let _ = spool.ack(&[r.seq]);
+            continue;
+        };
+        match client.try_publish(topic, QoS::AtLeastOnce, retain, payload.to_vec()) {
+            Ok(()) => {
+                awaiting_pkid.push_back(r.seq);
+                sent.insert(r.seq);
+            }
+            Err(_) => break, // request queue full: next round
+        }
+    }
+}
