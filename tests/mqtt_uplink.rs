@@ -129,8 +129,9 @@ fn demo_site_with_uplink(dir: &Path, modbus_port: u16, tty: &Path, broker: u16) 
         .replace("port = 15020", &format!("port = {modbus_port}"))
         .replace("/tmp/hazgate/ttyA", &tty.display().to_string());
     let text = format!(
-        "{text}\n[uplink]\nhost = \"127.0.0.1\"\nport = {broker}\nspool_path = \"{}\"\nintegrity_period_s = 5\n",
-        dir.join("spool.redb").display()
+        "{text}\n[uplink]\nhost = \"127.0.0.1\"\nport = {broker}\nspool_path = \"{}\"\naudit_path = \"{}\"\nintegrity_period_s = 5\n",
+        dir.join("spool.redb").display(),
+        dir.join("audit.jsonl").display()
     );
     let path = dir.join("site.toml");
     std::fs::write(&path, text).unwrap();
@@ -287,4 +288,136 @@ async fn broker_outage_loses_nothing_and_alarms_come_first() {
         last_status.1["state"], "offline",
         "a clean stop says offline"
     );
+}
+
+const BASE: &str = "hazgate/v1/CP-320500-01/91320500MA1DEMO01X/GW-01";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_validated_answered_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let (got, sub) = subscriber(broker.port, "hazgate/#");
+    let pty = socat_pair(dir.path());
+    let site = demo_site_with_uplink(dir.path(), free_port(), &pty.a, broker.port);
+    let sim = Command::new(BIN)
+        .args(["simulate", "--config"])
+        .arg(&site)
+        .arg("--serve")
+        .arg(format!("rs485-1={}", pty.b.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _sim = Proc {
+        child: sim,
+        name: "simulate".into(),
+    };
+    let gw = Command::new(BIN)
+        .args(["run", "--api", "off", "--log-level", "warn", "--config"])
+        .arg(&site)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _gw = Proc {
+        child: gw,
+        name: "hazgate run".into(),
+    };
+    eventually(Duration::from_secs(20), "gateway online", || {
+        got.lock()
+            .unwrap()
+            .iter()
+            .any(|(t, v)| t.ends_with("/status") && v["state"] == "online")
+    })
+    .await;
+
+    let mut o = MqttOptions::new("hazgate-test-operator", "127.0.0.1", broker.port);
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut el) = AsyncClient::new(o, 64);
+    tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    let huge = format!(
+        "{{\"request_id\":\"r-huge\",\"by\":\"op\",\"point\":\"{}\"}}",
+        "x".repeat(20_000)
+    );
+    // (command, payload, request id, expected error phrase; None = accepted)
+    let table: Vec<(&str, String, &str, Option<&str>)> = vec![
+        ("ack", "not json".into(), "", Some("not a JSON object")),
+        ("ack", r#"{"request_id":"r-types","by":"op","point":42}"#.into(), "r-types", Some("invalid type")),
+        ("ack", r#"{"request_id":"r-point","by":"op","point":"NOPE"}"#.into(), "r-point", Some("no point `NOPE`")),
+        ("ack", r#"{"request_id":"r-nothing","by":"op","point":"GT-101"}"#.into(), "r-nothing", Some("nothing to acknowledge")),
+        ("shelve", r#"{"request_id":"r-long","by":"op","point":"GT-101","duration_s":1e9}"#.into(), "r-long", Some("at most 86400")),
+        ("reboot", r#"{"request_id":"r-cmd","by":"op"}"#.into(), "r-cmd", Some("unknown command `reboot`")),
+        ("ack", huge, "", Some("over the 16384-byte limit")),
+        ("special-operation", r#"{"request_id":"r-anon","by":"","hazard_source":"HS-03","active":true}"#.into(), "r-anon", Some("`by` must name")),
+        ("special-operation", r#"{"request_id":"r-ok","by":"safety-li","hazard_source":"HS-03","active":true,"kind":"hot work"}"#.into(), "r-ok", None),
+    ];
+    for (name, payload, _, _) in &table {
+        client
+            .publish(
+                format!("{BASE}/cmd/{name}"),
+                QoS::AtLeastOnce,
+                false,
+                payload.clone().into_bytes(),
+            )
+            .await
+            .unwrap();
+    }
+    eventually(Duration::from_secs(20), "a reply to every command", || {
+        got.lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| t.ends_with("/reply"))
+            .count()
+            >= table.len()
+    })
+    .await;
+    let replies: Vec<(String, serde_json::Value)> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _)| t.ends_with("/reply"))
+        .cloned()
+        .collect();
+    for (name, _, id, expected) in &table {
+        let (topic, reply) = replies
+            .iter()
+            .find(|(t, v)| {
+                t == &format!("{BASE}/cmd/{name}/reply")
+                    && (id.is_empty() || v["request_id"] == *id)
+                    && (!id.is_empty() || v["request_id"].is_null())
+                    && v["error"].as_str().map_or(expected.is_none(), |e| {
+                        expected.is_some_and(|x| e.contains(x))
+                    })
+            })
+            .unwrap_or_else(|| {
+                panic!("no matching reply for {name} {id} {expected:?} in {replies:#?}")
+            });
+        assert_eq!(reply["ok"], expected.is_none(), "{topic}: {reply}");
+    }
+    // The accepted special operation raised HS-03's floor: its retained level is yellow.
+    eventually(Duration::from_secs(10), "HS-03 yellow", || {
+        got.lock()
+            .unwrap()
+            .iter()
+            .any(|(t, v)| t.ends_with("/risk/HS-03") && v["risk"]["to"] == "yellow")
+    })
+    .await;
+    // Every command, accepted or not, is in the audit log, in order.
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), table.len(), "{audit}");
+    assert_eq!(lines.iter().filter(|l| l["ok"] == true).count(), 1);
+    let ok = lines.iter().find(|l| l["ok"] == true).unwrap();
+    assert_eq!(
+        (ok["by"].as_str(), ok["command"].as_str()),
+        (Some("safety-li"), Some("special-operation"))
+    );
+    assert!(
+        ok["changes"].to_string().contains("\"to\":\"yellow\""),
+        "old → new recorded: {ok}"
+    );
+    sub.abort();
 }

@@ -28,6 +28,9 @@ pub struct UplinkConfig {
     /// The durable spool file.
     #[serde(default = "default_spool_path")]
     pub spool_path: PathBuf,
+    /// Append-only audit log of every remote command, accepted or not (JSON lines).
+    #[serde(default = "default_audit_path")]
+    pub audit_path: PathBuf,
     /// Payload bytes the spool may hold before dropping the oldest telemetry.
     #[serde(default = "default_spool_bytes")]
     pub spool_max_bytes: u64,
@@ -68,6 +71,9 @@ fn default_keepalive() -> u64 {
 }
 fn default_spool_path() -> PathBuf {
     PathBuf::from("/var/lib/hazgate/spool.redb")
+}
+fn default_audit_path() -> PathBuf {
+    PathBuf::from("/var/lib/hazgate/audit.jsonl")
 }
 fn default_spool_bytes() -> u64 {
     64 << 20

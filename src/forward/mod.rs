@@ -5,6 +5,7 @@
 //! (issue 4, in progress).
 
 pub mod collect;
+pub mod command;
 pub mod config;
 pub mod contract;
 pub mod session;

@@ -20,8 +20,9 @@ use tracing::{debug, info, warn};
 
 use super::{
     collect::{frame, unframe, ReportByException},
+    command::{self, AuditEntry, AuditLog},
     config::UplinkConfig,
-    contract::{Encoder, Status, Topics},
+    contract::{CommandReply, Encoder, Status, Topics},
     spool::{Class, Spool, SpoolError},
 };
 use crate::{
@@ -118,7 +119,17 @@ pub async fn run_uplink(
         cancel.clone(),
         started,
     ));
-    let result = session(&site, &cfg, &topics, &spool, &wake, &cancel, started).await;
+    if let Some(dir) = cfg.audit_path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let commands = Commands {
+        judge,
+        audit: AuditLog::new(&cfg.audit_path),
+    };
+    let result = session(
+        &site, &cfg, &topics, &spool, &wake, &cancel, started, &commands,
+    )
+    .await;
     let _ = collector.await;
     result
 }
@@ -231,7 +242,83 @@ async fn collect(
     }
 }
 
+/// Where commands go and are recorded.
+struct Commands {
+    judge: JudgeHandle,
+    audit: AuditLog,
+}
+
+impl Commands {
+    /// Validates and applies one command, records it, and spools the reply.
+    async fn handle(
+        &self,
+        site: &Site,
+        topics: &Topics,
+        spool: &Spool,
+        name: &str,
+        payload: &[u8],
+    ) {
+        let request = command::parse(name, payload);
+        let (request_id, by) = match &request {
+            Ok(r) => (r.request_id.clone(), Some(r.by.clone())),
+            Err(_) => (command::request_id(payload), None),
+        };
+        let outcome: Result<Vec<Event>, String> = match request {
+            Err(e) => Err(e.to_string()),
+            Ok(r) => match self.judge.command(r.command).await {
+                Ok(Ok(events)) => Ok(events),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        let now = Timestamp::now();
+        let error = outcome.as_ref().err().map(String::as_str);
+        let changes = match &outcome {
+            Ok(events) => serde_json::to_value(events).unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
+        let entry = AuditEntry {
+            ts: now,
+            command: name,
+            request_id: request_id.as_deref(),
+            by: by.as_deref(),
+            ok: error.is_none(),
+            error,
+            request: command::audit_text(payload),
+            changes,
+        };
+        if let Err(e) = block_in_place(|| self.audit.append(&entry)) {
+            warn!(error = %e, "audit log write failed");
+        }
+        match error {
+            None => info!(command = name, ?request_id, ?by, "remote command applied"),
+            Some(e) => warn!(
+                command = name,
+                ?request_id,
+                error = e,
+                "remote command rejected"
+            ),
+        }
+        let reply = CommandReply {
+            request_id,
+            command: name.to_string(),
+            ok: error.is_none(),
+            error: error.map(str::to_string),
+        };
+        let encoder = Encoder::new(site);
+        let topic = topics.reply(name);
+        if let Err(e) = block_in_place(|| {
+            spool.append(&[Class::Event], |_, seq| {
+                frame(&topic, false, &encoder.reply(seq, now, reply.clone()))
+            })
+        }) {
+            warn!(error = %e, "could not spool a command reply");
+        }
+    }
+}
+
 /// The MQTT session: connect, publish from the spool, ack on PUBACK, reconnect.
+#[allow(clippy::too_many_arguments)]
 async fn session(
     site: &Site,
     cfg: &UplinkConfig,
@@ -240,6 +327,7 @@ async fn session(
     wake: &tokio::sync::Notify,
     cancel: &CancellationToken,
     started: Instant,
+    commands: &Commands,
 ) -> Result<(), UplinkError> {
     let encoder = Encoder::new(site);
     // The Last Will is published by the broker, at a time we do not choose: it cannot
@@ -267,6 +355,9 @@ async fn session(
                     info!(host = %cfg.host, port = cfg.port, code = ?ack.code, "uplink connected");
                     connected = true;
                     backoff = Duration::from_millis(500);
+                    if let Err(e) = client.try_subscribe(topics.commands(), QoS::AtLeastOnce) {
+                        warn!(error = %e, "cannot subscribe to commands");
+                    }
                     awaiting_pkid.clear();
                     in_flight.clear();
                     sent.clear();
@@ -274,6 +365,12 @@ async fn session(
                 Ok(MqttEvent::Outgoing(Outgoing::Publish(pkid))) => {
                     if let Some(seq) = awaiting_pkid.pop_front() {
                         in_flight.insert(pkid, seq);
+                    }
+                }
+                Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                    if let Some(name) = topics.command_name(&p.topic) {
+                        commands.handle(site, topics, spool, name, &p.payload).await;
+                        wake.notify_one();
                     }
                 }
                 Ok(MqttEvent::Incoming(Packet::PubAck(ack))) => {

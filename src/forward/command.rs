@@ -1,0 +1,287 @@
+//! Remote commands from `…/cmd/{name}`: parsed and validated before anything changes,
+//! answered on `…/cmd/{name}/reply`, and written to an append-only audit log.
+//!
+//! Parsing is pure and total (fuzzed by `fuzz/fuzz_targets/command.rs`): any bytes give
+//! a command or a precise error, and the request id is recovered whenever the payload
+//! is a JSON object carrying one, so even a rejected request gets its answer matched.
+
+use std::{
+    fs::OpenOptions,
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::{
+    judge::{settings::AlarmKind, Command},
+    reading::Timestamp,
+};
+
+/// Larger payloads are refused unread: no command needs more.
+pub const MAX_COMMAND_BYTES: usize = 16 * 1024;
+
+/// Command names accepted on `cmd/{name}`.
+pub const COMMANDS: &[&str] = &[
+    "ack",
+    "shelve",
+    "unshelve",
+    "out-of-service",
+    "special-operation",
+];
+
+/// A parsed request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub request_id: Option<String>,
+    pub by: String,
+    pub command: Command,
+}
+
+/// Why a request was refused before reaching the judge.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParseError {
+    #[error(
+        "unknown command `{0}` (known: ack, shelve, unshelve, out-of-service, special-operation)"
+    )]
+    Unknown(String),
+    #[error("payload of {0} bytes is over the {MAX_COMMAND_BYTES}-byte limit")]
+    TooLarge(usize),
+    #[error("payload is not a JSON object: {0}")]
+    NotJson(String),
+    #[error("invalid {command} request: {message}")]
+    Invalid { command: String, message: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PointArgs {
+    #[serde(default)]
+    request_id: Option<String>,
+    by: String,
+    point: String,
+    #[serde(default)]
+    alarm: Option<AlarmKind>,
+    #[serde(default)]
+    duration_s: Option<f64>,
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecialArgs {
+    #[serde(default)]
+    request_id: Option<String>,
+    by: String,
+    hazard_source: String,
+    active: bool,
+    #[serde(default)]
+    kind: String,
+}
+
+/// The request id of a payload, if it is a JSON object with a string `request_id`.
+pub fn request_id(payload: &[u8]) -> Option<String> {
+    if payload.len() > MAX_COMMAND_BYTES {
+        return None;
+    }
+    let v: Json = serde_json::from_slice(payload).ok()?;
+    v.get("request_id")?.as_str().map(str::to_string)
+}
+
+/// Parses the payload of `cmd/{name}`.
+pub fn parse(name: &str, payload: &[u8]) -> Result<Request, ParseError> {
+    if !COMMANDS.contains(&name) {
+        return Err(ParseError::Unknown(name.chars().take(64).collect()));
+    }
+    if payload.len() > MAX_COMMAND_BYTES {
+        return Err(ParseError::TooLarge(payload.len()));
+    }
+    let value: Json =
+        serde_json::from_slice(payload).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    if !value.is_object() {
+        return Err(ParseError::NotJson("expected an object".into()));
+    }
+    let invalid = |e: serde_json::Error| ParseError::Invalid {
+        command: name.to_string(),
+        message: e.to_string(),
+    };
+    let missing = |field: &str| ParseError::Invalid {
+        command: name.to_string(),
+        message: format!("missing field `{field}`"),
+    };
+    if name == "special-operation" {
+        let a: SpecialArgs = serde_json::from_value(value).map_err(invalid)?;
+        return Ok(Request {
+            request_id: a.request_id,
+            by: a.by.clone(),
+            command: Command::SpecialOperation {
+                hazard_source: a.hazard_source,
+                active: a.active,
+                kind: a.kind,
+                by: a.by,
+            },
+        });
+    }
+    let a: PointArgs = serde_json::from_value(value).map_err(invalid)?;
+    let (point, alarm, by) = (a.point, a.alarm, a.by.clone());
+    let command = match name {
+        "ack" => Command::Acknowledge { point, alarm, by },
+        "shelve" => Command::Shelve {
+            point,
+            alarm,
+            duration_s: a.duration_s.ok_or_else(|| missing("duration_s"))?,
+            by,
+        },
+        "unshelve" => Command::Unshelve { point, alarm, by },
+        _ => Command::OutOfService {
+            point,
+            enabled: a.enabled.ok_or_else(|| missing("enabled"))?,
+            by,
+        },
+    };
+    Ok(Request {
+        request_id: a.request_id,
+        by: a.by,
+        command,
+    })
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry<'a> {
+    pub ts: Timestamp,
+    pub command: &'a str,
+    pub request_id: Option<&'a str>,
+    /// Who, as the request says; `null` when the request could not be read.
+    pub by: Option<&'a str>,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
+    /// The request as received (lossy UTF-8, truncated to 1 KiB).
+    pub request: String,
+    /// What changed: the judge's events (old → new states) for an accepted command.
+    pub changes: Json,
+}
+
+/// Append-only JSON-lines audit log, fsynced per entry.
+pub struct AuditLog {
+    path: PathBuf,
+}
+
+impl AuditLog {
+    pub fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+        }
+    }
+
+    pub fn append(&self, entry: &AuditEntry<'_>) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        f.write_all(&line)?;
+        f.sync_data()
+    }
+}
+
+/// The request bytes as an audit string.
+pub fn audit_text(payload: &[u8]) -> String {
+    let cut = &payload[..payload.len().min(1024)];
+    String::from_utf8_lossy(cut).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_command() {
+        let r = parse(
+            "ack",
+            br#"{"request_id":"r1","by":"op","point":"GT-101","alarm":"hh"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.request_id.as_deref(), Some("r1"));
+        assert_eq!(
+            r.command,
+            Command::Acknowledge {
+                point: "GT-101".into(),
+                alarm: Some(AlarmKind::Hh),
+                by: "op".into()
+            }
+        );
+        assert!(matches!(
+            parse("shelve", br#"{"by":"op","point":"P","duration_s":60}"#)
+                .unwrap()
+                .command,
+            Command::Shelve { .. }
+        ));
+        assert!(matches!(
+            parse(
+                "out-of-service",
+                br#"{"by":"op","point":"P","enabled":true}"#
+            )
+            .unwrap()
+            .command,
+            Command::OutOfService { enabled: true, .. }
+        ));
+        assert!(matches!(
+            parse(
+                "special-operation",
+                br#"{"by":"op","hazard_source":"HS-01","active":true,"kind":"hot work"}"#
+            )
+            .unwrap()
+            .command,
+            Command::SpecialOperation { active: true, .. }
+        ));
+    }
+
+    #[test]
+    fn rejects_bad_requests_precisely() {
+        let cases: &[(&str, &[u8], &str)] = &[
+            ("ack", b"not json", "not a JSON object"),
+            ("ack", b"[1,2]", "expected an object"),
+            ("ack", br#"{"by":"op"}"#, "missing field `point`"),
+            ("ack", br#"{"by":"op","point":7}"#, "invalid type"),
+            (
+                "ack",
+                br#"{"by":"op","point":"P","alarm":"hhh"}"#,
+                "unknown variant `hhh`",
+            ),
+            (
+                "ack",
+                br#"{"by":"op","point":"P","colour":"red"}"#,
+                "unknown field `colour`",
+            ),
+            (
+                "shelve",
+                br#"{"by":"op","point":"P"}"#,
+                "missing field `duration_s`",
+            ),
+            ("reboot", b"{}", "unknown command `reboot`"),
+        ];
+        for (name, payload, phrase) in cases {
+            let e = parse(name, payload).unwrap_err().to_string();
+            assert!(
+                e.contains(phrase),
+                "{name} {:?}: {e}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+        let huge = vec![b' '; MAX_COMMAND_BYTES + 1];
+        assert_eq!(
+            parse("ack", &huge),
+            Err(ParseError::TooLarge(MAX_COMMAND_BYTES + 1))
+        );
+        assert_eq!(
+            request_id(br#"{"request_id":"x","point":1}"#).as_deref(),
+            Some("x"),
+            "id recovered from a bad request"
+        );
+    }
+}
