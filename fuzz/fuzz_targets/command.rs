@@ -1,8 +1,12 @@
 //! Remote command parsing: arbitrary command names and payloads from the broker give a
-//! command or a precise error, never a panic; an accepted command always names who.
+//! command or a precise error, never a panic; an accepted command came from a bounded
+//! JSON object, carries the request id that object had, and names the same sender.
 #![no_main]
 
-use hazgate::forward::command::{parse, request_id, COMMANDS};
+use hazgate::{
+    forward::command::{parse, request_id, COMMANDS, MAX_COMMAND_BYTES},
+    judge::Command,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -16,8 +20,18 @@ fuzz_target!(|data: &[u8]| {
             garbage.as_str()
         }
     };
-    let _ = request_id(payload);
+    let id = request_id(payload);
     if let Ok(r) = parse(name, payload) {
-        assert!(!r.by.is_empty() || payload.windows(7).any(|w| w == b"\"by\":\"\"") || payload.len() > 2);
+        assert!(payload.len() <= MAX_COMMAND_BYTES);
+        assert!(COMMANDS.contains(&name));
+        assert_eq!(r.request_id, id, "the reply must carry the request's id");
+        let by = match &r.command {
+            Command::Acknowledge { by, .. }
+            | Command::Shelve { by, .. }
+            | Command::Unshelve { by, .. }
+            | Command::OutOfService { by, .. }
+            | Command::SpecialOperation { by, .. } => by,
+        };
+        assert_eq!(by, &r.by);
     }
 });
