@@ -386,7 +386,10 @@ async fn session(
                     if connected {
                         warn!(error = %e, "uplink lost; spooling until the broker is back");
                     } else {
-                        debug!(error = %e, "uplink connect failed");
+                        // Refused credentials or an untrusted certificate must be visible;
+                        // the back-off keeps this to one line per attempt (≤ 1 per 30 s).
+                        warn!(host = %cfg.host, port = cfg.port, error = %e, retry_in_ms = backoff.as_millis() as u64,
+                            "uplink connect failed; retrying");
                     }
                     connected = false;
                     awaiting_pkid.clear();
