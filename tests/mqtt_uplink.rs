@@ -505,3 +505,175 @@ async fn kill_9_and_restart_never_repeats_or_loses_a_committed_seq() {
     assert!(missing.is_empty(), "seq gaps across kill -9: {missing:?}");
     assert!(hi > last_before, "the counter continued after the restart");
 }
+
+/// A throw-away CA and a server certificate for localhost / 127.0.0.1.
+fn make_certs(dir: &Path, name: &str) {
+    let script = format!(
+        "set -e; cd {d}; \
+         openssl req -x509 -newkey rsa:2048 -nodes -keyout {n}-ca.key -out {n}-ca.pem -days 1 -subj /CN={n}-ca 2>/dev/null; \
+         openssl req -newkey rsa:2048 -nodes -keyout {n}-server.key -out {n}-server.csr -subj /CN=localhost 2>/dev/null; \
+         printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > {n}-san.ext; \
+         openssl x509 -req -in {n}-server.csr -CA {n}-ca.pem -CAkey {n}-ca.key -CAcreateserial -out {n}-server.pem -days 1 -extfile {n}-san.ext 2>/dev/null",
+        d = dir.display(),
+        n = name
+    );
+    assert!(
+        Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .status()
+            .unwrap()
+            .success(),
+        "openssl failed"
+    );
+}
+
+/// Mosquitto with a password listener and a TLS listener (per-listener settings).
+fn secure_broker(dir: &Path) -> (Proc, u16, u16) {
+    make_certs(dir, "good");
+    let passwd = dir.join("passwd");
+    assert!(Command::new("mosquitto_passwd")
+        .arg("-b")
+        .arg("-c")
+        .arg(&passwd)
+        .args(["gw-01", "s3cret"])
+        .status()
+        .unwrap()
+        .success());
+    let (pw_port, tls_port) = (free_port(), free_port());
+    let d = dir.display();
+    let conf = dir.join("secure.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "per_listener_settings true\nuser root\nlog_dest file {d}/secure.log\n\
+             listener {pw_port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n\
+             listener {tls_port} 127.0.0.1\nallow_anonymous true\ncafile {d}/good-ca.pem\ncertfile {d}/good-server.pem\nkeyfile {d}/good-server.key\n",
+            passwd.display()
+        ),
+    )
+    .unwrap();
+    let bin = if Path::new("/usr/sbin/mosquitto").exists() {
+        "/usr/sbin/mosquitto"
+    } else {
+        "mosquitto"
+    };
+    let child = Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for p in [pw_port, tls_port] {
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "secure mosquitto did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    (
+        Proc {
+            child,
+            name: "mosquitto (secure)".into(),
+        },
+        pw_port,
+        tls_port,
+    )
+}
+
+/// Runs `hazgate run` with `uplink` settings for a few seconds; returns whether it went
+/// online (per the broker's log of its client id connecting) and its stderr.
+fn run_against(dir: &Path, name: &str, uplink: &str, secs: u64) -> (bool, String) {
+    let text = std::fs::read_to_string(root().join("firmware-config/demo-site.toml")).unwrap();
+    let site = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &site,
+        format!("{text}\n[uplink]\nclient_id = \"{name}\"\nspool_path = \"{d}/{name}.redb\"\naudit_path = \"{d}/{name}.audit\"\n{uplink}\n", d = dir.display()),
+    )
+    .unwrap();
+    let log = dir.join(format!("{name}.log"));
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--api",
+            "off",
+            "--log-level",
+            "warn,hazgate::acquire=error",
+            "--config",
+        ])
+        .arg(&site)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(secs));
+    let alive = child.try_wait().unwrap().is_none();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(
+        alive,
+        "{name}: hazgate must keep running and retrying, not crash"
+    );
+    assert!(
+        status.success(),
+        "{name}: clean exit on SIGTERM, got {status:?}"
+    );
+    let broker_log = std::fs::read_to_string(dir.join("secure.log")).unwrap_or_default();
+    let online = broker_log
+        .lines()
+        .any(|l| l.contains("New client connected") && l.contains(name));
+    (online, std::fs::read_to_string(&log).unwrap_or_default())
+}
+
+#[test]
+fn password_and_tls_listeners_connect_and_bad_credentials_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, pw, tls) = secure_broker(dir.path());
+    make_certs(dir.path(), "rogue");
+    let d = dir.path().display();
+
+    let (online, log) = run_against(
+        dir.path(),
+        "gw-pass",
+        &format!("host = \"127.0.0.1\"\nport = {pw}\nusername = \"gw-01\"\npassword = \"s3cret\""),
+        3,
+    );
+    assert!(online, "password listener: {log}");
+    let (online, log) = run_against(
+        dir.path(),
+        "gw-wrongpass",
+        &format!("host = \"127.0.0.1\"\nport = {pw}\nusername = \"gw-01\"\npassword = \"nope\""),
+        3,
+    );
+    assert!(!online);
+    assert!(
+        log.contains("uplink connect failed; retrying") && log.contains("NotAuthorized"),
+        "{log}"
+    );
+
+    let (online, log) = run_against(
+        dir.path(),
+        "gw-tls",
+        &format!("host = \"localhost\"\nport = {tls}\ntls = {{ ca_file = \"{d}/good-ca.pem\" }}"),
+        3,
+    );
+    assert!(online, "TLS listener: {log}");
+    let (online, log) = run_against(
+        dir.path(),
+        "gw-untrusted",
+        &format!("host = \"localhost\"\nport = {tls}\ntls = {{ ca_file = \"{d}/rogue-ca.pem\" }}"),
+        3,
+    );
+    assert!(!online);
+    assert!(
+        log.contains("uplink connect failed; retrying")
+            && log.to_lowercase().contains("certificate"),
+        "{log}"
+    );
+}
