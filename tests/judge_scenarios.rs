@@ -600,3 +600,94 @@ fn an_esd_valve_leaving_its_normal_state_is_critical() {
         "critical on a level-1 source"
     );
 }
+
+fn change(
+    point: &str,
+    set: hazgate::judge::settings::AlarmSettingsFile,
+) -> hazgate::judge::engine::ThresholdChange {
+    hazgate::judge::engine::ThresholdChange {
+        point: point.into(),
+        set,
+    }
+}
+
+#[test]
+fn thresholds_apply_atomically_and_keep_alarm_state() {
+    use hazgate::judge::settings::AlarmSettingsFile as S;
+    let mut run = Run::new();
+    run.good("GT-1", 0.0, 22.0); // H active at the default 20 %LEL
+    let bad = Command::Thresholds {
+        changes: vec![
+            change(
+                "GT-2",
+                S {
+                    h: Some(15.0),
+                    ..Default::default()
+                },
+            ),
+            change(
+                "GT-1",
+                S {
+                    h: Some(30.0),
+                    ..Default::default()
+                },
+            ),
+        ],
+        by: "engineer-wu".into(),
+    };
+    let err = run.command(1.0, bad).unwrap_err().to_string();
+    assert!(err.contains("GT-1.h: first-level alarm 30 %LEL is above the 25 %LEL ceiling of GB/T 50493-2019 5.5.2"), "{err}");
+    assert_eq!(
+        run.engine.site().point_by_id("GT-2").unwrap().alarms.h,
+        Some(20.0),
+        "all or nothing: GT-2 untouched"
+    );
+    let inverted = Command::Thresholds {
+        changes: vec![change(
+            "GT-1",
+            S {
+                h: Some(24.0),
+                hh: Some(22.0),
+                ..Default::default()
+            },
+        )],
+        by: "engineer-wu".into(),
+    };
+    assert!(run
+        .command(1.5, inverted)
+        .unwrap_err()
+        .to_string()
+        .contains("hh = 22 must be above h = 24"));
+    let before = run.events.len();
+    let ok = Command::Thresholds {
+        changes: vec![change(
+            "GT-1",
+            S {
+                h: Some(24.0),
+                ..Default::default()
+            },
+        )],
+        by: "engineer-wu".into(),
+    };
+    run.command(2.0, ok).unwrap();
+    assert_eq!(
+        run.engine.site().point_by_id("GT-1").unwrap().alarms.h,
+        Some(24.0)
+    );
+    assert!(
+        matches!(&run.events[before].1, Event::Thresholds(t) if t.old.h == Some(20.0) && t.new.h == Some(24.0) && t.by == "engineer-wu")
+    );
+    // The H alarm is still active (state kept); it clears only by the new limit's rules.
+    let h = run
+        .engine
+        .alarm_views()
+        .into_iter()
+        .find(|a| a.point.as_str() == "GT-1" && a.alarm == AlarmKind::H)
+        .unwrap();
+    assert_eq!(h.state, AlarmState::ActiveUnacknowledged);
+    run.good("GT-1", 3.0, 22.0); // below the new 24 − 1 deadband
+    assert!(run
+        .alarm_events("GT-1")
+        .iter()
+        .any(|e| e.1 == AlarmKind::H && e.2 == AlarmAction::Cleared));
+}

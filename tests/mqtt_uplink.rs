@@ -350,6 +350,13 @@ async fn commands_are_validated_answered_and_audited() {
         ("ack", huge, "", Some("over the 16384-byte limit")),
         ("special-operation", r#"{"request_id":"r-anon","by":"","hazard_source":"HS-03","active":true}"#.into(), "r-anon", Some("`by` must name")),
         ("special-operation", r#"{"request_id":"r-ok","by":"safety-li","hazard_source":"HS-03","active":true,"kind":"hot work"}"#.into(), "r-ok", None),
+        ("thresholds", r#"{"request_id":"r-guard","by":"eng-wu","changes":[{"point":"GT-101","set":{"h":30}}]}"#.into(), "r-guard",
+            Some("GT-101.h: first-level alarm 30 %LEL is above the 25 %LEL ceiling of GB/T 50493-2019 5.5.2")),
+        ("thresholds", r#"{"request_id":"r-order","by":"eng-wu","changes":[{"point":"GT-101","set":{"h":24,"hh":22}}]}"#.into(), "r-order",
+            Some("hh = 22 must be above h = 24")),
+        ("thresholds", r#"{"request_id":"r-tpoint","by":"eng-wu","changes":[{"point":"NOPE","set":{"h":10}}]}"#.into(), "r-tpoint", Some("no point `NOPE`")),
+        ("thresholds", r#"{"request_id":"r-tfield","by":"eng-wu","changes":[{"point":"GT-101","set":{"hi":10}}]}"#.into(), "r-tfield", Some("unknown field `hi`")),
+        ("thresholds", r#"{"request_id":"r-tok","by":"eng-wu","changes":[{"point":"GT-101","set":{"h":18}}]}"#.into(), "r-tok", None),
     ];
     for (name, payload, _, _) in &table {
         client
@@ -409,8 +416,11 @@ async fn commands_are_validated_answered_and_audited() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), table.len(), "{audit}");
-    assert_eq!(lines.iter().filter(|l| l["ok"] == true).count(), 1);
-    let ok = lines.iter().find(|l| l["ok"] == true).unwrap();
+    assert_eq!(lines.iter().filter(|l| l["ok"] == true).count(), 2);
+    let ok = lines
+        .iter()
+        .find(|l| l["ok"] == true && l["command"] == "special-operation")
+        .unwrap();
     assert_eq!(
         (ok["by"].as_str(), ok["command"].as_str()),
         (Some("safety-li"), Some("special-operation"))
@@ -419,7 +429,44 @@ async fn commands_are_validated_answered_and_audited() {
         ok["changes"].to_string().contains("\"to\":\"yellow\""),
         "old → new recorded: {ok}"
     );
+    let t = lines
+        .iter()
+        .find(|l| l["ok"] == true && l["command"] == "thresholds")
+        .unwrap();
+    assert_eq!(t["by"], "eng-wu");
+    let change = &t["changes"][0];
+    assert_eq!(
+        (change["old"]["h"].as_f64(), change["new"]["h"].as_f64()),
+        (Some(20.0), Some(18.0)),
+        "{t}"
+    );
+    // Only the accepted change is persisted, beside the site file.
+    let overrides: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}.overrides.json", site.display())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(overrides, serde_json::json!({"GT-101": {"h": 18.0}}));
     sub.abort();
+    drop(_gw);
+    // A restart applies it again.
+    let log = dir.path().join("restart.log");
+    let mut gw = Command::new(BIN)
+        .args(["run", "--api", "off", "--log-level", "info", "--config"])
+        .arg(&site)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &gw.id().to_string()])
+        .status();
+    let _ = gw.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("threshold overrides applied") && text.contains("alarm settings changed"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,6 +28,7 @@ fn schema_for(msg: &Json) -> jsonschema::Validator {
         "special_operation" => schema("special-operation.json"),
         "status" => schema("status.json"),
         "command_reply" => schema("command-reply.json"),
+        "thresholds" => schema("thresholds.json"),
         other => panic!("no schema for type {other}"),
     }
 }

@@ -196,6 +196,12 @@ pub fn describe_event(e: &Event) -> String {
                 .map(|x| x.rule.as_str())
                 .unwrap_or("clear")
         ),
+        Event::Thresholds(t) => format!(
+            "{} {} thresholds changed by {}",
+            t.ts.to_rfc3339(),
+            t.point,
+            t.by
+        ),
         Event::SpecialOperation(s) => format!(
             "{} {} special operation {} ({})",
             s.ts.to_rfc3339(),

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 use crate::{
     acquire::{spawn_acquisition, AcquireStats, LatestStore},
     api::{self, ApiState},
-    judge::service::spawn_judge,
+    judge::service::spawn_judge_with,
 };
 
 pub async fn run(config: &Path, stats_interval: u64, api_addr: &str) -> anyhow::Result<ExitCode> {
@@ -42,7 +42,9 @@ pub async fn run(config: &Path, stats_interval: u64, api_addr: &str) -> anyhow::
     // Batches a slow subscriber may lag before resynchronising from the latest values.
     let store = LatestStore::new(site.points.len(), 256);
     let stats = Arc::new(AcquireStats::new(&site));
-    let (judge, judge_task) = spawn_judge(site.clone(), store.clone(), cancel.clone());
+    let overrides = crate::judge::service::Overrides::beside(config);
+    let (judge, judge_task) =
+        spawn_judge_with(site.clone(), store.clone(), Some(overrides), cancel.clone());
     let uplink_task = site.uplink.clone().map(|cfg| {
         tokio::spawn(crate::forward::session::run_uplink(
             site.clone(),

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::{
-    judge::{settings::AlarmKind, Command},
+    judge::{engine::ThresholdChange, settings::AlarmKind, Command},
     reading::Timestamp,
 };
 
@@ -29,6 +29,7 @@ pub const COMMANDS: &[&str] = &[
     "unshelve",
     "out-of-service",
     "special-operation",
+    "thresholds",
 ];
 
 /// A parsed request.
@@ -43,7 +44,7 @@ pub struct Request {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParseError {
     #[error(
-        "unknown command `{0}` (known: ack, shelve, unshelve, out-of-service, special-operation)"
+        "unknown command `{0}` (known: ack, shelve, unshelve, out-of-service, special-operation, thresholds)"
     )]
     Unknown(String),
     #[error("payload of {0} bytes is over the {MAX_COMMAND_BYTES}-byte limit")]
@@ -81,6 +82,15 @@ struct SpecialArgs {
     kind: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdArgs {
+    #[serde(default)]
+    request_id: Option<String>,
+    by: String,
+    changes: Vec<ThresholdChange>,
+}
+
 /// The request id of a payload, if it is a JSON object with a string `request_id`.
 pub fn request_id(payload: &[u8]) -> Option<String> {
     if payload.len() > MAX_COMMAND_BYTES {
@@ -111,6 +121,17 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Request, ParseError> {
         command: name.to_string(),
         message: format!("missing field `{field}`"),
     };
+    if name == "thresholds" {
+        let a: ThresholdArgs = serde_json::from_value(value).map_err(invalid)?;
+        return Ok(Request {
+            request_id: a.request_id,
+            by: a.by.clone(),
+            command: Command::Thresholds {
+                changes: a.changes,
+                by: a.by,
+            },
+        });
+    }
     if name == "special-operation" {
         let a: SpecialArgs = serde_json::from_value(value).map_err(invalid)?;
         return Ok(Request {

@@ -12,7 +12,7 @@
 use serde::Serialize;
 
 use crate::{
-    judge::engine::{AlarmEvent, Event, RiskChange, SpecialOperationEvent},
+    judge::engine::{AlarmEvent, Event, RiskChange, SpecialOperationEvent, ThresholdsEvent},
     model::{PointKind, Site},
     reading::{Reading, Timestamp, Value},
 };
@@ -100,6 +100,9 @@ pub struct WireReading<'a> {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Body<'a> {
+    Thresholds {
+        thresholds: &'a ThresholdsEvent,
+    },
     Telemetry {
         readings: Vec<WireReading<'a>>,
     },
@@ -199,6 +202,7 @@ impl<'s> Encoder<'s> {
                     special_operation: s,
                 },
             ),
+            Event::Thresholds(t) => self.to_vec(seq, t.ts, Body::Thresholds { thresholds: t }),
         }
     }
 

@@ -203,6 +203,7 @@ async fn collect(
                             RiskScope::Enterprise => (topics.risk(), Some(topics.risk_of("enterprise"))),
                         },
                         Event::SpecialOperation(_) => (topics.risk(), None),
+                        Event::Thresholds(_) => (topics.alarm(), None),
                     };
                     items.push(Item::Event(e, topic, false));
                     classes.push(Class::Event);

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     alarm::{analog_condition, Alarm, AlarmState, Transition},
     risk::{required_colour, Colour, CountedAlarm, Reason, RiskLevel, SourceRisk},
-    settings::{AlarmClass, AlarmKind},
+    settings::{self, AlarmClass, AlarmKind, AlarmSettings, AlarmSettingsFile},
 };
 use crate::{
     model::{HazardSourceId, PointId, PointIndex, PointKind, Site},
@@ -95,6 +95,8 @@ pub enum Event {
     Alarm(AlarmEvent),
     Risk(RiskChange),
     SpecialOperation(SpecialOperationEvent),
+    /// Rare and large (two full settings): boxed so the hot variants stay small.
+    Thresholds(Box<ThresholdsEvent>),
 }
 
 /// Operator commands into the judge (from the local API now, MQTT later).
@@ -128,6 +130,11 @@ pub enum Command {
         enabled: bool,
         by: String,
     },
+    /// Change alarm settings of points, all or nothing, checked against the guardrails.
+    Thresholds {
+        changes: Vec<ThresholdChange>,
+        by: String,
+    },
     /// Start or stop a special operation (特殊作业: hot work, confined space…) on a source.
     SpecialOperation {
         hazard_source: String,
@@ -136,6 +143,25 @@ pub enum Command {
         kind: String,
         by: String,
     },
+}
+
+/// New settings for one point; only the fields given change.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdChange {
+    pub point: String,
+    pub set: AlarmSettingsFile,
+}
+
+/// Alarm settings of a point changed (remote command or overrides file).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThresholdsEvent {
+    pub ts: Timestamp,
+    pub point: PointId,
+    pub hazard_source: HazardSourceId,
+    pub by: String,
+    pub old: AlarmSettings,
+    pub new: AlarmSettings,
 }
 
 /// Longest shelving an operator may set: shelving is temporary by definition.
@@ -155,6 +181,10 @@ pub enum CommandError {
     BadDuration { got: String, max: f64 },
     #[error("`by` must name who sends the command")]
     Anonymous,
+    #[error("thresholds rejected, nothing changed: {0}")]
+    Guardrail(String),
+    #[error("thresholds: no changes given")]
+    NoChanges,
 }
 
 #[derive(Debug, Clone)]
@@ -197,32 +227,11 @@ impl Engine {
         let points = site
             .points
             .iter()
-            .map(|p| {
-                let s = &p.alarms;
-                let mut alarms: Vec<Alarm> = [
-                    AlarmKind::Hh,
-                    AlarmKind::H,
-                    AlarmKind::L,
-                    AlarmKind::Ll,
-                    AlarmKind::Roc,
-                ]
-                .into_iter()
-                .filter(|k| s.limit(*k).is_some() && !p.is_discrete())
-                .map(|k| Alarm::new(k, s.class(k)))
-                .collect();
-                if p.is_discrete() && s.alarm_on.is_some() {
-                    alarms.push(Alarm::new(
-                        AlarmKind::Discrete,
-                        s.class(AlarmKind::Discrete),
-                    ));
-                }
-                alarms.push(Alarm::new(AlarmKind::Fault, s.class(AlarmKind::Fault)));
-                PointAlarms {
-                    alarms,
-                    last_good: None,
-                    quality: None,
-                    out_of_service: None,
-                }
+            .map(|p| PointAlarms {
+                alarms: alarms_for(p),
+                last_good: None,
+                quality: None,
+                out_of_service: None,
             })
             .collect();
         let sources = site
@@ -540,12 +549,14 @@ impl Engine {
             | Command::Shelve { by, .. }
             | Command::Unshelve { by, .. }
             | Command::OutOfService { by, .. }
+            | Command::Thresholds { by, .. }
             | Command::SpecialOperation { by, .. } => by,
         };
         if by.trim().is_empty() {
             return Err(CommandError::Anonymous);
         }
         match cmd {
+            Command::Thresholds { changes, by } => self.change_thresholds(changes, by, now, out),
             Command::SpecialOperation {
                 hazard_source,
                 active,
@@ -665,6 +676,65 @@ impl Engine {
         }
     }
 
+    /// Validates every change first; applies all of them or none. Alarm states are kept
+    /// (an active H stays active and is re-judged against its new limit on the next
+    /// reading); only alarms whose limit is newly set appear.
+    fn change_thresholds(
+        &mut self,
+        changes: &[ThresholdChange],
+        by: &str,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Result<(), CommandError> {
+        if changes.is_empty() {
+            return Err(CommandError::NoChanges);
+        }
+        let mut site = (*self.site).clone();
+        let mut problems = Vec::new();
+        let mut changed = Vec::new();
+        for c in changes {
+            let pi = self.point_index(&c.point)?;
+            let p = &mut site.points[pi.get()];
+            let merged = p.alarms.to_file().merged_with(&c.set);
+            let new = settings::resolve(&merged, p.kind, p.normal);
+            for v in settings::guardrails(&new, p.kind, p.gas) {
+                problems.push(format!("{}.{}: {}", p.id, v.field, v.message));
+            }
+            changed.push((pi, p.alarms.clone(), new.clone()));
+            p.alarms = new;
+        }
+        if !problems.is_empty() {
+            return Err(CommandError::Guardrail(problems.join("; ")));
+        }
+        let site = Arc::new(site);
+        for (pi, old, new) in changed {
+            let p = &site.points[pi.get()];
+            let pa = &mut self.points[pi.get()];
+            let mut fresh = alarms_for(p);
+            for a in &mut fresh {
+                if let Some(prev) = pa.alarms.iter().find(|x| x.kind == a.kind) {
+                    let class = a.class;
+                    *a = prev.clone();
+                    a.class = class;
+                }
+            }
+            pa.alarms = fresh;
+            out.push(Event::Thresholds(Box::new(ThresholdsEvent {
+                ts: now,
+                point: p.id.clone(),
+                hazard_source: p.source_id.clone(),
+                by: by.to_string(),
+                old,
+                new,
+            })));
+        }
+        self.site = site;
+        for s in 0..self.sources.len() {
+            self.evaluate_source(s, now, out);
+        }
+        Ok(())
+    }
+
     fn point_index(&self, id: &str) -> Result<PointIndex, CommandError> {
         self.site
             .point_by_id(id)
@@ -755,6 +825,30 @@ impl Engine {
         }
         c
     }
+}
+
+/// The alarms a point's settings ask for, in their quiet state.
+fn alarms_for(p: &crate::model::Point) -> Vec<Alarm> {
+    let s = &p.alarms;
+    let mut alarms: Vec<Alarm> = [
+        AlarmKind::Hh,
+        AlarmKind::H,
+        AlarmKind::L,
+        AlarmKind::Ll,
+        AlarmKind::Roc,
+    ]
+    .into_iter()
+    .filter(|k| s.limit(*k).is_some() && !p.is_discrete())
+    .map(|k| Alarm::new(k, s.class(k)))
+    .collect();
+    if p.is_discrete() && s.alarm_on.is_some() {
+        alarms.push(Alarm::new(
+            AlarmKind::Discrete,
+            s.class(AlarmKind::Discrete),
+        ));
+    }
+    alarms.push(Alarm::new(AlarmKind::Fault, s.class(AlarmKind::Fault)));
+    alarms
 }
 
 #[allow(clippy::too_many_arguments)]

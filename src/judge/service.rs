@@ -4,16 +4,24 @@
 //! The engine is owned by this one task (no locks); everything else talks to it by
 //! message, as the architecture asks: no stage calls back into an earlier one.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::{
-    engine::{AlarmCounts, AlarmView, Command, CommandError, Engine, Event, RiskScope},
+    engine::{
+        AlarmCounts, AlarmView, Command, CommandError, Engine, Event, RiskScope, ThresholdChange,
+    },
     risk::RiskLevel,
+    settings::AlarmSettingsFile,
 };
 use crate::{
     acquire::LatestStore,
@@ -107,10 +115,67 @@ impl JudgeHandle {
     }
 }
 
+/// Alarm-setting changes made remotely, persisted beside the site file so they survive a
+/// restart: `{ "GT-101": { "h": 18.0 }, … }`, merged over the site file's settings.
+pub struct Overrides {
+    path: PathBuf,
+    points: BTreeMap<String, AlarmSettingsFile>,
+}
+
+impl Overrides {
+    /// The overrides file of a site file: `{file}.overrides.json`.
+    pub fn beside(config: &Path) -> PathBuf {
+        let mut name = config.as_os_str().to_owned();
+        name.push(".overrides.json");
+        PathBuf::from(name)
+    }
+
+    fn load(path: &Path) -> Result<Self, String> {
+        let points = match std::fs::read(path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            points,
+        })
+    }
+
+    fn record(&mut self, changes: &[ThresholdChange]) -> std::io::Result<()> {
+        for c in changes {
+            let entry = self.points.entry(c.point.clone()).or_default();
+            *entry = entry.merged_with(&c.set);
+        }
+        // Write a new file and rename it over the old one: never a torn file.
+        let tmp = self.path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec_pretty(&self.points).map_err(std::io::Error::other)?;
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, &bytes)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)
+    }
+}
+
 /// Starts the judge over `store`'s readings. Returns its handle and task.
 pub fn spawn_judge(
     site: Arc<Site>,
     store: LatestStore,
+    cancel: CancellationToken,
+) -> (JudgeHandle, tokio::task::JoinHandle<()>) {
+    spawn_judge_with(site, store, None, cancel)
+}
+
+/// As [`spawn_judge`], persisting remote threshold changes in `overrides` (and applying
+/// the ones already there first).
+pub fn spawn_judge_with(
+    site: Arc<Site>,
+    store: LatestStore,
+    overrides: Option<PathBuf>,
     cancel: CancellationToken,
 ) -> (JudgeHandle, tokio::task::JoinHandle<()>) {
     let (req_tx, req_rx) = mpsc::channel(64);
@@ -119,13 +184,14 @@ pub fn spawn_judge(
         requests: req_tx,
         events: ev_tx.clone(),
     };
-    let task = tokio::spawn(run(site, store, req_rx, ev_tx, cancel));
+    let task = tokio::spawn(run(site, store, overrides, req_rx, ev_tx, cancel));
     (handle, task)
 }
 
 async fn run(
     site: Arc<Site>,
     store: LatestStore,
+    overrides: Option<PathBuf>,
     mut requests: mpsc::Receiver<Request>,
     events: broadcast::Sender<Arc<Event>>,
     cancel: CancellationToken,
@@ -134,6 +200,37 @@ async fn run(
     let mut clock = Clock::default();
     let mut engine = Engine::new(site.clone(), clock.now(Timestamp::now()));
     let mut out = Vec::new();
+    let mut overrides = match overrides.map(|p| Overrides::load(&p)).transpose() {
+        Ok(o) => o,
+        Err(e) => {
+            error!(error = %e, "cannot read the threshold overrides; running with the site file's settings");
+            None
+        }
+    };
+    if let Some(o) = &overrides {
+        if !o.points.is_empty() {
+            let changes: Vec<ThresholdChange> = o
+                .points
+                .iter()
+                .map(|(point, set)| ThresholdChange {
+                    point: point.clone(),
+                    set: set.clone(),
+                })
+                .collect();
+            let cmd = Command::Thresholds {
+                changes,
+                by: "overrides-file".into(),
+            };
+            match engine.on_command(&cmd, clock.now(Timestamp::now()), &mut out) {
+                Ok(()) => {
+                    info!(points = o.points.len(), path = %o.path.display(), "threshold overrides applied")
+                }
+                Err(e) => {
+                    error!(error = %e, path = %o.path.display(), "threshold overrides rejected; running with the site file's settings")
+                }
+            }
+        }
+    }
     // Whatever acquisition already knows.
     for r in store.snapshot().into_iter().flatten() {
         engine.on_reading(&r, clock.now(r.ts), &mut out);
@@ -164,7 +261,14 @@ async fn run(
                 match req {
                     Request::Command(cmd, reply) => {
                         let before = out.len();
-                        let result = engine.on_command(&cmd, now, &mut out);
+                        let mut result = engine.on_command(&cmd, now, &mut out);
+                        if let (Ok(()), Command::Thresholds { changes, .. }, Some(o)) = (&result, &cmd, overrides.as_mut()) {
+                            if let Err(e) = o.record(changes) {
+                                // Applied but not persisted: say so, the operator must know.
+                                error!(error = %e, path = %o.path.display(), "threshold change applied but not persisted");
+                                result = Err(CommandError::Guardrail(format!("applied, but not persisted to {}: {e}", o.path.display())));
+                            }
+                        }
                         match &result {
                             Ok(()) => info!(?cmd, "command applied"),
                             Err(e) => warn!(?cmd, error = %e, "command rejected"),
@@ -223,6 +327,9 @@ fn publish(
             }
             Event::SpecialOperation(s) => {
                 info!(hazard_source = %s.hazard_source, active = s.active, kind = %s.kind, by = %s.by, "special operation");
+            }
+            Event::Thresholds(t) => {
+                info!(point = %t.point, by = %t.by, old = ?t.old, new = ?t.new, "alarm settings changed");
             }
         }
         // No subscriber yet (no uplink configured) is fine: the state is queryable.

@@ -140,6 +140,23 @@ pub struct AlarmSettings {
 }
 
 impl AlarmSettings {
+    /// Back to file form (every field set), so a change can be merged over it.
+    pub fn to_file(&self) -> AlarmSettingsFile {
+        AlarmSettingsFile {
+            hh: self.hh,
+            h: self.h,
+            l: self.l,
+            ll: self.ll,
+            deadband: Some(self.deadband),
+            on_delay_s: Some(self.on_delay_ms as f64 / 1000.0),
+            off_delay_s: Some(self.off_delay_ms as f64 / 1000.0),
+            rate_per_min: self.rate_per_min,
+            alarm_on: self.alarm_on,
+            fault_delay_s: Some(self.fault_delay_ms as f64 / 1000.0),
+            classes: self.classes.clone(),
+        }
+    }
+
     pub fn limit(&self, kind: AlarmKind) -> Option<f64> {
         match kind {
             AlarmKind::Hh => self.hh,
