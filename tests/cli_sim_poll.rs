@@ -489,42 +489,94 @@ fn sighup_refuses_a_bad_file_and_reloads_a_good_one() {
     let api = free_port();
     let log = rig.dir.path().join("reload.log");
     let child = Command::new(BIN)
-        .args(["run", "--log-level", "info", "--api", &format!("127.0.0.1:{api}"), "--config"])
+        .args([
+            "run",
+            "--log-level",
+            "info",
+            "--api",
+            &format!("127.0.0.1:{api}"),
+            "--config",
+        ])
         .arg(&rig.site)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let gw = Proc { child, name: "hazgate run".into() };
+    let gw = Proc {
+        child,
+        name: "hazgate run".into(),
+    };
     let name = || -> Option<String> {
-        let (code, body) = std::panic::catch_unwind(|| http(api, "GET", "/api/v1/state", None)).ok()?;
+        let (code, body) =
+            std::panic::catch_unwind(|| http(api, "GET", "/api/v1/state", None)).ok()?;
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
         (code == 200).then(|| v["enterprise_name"].as_str().unwrap_or("").to_string())
     };
     let wait_for = |want: &str| {
         let start = Instant::now();
         while name().as_deref() != Some(want) {
-            assert!(start.elapsed() < Duration::from_secs(15), "enterprise name never became {want:?}; log:\n{}", std::fs::read_to_string(&log).unwrap());
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "enterprise name never became {want:?}; log:\n{}",
+                std::fs::read_to_string(&log).unwrap()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     };
     wait_for("Demo Chemical Co., Ltd. 示范化工有限公司");
-    let hup = || assert!(Command::new("kill").args(["-HUP", &gw.child.id().to_string()]).status().unwrap().success());
+    let hup = || {
+        assert!(Command::new("kill")
+            .args(["-HUP", &gw.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success())
+    };
 
     // A file breaking a guardrail is refused; the running configuration stays.
-    std::fs::write(&rig.site, good.replace("h = 20.0                                 # 一级报警 first-level, %LEL", "h = 30.0")).unwrap();
+    std::fs::write(
+        &rig.site,
+        good.replace(
+            "h = 20.0                                 # 一级报警 first-level, %LEL",
+            "h = 30.0",
+        ),
+    )
+    .unwrap();
     hup();
     let start = Instant::now();
-    while !std::fs::read_to_string(&log).unwrap().contains("reload refused") {
-        assert!(start.elapsed() < Duration::from_secs(10), "no refusal logged");
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("reload refused")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no refusal logged"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(std::fs::read_to_string(&log).unwrap().contains("above the 25 %LEL ceiling"), "the refusal says why");
-    assert_eq!(name().as_deref(), Some("Demo Chemical Co., Ltd. 示范化工有限公司"), "still serving");
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("above the 25 %LEL ceiling"),
+        "the refusal says why"
+    );
+    assert_eq!(
+        name().as_deref(),
+        Some("Demo Chemical Co., Ltd. 示范化工有限公司"),
+        "still serving"
+    );
 
     // A good file is applied.
-    std::fs::write(&rig.site, good.replace("Demo Chemical Co., Ltd. 示范化工有限公司", "Renamed Chemical Co.")).unwrap();
+    std::fs::write(
+        &rig.site,
+        good.replace(
+            "Demo Chemical Co., Ltd. 示范化工有限公司",
+            "Renamed Chemical Co.",
+        ),
+    )
+    .unwrap();
     hup();
     wait_for("Renamed Chemical Co.");
-    assert!(std::fs::read_to_string(&log).unwrap().contains("configuration reloaded"));
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("configuration reloaded"));
 }

@@ -3,10 +3,7 @@
 //! JSON object, carries the request id that object had, and names the same sender.
 #![no_main]
 
-use hazgate::{
-    forward::command::{parse, request_id, COMMANDS, MAX_COMMAND_BYTES},
-    judge::Command,
-};
+use hazgate::forward::command::{parse, request_id, COMMANDS, MAX_COMMAND_BYTES};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -25,13 +22,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(payload.len() <= MAX_COMMAND_BYTES);
         assert!(COMMANDS.contains(&name));
         assert_eq!(r.request_id, id, "the reply must carry the request's id");
-        let by = match &r.command {
-            Command::Acknowledge { by, .. }
-            | Command::Shelve { by, .. }
-            | Command::Unshelve { by, .. }
-            | Command::OutOfService { by, .. }
-            | Command::SpecialOperation { by, .. } => by,
-        };
-        assert_eq!(by, &r.by);
+        let by = r.command.by();
+        assert_eq!(by, r.by);
     }
 });

@@ -145,6 +145,20 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Who sends the command.
+    pub fn by(&self) -> &str {
+        match self {
+            Command::Acknowledge { by, .. }
+            | Command::Shelve { by, .. }
+            | Command::Unshelve { by, .. }
+            | Command::OutOfService { by, .. }
+            | Command::Thresholds { by, .. }
+            | Command::SpecialOperation { by, .. } => by,
+        }
+    }
+}
+
 /// New settings for one point; only the fields given change.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -544,14 +558,7 @@ impl Engine {
         now: Timestamp,
         out: &mut Vec<Event>,
     ) -> Result<(), CommandError> {
-        let by = match cmd {
-            Command::Acknowledge { by, .. }
-            | Command::Shelve { by, .. }
-            | Command::Unshelve { by, .. }
-            | Command::OutOfService { by, .. }
-            | Command::Thresholds { by, .. }
-            | Command::SpecialOperation { by, .. } => by,
-        };
+        let by = cmd.by();
         if by.trim().is_empty() {
             return Err(CommandError::Anonymous);
         }
