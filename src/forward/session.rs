@@ -168,6 +168,7 @@ async fn collect(
     let mut window = tokio::time::interval(COMMIT_WINDOW);
     let mut integrity = tokio::time::interval(Duration::from_secs(cfg.integrity_period_s));
     let mut status_due = true;
+    let mut flush = false;
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
@@ -179,7 +180,11 @@ async fn collect(
                 Err(broadcast::error::RecvError::Closed) => break,
             },
             ev = events.recv() => match ev {
-                Ok(e) => pending_events.push(e),
+                // Alarms and risk changes go out at once, not at the next window.
+                Ok(e) => {
+                    pending_events.push(e);
+                    flush = true;
+                }
                 Err(broadcast::error::RecvError::Lagged(n)) => warn!(lost = n, "uplink fell behind the judge: events lost"),
                 Err(broadcast::error::RecvError::Closed) => break,
             },
@@ -187,59 +192,71 @@ async fn collect(
                 telemetry.extend(store.snapshot().into_iter().flatten());
                 status_due = true;
             }
-            _ = window.tick() => {
-                if telemetry.is_empty() && pending_events.is_empty() && !status_due {
-                    continue;
-                }
-                // Each record: (class, topic, retain, payload builder input).
-                let mut classes = Vec::new();
-                enum Item<'a> { Event(&'a Event, String, bool), Telemetry(&'a [Reading]), Status }
-                let mut items: Vec<Item> = Vec::new();
-                for e in &pending_events {
-                    let (topic, retained) = match e.as_ref() {
-                        Event::Alarm(_) => (topics.alarm(), None),
-                        Event::Risk(r) => match &r.scope {
-                            RiskScope::HazardSource(id) => (topics.risk(), Some(topics.risk_of(id.as_str()))),
-                            RiskScope::Enterprise => (topics.risk(), Some(topics.risk_of("enterprise"))),
-                        },
-                        Event::SpecialOperation(_) => (topics.risk(), None),
-                        Event::Thresholds(_) => (topics.alarm(), None),
-                    };
-                    items.push(Item::Event(e, topic, false));
-                    classes.push(Class::Event);
-                    if let Some(t) = retained {
-                        items.push(Item::Event(e, t, true));
-                        classes.push(Class::Event);
+            _ = window.tick() => flush = true,
+        }
+        if !flush || (telemetry.is_empty() && pending_events.is_empty() && !status_due) {
+            continue;
+        }
+        flush = false;
+        // Each record: (class, topic, retain, payload builder input).
+        let mut classes = Vec::new();
+        enum Item<'a> {
+            Event(&'a Event, String, bool),
+            Telemetry(&'a [Reading]),
+            Status,
+        }
+        let mut items: Vec<Item> = Vec::new();
+        for e in &pending_events {
+            let (topic, retained) = match e.as_ref() {
+                Event::Alarm(_) => (topics.alarm(), None),
+                Event::Risk(r) => match &r.scope {
+                    RiskScope::HazardSource(id) => {
+                        (topics.risk(), Some(topics.risk_of(id.as_str())))
                     }
-                }
-                for chunk in telemetry.chunks(cfg.max_readings_per_message) {
-                    items.push(Item::Telemetry(chunk));
-                    classes.push(Class::Telemetry);
-                }
-                if status_due {
-                    items.push(Item::Status);
-                    classes.push(Class::Event);
-                }
-                let now = Timestamp::now();
-                let result = block_in_place(|| {
-                    spool.append(&classes, |i, seq| match &items[i] {
-                        Item::Event(e, topic, retain) => frame(topic, *retain, &encoder.event(seq, e)),
-                        Item::Telemetry(rs) => frame(&topics.telemetry(), false, &encoder.telemetry(seq, now, rs)),
-                        Item::Status => frame(&topics.status(), true, &encoder.status(seq, now, status(&spool, "online", started))),
-                    })
-                });
-                match &result {
-                    Ok(seqs) => debug!(messages = seqs.len(), "spooled"),
-                    Err(e) => warn!(error = %e, "spool write failed; retrying next window"),
-                }
-                if result.is_ok() {
-                    telemetry.clear();
-                    pending_events.clear();
-                    status_due = false;
-                }
-                wake.notify_one();
+                    RiskScope::Enterprise => (topics.risk(), Some(topics.risk_of("enterprise"))),
+                },
+                Event::SpecialOperation(_) => (topics.risk(), None),
+                Event::Thresholds(_) => (topics.alarm(), None),
+            };
+            items.push(Item::Event(e, topic, false));
+            classes.push(Class::Event);
+            if let Some(t) = retained {
+                items.push(Item::Event(e, t, true));
+                classes.push(Class::Event);
             }
         }
+        for chunk in telemetry.chunks(cfg.max_readings_per_message) {
+            items.push(Item::Telemetry(chunk));
+            classes.push(Class::Telemetry);
+        }
+        if status_due {
+            items.push(Item::Status);
+            classes.push(Class::Event);
+        }
+        let now = Timestamp::now();
+        let result = block_in_place(|| {
+            spool.append(&classes, |i, seq| match &items[i] {
+                Item::Event(e, topic, retain) => frame(topic, *retain, &encoder.event(seq, e)),
+                Item::Telemetry(rs) => {
+                    frame(&topics.telemetry(), false, &encoder.telemetry(seq, now, rs))
+                }
+                Item::Status => frame(
+                    &topics.status(),
+                    true,
+                    &encoder.status(seq, now, status(&spool, "online", started)),
+                ),
+            })
+        });
+        match &result {
+            Ok(seqs) => debug!(messages = seqs.len(), "spooled"),
+            Err(e) => warn!(error = %e, "spool write failed; retrying next window"),
+        }
+        if result.is_ok() {
+            telemetry.clear();
+            pending_events.clear();
+            status_due = false;
+        }
+        wake.notify_one();
     }
 }
 

@@ -45,6 +45,9 @@ struct Bank {
     holding: Vec<u16>,
     input: Vec<u16>,
     mode: DeviceMode,
+    /// Holding registers / coils written by a Modbus master: forced, the scenario no
+    /// longer drives them (as a forced value on a training rig).
+    forced: std::collections::HashSet<(RegisterTable, u16)>,
 }
 
 impl Bank {
@@ -64,11 +67,15 @@ impl Bank {
             holding: vec![0; pad(size[RegisterTable::Holding as usize])],
             input: vec![0; pad(size[RegisterTable::Input as usize])],
             mode: DeviceMode::Normal,
+            forced: Default::default(),
         }
     }
 
     fn write_point(&mut self, point: &Point, value: SimValue) {
         let r = point.register;
+        if self.forced.contains(&(r.table, r.address)) {
+            return;
+        }
         let addr = usize::from(r.address);
         match r.table {
             RegisterTable::Coil | RegisterTable::DiscreteInput => {
@@ -182,6 +189,7 @@ fn answer(bank: &mut Bank, request: Request<'static>) -> Result<Response, Except
                 .get_mut(usize::from(a))
                 .ok_or(ExceptionCode::IllegalDataAddress)?;
             *slot = w;
+            bank.forced.insert((RegisterTable::Holding, a));
             Ok(Response::WriteSingleRegister(a, w))
         }
         Request::WriteMultipleRegisters(a, ws) => {
@@ -191,6 +199,9 @@ fn answer(bank: &mut Bank, request: Request<'static>) -> Result<Response, Except
                 .get_mut(start..start + ws.len())
                 .ok_or(ExceptionCode::IllegalDataAddress)?;
             dst.copy_from_slice(&ws);
+            for i in 0..ws.len() as u16 {
+                bank.forced.insert((RegisterTable::Holding, a + i));
+            }
             Ok(Response::WriteMultipleRegisters(a, ws.len() as u16))
         }
         Request::WriteSingleCoil(a, b) => {
@@ -199,6 +210,7 @@ fn answer(bank: &mut Bank, request: Request<'static>) -> Result<Response, Except
                 .get_mut(usize::from(a))
                 .ok_or(ExceptionCode::IllegalDataAddress)?;
             *slot = b;
+            bank.forced.insert((RegisterTable::Coil, a));
             Ok(Response::WriteSingleCoil(a, b))
         }
         _ => Err(ExceptionCode::IllegalFunction),
