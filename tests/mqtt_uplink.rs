@@ -138,6 +138,44 @@ fn demo_site_with_uplink(dir: &Path, modbus_port: u16, tty: &Path, broker: u16) 
     path
 }
 
+/// `hazgate simulate` for a site, its RTU channel on `tty_b`, with extra arguments.
+fn start_simulator(site: &Path, tty_b: &Path, extra: &[&str]) -> Proc {
+    let child = Command::new(BIN)
+        .arg("simulate")
+        .args(extra)
+        .arg("--config")
+        .arg(site)
+        .arg("--serve")
+        .arg(format!("rs485-1={}", tty_b.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Proc {
+        child,
+        name: "simulate".into(),
+    }
+}
+
+/// `hazgate run` without the local API, its log to `log` (or nowhere).
+fn start_gateway(site: &Path, log: Option<&Path>) -> Proc {
+    let stderr = match log {
+        Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+        None => Stdio::null(),
+    };
+    let child = Command::new(BIN)
+        .args(["run", "--api", "off", "--log-level", "warn", "--config"])
+        .arg(site)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    Proc {
+        child,
+        name: "hazgate run".into(),
+    }
+}
+
 fn seqs(got: &Received) -> BTreeMap<u64, (String, String)> {
     got.lock()
         .unwrap()
@@ -167,39 +205,19 @@ async fn broker_outage_loses_nothing_and_alarms_come_first() {
     let modbus = free_port();
     let site = demo_site_with_uplink(dir.path(), modbus, &pty.a, broker.port);
     // The bypass switches on 4 s in: during the outage.
-    let sim = Command::new(BIN)
-        .args([
-            "simulate",
+    let _sim = start_simulator(
+        &site,
+        &pty.b,
+        &[
             "--scenario",
             "bypass",
             "--target",
             "BP-101",
             "--start-after",
             "4",
-            "--config",
-        ])
-        .arg(&site)
-        .arg("--serve")
-        .arg(format!("rs485-1={}", pty.b.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _sim = Proc {
-        child: sim,
-        name: "simulate".into(),
-    };
-    let gw = Command::new(BIN)
-        .args(["run", "--api", "off", "--log-level", "warn", "--config"])
-        .arg(&site)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("gw.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut gw = Proc {
-        child: gw,
-        name: "hazgate run".into(),
-    };
+        ],
+    );
+    let mut gw = start_gateway(&site, Some(&dir.path().join("gw.log")));
 
     eventually(
         Duration::from_secs(20),
@@ -328,30 +346,8 @@ async fn commands_are_validated_answered_and_audited() {
     let (got, sub) = subscriber(broker.port, "hazgate/#");
     let pty = socat_pair(dir.path());
     let site = demo_site_with_uplink(dir.path(), free_port(), &pty.a, broker.port);
-    let sim = Command::new(BIN)
-        .args(["simulate", "--config"])
-        .arg(&site)
-        .arg("--serve")
-        .arg(format!("rs485-1={}", pty.b.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _sim = Proc {
-        child: sim,
-        name: "simulate".into(),
-    };
-    let gw = Command::new(BIN)
-        .args(["run", "--api", "off", "--log-level", "warn", "--config"])
-        .arg(&site)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _gw = Proc {
-        child: gw,
-        name: "hazgate run".into(),
-    };
+    let _sim = start_simulator(&site, &pty.b, &[]);
+    let _gw = start_gateway(&site, None);
     eventually(Duration::from_secs(20), "gateway online", || {
         got.lock()
             .unwrap()
@@ -505,32 +501,8 @@ async fn kill_9_and_restart_never_repeats_or_loses_a_committed_seq() {
     let (got, sub) = subscriber(broker.port, "hazgate/#");
     let pty = socat_pair(dir.path());
     let site = demo_site_with_uplink(dir.path(), free_port(), &pty.a, broker.port);
-    let sim = Command::new(BIN)
-        .args(["simulate", "--config"])
-        .arg(&site)
-        .arg("--serve")
-        .arg(format!("rs485-1={}", pty.b.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _sim = Proc {
-        child: sim,
-        name: "simulate".into(),
-    };
-    let start_gw = || {
-        let child = Command::new(BIN)
-            .args(["run", "--api", "off", "--log-level", "warn", "--config"])
-            .arg(&site)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Proc {
-            child,
-            name: "hazgate run".into(),
-        }
-    };
+    let _sim = start_simulator(&site, &pty.b, &[]);
+    let start_gw = || start_gateway(&site, None);
     let mut gw = start_gw();
     eventually(Duration::from_secs(20), "telemetry flowing", || {
         seqs(&got).len() > 20
