@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::link::Protocol;
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UplinkConfig {
@@ -11,6 +13,9 @@ pub struct UplinkConfig {
     pub host: String,
     #[serde(default = "default_port")]
     pub port: u16,
+    /// MQTT protocol version: `"3.1.1"` (default) or `"5"`.
+    #[serde(default)]
+    pub protocol: Protocol,
     /// First topic level (`{prefix}/v1/{park}/{enterprise}/{gateway}/…`).
     #[serde(default = "default_prefix")]
     pub prefix: String,

@@ -1,12 +1,14 @@
 //! Forward: what leaves the gateway for the park's monitoring centre.
 //!
-//! [`spool`] is the durable store-and-forward queue every outgoing message passes
-//! through. The MQTT session, topic contract, payloads and remote commands build on it
-//! (issue 4, in progress).
+//! [`collect`] turns readings (by exception) and judge events into framed messages in
+//! the durable [`spool`]; [`session`] publishes them over MQTT through [`link`] (3.1.1
+//! or 5) and removes each on its PUBACK; [`command`] validates and audits remote
+//! commands. [`contract`] is the topic and payload contract of `docs/mqtt.md`.
 
 pub mod collect;
 pub mod command;
 pub mod config;
 pub mod contract;
+pub mod link;
 pub mod session;
 pub mod spool;

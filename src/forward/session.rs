@@ -8,12 +8,13 @@
 //! restarts from the spool — events first, then the telemetry backlog oldest first.
 //! Delivery is at-least-once: a duplicate `seq` may arrive after a reconnect, a gap never.
 
-use std::{collections::HashMap, collections::VecDeque, sync::Arc, time::Duration};
-
-use rumqttc::{
-    AsyncClient, Event as MqttEvent, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
-    TlsConfiguration, Transport,
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::Arc,
+    time::Duration,
 };
+
+use rumqttc::TlsConfiguration;
 use tokio::{sync::broadcast, task::block_in_place, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -23,6 +24,7 @@ use super::{
     command::{self, AuditEntry, AuditLog},
     config::UplinkConfig,
     contract::{CommandReply, Encoder, Status, Topics},
+    link::{Link, LinkEvent, LinkOptions},
     spool::{Class, Spool, SpoolError},
 };
 use crate::{
@@ -49,45 +51,49 @@ pub enum UplinkError {
     },
 }
 
-/// Builds the MQTT options: identity, keepalive, credentials, TLS, Last Will.
-fn mqtt_options(
+/// The connection settings: identity, keepalive, credentials, TLS, Last Will.
+fn link_options(
     site: &Site,
     cfg: &UplinkConfig,
     will: Vec<u8>,
     topics: &Topics,
-) -> Result<MqttOptions, UplinkError> {
-    let id = cfg
-        .client_id
-        .clone()
-        .unwrap_or_else(|| format!("hazgate-{}", site.gateway.gateway_id));
-    let mut o = MqttOptions::new(id, cfg.host.clone(), cfg.port);
-    o.set_keep_alive(Duration::from_secs(cfg.keepalive_s));
-    // A clean session every time: the spool, not the broker, holds what is unsent.
-    o.set_clean_session(true);
-    o.set_inflight(cfg.inflight);
-    o.set_max_packet_size(1 << 20, 1 << 20);
-    o.set_last_will(LastWill::new(topics.status(), will, QoS::AtLeastOnce, true));
-    if let (Some(u), p) = (&cfg.username, &cfg.password) {
-        o.set_credentials(u.clone(), p.clone().unwrap_or_default());
-    }
-    if let Some(tls) = &cfg.tls {
-        let read = |p: &std::path::Path| {
-            std::fs::read(p).map_err(|source| UplinkError::TlsFile {
-                path: p.display().to_string(),
-                source,
+) -> Result<LinkOptions, UplinkError> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|source| UplinkError::TlsFile {
+            path: p.display().to_string(),
+            source,
+        })
+    };
+    let tls = match &cfg.tls {
+        None => None,
+        Some(tls) => {
+            let client_auth = match (&tls.cert_file, &tls.key_file) {
+                (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+                _ => None,
+            };
+            Some(TlsConfiguration::Simple {
+                ca: read(&tls.ca_file)?,
+                alpn: None,
+                client_auth,
             })
-        };
-        let client_auth = match (&tls.cert_file, &tls.key_file) {
-            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
-            _ => None,
-        };
-        o.set_transport(Transport::Tls(TlsConfiguration::Simple {
-            ca: read(&tls.ca_file)?,
-            alpn: None,
-            client_auth,
-        }));
-    }
-    Ok(o)
+        }
+    };
+    Ok(LinkOptions {
+        client_id: cfg
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("hazgate-{}", site.gateway.gateway_id)),
+        host: cfg.host.clone(),
+        port: cfg.port,
+        keepalive: Duration::from_secs(cfg.keepalive_s),
+        inflight: cfg.inflight,
+        credentials: cfg
+            .username
+            .clone()
+            .map(|u| (u, cfg.password.clone().unwrap_or_default())),
+        tls,
+        will: (topics.status(), will),
+    })
 }
 
 /// Runs the uplink until `cancel`: collection into the spool and the MQTT session.
@@ -335,6 +341,101 @@ impl Commands {
     }
 }
 
+/// Which spooled record each QoS 1 publish carries, from hand-over to PUBACK.
+///
+/// rumqttc assigns packet ids itself and reports them (`Sent`) in hand-over order, so
+/// the seqs handed over wait in a queue until their packet id is known.
+#[derive(Default)]
+struct InFlight {
+    awaiting_pkid: VecDeque<u64>,
+    by_pkid: HashMap<u16, u64>,
+    /// Every seq handed over and not yet acknowledged (also those refused by an MQTT 5
+    /// broker, until their retry is due).
+    handed: HashSet<u64>,
+    /// Refused seqs and when they were refused.
+    refused: Vec<(Instant, u64)>,
+}
+
+/// How long a message an MQTT 5 broker refused (quota exceeded, not authorised, …) waits
+/// before it is sent again: it is never dropped, and never resent in a tight loop.
+const REFUSED_RETRY: Duration = Duration::from_secs(10);
+
+impl InFlight {
+    fn handed_over(&mut self, seq: u64) {
+        self.awaiting_pkid.push_back(seq);
+        self.handed.insert(seq);
+    }
+
+    fn sent(&mut self, pkid: u16) {
+        if let Some(seq) = self.awaiting_pkid.pop_front() {
+            self.by_pkid.insert(pkid, seq);
+        }
+    }
+
+    /// The seq a PUBACK acknowledges; None for a packet that carried no spooled record.
+    fn acked(&mut self, pkid: u16) -> Option<u64> {
+        let seq = self.by_pkid.remove(&pkid)?;
+        self.handed.remove(&seq);
+        Some(seq)
+    }
+
+    /// The seq a refusing PUBACK (MQTT 5) concerns: it stays handed over — holding its
+    /// in-flight slot — until [`REFUSED_RETRY`] has passed.
+    fn refused(&mut self, pkid: u16, now: Instant) -> Option<u64> {
+        let seq = self.by_pkid.remove(&pkid)?;
+        self.refused.push((now, seq));
+        Some(seq)
+    }
+
+    /// Makes refused seqs whose retry is due available to be handed over again.
+    fn release_refused(&mut self, now: Instant) {
+        let handed = &mut self.handed;
+        self.refused.retain(|(at, seq)| {
+            let due = now.duration_since(*at) >= REFUSED_RETRY;
+            if due {
+                handed.remove(seq);
+            }
+            !due
+        });
+    }
+
+    fn contains(&self, seq: u64) -> bool {
+        self.handed.contains(&seq)
+    }
+
+    fn len(&self) -> usize {
+        self.handed.len()
+    }
+
+    fn awaiting_ack(&self) -> bool {
+        !self.by_pkid.is_empty() || !self.awaiting_pkid.is_empty()
+    }
+
+    /// A new connection is a new session: nothing is in flight any more.
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// Removes an acknowledged record from the spool, or says why it will be sent again.
+fn on_ack(spool: &Spool, in_flight: &mut InFlight, pkid: u16, refused: Option<&str>) -> bool {
+    if let Some(reason) = refused {
+        let seq = in_flight.refused(pkid, Instant::now());
+        warn!(
+            ?seq,
+            reason, "broker refused a message; kept in the spool for the next connection"
+        );
+        return seq.is_some();
+    }
+    let Some(seq) = in_flight.acked(pkid) else {
+        return false;
+    };
+    if let Err(e) = block_in_place(|| spool.ack(&[seq])) {
+        warn!(error = %e, seq, "spool ack failed; the message will be sent again");
+    }
+    true
+}
+
 /// The MQTT session: connect, publish from the spool, ack on PUBACK, reconnect.
 #[allow(clippy::too_many_arguments)]
 async fn session(
@@ -351,55 +452,40 @@ async fn session(
     // The Last Will is published by the broker, at a time we do not choose: it cannot
     // take a place in our counter without appearing out of order, so it carries seq 0.
     let will = encoder.status(0, Timestamp::now(), status(spool, "offline", started));
-    let options = mqtt_options(site, cfg, will, topics)?;
-    let (client, mut eventloop): (AsyncClient, EventLoop) = AsyncClient::new(options, 256);
+    let mut link = Link::new(cfg.protocol, link_options(site, cfg, will, topics)?);
     let mut connected = false;
     let mut backoff = Duration::from_millis(500);
-    // seqs handed to rumqttc, waiting for their packet id, in request order.
-    let mut awaiting_pkid: VecDeque<u64> = VecDeque::new();
-    let mut in_flight: HashMap<u16, u64> = HashMap::new();
-    let mut sent: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    let mut in_flight = InFlight::default();
     let mut poll_tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         if connected {
-            fill(cfg, spool, &client, &mut awaiting_pkid, &mut sent);
+            fill(cfg, spool, &link, &mut in_flight);
         }
         tokio::select! {
             () = cancel.cancelled() => break,
             () = wake.notified() => {}
             _ = poll_tick.tick() => {}
-            ev = eventloop.poll() => match ev {
-                Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
-                    info!(host = %cfg.host, port = cfg.port, code = ?ack.code, "uplink connected");
+            ev = link.poll() => match ev {
+                Ok(LinkEvent::Connected { code }) => {
+                    info!(host = %cfg.host, port = cfg.port, protocol = ?cfg.protocol, code, "uplink connected");
                     connected = true;
                     backoff = Duration::from_millis(500);
-                    if let Err(e) = client.try_subscribe(topics.commands(), QoS::AtLeastOnce) {
+                    if let Err(e) = link.try_subscribe(&topics.commands()) {
                         warn!(error = %e, "cannot subscribe to commands");
                     }
-                    awaiting_pkid.clear();
                     in_flight.clear();
-                    sent.clear();
                 }
-                Ok(MqttEvent::Outgoing(Outgoing::Publish(pkid))) => {
-                    if let Some(seq) = awaiting_pkid.pop_front() {
-                        in_flight.insert(pkid, seq);
-                    }
-                }
-                Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
-                    if let Some(name) = topics.command_name(&p.topic) {
-                        commands.handle(site, topics, spool, name, &p.payload).await;
+                Ok(LinkEvent::Sent(pkid)) => in_flight.sent(pkid),
+                Ok(LinkEvent::Message { topic, payload }) => {
+                    if let Some(name) = topics.command_name(&topic) {
+                        commands.handle(site, topics, spool, name, &payload).await;
                         wake.notify_one();
                     }
                 }
-                Ok(MqttEvent::Incoming(Packet::PubAck(ack))) => {
-                    if let Some(seq) = in_flight.remove(&ack.pkid) {
-                        if let Err(e) = block_in_place(|| spool.ack(&[seq])) {
-                            warn!(error = %e, seq, "spool ack failed; the message will be sent again");
-                        }
-                        sent.remove(&seq);
-                    }
+                Ok(LinkEvent::Acked { pkid, refused }) => {
+                    on_ack(spool, &mut in_flight, pkid, refused.as_deref());
                 }
-                Ok(_) => {}
+                Ok(LinkEvent::Other) => {}
                 Err(e) => {
                     if connected {
                         warn!(error = %e, "uplink lost; spooling until the broker is back");
@@ -410,9 +496,7 @@ async fn session(
                             "uplink connect failed; retrying");
                     }
                     connected = false;
-                    awaiting_pkid.clear();
                     in_flight.clear();
-                    sent.clear();
                     // rumqttc reconnects on the next poll at once: pace it.
                     tokio::select! {
                         () = cancel.cancelled() => break,
@@ -430,50 +514,40 @@ async fn session(
         status(spool, "offline", started),
     );
     if connected {
-        // Drain what is in flight, say offline, and disconnect (bounded: 3 s).
-        let _ = client.try_publish(topics.status(), QoS::AtLeastOnce, true, bye);
-        let mut acked_bye = false;
+        // Drain what is in flight, say offline, and disconnect (bounded: 3 s). The
+        // goodbye is the one publish that carries no spooled record.
+        let mut acked_bye = !link.try_publish(&topics.status(), true, bye);
         let _ = tokio::time::timeout(Duration::from_secs(3), async {
-            while let Ok(ev) = eventloop.poll().await {
+            while let Ok(ev) = link.poll().await {
                 match ev {
-                    MqttEvent::Outgoing(Outgoing::Publish(pkid)) => {
-                        if let Some(seq) = awaiting_pkid.pop_front() {
-                            in_flight.insert(pkid, seq);
-                        }
+                    LinkEvent::Sent(pkid) => in_flight.sent(pkid),
+                    LinkEvent::Acked { pkid, refused }
+                        if !on_ack(spool, &mut in_flight, pkid, refused.as_deref()) =>
+                    {
+                        acked_bye = true;
                     }
-                    MqttEvent::Incoming(Packet::PubAck(ack)) => match in_flight.remove(&ack.pkid) {
-                        Some(seq) => {
-                            let _ = block_in_place(|| spool.ack(&[seq]));
-                        }
-                        None => acked_bye = true,
-                    },
                     _ => {}
                 }
-                if acked_bye && in_flight.is_empty() {
+                if acked_bye && !in_flight.awaiting_ack() {
                     break;
                 }
             }
         })
         .await;
-        let _ = client.try_disconnect();
-        let _ = tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await;
+        link.try_disconnect();
+        let _ = tokio::time::timeout(Duration::from_millis(500), link.poll()).await;
     }
     Ok(())
 }
 
-/// Hands spooled records to rumqttc up to the in-flight limit (events first).
-fn fill(
-    cfg: &UplinkConfig,
-    spool: &Spool,
-    client: &AsyncClient,
-    awaiting_pkid: &mut VecDeque<u64>,
-    sent: &mut std::collections::HashSet<u64>,
-) {
-    let room = usize::from(cfg.inflight).saturating_sub(sent.len());
+/// Hands spooled records to the link up to the in-flight limit (events first).
+fn fill(cfg: &UplinkConfig, spool: &Spool, link: &Link, in_flight: &mut InFlight) {
+    in_flight.release_refused(Instant::now());
+    let room = usize::from(cfg.inflight).saturating_sub(in_flight.len());
     if room == 0 {
         return;
     }
-    let records = match block_in_place(|| spool.pending(room, |seq| sent.contains(&seq))) {
+    let records = match block_in_place(|| spool.pending(room, |seq| in_flight.contains(seq))) {
         Ok(r) => r,
         Err(e) => {
             warn!(error = %e, "spool read failed");
@@ -486,12 +560,42 @@ fn fill(
             let _ = spool.ack(&[r.seq]);
             continue;
         };
-        match client.try_publish(topic, QoS::AtLeastOnce, retain, payload.to_vec()) {
-            Ok(()) => {
-                awaiting_pkid.push_back(r.seq);
-                sent.insert(r.seq);
-            }
-            Err(_) => break, // request queue full: next round
+        if !link.try_publish(topic, retain, payload.to_vec()) {
+            break; // request queue full: next round
         }
+        in_flight.handed_over(r.seq);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{InFlight, REFUSED_RETRY};
+    use tokio::time::Instant;
+
+    #[test]
+    fn packet_ids_map_to_seqs_in_hand_over_order_and_refusals_hold_their_slot() {
+        let mut f = InFlight::default();
+        for seq in [7, 8, 9] {
+            f.handed_over(seq);
+        }
+        f.sent(1);
+        f.sent(2);
+        assert_eq!(f.acked(2), Some(8));
+        assert_eq!(f.acked(2), None, "a PUBACK counts once");
+        assert!(f.awaiting_ack());
+        let t0 = Instant::now();
+        assert_eq!(f.refused(1, t0), Some(7));
+        f.release_refused(t0 + REFUSED_RETRY / 2);
+        assert!(
+            f.contains(7),
+            "a refused record is not handed over again at once"
+        );
+        assert_eq!(f.len(), 2);
+        f.sent(3);
+        assert_eq!(f.acked(3), Some(9));
+        assert!(!f.awaiting_ack());
+        f.release_refused(t0 + REFUSED_RETRY);
+        assert!(!f.contains(7), "… but once its retry is due");
+        assert_eq!(f.len(), 0);
     }
 }

@@ -1,0 +1,211 @@
+//! One MQTT connection, in either protocol version, behind the few operations the
+//! uplink session needs.
+//!
+//! rumqttc implements MQTT 3.1.1 (`rumqttc`) and MQTT 5 (`rumqttc::v5`) as two clients
+//! with look-alike but distinct types. What the session does with them — hand spooled
+//! records over, map packet ids to `seq`, remove a record on its PUBACK, take commands
+//! in — is the same for both, so the session talks to this adapter and never to either
+//! client directly.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rumqttc::{v5, Outgoing, TlsConfiguration, Transport};
+use serde::{Deserialize, Serialize};
+
+/// The MQTT protocol version spoken to the broker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum Protocol {
+    /// MQTT 3.1.1: what every broker speaks; the default.
+    #[default]
+    #[serde(rename = "3.1.1", alias = "v3.1.1", alias = "4")]
+    V311,
+    /// MQTT 5: PUBACK reason codes, so a broker's refusal of a message is visible.
+    #[serde(rename = "5", alias = "v5", alias = "5.0")]
+    V5,
+}
+
+/// Everything needed to open a connection, independent of the protocol version.
+pub struct LinkOptions {
+    pub client_id: String,
+    pub host: String,
+    pub port: u16,
+    pub keepalive: Duration,
+    /// QoS 1 publishes awaiting PUBACK at once.
+    pub inflight: u16,
+    pub credentials: Option<(String, String)>,
+    pub tls: Option<TlsConfiguration>,
+    /// The Last Will: topic and payload, published retained at QoS 1.
+    pub will: (String, Vec<u8>),
+}
+
+/// Largest packet sent or accepted (a telemetry batch of 500 readings is ≈ 70 KiB).
+const MAX_PACKET: u32 = 1 << 20;
+/// Requests rumqttc may queue between the session and its event loop.
+const REQUEST_QUEUE: usize = 256;
+
+/// What happened on the connection, as far as the session cares.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// CONNACK accepted; `code` is the broker's return code, for the log.
+    Connected { code: String },
+    /// A QoS 1 publish handed over earlier left with this packet id (in hand-over order).
+    Sent(u16),
+    /// The broker acknowledged packet `pkid`; `refused` holds an MQTT 5 failure reason.
+    Acked { pkid: u16, refused: Option<String> },
+    /// A message on a subscribed topic.
+    Message { topic: String, payload: Bytes },
+    /// Anything else (pings, SUBACK, …).
+    Other,
+}
+
+/// A connection in one of the two protocol versions.
+pub enum Link {
+    V311 {
+        client: rumqttc::AsyncClient,
+        events: Box<rumqttc::EventLoop>,
+    },
+    V5 {
+        client: v5::AsyncClient,
+        events: Box<v5::EventLoop>,
+    },
+}
+
+impl Link {
+    /// Sets the connection up; nothing is sent until the first [`Link::poll`].
+    ///
+    /// Every connection starts a clean session: the spool, not the broker, holds what
+    /// is unsent, and commands missed while offline are stale by the time we are back.
+    pub fn new(protocol: Protocol, o: LinkOptions) -> Self {
+        let transport = match o.tls {
+            Some(tls) => Transport::Tls(tls),
+            None => Transport::Tcp,
+        };
+        match protocol {
+            Protocol::V311 => {
+                let mut m = rumqttc::MqttOptions::new(o.client_id, o.host, o.port);
+                m.set_keep_alive(o.keepalive)
+                    .set_clean_session(true)
+                    .set_inflight(o.inflight)
+                    .set_max_packet_size(MAX_PACKET as usize, MAX_PACKET as usize)
+                    .set_last_will(rumqttc::LastWill::new(
+                        o.will.0,
+                        o.will.1,
+                        rumqttc::QoS::AtLeastOnce,
+                        true,
+                    ))
+                    .set_transport(transport);
+                if let Some((u, p)) = o.credentials {
+                    m.set_credentials(u, p);
+                }
+                let (client, events) = rumqttc::AsyncClient::new(m, REQUEST_QUEUE);
+                Link::V311 {
+                    client,
+                    events: Box::new(events),
+                }
+            }
+            Protocol::V5 => {
+                let mut m = v5::MqttOptions::new(o.client_id, o.host, o.port);
+                m.set_keep_alive(o.keepalive)
+                    .set_clean_start(true)
+                    .set_outgoing_inflight_upper_limit(o.inflight)
+                    .set_max_packet_size(Some(MAX_PACKET))
+                    .set_last_will(v5::mqttbytes::v5::LastWill::new(
+                        o.will.0,
+                        o.will.1,
+                        v5::mqttbytes::QoS::AtLeastOnce,
+                        true,
+                        None,
+                    ))
+                    .set_transport(transport);
+                if let Some((u, p)) = o.credentials {
+                    m.set_credentials(u, p);
+                }
+                let (client, events) = v5::AsyncClient::new(m, REQUEST_QUEUE);
+                Link::V5 {
+                    client,
+                    events: Box::new(events),
+                }
+            }
+        }
+    }
+
+    /// Drives the connection one step. An error means the connection is down; the next
+    /// call reconnects at once (the caller paces it).
+    pub async fn poll(&mut self) -> Result<LinkEvent, String> {
+        match self {
+            Link::V311 { events, .. } => {
+                use rumqttc::{Event, Packet};
+                Ok(match events.poll().await.map_err(|e| e.to_string())? {
+                    Event::Incoming(Packet::ConnAck(a)) => LinkEvent::Connected {
+                        code: format!("{:?}", a.code),
+                    },
+                    Event::Incoming(Packet::PubAck(a)) => LinkEvent::Acked {
+                        pkid: a.pkid,
+                        refused: None,
+                    },
+                    Event::Incoming(Packet::Publish(p)) => LinkEvent::Message {
+                        topic: p.topic,
+                        payload: p.payload,
+                    },
+                    Event::Outgoing(Outgoing::Publish(pkid)) => LinkEvent::Sent(pkid),
+                    _ => LinkEvent::Other,
+                })
+            }
+            Link::V5 { events, .. } => {
+                use v5::mqttbytes::v5::{Packet, PubAckReason};
+                use v5::Event;
+                Ok(match events.poll().await.map_err(|e| e.to_string())? {
+                    Event::Incoming(Packet::ConnAck(a)) => LinkEvent::Connected {
+                        code: format!("{:?}", a.code),
+                    },
+                    Event::Incoming(Packet::PubAck(a)) => LinkEvent::Acked {
+                        pkid: a.pkid,
+                        refused: match a.reason {
+                            PubAckReason::Success | PubAckReason::NoMatchingSubscribers => None,
+                            other => Some(format!("{other:?}")),
+                        },
+                    },
+                    Event::Incoming(Packet::Publish(p)) => LinkEvent::Message {
+                        topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                        payload: p.payload,
+                    },
+                    Event::Outgoing(Outgoing::Publish(pkid)) => LinkEvent::Sent(pkid),
+                    _ => LinkEvent::Other,
+                })
+            }
+        }
+    }
+
+    /// Queues a QoS 1 publish without waiting; false when the request queue is full.
+    pub fn try_publish(&self, topic: &str, retain: bool, payload: Vec<u8>) -> bool {
+        match self {
+            Link::V311 { client, .. } => client
+                .try_publish(topic, rumqttc::QoS::AtLeastOnce, retain, payload)
+                .is_ok(),
+            Link::V5 { client, .. } => client
+                .try_publish(topic, v5::mqttbytes::QoS::AtLeastOnce, retain, payload)
+                .is_ok(),
+        }
+    }
+
+    /// Queues a QoS 1 subscription.
+    pub fn try_subscribe(&self, filter: &str) -> Result<(), String> {
+        match self {
+            Link::V311 { client, .. } => client
+                .try_subscribe(filter, rumqttc::QoS::AtLeastOnce)
+                .map_err(|e| e.to_string()),
+            Link::V5 { client, .. } => client
+                .try_subscribe(filter, v5::mqttbytes::QoS::AtLeastOnce)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Queues a DISCONNECT (a clean one: the broker then does not publish the Last Will).
+    pub fn try_disconnect(&self) {
+        let _ = match self {
+            Link::V311 { client, .. } => client.try_disconnect().map_err(|e| e.to_string()),
+            Link::V5 { client, .. } => client.try_disconnect().map_err(|e| e.to_string()),
+        };
+    }
+}
