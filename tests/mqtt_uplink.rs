@@ -123,13 +123,20 @@ fn subscriber(port: u16, filter: &str) -> (Received, tokio::task::JoinHandle<()>
     (got, task)
 }
 
-fn demo_site_with_uplink(dir: &Path, modbus_port: u16, tty: &Path, broker: u16) -> PathBuf {
+/// The demo site on its own ports, publishing to `broker`; `extra` adds `[uplink]` lines.
+fn demo_site_with_uplink(
+    dir: &Path,
+    modbus_port: u16,
+    tty: &Path,
+    broker: u16,
+    extra: &str,
+) -> PathBuf {
     let text = std::fs::read_to_string(root().join("firmware-config/demo-site.toml")).unwrap();
     let text = text
         .replace("port = 15020", &format!("port = {modbus_port}"))
         .replace("/tmp/hazgate/ttyA", &tty.display().to_string());
     let text = format!(
-        "{text}\n[uplink]\nhost = \"127.0.0.1\"\nport = {broker}\nspool_path = \"{}\"\naudit_path = \"{}\"\nintegrity_period_s = 5\n",
+        "{text}\n[uplink]\nhost = \"127.0.0.1\"\nport = {broker}\nspool_path = \"{}\"\naudit_path = \"{}\"\nintegrity_period_s = 5\n{extra}\n",
         dir.join("spool.redb").display(),
         dir.join("audit.jsonl").display()
     );
@@ -196,6 +203,18 @@ async fn broker_outage_loses_nothing_and_alarms_come_first() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60u64);
+    broker_outage_case("", "p2", outage).await;
+}
+
+/// The same over MQTT 5 (a shorter outage: the spool path is the same).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_broker_outage_loses_nothing_and_alarms_come_first() {
+    broker_outage_case("protocol = \"5\"", "p5", 10).await;
+}
+
+/// Broker stopped `outage` seconds mid-stream while an alarm is raised, then restarted.
+/// `protocol_tag` is how Mosquitto logs the protocol the gateway connected with.
+async fn broker_outage_case(uplink: &str, protocol_tag: &str, outage: u64) {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Broker::start(dir.path());
     let (got, sub) = subscriber(broker.port, "hazgate/#");
@@ -203,7 +222,7 @@ async fn broker_outage_loses_nothing_and_alarms_come_first() {
 
     let pty = socat_pair(dir.path());
     let modbus = free_port();
-    let site = demo_site_with_uplink(dir.path(), modbus, &pty.a, broker.port);
+    let site = demo_site_with_uplink(dir.path(), modbus, &pty.a, broker.port, uplink);
     // The bypass switches on 4 s in: during the outage.
     let _sim = start_simulator(
         &site,
@@ -307,6 +326,16 @@ async fn broker_outage_loses_nothing_and_alarms_come_first() {
         "a clean stop says offline"
     );
     // Every message received validates against its schema.
+    assert_schemas(&arrivals);
+    let broker_log = std::fs::read_to_string(dir.path().join("mosquitto.log")).unwrap();
+    assert!(
+        broker_log.contains(&format!("as hazgate-GW-01 ({protocol_tag},")),
+        "the gateway spoke {protocol_tag}: {broker_log}"
+    );
+}
+
+/// Every message validates against the JSON Schema of its `type`.
+fn assert_schemas(arrivals: &[(String, serde_json::Value)]) {
     let dir_schema = root().join("docs/schema");
     let load = |name: &str| {
         let v: serde_json::Value =
@@ -325,7 +354,7 @@ async fn broker_outage_loses_nothing_and_alarms_come_first() {
     .into_iter()
     .map(|(t, f)| (t, load(f)))
     .collect();
-    for (topic, msg) in &arrivals {
+    for (topic, msg) in arrivals {
         let ty = msg["type"]
             .as_str()
             .unwrap_or_else(|| panic!("no type on {topic}: {msg}"));
@@ -345,7 +374,7 @@ async fn commands_are_validated_answered_and_audited() {
     let broker = Broker::start(dir.path());
     let (got, sub) = subscriber(broker.port, "hazgate/#");
     let pty = socat_pair(dir.path());
-    let site = demo_site_with_uplink(dir.path(), free_port(), &pty.a, broker.port);
+    let site = demo_site_with_uplink(dir.path(), free_port(), &pty.a, broker.port, "");
     let _sim = start_simulator(&site, &pty.b, &[]);
     let _gw = start_gateway(&site, None);
     eventually(Duration::from_secs(20), "gateway online", || {
@@ -500,7 +529,7 @@ async fn kill_9_and_restart_never_repeats_or_loses_a_committed_seq() {
     let broker = Broker::start(dir.path());
     let (got, sub) = subscriber(broker.port, "hazgate/#");
     let pty = socat_pair(dir.path());
-    let site = demo_site_with_uplink(dir.path(), free_port(), &pty.a, broker.port);
+    let site = demo_site_with_uplink(dir.path(), free_port(), &pty.a, broker.port, "");
     let _sim = start_simulator(&site, &pty.b, &[]);
     let start_gw = || start_gateway(&site, None);
     let mut gw = start_gw();
@@ -554,14 +583,121 @@ async fn kill_9_and_restart_never_repeats_or_loses_a_committed_seq() {
     assert!(hi > last_before, "the counter continued after the restart");
 }
 
-/// A throw-away CA and a server certificate for localhost / 127.0.0.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_full_drops_oldest_telemetry_counts_it_and_keeps_every_alarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(dir.path());
+    let (got, sub) = subscriber(broker.port, "hazgate/#");
+    let pty = socat_pair(dir.path());
+    // The smallest spool allowed (64 KiB of payload): ≈ 10 s of the demo site's
+    // telemetry, so a 25 s outage overflows it.
+    let site = demo_site_with_uplink(
+        dir.path(),
+        free_port(),
+        &pty.a,
+        broker.port,
+        "spool_max_bytes = 65536",
+    );
+    let _sim = start_simulator(
+        &site,
+        &pty.b,
+        &[
+            "--scenario",
+            "bypass",
+            "--target",
+            "BP-101",
+            "--start-after",
+            "8",
+        ],
+    );
+    let mut gw = start_gateway(&site, None);
+    eventually(
+        Duration::from_secs(20),
+        "telemetry before the outage",
+        || seqs(&got).values().any(|(_, ty)| ty == "telemetry"),
+    )
+    .await;
+    broker.stop();
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    broker.restart();
+    eventually(
+        Duration::from_secs(30),
+        "the bypass alarm after the outage",
+        || {
+            got.lock()
+                .unwrap()
+                .iter()
+                .any(|(_, v)| v["type"] == "alarm" && v["alarm"]["point"] == "BP-101")
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &gw.child.id().to_string()])
+        .status();
+    let _ = gw.child.wait();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    sub.abort();
+
+    let arrivals = got.lock().unwrap().clone();
+    let last_status = &arrivals
+        .iter()
+        .rev()
+        .find(|(t, v)| t.ends_with("/status") && v["state"] == "offline" && v["seq"] != 0)
+        .expect("the clean stop's offline status")
+        .1;
+    let dropped = last_status["dropped_telemetry"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("dropped_telemetry on status: {last_status}"));
+    assert!(dropped > 0, "a 25 s outage must overflow a 64 KiB spool");
+    // The drops were reported while they happened, not only at the end.
+    assert!(
+        arrivals.iter().any(|(t, v)| t.ends_with("/status")
+            && v["state"] == "online"
+            && v["dropped_telemetry"].as_u64() > Some(0)),
+        "an online status reports the drops"
+    );
+    // Every gap in seq is a counted drop (a message whose PUBACK was lost at the
+    // broker's stop may have been delivered and dropped: fewer gaps, never more).
+    let s = seqs(&got);
+    let hi = *s.keys().last().unwrap();
+    let missing: Vec<u64> = (1..=hi).filter(|q| !s.contains_key(q)).collect();
+    assert!(
+        !missing.is_empty() && missing.len() as u64 <= dropped,
+        "{} gaps, {dropped} counted drops",
+        missing.len()
+    );
+    // Oldest first: the dropped telemetry is one contiguous run of the telemetry; what
+    // arrived from inside that run are events only.
+    let (lo_gap, hi_gap) = (missing[0], *missing.last().unwrap());
+    let inside: Vec<&(String, String)> = s.range(lo_gap..=hi_gap).map(|(_, v)| v).collect();
+    assert!(
+        inside.iter().all(|(_, ty)| ty != "telemetry"),
+        "telemetry newer than a dropped one survived inside the dropped run: {inside:?}"
+    );
+    assert!(
+        s.range(hi_gap..).any(|(_, (_, ty))| ty == "telemetry"),
+        "the newest telemetry was kept"
+    );
+    // No alarm lost: the bypass alarm and HS-01's orange both arrived.
+    assert!(arrivals
+        .iter()
+        .any(|(t, v)| t.ends_with("/risk/HS-01") && v["risk"]["to"] == "orange"));
+    assert_schemas(&arrivals);
+}
+
+/// A throw-away CA, a server certificate for localhost / 127.0.0.1, and a client
+/// certificate (CN gw-01), all signed by that CA.
 fn make_certs(dir: &Path, name: &str) {
     let script = format!(
         "set -e; cd {d}; \
          openssl req -x509 -newkey rsa:2048 -nodes -keyout {n}-ca.key -out {n}-ca.pem -days 1 -subj /CN={n}-ca 2>/dev/null; \
          openssl req -newkey rsa:2048 -nodes -keyout {n}-server.key -out {n}-server.csr -subj /CN=localhost 2>/dev/null; \
          printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > {n}-san.ext; \
-         openssl x509 -req -in {n}-server.csr -CA {n}-ca.pem -CAkey {n}-ca.key -CAcreateserial -out {n}-server.pem -days 1 -extfile {n}-san.ext 2>/dev/null",
+         openssl x509 -req -in {n}-server.csr -CA {n}-ca.pem -CAkey {n}-ca.key -CAcreateserial -out {n}-server.pem -days 1 -extfile {n}-san.ext 2>/dev/null; \
+         printf 'extendedKeyUsage=clientAuth' > {n}-client.ext; \
+         openssl req -newkey rsa:2048 -nodes -keyout {n}-client.key -out {n}-client.csr -subj /CN=gw-01 2>/dev/null; \
+         openssl x509 -req -in {n}-client.csr -CA {n}-ca.pem -CAkey {n}-ca.key -CAcreateserial -out {n}-client.pem -days 1 -extfile {n}-client.ext 2>/dev/null",
         d = dir.display(),
         n = name
     );
@@ -576,8 +712,20 @@ fn make_certs(dir: &Path, name: &str) {
     );
 }
 
-/// Mosquitto with a password listener and a TLS listener (per-listener settings).
-fn secure_broker(dir: &Path) -> (Proc, u16, u16) {
+/// The listeners of [`secure_broker`].
+struct SecurePorts {
+    /// Username and password.
+    password: u16,
+    /// TLS, any client.
+    tls: u16,
+    /// TLS with a client certificate required (mutual TLS).
+    mtls: u16,
+    /// Anonymous, with an ACL that lets the gateway publish everything but telemetry.
+    acl: u16,
+}
+
+/// Mosquitto with password, TLS, mutual-TLS and ACL listeners (per-listener settings).
+fn secure_broker(dir: &Path) -> (Proc, SecurePorts) {
     make_certs(dir, "good");
     let passwd = dir.join("passwd");
     assert!(Command::new("mosquitto_passwd")
@@ -588,16 +736,39 @@ fn secure_broker(dir: &Path) -> (Proc, u16, u16) {
         .status()
         .unwrap()
         .success());
-    let (pw_port, tls_port) = (free_port(), free_port());
+    let acl = dir.join("acl");
+    std::fs::write(
+        &acl,
+        "topic write hazgate/+/+/+/+/status\ntopic write hazgate/+/+/+/+/alarm\n\
+         topic write hazgate/+/+/+/+/risk/#\ntopic write hazgate/+/+/+/+/risk\n\
+         topic read hazgate/+/+/+/+/cmd/#\n",
+    )
+    .unwrap();
+    let ports = SecurePorts {
+        password: free_port(),
+        tls: free_port(),
+        mtls: free_port(),
+        acl: free_port(),
+    };
     let d = dir.display();
+    let tls = format!(
+        "cafile {d}/good-ca.pem\ncertfile {d}/good-server.pem\nkeyfile {d}/good-server.key\n"
+    );
     let conf = dir.join("secure.conf");
     std::fs::write(
         &conf,
         format!(
             "per_listener_settings true\nuser root\nlog_dest file {d}/secure.log\n\
-             listener {pw_port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n\
-             listener {tls_port} 127.0.0.1\nallow_anonymous true\ncafile {d}/good-ca.pem\ncertfile {d}/good-server.pem\nkeyfile {d}/good-server.key\n",
-            passwd.display()
+             listener {} 127.0.0.1\nallow_anonymous false\npassword_file {}\n\
+             listener {} 127.0.0.1\nallow_anonymous true\n{tls}\
+             listener {} 127.0.0.1\nallow_anonymous true\n{tls}require_certificate true\n\
+             listener {} 127.0.0.1\nallow_anonymous true\nacl_file {}\n",
+            ports.password,
+            passwd.display(),
+            ports.tls,
+            ports.mtls,
+            ports.acl,
+            acl.display(),
         ),
     )
     .unwrap();
@@ -613,7 +784,7 @@ fn secure_broker(dir: &Path) -> (Proc, u16, u16) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    for p in [pw_port, tls_port] {
+    for p in [ports.password, ports.tls, ports.mtls, ports.acl] {
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
             assert!(
@@ -628,8 +799,7 @@ fn secure_broker(dir: &Path) -> (Proc, u16, u16) {
             child,
             name: "mosquitto (secure)".into(),
         },
-        pw_port,
-        tls_port,
+        ports,
     )
 }
 
@@ -682,46 +852,110 @@ fn run_against(dir: &Path, name: &str, uplink: &str, secs: u64) -> (bool, String
 #[test]
 fn password_and_tls_listeners_connect_and_bad_credentials_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let (_broker, pw, tls) = secure_broker(dir.path());
+    let (_broker, ports) = secure_broker(dir.path());
     make_certs(dir.path(), "rogue");
     let d = dir.path().display();
-
-    let (online, log) = run_against(
-        dir.path(),
-        "gw-pass",
-        &format!("host = \"127.0.0.1\"\nport = {pw}\nusername = \"gw-01\"\npassword = \"s3cret\""),
-        3,
-    );
-    assert!(online, "password listener: {log}");
-    let (online, log) = run_against(
-        dir.path(),
-        "gw-wrongpass",
-        &format!("host = \"127.0.0.1\"\nport = {pw}\nusername = \"gw-01\"\npassword = \"nope\""),
-        3,
-    );
-    assert!(!online);
-    assert!(
-        log.contains("uplink connect failed; retrying") && log.contains("NotAuthorized"),
-        "{log}"
-    );
-
-    let (online, log) = run_against(
-        dir.path(),
-        "gw-tls",
-        &format!("host = \"localhost\"\nport = {tls}\ntls = {{ ca_file = \"{d}/good-ca.pem\" }}"),
-        3,
-    );
-    assert!(online, "TLS listener: {log}");
-    let (online, log) = run_against(
-        dir.path(),
-        "gw-untrusted",
-        &format!("host = \"localhost\"\nport = {tls}\ntls = {{ ca_file = \"{d}/rogue-ca.pem\" }}"),
-        3,
-    );
-    assert!(!online);
-    assert!(
-        log.contains("uplink connect failed; retrying")
-            && log.to_lowercase().contains("certificate"),
-        "{log}"
-    );
+    let (pw, tls, mtls, acl) = (ports.password, ports.tls, ports.mtls, ports.acl);
+    let ca = |name: &str| format!("ca_file = \"{d}/{name}-ca.pem\"");
+    let client = |name: &str| {
+        format!("cert_file = \"{d}/{name}-client.pem\", key_file = \"{d}/{name}-client.key\"")
+    };
+    // (client id, [uplink] lines, goes online, phrases its log must hold)
+    let cases: Vec<(&str, String, bool, Vec<&str>)> = vec![
+        (
+            "gw-pass",
+            format!("port = {pw}\nusername = \"gw-01\"\npassword = \"s3cret\""),
+            true,
+            vec![],
+        ),
+        (
+            "gw-pass-v5",
+            format!("port = {pw}\nprotocol = \"5\"\nusername = \"gw-01\"\npassword = \"s3cret\""),
+            true,
+            vec![],
+        ),
+        (
+            "gw-wrongpass",
+            format!("port = {pw}\nusername = \"gw-01\"\npassword = \"nope\""),
+            false,
+            vec!["uplink connect failed; retrying", "NotAuthorized"],
+        ),
+        (
+            "gw-wrongpass-v5",
+            format!("port = {pw}\nprotocol = \"5\"\nusername = \"gw-01\"\npassword = \"nope\""),
+            false,
+            vec!["uplink connect failed; retrying", "NotAuthorized"],
+        ),
+        (
+            "gw-tls",
+            format!(
+                "host = \"localhost\"\nport = {tls}\ntls = {{ {} }}",
+                ca("good")
+            ),
+            true,
+            vec![],
+        ),
+        (
+            "gw-untrusted",
+            format!(
+                "host = \"localhost\"\nport = {tls}\ntls = {{ {} }}",
+                ca("rogue")
+            ),
+            false,
+            vec![
+                "uplink connect failed; retrying",
+                "invalid peer certificate: UnknownIssuer",
+            ],
+        ),
+        (
+            "gw-mtls",
+            format!(
+                "host = \"localhost\"\nport = {mtls}\ntls = {{ {}, {} }}",
+                ca("good"),
+                client("good")
+            ),
+            true,
+            vec![],
+        ),
+        (
+            "gw-mtls-nocert",
+            format!(
+                "host = \"localhost\"\nport = {mtls}\ntls = {{ {} }}",
+                ca("good")
+            ),
+            false,
+            vec!["uplink connect failed; retrying", "CertificateRequired"],
+        ),
+        (
+            "gw-mtls-rogue",
+            format!(
+                "host = \"localhost\"\nport = {mtls}\ntls = {{ {}, {} }}",
+                ca("good"),
+                client("rogue")
+            ),
+            false,
+            vec!["uplink connect failed; retrying", "UnknownCA"],
+        ),
+        (
+            "gw-acl-v5",
+            format!("port = {acl}\nprotocol = \"5\""),
+            true,
+            vec!["broker refused a message", "NotAuthorized"],
+        ),
+    ];
+    for (name, uplink, online_expected, phrases) in &cases {
+        let uplink = if uplink.contains("host =") {
+            uplink.clone()
+        } else {
+            format!("host = \"127.0.0.1\"\n{uplink}")
+        };
+        let (online, log) = run_against(dir.path(), name, &uplink, 3);
+        assert_eq!(online, *online_expected, "{name}: online? {log}");
+        for p in phrases {
+            assert!(
+                log.to_lowercase().contains(&p.to_lowercase()),
+                "{name}: log lacks `{p}`: {log}"
+            );
+        }
+    }
 }
