@@ -943,13 +943,23 @@ fn password_and_tls_listeners_connect_and_bad_credentials_are_clear_errors() {
             vec!["broker refused a message", "NotAuthorized"],
         ),
     ];
-    for (name, uplink, online_expected, phrases) in &cases {
-        let uplink = if uplink.contains("host =") {
-            uplink.clone()
-        } else {
-            format!("host = \"127.0.0.1\"\n{uplink}")
-        };
-        let (online, log) = run_against(dir.path(), name, &uplink, 3);
+    // All at once (each gateway has its own client id, spool and log): 3 s, not 30.
+    let dir_path = dir.path();
+    let results: Vec<(bool, String)> = std::thread::scope(|scope| {
+        let runs: Vec<_> = cases
+            .iter()
+            .map(|(name, uplink, _, _)| {
+                let uplink = if uplink.contains("host =") {
+                    uplink.clone()
+                } else {
+                    format!("host = \"127.0.0.1\"\n{uplink}")
+                };
+                scope.spawn(move || run_against(dir_path, name, &uplink, 4))
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for ((name, _, online_expected, phrases), (online, log)) in cases.iter().zip(results) {
         assert_eq!(online, *online_expected, "{name}: online? {log}");
         for p in phrases {
             assert!(
