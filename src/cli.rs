@@ -48,6 +48,9 @@ pub enum Command {
         /// `off` to disable.
         #[arg(long, default_value = "127.0.0.1:8088")]
         api: String,
+        /// Do not reload when the site file changes on disk (SIGHUP still reloads).
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Validate site files; prints every problem as `file: field.path: message`.
     Check {
@@ -147,7 +150,8 @@ pub fn main() -> ExitCode {
                 config,
                 stats_interval,
                 api,
-            } => app::run::run(&config, stats_interval, &api).await,
+                no_watch,
+            } => app::run::run(&config, stats_interval, &api, !no_watch).await,
             Command::Check { files } => app::check::check(&files),
             Command::Simulate(args) => app::simulate::simulate(args).await,
             Command::Poll {

@@ -323,20 +323,28 @@ fn demo_gas_leak_walks_a_source_up_and_back_down_after_the_hold() {
 
 /// A minimal HTTP/1.1 client: (status, body).
 fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    try_http(port, method, path, body)
+        .unwrap_or_else(|e| panic!("{method} {path} on port {port}: {e}"))
+}
+
+/// One HTTP/1.1 request; an error while the server is not (yet) listening.
+fn try_http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let body = body.unwrap_or("");
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    )?;
     let mut resp = String::new();
-    stream.read_to_string(&mut resp).unwrap();
+    stream.read_to_string(&mut resp)?;
     let status = resp
         .split_whitespace()
         .nth(1)
@@ -346,7 +354,7 @@ fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, String
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
-    (status, body)
+    Ok((status, body))
 }
 
 #[test]
@@ -384,7 +392,7 @@ fn local_api_serves_state_alarms_commands_health_and_metrics() {
 
     let start = Instant::now();
     let state = loop {
-        if let Ok(s) = std::panic::catch_unwind(|| http(api, "GET", "/api/v1/state", None)) {
+        if let Ok(s) = try_http(api, "GET", "/api/v1/state", None) {
             let v: serde_json::Value = serde_json::from_str(&s.1).unwrap_or_default();
             if v["hazard_sources"][0]["colour"] == "orange" {
                 break v;
@@ -483,6 +491,23 @@ fn local_api_serves_state_alarms_commands_health_and_metrics() {
 
 #[test]
 fn sighup_refuses_a_bad_file_and_reloads_a_good_one() {
+    reload_case(Trigger::Hangup);
+}
+
+#[test]
+fn a_changed_site_file_is_checked_and_reloaded_without_a_signal() {
+    reload_case(Trigger::FileWatch);
+}
+
+enum Trigger {
+    /// `--no-watch`, then SIGHUP after each write.
+    Hangup,
+    /// Watching the file: writing it is enough (the good one arrives by rename, as an
+    /// editor or a deployment tool saves).
+    FileWatch,
+}
+
+fn reload_case(trigger: Trigger) {
     let rig = rig(&[]);
     let _ = poll_json(&rig.site, None);
     let good = std::fs::read_to_string(&rig.site).unwrap();
@@ -498,6 +523,7 @@ fn sighup_refuses_a_bad_file_and_reloads_a_good_one() {
             "--config",
         ])
         .arg(&rig.site)
+        .args(matches!(trigger, Trigger::Hangup).then_some("--no-watch"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -507,8 +533,7 @@ fn sighup_refuses_a_bad_file_and_reloads_a_good_one() {
         name: "hazgate run".into(),
     };
     let name = || -> Option<String> {
-        let (code, body) =
-            std::panic::catch_unwind(|| http(api, "GET", "/api/v1/state", None)).ok()?;
+        let (code, body) = try_http(api, "GET", "/api/v1/state", None).ok()?;
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
         (code == 200).then(|| v["enterprise_name"].as_str().unwrap_or("").to_string())
     };
@@ -525,11 +550,13 @@ fn sighup_refuses_a_bad_file_and_reloads_a_good_one() {
     };
     wait_for("Demo Chemical Co., Ltd. 示范化工有限公司");
     let hup = || {
-        assert!(Command::new("kill")
-            .args(["-HUP", &gw.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success())
+        if matches!(trigger, Trigger::Hangup) {
+            assert!(Command::new("kill")
+                .args(["-HUP", &gw.child.id().to_string()])
+                .status()
+                .unwrap()
+                .success())
+        }
     };
 
     // A file breaking a guardrail is refused; the running configuration stays.
@@ -566,17 +593,28 @@ fn sighup_refuses_a_bad_file_and_reloads_a_good_one() {
     );
 
     // A good file is applied.
+    let staged = rig.dir.path().join("site.toml.new");
     std::fs::write(
-        &rig.site,
+        &staged,
         good.replace(
             "Demo Chemical Co., Ltd. 示范化工有限公司",
             "Renamed Chemical Co.",
         ),
     )
     .unwrap();
+    std::fs::rename(&staged, &rig.site).unwrap();
     hup();
     wait_for("Renamed Chemical Co.");
     assert!(std::fs::read_to_string(&log)
         .unwrap()
         .contains("configuration reloaded"));
+    let cause = match trigger {
+        Trigger::Hangup => "cause=Hangup",
+        Trigger::FileWatch => "cause=FileChanged",
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.matches(cause).count() >= 2,
+        "both reloads by {cause}:\n{text}"
+    );
 }

@@ -1,10 +1,10 @@
 //! `hazgate run`: the gateway daemon.
 //!
-//! SIGHUP reloads the site file: it is validated first (as `hazgate check` does); a bad
-//! file is refused with its errors and the running configuration kept. A good one
-//! restarts the pipeline (acquisition → judge → uplink, local API) on the new site; the
-//! spool, its `seq` and the threshold overrides carry over, alarm states are re-judged
-//! from the next readings.
+//! SIGHUP, or a change of the site file on disk, reloads it: it is validated first (as
+//! `hazgate check` does); a bad file is refused with its errors and the running
+//! configuration kept. A good one restarts the pipeline (acquisition → judge → uplink,
+//! local API) on the new site; the spool, its `seq` and the threshold overrides carry
+//! over, alarm states are re-judged from the next readings.
 
 use std::{net::SocketAddr, path::Path, process::ExitCode, sync::Arc, time::Duration};
 
@@ -20,8 +20,14 @@ use crate::{
     model::Site,
 };
 
-pub async fn run(config: &Path, stats_interval: u64, api_addr: &str) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    config: &Path,
+    stats_interval: u64,
+    api_addr: &str,
+    watch: bool,
+) -> anyhow::Result<ExitCode> {
     let mut site = super::load(config)?;
+    let mut loaded_text = std::fs::read(config).unwrap_or_default();
     let api_addr: Option<SocketAddr> = match api_addr {
         "off" => None,
         a => Some(
@@ -39,7 +45,9 @@ pub async fn run(config: &Path, stats_interval: u64, api_addr: &str) -> anyhow::
     };
     let cancel = CancellationToken::new();
     super::cancel_on_signal(cancel.clone(), None);
-    let mut hangup = hangup_signal();
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(1);
+    forward_hangups(reload_tx.clone());
+    let _watcher = watch.then(|| watch_file(config, reload_tx));
     let started = std::time::Instant::now();
     loop {
         info!(
@@ -63,10 +71,20 @@ pub async fn run(config: &Path, stats_interval: u64, api_addr: &str) -> anyhow::
         let reload = loop {
             tokio::select! {
                 () = cancel.cancelled() => break None,
-                _ = hangup.recv() => match super::load(config) {
-                    Ok(new) => break Some(new),
-                    Err(e) => error!(error = %format!("{e:#}"), "reload refused; keeping the running configuration"),
-                },
+                Some(cause) = reload_rx.recv() => {
+                    let text = std::fs::read(config).unwrap_or_default();
+                    if cause == ReloadCause::FileChanged && text == loaded_text {
+                        continue; // touched or rewritten with the same bytes
+                    }
+                    loaded_text = text;
+                    match super::load(config) {
+                        Ok(new) => {
+                            info!(?cause, "reloading the configuration");
+                            break Some(new);
+                        }
+                        Err(e) => error!(?cause, error = %format!("{e:#}"), "reload refused; keeping the running configuration"),
+                    }
+                }
             }
         };
         generation.cancel();
@@ -83,9 +101,15 @@ pub async fn run(config: &Path, stats_interval: u64, api_addr: &str) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGHUP as a stream (never fires where there is no SIGHUP).
-fn hangup_signal() -> tokio::sync::mpsc::Receiver<()> {
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
+/// Why a reload was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReloadCause {
+    Hangup,
+    FileChanged,
+}
+
+/// Sends a reload request for every SIGHUP (never where there is no SIGHUP).
+fn forward_hangups(tx: tokio::sync::mpsc::Sender<ReloadCause>) {
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
@@ -94,12 +118,47 @@ fn hangup_signal() -> tokio::sync::mpsc::Receiver<()> {
             return;
         };
         while hup.recv().await.is_some() {
-            let _ = tx.try_send(());
+            let _ = tx.try_send(ReloadCause::Hangup);
         }
     });
     #[cfg(not(unix))]
     drop(tx);
-    rx
+}
+
+/// How long the site file must be quiet before a change counts: an editor or a
+/// deployment tool writes a file in several steps (truncate, write, rename).
+const WATCH_DEBOUNCE: Duration = Duration::from_secs(1);
+
+/// Watches the site file and sends a reload request after it changed. The directory is
+/// watched, not the file, so a file replaced by rename (how editors and configuration
+/// tools save) is still seen; other files there — the threshold overrides beside it —
+/// are ignored. The returned watcher must be kept alive.
+fn watch_file(
+    config: &Path,
+    tx: tokio::sync::mpsc::Sender<ReloadCause>,
+) -> Option<notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>> {
+    use notify_debouncer_mini::{new_debouncer, notify::RecursiveMode, DebounceEventResult};
+    let path = std::path::absolute(config).ok()?;
+    let (dir, name) = (path.parent()?.to_path_buf(), path.file_name()?.to_owned());
+    let mut debouncer =
+        match new_debouncer(WATCH_DEBOUNCE, move |res: DebounceEventResult| match res {
+            Ok(events) if events.iter().any(|e| e.path.file_name() == Some(&name)) => {
+                let _ = tx.try_send(ReloadCause::FileChanged);
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "config file watch error"),
+        }) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, "cannot watch the config file: reload with SIGHUP");
+                return None;
+            }
+        };
+    if let Err(e) = debouncer.watcher().watch(&dir, RecursiveMode::NonRecursive) {
+        warn!(error = %e, dir = %dir.display(), "cannot watch the config directory: reload with SIGHUP");
+        return None;
+    }
+    Some(debouncer)
 }
 
 /// One generation of the running stages.
