@@ -72,6 +72,12 @@ pub enum Command {
     },
     /// Run the built-in demo site: simulator and gateway in one process, live view.
     Demo(DemoArgs),
+    /// Central ingest: subscribe to the gateways (shared subscription) and write to the
+    /// time-series store (InfluxDB v2 write API); acknowledges only what is stored.
+    Ingest {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +159,7 @@ pub fn main() -> ExitCode {
                 no_watch,
             } => app::run::run(&config, stats_interval, &api, !no_watch).await,
             Command::Check { files } => app::check::check(&files),
+            Command::Ingest { config } => app::ingest::ingest(&config).await,
             Command::Simulate(args) => app::simulate::simulate(args).await,
             Command::Poll {
                 config,

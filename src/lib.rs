@@ -10,6 +10,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod forward;
+pub mod ingest;
 pub mod judge;
 pub mod model;
 pub mod reading;

@@ -2,6 +2,7 @@
 # Installs what the integration tests talk to, idempotently, on a fresh machine:
 #   - socat (Debian) for RTU over a pseudo-terminal pair,
 #   - mosquitto and mosquitto-clients (Debian) as the MQTT broker,
+#   - victoria-metrics (Debian) as the time-series store (InfluxDB v2 write API),
 #   - pymodbus (PyPI, pinned) in the project-local virtualenv .venv.
 # Safe to run again; does nothing that is already done.
 set -euo pipefail
@@ -13,6 +14,7 @@ need_apt=()
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
+[ -x /usr/bin/victoria-metrics ] || need_apt+=(victoria-metrics)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup-peers: installing ${need_apt[*]} from Debian"
   SUDO=""
@@ -31,4 +33,9 @@ if ! .venv/bin/python -c "import pymodbus, serial, sys; sys.exit(pymodbus.__vers
   .venv/bin/pip install -q --disable-pip-version-check "pymodbus[serial]==$PYMODBUS_VERSION"
 fi
 # The Debian package may start a system broker on 1883; tests use their own on free ports.
+# Likewise victoria-metrics: tests start their own with throw-away data directories.
+for svc in mosquitto victoria-metrics; do
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
+done
+echo "setup-peers: victoria-metrics $(/usr/bin/victoria-metrics -version 2>/dev/null | head -1)"
 echo "setup-peers: socat $(socat -V 2>/dev/null | awk '/socat version/ {print $3}'), mosquitto $(/usr/sbin/mosquitto -h 2>/dev/null | awk 'NR==1 {print $3}'), pymodbus $(.venv/bin/python -c 'import pymodbus; print(pymodbus.__version__)')"

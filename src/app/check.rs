@@ -1,12 +1,42 @@
-//! `hazgate check`: validate site files and report every problem with its field path.
+//! `hazgate check`: validate site files (and central ingest files) and report every
+//! problem with its field path.
 
 use std::{path::PathBuf, process::ExitCode};
 
-use crate::model::{load_site, SiteSource};
+use crate::{
+    ingest::config::IngestConfig,
+    model::{load_site, SiteSource},
+};
+
+/// A central ingest file has a `[store]` table; a site file never does.
+fn is_ingest_config(path: &std::path::Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.contains_key("store") && !t.contains_key("gateway"))
+}
 
 pub fn check(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut ok = true;
     for path in files {
+        if is_ingest_config(path) {
+            match IngestConfig::load(path) {
+                Ok(c) => println!(
+                    "{}: ok (ingest: {}:{} group {} → {} bucket {})",
+                    path.display(),
+                    c.mqtt.host,
+                    c.mqtt.port,
+                    c.mqtt.group,
+                    c.store.url,
+                    c.store.bucket
+                ),
+                Err(e) => {
+                    ok = false;
+                    eprintln!("{e}");
+                }
+            }
+            continue;
+        }
         match load_site(SiteSource::Path(path)) {
             Ok(site) => println!(
                 "{}: ok ({} hazard sources, {} channels, {} devices, {} points)",

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod ingest;
 pub mod poll;
 pub mod run;
 pub mod simulate;

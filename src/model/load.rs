@@ -51,6 +51,15 @@ pub fn load_site(source: SiteSource<'_>) -> Result<Site, LoadError> {
 
 /// Loads the raw file (no cross-field checks). `env` applies `HAZGATE__` overrides.
 pub fn load_site_file(source: SiteSource<'_>, env: bool) -> Result<(String, SiteFile), LoadError> {
+    load_toml(source, env)
+}
+
+/// Reads any TOML configuration (site file, central ingest file) into `T`, with
+/// `HAZGATE__…` environment overrides when `env`; a type error names its field path.
+pub fn load_toml<T: serde::de::DeserializeOwned>(
+    source: SiteSource<'_>,
+    env: bool,
+) -> Result<(String, T), LoadError> {
     let (name, builder) = match source {
         SiteSource::Path(p) => {
             let name = p
@@ -87,7 +96,7 @@ pub fn load_site_file(source: SiteSource<'_>, env: bool) -> Result<(String, Site
     let cfg = builder
         .build()
         .map_err(|e| single(name.clone(), "", e.to_string()))?;
-    let site: SiteFile = serde_path_to_error::deserialize(cfg).map_err(|e| {
+    let value: T = serde_path_to_error::deserialize(cfg).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
         // config appends its own, less precise "for key `…`"; the path above says it.
@@ -99,7 +108,7 @@ pub fn load_site_file(source: SiteSource<'_>, env: bool) -> Result<(String, Site
             .to_string();
         single(name.clone(), &path, message)
     })?;
-    Ok((name, site))
+    Ok((name, value))
 }
 
 fn single(file: String, path: &str, message: String) -> LoadError {

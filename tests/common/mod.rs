@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod mqtt;
+
 use std::{
     io::{BufRead, BufReader},
     net::TcpListener,

@@ -1,0 +1,66 @@
+//! `hazgate ingest`: the central ingest service (see [`crate::ingest`]).
+
+use std::{path::Path, process::ExitCode, sync::Arc};
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::ingest::{
+    config::IngestConfig,
+    http,
+    service::{run_ingest, Health},
+    writer::InfluxWriter,
+};
+
+pub async fn ingest(config: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = IngestConfig::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let prometheus = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()
+    {
+        Ok(h) => Some(h),
+        Err(e) => {
+            warn!(error = %e, "metrics recorder not installed; /metrics will be empty");
+            None
+        }
+    };
+    let cancel = CancellationToken::new();
+    super::cancel_on_signal(cancel.clone(), None);
+    let health = Arc::new(Health::default());
+    // Nothing has failed yet: healthy until a write says otherwise.
+    health
+        .store_ok
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let server = match cfg.http_addr() {
+        None => None,
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind http.listen {addr}"))?;
+            info!(%addr, "ingest HTTP: /healthz /metrics");
+            Some(tokio::spawn(http::serve(
+                listener,
+                health.clone(),
+                prometheus,
+                cancel.clone(),
+            )))
+        }
+    };
+    info!(
+        broker = %format!("{}:{}", cfg.mqtt.host, cfg.mqtt.port),
+        client_id = %cfg.mqtt.client_id,
+        group = %cfg.mqtt.group,
+        store = %cfg.store.url,
+        bucket = %cfg.store.bucket,
+        "hazgate ingest starting"
+    );
+    let writer = InfluxWriter::new(&cfg.store);
+    run_ingest(cfg, writer, health, cancel.clone())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    cancel.cancel();
+    if let Some(s) = server {
+        let _ = s.await;
+    }
+    info!("hazgate ingest stopped");
+    Ok(ExitCode::SUCCESS)
+}

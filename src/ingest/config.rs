@@ -1,0 +1,259 @@
+//! `central.toml`: where ingest subscribes, where it writes, where it serves.
+//!
+//! Every instance of a scaled-out ingest reads the same file except `mqtt.client_id`
+//! (stable per instance: its persistent session holds what it has not acknowledged).
+
+use std::{net::SocketAddr, path::Path};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    forward::config::TlsConfig,
+    model::{load::load_toml, validate::FieldError, LoadError, SiteSource},
+};
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    pub mqtt: MqttConfig,
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    pub host: String,
+    #[serde(default = "default_mqtt_port")]
+    pub port: u16,
+    /// Stable and unique per instance: the broker keeps this instance's unacknowledged
+    /// messages in its persistent session across restarts.
+    pub client_id: String,
+    /// Shared-subscription group: instances in one group split the stream.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// The gateways' topic prefix (`{prefix}/v1/…`).
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    #[serde(default = "default_keepalive")]
+    pub keepalive_s: u64,
+    /// Where malformed or schema-invalid messages are parked (with their topic and cause).
+    #[serde(default = "default_dead_letter")]
+    pub dead_letter_topic: String,
+    /// Larger messages are dead-lettered unread (a gateway's batch is ≈ 70 KiB).
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Base URL of the InfluxDB v2 write API (`/api/v2/write` is appended), without a
+    /// path: the influxdb2 crate drops one silently.
+    pub url: String,
+    pub org: String,
+    pub bucket: String,
+    /// API token; better from the environment: `HAZGATE__STORE__TOKEN`.
+    #[serde(default)]
+    pub token: String,
+    /// A batch is written when it holds this many points …
+    #[serde(default = "default_batch_points")]
+    pub batch_max_points: usize,
+    /// … or when its oldest message has waited this long.
+    #[serde(default = "default_batch_ms")]
+    pub batch_max_ms: u64,
+    /// One write attempt may take this long before it counts as failed and is retried.
+    #[serde(default = "default_timeout")]
+    pub timeout_s: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `/healthz` and `/metrics`; `off` to disable.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_mqtt_port() -> u16 {
+    1883
+}
+fn default_group() -> String {
+    "hazgate-ingest".into()
+}
+fn default_prefix() -> String {
+    "hazgate".into()
+}
+fn default_keepalive() -> u64 {
+    30
+}
+fn default_dead_letter() -> String {
+    "hazgate-ingest/dead-letter".into()
+}
+fn default_max_message() -> usize {
+    1 << 20
+}
+fn default_batch_points() -> usize {
+    20_000
+}
+fn default_batch_ms() -> u64 {
+    200
+}
+fn default_timeout() -> u64 {
+    10
+}
+fn default_listen() -> String {
+    "127.0.0.1:8090".into()
+}
+
+impl IngestConfig {
+    /// Loads `central.toml` with `HAZGATE__…` overrides and checks it; every problem
+    /// names its field.
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
+        let (file, cfg): (String, IngestConfig) = load_toml(SiteSource::Path(path), true)?;
+        let errors = cfg.problems();
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(LoadError { file, errors })
+        }
+    }
+
+    /// `Some(addr)` unless the HTTP endpoint is `off`.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.listen.parse().ok()
+    }
+
+    fn problems(&self) -> Vec<FieldError> {
+        let mut v: Vec<(&str, String)> = Vec::new();
+        let m = &self.mqtt;
+        if m.host.trim().is_empty() {
+            v.push(("mqtt.host", "must name the broker".into()));
+        }
+        if m.client_id.trim().is_empty() {
+            v.push((
+                "mqtt.client_id",
+                "must be set, stable and unique per instance".into(),
+            ));
+        }
+        for (field, value) in [("mqtt.group", &m.group), ("mqtt.prefix", &m.prefix)] {
+            if value.is_empty() || value.contains(['+', '#', '/']) {
+                v.push((field, format!("`{value}` must be non-empty, without + # /")));
+            }
+        }
+        if m.dead_letter_topic.is_empty() || m.dead_letter_topic.contains(['+', '#']) {
+            v.push((
+                "mqtt.dead_letter_topic",
+                "must be a topic without + or #".into(),
+            ));
+        }
+        if m.keepalive_s < 5 {
+            v.push(("mqtt.keepalive_s", "must be at least 5".into()));
+        }
+        if m.max_message_bytes < 1024 {
+            v.push(("mqtt.max_message_bytes", "must be at least 1024".into()));
+        }
+        if m.username.is_none() && m.password.is_some() {
+            v.push(("mqtt.password", "needs a username".into()));
+        }
+        let s = &self.store;
+        match url_path(&s.url) {
+            Err(e) => v.push(("store.url", e)),
+            Ok(path) if !path.is_empty() && path != "/" => v.push((
+                "store.url",
+                format!(
+                    "`{}`: no path allowed (the influxdb2 client would drop `{path}`)",
+                    s.url
+                ),
+            )),
+            Ok(_) => {}
+        }
+        if s.org.is_empty() {
+            v.push(("store.org", "must be set".into()));
+        }
+        if s.bucket.is_empty() {
+            v.push(("store.bucket", "must be set".into()));
+        }
+        if s.batch_max_points == 0 {
+            v.push(("store.batch_max_points", "must be at least 1".into()));
+        }
+        if s.batch_max_ms == 0 {
+            v.push(("store.batch_max_ms", "must be at least 1".into()));
+        }
+        if s.timeout_s == 0 {
+            v.push(("store.timeout_s", "must be at least 1".into()));
+        }
+        if self.http.listen != "off" && self.http_addr().is_none() {
+            v.push((
+                "http.listen",
+                format!("`{}`: expected IP:PORT or off", self.http.listen),
+            ));
+        }
+        v.into_iter()
+            .map(|(path, message)| FieldError {
+                path: path.into(),
+                message,
+            })
+            .collect()
+    }
+}
+
+/// The path of an `http://` or `https://` URL.
+fn url_path(url: &str) -> Result<&str, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("`{url}` must start with http:// or https://"))?;
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if host.is_empty() {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> IngestConfig {
+        let cfg: IngestConfig = toml::from_str(toml).unwrap();
+        cfg
+    }
+
+    const MIN: &str = "[mqtt]\nhost = \"b\"\nclient_id = \"i-1\"\n[store]\nurl = \"http://vm:8428\"\norg = \"o\"\nbucket = \"b\"\n";
+
+    #[test]
+    fn a_minimal_file_takes_defaults_and_passes() {
+        let c = parse(MIN);
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        assert_eq!(c.mqtt.group, "hazgate-ingest");
+        assert_eq!(c.store.batch_max_ms, 200);
+    }
+
+    #[test]
+    fn problems_name_their_field() {
+        let c = parse(
+            &MIN.replace("http://vm:8428", "http://vm:8428/influx")
+                .replace("\"i-1\"", "\"\""),
+        );
+        let fields: Vec<String> = c.problems().into_iter().map(|e| e.path).collect();
+        assert_eq!(fields, ["mqtt.client_id", "store.url"]);
+        let c = parse(&MIN.replace("http://vm:8428", "vm:8428"));
+        assert!(c.problems()[0].message.contains("http://"));
+    }
+}

@@ -1,0 +1,351 @@
+//! `hazgate ingest`: gateways' MQTT stream → time-series store, acknowledged only once
+//! stored.
+//!
+//! Ingest keeps no state of its own, so it scales out by running more instances:
+//!
+//! - **Shared subscription** (`$share/{group}/…`): the broker splits the stream among the
+//!   instances of a group; nothing to coordinate here.
+//! - **Acknowledged after the write.** Manual acks, QoS 1, a persistent session (clean
+//!   session off, a stable client id): a message's PUBACK goes to the broker only after
+//!   the store accepted every point it carried. While the store is down, batches are
+//!   retried with back-off and nothing is acknowledged; the broker stops sending once
+//!   its in-flight window for this client is full (Mosquitto: `max_inflight_messages`)
+//!   and keeps the rest queued — that is the backpressure. An instance that dies
+//!   mid-batch gets its unacknowledged messages again when it reconnects.
+//! - **Idempotent writes**: points carry the gateway's timestamps, so a message stored
+//!   twice (redelivered after a crash) overwrites itself.
+//! - **Dead letters**: a malformed or schema-invalid message is counted, logged once
+//!   per cause, republished with its topic and cause on the dead-letter topic, and
+//!   acknowledged — it never blocks the stream.
+
+use std::{
+    collections::HashSet,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, SystemTime},
+};
+
+use bytes::Bytes;
+use influxdb2::models::WriteDataPoint;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, TlsConfiguration, Transport};
+use tokio::{sync::mpsc, time::Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{
+    config::{IngestConfig, MqttConfig, StoreConfig},
+    message::{decode, Decoded, Rejected, Stream},
+    writer::PointWriter,
+};
+
+/// What the HTTP endpoint reports.
+#[derive(Default)]
+pub struct Health {
+    pub mqtt_connected: AtomicBool,
+    /// False after a failed write, true again after a good one.
+    pub store_ok: AtomicBool,
+    /// Messages received and not yet acknowledged (waiting in a batch).
+    pub unacked: AtomicU64,
+}
+
+/// A stored message's share of a batch: its ack and its points as line protocol.
+struct Accepted {
+    publish: Publish,
+    lines: Vec<u8>,
+    points: usize,
+    newest_ms: Option<i64>,
+    message_type: &'static str,
+}
+
+/// Runs ingest until `cancel`.
+pub async fn run_ingest<W: PointWriter>(
+    cfg: IngestConfig,
+    writer: W,
+    health: Arc<Health>,
+    cancel: CancellationToken,
+) -> Result<(), String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let options = mqtt_options(&cfg.mqtt)?;
+    let (client, mut eventloop) = AsyncClient::new(options, 1024);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let batcher = tokio::spawn(batcher(
+        cfg.store.clone(),
+        writer,
+        client.clone(),
+        rx,
+        health.clone(),
+        cancel.clone(),
+    ));
+    let filters: Vec<String> = Stream::ALL
+        .iter()
+        .map(|s| {
+            format!(
+                "$share/{}/{}/v1/+/+/+/{}",
+                cfg.mqtt.group,
+                cfg.mqtt.prefix,
+                s.topic_level()
+            )
+        })
+        .collect();
+    let mut dead = DeadLetters::default();
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let ev = tokio::select! {
+            () = cancel.cancelled() => break,
+            ev = eventloop.poll() => ev,
+        };
+        match ev {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                info!(host = %cfg.mqtt.host, port = cfg.mqtt.port, session_present = ack.session_present,
+                    group = %cfg.mqtt.group, "ingest connected");
+                health.mqtt_connected.store(true, Ordering::Relaxed);
+                backoff = Duration::from_millis(500);
+                for f in &filters {
+                    if let Err(e) = client.try_subscribe(f, QoS::AtLeastOnce) {
+                        warn!(error = %e, filter = %f, "cannot subscribe");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                health.unacked.fetch_add(1, Ordering::Relaxed);
+                let received_ms = now_ms();
+                match decode(
+                    &cfg.mqtt.prefix,
+                    &p.topic,
+                    &p.payload,
+                    cfg.mqtt.max_message_bytes,
+                    received_ms,
+                ) {
+                    Ok(d) => {
+                        metrics::counter!("hazgate_ingest_messages_total", "type" => d.message_type)
+                            .increment(1);
+                        let _ = tx.send(accept(p, d));
+                    }
+                    Err(r) => {
+                        dead.park(&client, &cfg.mqtt.dead_letter_topic, &p, &r);
+                        ack(&client, &p).await;
+                        health.unacked.fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let was = health.mqtt_connected.swap(false, Ordering::Relaxed);
+                warn!(error = %e, was_connected = was, retry_in_ms = backoff.as_millis() as u64,
+                    "ingest MQTT connection down; retrying");
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+    // The batcher writes what it holds and acknowledges it; give the acks a moment to
+    // leave, then disconnect (the session, and anything unacknowledged, stays).
+    let _ = batcher.await;
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while eventloop.poll().await.is_ok() {}
+    })
+    .await;
+    Ok(())
+}
+
+fn mqtt_options(cfg: &MqttConfig) -> Result<MqttOptions, String> {
+    let mut o = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
+    o.set_keep_alive(Duration::from_secs(cfg.keepalive_s))
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        // Accept far larger packets than we store, so an oversized message is
+        // dead-lettered instead of breaking the connection (and coming back forever).
+        .set_max_packet_size((cfg.max_message_bytes * 16).max(1 << 24), 1 << 20);
+    if let Some(u) = &cfg.username {
+        o.set_credentials(u.clone(), cfg.password.clone().unwrap_or_default());
+    }
+    if let Some(tls) = &cfg.tls {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| format!("mqtt.tls: {}: {e}", p.display()))
+        };
+        let client_auth = match (&tls.cert_file, &tls.key_file) {
+            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+            _ => None,
+        };
+        o.set_transport(Transport::Tls(TlsConfiguration::Simple {
+            ca: read(&tls.ca_file)?,
+            alpn: None,
+            client_auth,
+        }));
+    }
+    Ok(o)
+}
+
+fn accept(publish: Publish, d: Decoded) -> Accepted {
+    let mut lines = Vec::with_capacity(d.points.len() * 160);
+    for p in &d.points {
+        // Writing into a Vec cannot fail.
+        let _ = p.write_data_point_to(&mut lines);
+    }
+    Accepted {
+        publish,
+        lines,
+        points: d.points.len(),
+        newest_ms: d.newest_ms,
+        message_type: d.message_type,
+    }
+}
+
+async fn ack(client: &AsyncClient, p: &Publish) {
+    if let Err(e) = client.ack(p).await {
+        debug!(error = %e, "ack not sent; the broker will redeliver");
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Parks refused messages and logs each cause once.
+#[derive(Default)]
+struct DeadLetters {
+    logged: HashSet<&'static str>,
+}
+
+/// How much of a refused payload the dead letter carries.
+const DEAD_LETTER_EXCERPT: usize = 4096;
+
+impl DeadLetters {
+    fn park(&mut self, client: &AsyncClient, topic: &str, p: &Publish, r: &Rejected) {
+        metrics::counter!("hazgate_ingest_dead_letters_total", "cause" => r.cause).increment(1);
+        if self.logged.insert(r.cause) {
+            warn!(cause = r.cause, topic = %p.topic, detail = %r.detail,
+                "message refused and dead-lettered (logged once per cause; see hazgate_ingest_dead_letters_total)");
+        }
+        let excerpt = &p.payload[..p.payload.len().min(DEAD_LETTER_EXCERPT)];
+        let letter = serde_json::json!({
+            "topic": p.topic,
+            "cause": r.cause,
+            "detail": r.detail,
+            "received_ms": now_ms(),
+            "payload_bytes": p.payload.len(),
+            "payload": String::from_utf8_lossy(excerpt),
+        });
+        if let Err(e) = client.try_publish(topic, QoS::AtLeastOnce, false, letter.to_string()) {
+            warn!(error = %e, "dead letter not published");
+        }
+    }
+}
+
+/// Collects accepted messages into batches, writes each (retrying until it is stored)
+/// and only then acknowledges its messages.
+async fn batcher<W: PointWriter>(
+    cfg: StoreConfig,
+    writer: W,
+    client: AsyncClient,
+    mut rx: mpsc::UnboundedReceiver<Accepted>,
+    health: Arc<Health>,
+    cancel: CancellationToken,
+) {
+    let max_wait = Duration::from_millis(cfg.batch_max_ms);
+    let mut batch: Vec<Accepted> = Vec::new();
+    let mut points = 0usize;
+    let mut opened = Instant::now();
+    loop {
+        let due = opened + max_wait;
+        let full = tokio::select! {
+            () = cancel.cancelled() => break,
+            item = rx.recv() => match item {
+                Some(a) => {
+                    if batch.is_empty() {
+                        opened = Instant::now();
+                    }
+                    points += a.points;
+                    batch.push(a);
+                    points >= cfg.batch_max_points
+                }
+                None => break,
+            },
+            () = tokio::time::sleep_until(due), if !batch.is_empty() => true,
+        };
+        if full && !write_and_ack(&writer, &client, &mut batch, &health, &cancel).await {
+            break;
+        }
+        if batch.is_empty() {
+            points = 0;
+        }
+    }
+    // On shutdown: what is already here is written once more; if the store is down it
+    // stays unacknowledged and the broker delivers it again after the restart.
+    while let Ok(a) = rx.try_recv() {
+        batch.push(a);
+    }
+    if !batch.is_empty() {
+        let stop = CancellationToken::new();
+        let attempt = write_and_ack(&writer, &client, &mut batch, &health, &stop);
+        let _ = tokio::time::timeout(Duration::from_secs(5), attempt).await;
+    }
+}
+
+/// Writes one batch, retrying with back-off, then acknowledges its messages. Returns
+/// false when cancelled before the write succeeded (nothing acknowledged).
+async fn write_and_ack<W: PointWriter>(
+    writer: &W,
+    client: &AsyncClient,
+    batch: &mut Vec<Accepted>,
+    health: &Health,
+    cancel: &CancellationToken,
+) -> bool {
+    let size: usize = batch.iter().map(|a| a.lines.len()).sum();
+    let mut body = Vec::with_capacity(size);
+    for a in batch.iter() {
+        body.extend_from_slice(&a.lines);
+    }
+    let body = Bytes::from(body);
+    let points: usize = batch.iter().map(|a| a.points).sum();
+    let mut backoff = Duration::from_millis(250);
+    let mut failures = 0u32;
+    if points > 0 {
+        loop {
+            let started = Instant::now();
+            match writer.write(body.clone()).await {
+                Ok(()) => {
+                    metrics::histogram!("hazgate_ingest_write_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    if !health.store_ok.swap(true, Ordering::Relaxed) || failures > 0 {
+                        info!(points, failures, "store writes accepted");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    failures += 1;
+                    metrics::counter!("hazgate_ingest_write_retries_total").increment(1);
+                    health.store_ok.store(false, Ordering::Relaxed);
+                    // One line per attempt, paced by the back-off (≤ 1 per 30 s).
+                    warn!(error = %e, points, attempt = failures, retry_in_ms = backoff.as_millis() as u64,
+                        "store write failed; holding the batch (nothing acknowledged)");
+                    tokio::select! {
+                        () = cancel.cancelled() => return false,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+    metrics::counter!("hazgate_ingest_points_written_total").increment(points as u64);
+    if let Some(newest) = batch.iter().filter_map(|a| a.newest_ms).max() {
+        metrics::gauge!("hazgate_ingest_lag_seconds")
+            .set((now_ms() - newest).max(0) as f64 / 1000.0);
+    }
+    for a in batch.drain(..) {
+        metrics::counter!("hazgate_ingest_messages_stored_total", "type" => a.message_type)
+            .increment(1);
+        ack(client, &a.publish).await;
+        health.unacked.fetch_sub(1, Ordering::Relaxed);
+    }
+    true
+}

@@ -1,0 +1,190 @@
+//! MQTT-side helpers: a Mosquitto broker of the test's own, a recording subscriber, and
+//! the demo site's simulator and gateway publishing to it.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+use super::*;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_hazgate");
+
+/// A Mosquitto broker on a free port with a config of its own, persistent, so a
+/// subscriber's queued messages survive the broker's restart.
+pub struct Broker {
+    pub port: u16,
+    dir: PathBuf,
+    /// Extra lines for mosquitto.conf.
+    extra: String,
+    proc: Option<Proc>,
+}
+
+impl Broker {
+    pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, "")
+    }
+
+    /// With extra mosquitto.conf lines (e.g. `max_inflight_messages 200`).
+    pub fn start_with(dir: &Path, extra: &str) -> Self {
+        let mut b = Broker {
+            port: free_port(),
+            dir: dir.to_path_buf(),
+            extra: extra.to_string(),
+            proc: None,
+        };
+        b.restart();
+        b
+    }
+
+    pub fn restart(&mut self) {
+        let conf = self.dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\nuser root\npersistence true\npersistence_location {}/\nautosave_interval 1\nlog_dest file {}/mosquitto.log\n{}\n",
+                self.port,
+                self.dir.display(),
+                self.dir.display(),
+                self.extra
+            ),
+        )
+        .unwrap();
+        let bin = if Path::new("/usr/sbin/mosquitto").exists() {
+            "/usr/sbin/mosquitto"
+        } else {
+            "mosquitto"
+        };
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto: run tests/setup-peers.sh first");
+        self.proc = Some(Proc {
+            child,
+            name: "mosquitto".into(),
+        });
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "mosquitto did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A graceful stop (SIGTERM): the broker saves its persistent sessions.
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &p.child.id().to_string()])
+                .status();
+            let _ = p.child.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Messages received, by topic, in arrival order: (topic, payload JSON).
+pub type Received = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+
+/// A persistent-session QoS 1 subscriber that reconnects by itself.
+pub fn subscriber(port: u16, filter: &str) -> (Received, tokio::task::JoinHandle<()>) {
+    let got: Received = Arc::default();
+    let sink = got.clone();
+    let filter = filter.to_string();
+    let task = tokio::spawn(async move {
+        let mut o = MqttOptions::new("hazgate-test-subscriber", "127.0.0.1", port);
+        o.set_clean_session(false);
+        o.set_keep_alive(Duration::from_secs(5));
+        o.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut el) = AsyncClient::new(o, 64);
+        client.subscribe(&filter, QoS::AtLeastOnce).await.unwrap();
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let v = serde_json::from_slice(&p.payload).unwrap_or(serde_json::Value::Null);
+                    sink.lock().unwrap().push((p.topic.clone(), v));
+                }
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = client.try_subscribe(&filter, QoS::AtLeastOnce);
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    });
+    (got, task)
+}
+
+/// The demo site on its own ports, publishing to `broker`; `extra` adds `[uplink]` lines.
+pub fn demo_site_with_uplink(
+    dir: &Path,
+    modbus_port: u16,
+    tty: &Path,
+    broker: u16,
+    extra: &str,
+) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("firmware-config/demo-site.toml")).unwrap();
+    let text = text
+        .replace("port = 15020", &format!("port = {modbus_port}"))
+        .replace("/tmp/hazgate/ttyA", &tty.display().to_string());
+    let text = format!(
+        "{text}\n[uplink]\nhost = \"127.0.0.1\"\nport = {broker}\nspool_path = \"{}\"\naudit_path = \"{}\"\nintegrity_period_s = 5\n{extra}\n",
+        dir.join("spool.redb").display(),
+        dir.join("audit.jsonl").display()
+    );
+    let path = dir.join("site.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `hazgate simulate` for a site, its RTU channel on `tty_b`, with extra arguments.
+pub fn start_simulator(site: &Path, tty_b: &Path, extra: &[&str]) -> Proc {
+    let child = Command::new(BIN)
+        .arg("simulate")
+        .args(extra)
+        .arg("--config")
+        .arg(site)
+        .arg("--serve")
+        .arg(format!("rs485-1={}", tty_b.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Proc {
+        child,
+        name: "simulate".into(),
+    }
+}
+
+/// `hazgate run` without the local API, its log to `log` (or nowhere).
+pub fn start_gateway(site: &Path, log: Option<&Path>) -> Proc {
+    let stderr = match log {
+        Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+        None => Stdio::null(),
+    };
+    let child = Command::new(BIN)
+        .args(["run", "--api", "off", "--log-level", "warn", "--config"])
+        .arg(site)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    Proc {
+        child,
+        name: "hazgate run".into(),
+    }
+}
