@@ -337,11 +337,13 @@ async fn write_and_ack<W: PointWriter>(
         }
     }
     metrics::counter!("hazgate_ingest_points_written_total").increment(points as u64);
-    if let Some(newest) = batch.iter().filter_map(|a| a.newest_ms).max() {
-        metrics::gauge!("hazgate_ingest_lag_seconds")
-            .set((now_ms() - newest).max(0) as f64 / 1000.0);
-    }
+    let stored_ms = now_ms();
     for a in batch.drain(..) {
+        // Lag: gateway timestamp of the message's newest point → accepted by the store.
+        if let Some(newest) = a.newest_ms {
+            metrics::histogram!("hazgate_ingest_lag_seconds")
+                .record((stored_ms - newest).max(0) as f64 / 1000.0);
+        }
         metrics::counter!("hazgate_ingest_messages_stored_total", "type" => a.message_type)
             .increment(1);
         ack(client, &a.publish).await;

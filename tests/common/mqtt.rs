@@ -102,11 +102,21 @@ pub type Received = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
 
 /// A persistent-session QoS 1 subscriber that reconnects by itself.
 pub fn subscriber(port: u16, filter: &str) -> (Received, tokio::task::JoinHandle<()>) {
+    subscriber_as(port, filter, "hazgate-test-subscriber")
+}
+
+/// [`subscriber`] with a client id of its own (several on one broker).
+pub fn subscriber_as(
+    port: u16,
+    filter: &str,
+    client_id: &str,
+) -> (Received, tokio::task::JoinHandle<()>) {
     let got: Received = Arc::default();
     let sink = got.clone();
     let filter = filter.to_string();
+    let client_id = client_id.to_string();
     let task = tokio::spawn(async move {
-        let mut o = MqttOptions::new("hazgate-test-subscriber", "127.0.0.1", port);
+        let mut o = MqttOptions::new(client_id, "127.0.0.1", port);
         o.set_clean_session(false);
         o.set_keep_alive(Duration::from_secs(5));
         o.set_max_packet_size(1 << 20, 1 << 20);

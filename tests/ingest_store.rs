@@ -1,0 +1,561 @@
+//! Central ingest against real peers: simulator → gateway → Mosquitto → `hazgate ingest`
+//! → VictoriaMetrics (InfluxDB v2 write API), read back through `/api/v1/export`.
+//!
+//! What a recording subscriber saw on the broker is the ground truth: the store must
+//! hold exactly those readings, alarm events and risk levels — no more, no fewer.
+
+mod common;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{mqtt::*, *};
+
+/// Mosquitto for ingest: deep queues for its persistent sessions (nothing dropped while
+/// the store is down) and a wider in-flight window (throughput).
+const BROKER_CONF: &str = "max_queued_messages 0\nmax_inflight_messages 200";
+
+/// A VictoriaMetrics server on a free port with a throw-away data directory.
+struct Store {
+    port: u16,
+    data: PathBuf,
+    proc: Option<Proc>,
+}
+
+impl Store {
+    fn start(dir: &Path) -> Self {
+        let mut s = Store {
+            port: free_port(),
+            data: dir.join("vm-data"),
+            proc: None,
+        };
+        s.restart();
+        s
+    }
+
+    fn restart(&mut self) {
+        let log = std::fs::File::create(self.data.with_extension("log")).unwrap();
+        let child = Command::new("/usr/bin/victoria-metrics")
+            .arg(format!("-storageDataPath={}", self.data.display()))
+            .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
+            .args([
+                "-search.latencyOffset=0s",
+                "-search.disableCache",
+                "-retentionPeriod=100y",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start victoria-metrics: run tests/setup-peers.sh first");
+        self.proc = Some(Proc {
+            child,
+            name: "victoria-metrics".into(),
+        });
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "victoria-metrics did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A graceful stop (SIGTERM): the store flushes what it accepted. (A SIGKILL loses
+    /// its last second of accepted points — the store's durability, not ingest's.)
+    fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &p.child.id().to_string()])
+                .status();
+            let _ = p.child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every sample of the series matching `selector`: (labels, timestamp ms) → value.
+    fn export(&self, selector: &str) -> BTreeMap<(BTreeMap<String, String>, i64), f64> {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "10"])
+            .arg(format!("{}/api/v1/export", self.url()))
+            .arg("--data-urlencode")
+            .arg(format!("match[]={selector}"))
+            .output()
+            .expect("curl");
+        let mut samples = BTreeMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let labels: BTreeMap<String, String> = v["metric"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect();
+            let ts = v["timestamps"].as_array().unwrap();
+            let vals = v["values"].as_array().unwrap();
+            for (t, x) in ts.iter().zip(vals) {
+                samples.insert((labels.clone(), t.as_i64().unwrap()), x.as_f64().unwrap());
+            }
+        }
+        samples
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Writes `central.toml` for one ingest instance and starts it.
+fn start_ingest(dir: &Path, name: &str, broker: u16, store: &Store, http: u16) -> Proc {
+    let conf = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &conf,
+        format!(
+            "[mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\nclient_id = \"{name}\"\ngroup = \"test-ingest\"\n\
+             [store]\nurl = \"{}\"\norg = \"park\"\nbucket = \"hazgate\"\ntoken = \"unused\"\nbatch_max_ms = 100\n\
+             [http]\nlisten = \"127.0.0.1:{http}\"\n",
+            store.url()
+        ),
+    )
+    .unwrap();
+    let check = Command::new(BIN).arg("check").arg(&conf).output().unwrap();
+    assert!(check.status.success(), "{check:?}");
+    let child = Command::new(BIN)
+        .args(["ingest", "--log-level", "info", "--config"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "ingest did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Proc {
+        child,
+        name: format!("ingest {name}"),
+    }
+}
+
+fn metric(http: u16, name: &str) -> f64 {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{http}/metrics"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn ms(ts: &serde_json::Value) -> i64 {
+    let t = humantime::parse_rfc3339(ts.as_str().unwrap()).unwrap();
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// A value compared to 1 part in 10⁹: the store keeps ~12 significant digits
+/// (2.3000000000000003 comes back as 2.3).
+#[derive(Debug, Clone, Copy)]
+struct Close(f64);
+
+impl PartialEq for Close {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0 - other.0).abs() <= 1e-9 * self.0.abs().max(other.0.abs()).max(1.0)
+    }
+}
+
+/// What the store must hold, from what the broker carried for the demo gateway:
+/// readings (point, ts) → (value, None for null; quality code); alarm events
+/// (point, alarm, action, ts); risk changes (hazard source, ts) → level.
+#[derive(Debug, Default, PartialEq)]
+struct Expected {
+    readings: BTreeMap<(String, i64), (Option<Close>, i64)>,
+    alarms: BTreeSet<(String, String, String, i64)>,
+    risk: BTreeMap<(String, i64), i64>,
+}
+
+fn expected(got: &Received) -> Expected {
+    let mut e = Expected::default();
+    for (topic, v) in got.lock().unwrap().iter() {
+        if !topic.starts_with("hazgate/v1/CP-320500-01/") {
+            continue;
+        }
+        match v["type"].as_str() {
+            Some("telemetry") => {
+                for r in v["readings"].as_array().unwrap() {
+                    let value = match &r["value"] {
+                        serde_json::Value::Bool(b) => Some(f64::from(u8::from(*b))),
+                        x => x.as_f64(),
+                    };
+                    let q = hazgate::ingest::message::quality_code(r["quality"].as_str().unwrap());
+                    e.readings.insert(
+                        (r["point"].as_str().unwrap().into(), ms(&r["ts"])),
+                        (value.map(Close), q),
+                    );
+                }
+            }
+            Some("alarm") => {
+                let a = &v["alarm"];
+                e.alarms.insert((
+                    a["point"].as_str().unwrap().into(),
+                    a["alarm"].as_str().unwrap().into(),
+                    a["action"].as_str().unwrap().into(),
+                    ms(&a["ts"]),
+                ));
+            }
+            // The event stream, not the retained per-source copies.
+            Some("risk") if topic.ends_with("/risk") => {
+                let r = &v["risk"];
+                let id = r["id"].as_str().unwrap_or("enterprise");
+                e.risk.insert(
+                    (id.into(), ms(&r["ts"])),
+                    hazgate::ingest::message::colour_level(r["to"].as_str().unwrap()),
+                );
+            }
+            _ => {}
+        }
+    }
+    e
+}
+
+fn stored(store: &Store) -> Expected {
+    let mut e = Expected::default();
+    let gw = "gateway=\"GW-01\"";
+    let quality = store.export(&format!("{{__name__=\"reading_quality\",{gw}}}"));
+    let values = store.export(&format!("{{__name__=\"reading_value\",{gw}}}"));
+    let value_of: BTreeMap<(String, i64), f64> = values
+        .into_iter()
+        .map(|((l, t), x)| ((l["point"].clone(), t), x))
+        .collect();
+    for ((l, t), q) in quality {
+        let key = (l["point"].clone(), t);
+        let v = value_of.get(&key).copied().map(Close);
+        e.readings.insert(key, (v, q as i64));
+    }
+    for ((l, t), _) in store.export(&format!("{{__name__=\"alarm_seq\",{gw}}}")) {
+        e.alarms.insert((
+            l["point"].clone(),
+            l["alarm"].clone(),
+            l["action"].clone(),
+            t,
+        ));
+    }
+    for ((l, t), level) in store.export(&format!("{{__name__=\"risk_level\",{gw}}}")) {
+        e.risk.insert((l["hazard_source"].clone(), t), level as i64);
+    }
+    e
+}
+
+/// Waits until the store holds exactly what the broker carried.
+async fn assert_stored_exactly(store: &Store, got: &Received) {
+    let want = expected(got);
+    assert!(
+        want.readings.len() > 100 && !want.alarms.is_empty() && !want.risk.is_empty(),
+        "the scenario produced readings, alarms and risk changes: {} / {} / {}",
+        want.readings.len(),
+        want.alarms.len(),
+        want.risk.len()
+    );
+    let start = Instant::now();
+    loop {
+        let have = stored(store);
+        if have == want {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let missing: Vec<_> = want
+                .readings
+                .keys()
+                .filter(|k| !have.readings.contains_key(*k))
+                .take(5)
+                .collect();
+            let extra: Vec<_> = have
+                .readings
+                .keys()
+                .filter(|k| !want.readings.contains_key(*k))
+                .take(5)
+                .collect();
+            let differ: Vec<_> = want
+                .readings
+                .iter()
+                .filter(|(k, v)| have.readings.get(*k).is_some_and(|h| h != *v))
+                .take(5)
+                .collect();
+            panic!(
+                "store differs from the broker: readings {} vs {} (missing e.g. {missing:?}, extra {extra:?}, differing {differ:?}); alarms {:?} vs {:?}; risk {:?} vs {:?}",
+                want.readings.len(),
+                have.readings.len(),
+                want.alarms,
+                have.alarms,
+                want.risk,
+                have.risk
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Broker, store, one ingest, and the demo gateway with the bypass scenario (BP-101 on
+/// after 3 s: a high alarm, HS-01 orange).
+struct Rig {
+    dir: tempfile::TempDir,
+    broker: Broker,
+    store: Store,
+    got: Received,
+    sub: tokio::task::JoinHandle<()>,
+    site: PathBuf,
+    tty_b: PathBuf,
+    _pty: PtyPair,
+}
+
+fn rig() -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_with(dir.path(), BROKER_CONF);
+    let store = Store::start(dir.path());
+    // Only the demo gateway's topics: the garbage (one message is 2 MiB) goes elsewhere.
+    let (got, sub) = subscriber(broker.port, "hazgate/v1/CP-320500-01/#");
+    let pty = socat_pair(dir.path());
+    let site = demo_site_with_uplink(dir.path(), free_port(), &pty.a, broker.port, "");
+    Rig {
+        tty_b: pty.b.clone(),
+        _pty: pty,
+        dir,
+        broker,
+        store,
+        got,
+        sub,
+        site,
+    }
+}
+
+impl Rig {
+    fn simulate(&self) -> Proc {
+        start_simulator(
+            &self.site,
+            &self.tty_b,
+            &[
+                "--scenario",
+                "bypass",
+                "--target",
+                "BP-101",
+                "--start-after",
+                "3",
+            ],
+        )
+    }
+
+    /// Runs the gateway for `secs`, then stops it cleanly (its last status: offline).
+    async fn gateway_for(&self, secs: u64, during: impl AsyncFnOnce()) {
+        let mut gw = start_gateway(&self.site, None);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        during().await;
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        let _ = Command::new("kill")
+            .args(["-TERM", &gw.child.id().to_string()])
+            .status();
+        let _ = gw.child.wait();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_the_store_holds_exactly_what_the_gateway_published_and_garbage_is_dead_lettered(
+) {
+    let rig = rig();
+    let (letters, letters_sub) = {
+        // A second recorder, on the dead-letter topic only.
+        let (g, t) = subscriber_as(rig.broker.port, "hazgate-ingest/dead-letter", "dl-recorder");
+        (g, t)
+    };
+    let http = free_port();
+    let _ingest = start_ingest(
+        rig.dir.path(),
+        "ingest-1",
+        rig.broker.port,
+        &rig.store,
+        http,
+    );
+    let _sim = rig.simulate();
+    let port = rig.broker.port;
+    rig.gateway_for(8, async || {
+        // Garbage on gateway topics, among the real stream: each is refused with its
+        // cause, and ingestion goes on.
+        let (client, mut el) = rumqttc::AsyncClient::new(
+            {
+                let mut o = rumqttc::MqttOptions::new("garbage", "127.0.0.1", port);
+                o.set_max_packet_size(8 << 20, 8 << 20);
+                o
+            },
+            16,
+        );
+        tokio::spawn(async move { while el.poll().await.is_ok() {} });
+        let t = "hazgate/v1/P-X/E-X/G-X";
+        let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(2 << 20));
+        for (topic, payload) in [
+            (format!("{t}/telemetry"), "not json".to_string()),
+            (
+                format!("{t}/alarm"),
+                r#"{"seq":1,"type":"alarm"}"#.to_string(),
+            ),
+            (
+                format!("{t}/risk"),
+                r#"{"seq":1,"type":"telemetry"}"#.to_string(),
+            ),
+            (format!("{t}/status"), huge),
+        ] {
+            client
+                .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    assert_stored_exactly(&rig.store, &rig.got).await;
+
+    // The clean stop's offline status is the gateway's latest state in the store.
+    let status = rig
+        .store
+        .export("{__name__=\"gateway_status_online\",gateway=\"GW-01\"}");
+    let last = status.iter().max_by_key(|((_, t), _)| *t).unwrap();
+    assert_eq!(*last.1, 0.0, "offline last: {status:?}");
+    assert!(status.values().any(|v| *v == 1.0), "online before");
+
+    // Dead letters: one per garbage message, each with its cause, counted.
+    let causes: BTreeSet<String> = letters
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, v)| v["cause"].as_str().unwrap_or("?").to_string())
+        .collect();
+    assert_eq!(
+        causes,
+        ["not_json", "schema_invalid", "too_large", "wrong_type"]
+            .map(String::from)
+            .into(),
+    );
+    assert_eq!(metric(http, "hazgate_ingest_dead_letters_total"), 4.0);
+    assert!(metric(http, "hazgate_ingest_points_written_total") > 100.0);
+    let log = std::fs::read_to_string(rig.dir.path().join("ingest-1.log")).unwrap();
+    assert_eq!(
+        log.matches("dead-lettered").count(),
+        4,
+        "each cause logged once: {log}"
+    );
+    letters_sub.abort();
+    rig.sub.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_of_30_s_loses_nothing() {
+    let outage = std::env::var("HAZGATE_TEST_STORE_OUTAGE_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30u64);
+    let mut rig = rig();
+    let http = free_port();
+    let _ingest = start_ingest(
+        rig.dir.path(),
+        "ingest-1",
+        rig.broker.port,
+        &rig.store,
+        http,
+    );
+    let _sim = rig.simulate();
+    let mut gw = start_gateway(&rig.site, None);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    rig.store.stop();
+    tokio::time::sleep(Duration::from_secs(outage)).await;
+    let health = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://127.0.0.1:{http}/healthz"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&health.stdout),
+        "503",
+        "unhealthy while the store is down"
+    );
+    rig.store.restart();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &gw.child.id().to_string()])
+        .status();
+    let _ = gw.child.wait();
+    assert_stored_exactly(&rig.store, &rig.got).await;
+    assert!(metric(http, "hazgate_ingest_write_retries_total") >= 1.0);
+    rig.sub.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_split_the_stream_and_a_killed_one_loses_nothing() {
+    let mut rig = rig();
+    let (http_a, http_b) = (free_port(), free_port());
+    let _a = start_ingest(
+        rig.dir.path(),
+        "ingest-a",
+        rig.broker.port,
+        &rig.store,
+        http_a,
+    );
+    let mut b = start_ingest(
+        rig.dir.path(),
+        "ingest-b",
+        rig.broker.port,
+        &rig.store,
+        http_b,
+    );
+    let _sim = rig.simulate();
+    let mut gw = start_gateway(&rig.site, None);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let before_kill = metric(http_b, "hazgate_ingest_messages_total");
+    // With the store briefly down, B surely holds received, unstored messages when it
+    // is killed (-9). They wait in its persistent session and come again when it is
+    // back (as a supervisor restarts it).
+    rig.store.stop();
+    let held = Instant::now();
+    while metric(http_b, "hazgate_ingest_write_retries_total") < 1.0 {
+        assert!(
+            held.elapsed() < Duration::from_secs(15),
+            "B never held a batch"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    b.child.kill().unwrap();
+    let _ = b.child.wait();
+    rig.store.restart();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _b2 = start_ingest(
+        rig.dir.path(),
+        "ingest-b",
+        rig.broker.port,
+        &rig.store,
+        http_b,
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &gw.child.id().to_string()])
+        .status();
+    let _ = gw.child.wait();
+    assert_stored_exactly(&rig.store, &rig.got).await;
+    let a = metric(http_a, "hazgate_ingest_messages_total");
+    assert!(
+        a > 0.0 && before_kill > 0.0,
+        "both instances took a share: A {a}, B {before_kill} before the kill"
+    );
+    rig.sub.abort();
+}
