@@ -208,3 +208,48 @@ fn a_missing_file_is_a_clear_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/site.toml"));
 }
+
+#[test]
+fn the_central_ingest_file_is_checked_field_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/central.toml"),
+    )
+    .unwrap();
+    let (ok, out) = run_check(dir.path(), "central.toml", &good, &[]);
+    assert!(ok, "{out}");
+    // (change, expected message)
+    let cases = [
+        (
+            good.replace("http://127.0.0.1:8428", "http://127.0.0.1:8428/influx"),
+            "central.toml: store.url: `http://127.0.0.1:8428/influx`: no path allowed",
+        ),
+        (
+            good.replace("client_id = \"hazgate-ingest-1\"", "client_id = \"\""),
+            "central.toml: mqtt.client_id: must be set",
+        ),
+        (
+            good.replace("batch_max_ms = 200", "batch_max_ms = \"soon\""),
+            "central.toml: store.batch_max_ms: invalid type",
+        ),
+        (
+            good.replace("keepalive_s = 30", "keepalive = 30"),
+            "unknown field `keepalive`",
+        ),
+    ];
+    for (text, expected) in cases {
+        let (ok, out) = run_check(dir.path(), "central.toml", &text, &[]);
+        assert!(
+            !ok && out.contains(expected),
+            "expected `{expected}` in: {out}"
+        );
+    }
+    // An environment override wins over the file.
+    let (ok, out) = run_check(
+        dir.path(),
+        "central.toml",
+        &good.replace("listen = \"127.0.0.1:8090\"", "listen = \"$PORT\""),
+        &[("HAZGATE__HTTP__LISTEN", "127.0.0.1:9000")],
+    );
+    assert!(ok, "environment override: {out}");
+}

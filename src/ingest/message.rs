@@ -279,7 +279,7 @@ pub fn decode(
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|x| format!("{}:{}", text(&x["rule"]), text(&x["colour"])))
+                .map(|x| format!("{} ({})", text(&x["rule"]), text(&x["colour"])))
                 .collect();
             let b = ids
                 .tags(DataPoint::builder("risk"))
@@ -289,7 +289,7 @@ pub fn decode(
                 .field("level", colour_level(text(&r["to"])))
                 .field("from_level", colour_level(text(&r["from"])))
                 .field("colour", text(&r["to"]))
-                .field("reasons", reasons.join(";"))
+                .field("reasons", reasons.join("; "))
                 .field("seq", seq);
             points.push(build(b.timestamp(ts))?);
         }
