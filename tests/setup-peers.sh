@@ -3,6 +3,7 @@
 #   - socat (Debian) for RTU over a pseudo-terminal pair,
 #   - mosquitto and mosquitto-clients (Debian) as the MQTT broker,
 #   - victoria-metrics (Debian) as the time-series store (InfluxDB v2 write API),
+#   - chromium and chromium-driver (Debian) for the command-centre screen test,
 #   - pymodbus (PyPI, pinned) in the project-local virtualenv .venv.
 # Safe to run again; does nothing that is already done.
 set -euo pipefail
@@ -15,6 +16,10 @@ command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 [ -x /usr/bin/victoria-metrics ] || need_apt+=(victoria-metrics)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+# CJK glyphs for the screen's Chinese labels (screenshots would show boxes without).
+[ -d /usr/share/fonts/opentype/noto ] || need_apt+=(fonts-noto-cjk)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup-peers: installing ${need_apt[*]} from Debian"
   SUDO=""

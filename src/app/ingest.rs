@@ -9,6 +9,7 @@ use tracing::{info, warn};
 use crate::ingest::{
     config::IngestConfig,
     http,
+    screen::{self, ScreenHub},
     service::{run_ingest, Health},
     writer::InfluxWriter,
 };
@@ -36,11 +37,14 @@ pub async fn ingest(config: &Path) -> anyhow::Result<ExitCode> {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot bind http.listen {addr}"))?;
-            info!(%addr, "ingest HTTP: /healthz /metrics");
+            info!(%addr, "ingest HTTP: /healthz /metrics /screen");
+            let hub = ScreenHub::default();
+            tokio::spawn(screen::watch(cfg.mqtt.clone(), hub.clone(), cancel.clone()));
             Some(tokio::spawn(http::serve(
                 listener,
                 health.clone(),
                 prometheus,
+                hub,
                 cancel.clone(),
             )))
         }

@@ -1,5 +1,5 @@
-//! Ingest's HTTP endpoint: `/healthz` for the load balancer and `/metrics` for
-//! Prometheus.
+//! Ingest's HTTP endpoint: `/healthz` for the load balancer, `/metrics` for
+//! Prometheus, and the command-centre screen (`/screen`, `/screen/events`).
 
 use std::sync::{atomic::Ordering, Arc};
 
@@ -7,12 +7,13 @@ use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::ge
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::service::Health;
+use super::{screen::ScreenHub, service::Health};
 
 #[derive(Clone)]
 struct AppState {
     health: Arc<Health>,
     prometheus: Option<PrometheusHandle>,
+    screen: ScreenHub,
 }
 
 /// Serves until `cancel`.
@@ -20,12 +21,22 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     health: Arc<Health>,
     prometheus: Option<PrometheusHandle>,
+    screen: ScreenHub,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .with_state(AppState { health, prometheus });
+        .route("/screen", get(|| async { ScreenHub::page() }))
+        .route(
+            "/screen/events",
+            get(|State(s): State<AppState>| async move { s.screen.events() }),
+        )
+        .with_state(AppState {
+            health,
+            prometheus,
+            screen,
+        });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await

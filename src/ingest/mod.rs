@@ -3,10 +3,11 @@
 //! [`message`] checks each message against the contract's schemas and maps it to
 //! points (pure); [`writer`] puts line protocol into the store; [`service`] subscribes
 //! (shared subscription), batches, retries and acknowledges only what is stored;
-//! [`http`] serves health and metrics. Schema of what is stored: `docs/storage.md`.
+//! [`http`] serves health, metrics and the command-centre [`screen`]. Schema of what is stored: `docs/storage.md`.
 
 pub mod config;
 pub mod http;
 pub mod message;
+pub mod screen;
 pub mod service;
 pub mod writer;

@@ -1,0 +1,353 @@
+//! The command-centre screen (`/screen`): the four-colour map of enterprises and hazard
+//! sources, the major-risk list (重大风险清单), the live alarm feed and the gateways
+//! offline, pushed to the page over Server-Sent Events.
+//!
+//! The screen needs the *whole* park, while a shared subscription gives each ingest
+//! instance only a share; so it watches the broker on a subscription of its own
+//! (clean session, not shared): the retained per-source risk levels give the full
+//! picture the moment it connects, then alarms, risk and status keep it live. The page
+//! and its script are embedded in the binary (no CDN: control rooms are often offline).
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::response::{
+    sse::{Event as SseEvent, KeepAlive, Sse},
+    Html,
+};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::config::MqttConfig;
+
+/// The page: HTML, CSS and script in one file.
+pub const PAGE: &str = include_str!("screen.html");
+
+/// How many alarm events the feed keeps.
+const FEED_LEN: usize = 50;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SourceTile {
+    pub id: String,
+    pub colour: String,
+    pub reasons: Vec<String>,
+    pub since: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EnterpriseTile {
+    pub park: String,
+    pub enterprise: String,
+    pub gateway: String,
+    /// The enterprise's own level (its retained `risk/enterprise`), blue until known.
+    pub colour: String,
+    pub sources: Vec<SourceTile>,
+    pub online: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AlarmLine {
+    pub ts: String,
+    pub enterprise: String,
+    pub hazard_source: String,
+    pub point: String,
+    pub alarm: String,
+    pub class: String,
+    pub action: String,
+    pub value: Option<f64>,
+    pub limit: Option<f64>,
+}
+
+/// Everything the page shows.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Picture {
+    pub enterprises: Vec<EnterpriseTile>,
+    pub alarms: VecDeque<AlarmLine>,
+}
+
+/// The park's live picture, built from MQTT messages.
+#[derive(Default)]
+pub struct Screen {
+    /// (park, enterprise, gateway) → sources by id.
+    sources: BTreeMap<(String, String, String), BTreeMap<String, SourceTile>>,
+    enterprise_colour: BTreeMap<(String, String, String), String>,
+    online: BTreeMap<(String, String, String), bool>,
+    alarms: VecDeque<AlarmLine>,
+}
+
+impl Screen {
+    /// Takes one message; true when the picture changed.
+    pub fn apply(&mut self, prefix: &str, topic: &str, payload: &[u8]) -> bool {
+        let levels: Vec<&str> = topic.split('/').collect();
+        if levels.len() < 6 || levels[0] != prefix || levels[1] != "v1" {
+            return false;
+        }
+        let key = (
+            levels[2].to_string(),
+            levels[3].to_string(),
+            levels[4].to_string(),
+        );
+        let Ok(v) = serde_json::from_slice::<Value>(payload) else {
+            return false;
+        };
+        let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        match (levels[5], levels.get(6), v["type"].as_str()) {
+            ("risk", Some(_), Some("risk")) => {
+                let r = &v["risk"];
+                let colour = s(&r["to"]);
+                if !["blue", "yellow", "orange", "red"].contains(&colour.as_str()) {
+                    return false;
+                }
+                if r["scope"] == "enterprise" {
+                    self.enterprise_colour.insert(key, colour);
+                    return true;
+                }
+                let tile = SourceTile {
+                    id: s(&r["id"]),
+                    colour,
+                    reasons: r["reasons"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|x| format!("{} ({})", s(&x["rule"]), s(&x["colour"])))
+                        .collect(),
+                    since: s(&r["ts"]),
+                };
+                if tile.id.is_empty() {
+                    return false;
+                }
+                self.sources
+                    .entry(key)
+                    .or_default()
+                    .insert(tile.id.clone(), tile);
+                true
+            }
+            ("alarm", None, Some("alarm")) => {
+                let a = &v["alarm"];
+                self.alarms.push_front(AlarmLine {
+                    ts: s(&a["ts"]),
+                    enterprise: key.1,
+                    hazard_source: s(&a["hazard_source"]),
+                    point: s(&a["point"]),
+                    alarm: s(&a["alarm"]),
+                    class: s(&a["class"]),
+                    action: s(&a["action"]),
+                    value: a["value"].as_f64(),
+                    limit: a["limit"].as_f64(),
+                });
+                self.alarms.truncate(FEED_LEN);
+                true
+            }
+            ("status", None, Some("status")) => {
+                let online = v["state"] == "online";
+                self.online.insert(key, online) != Some(online)
+            }
+            _ => false,
+        }
+    }
+
+    pub fn picture(&self) -> Picture {
+        let mut keys: Vec<&(String, String, String)> = self
+            .sources
+            .keys()
+            .chain(self.online.keys())
+            .chain(self.enterprise_colour.keys())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        Picture {
+            enterprises: keys
+                .into_iter()
+                .map(|k| EnterpriseTile {
+                    park: k.0.clone(),
+                    enterprise: k.1.clone(),
+                    gateway: k.2.clone(),
+                    colour: self
+                        .enterprise_colour
+                        .get(k)
+                        .cloned()
+                        .unwrap_or_else(|| "blue".into()),
+                    sources: self
+                        .sources
+                        .get(k)
+                        .map(|m| m.values().cloned().collect())
+                        .unwrap_or_default(),
+                    online: self.online.get(k).copied(),
+                })
+                .collect(),
+            alarms: self.alarms.clone(),
+        }
+    }
+}
+
+/// The screen's shared state: the picture and a channel announcing each new one.
+#[derive(Clone)]
+pub struct ScreenHub {
+    screen: Arc<Mutex<Screen>>,
+    changed: broadcast::Sender<Arc<String>>,
+}
+
+impl Default for ScreenHub {
+    fn default() -> Self {
+        Self {
+            screen: Arc::default(),
+            changed: broadcast::channel(64).0,
+        }
+    }
+}
+
+impl ScreenHub {
+    fn snapshot(&self) -> Arc<String> {
+        let picture = self.screen.lock().map(|s| s.picture()).unwrap_or_default();
+        Arc::new(serde_json::to_string(&picture).unwrap_or_default())
+    }
+
+    /// The SSE stream: the current picture at once, then each new one.
+    pub fn events(&self) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
+        let first = self.snapshot();
+        let rx = self.changed.subscribe();
+        let hub = self.clone();
+        let stream = futures_util::stream::unfold(
+            (Some(first), rx, hub),
+            |(first, mut rx, hub)| async move {
+                if let Some(f) = first {
+                    return Some((Ok(SseEvent::default().data(f.as_str())), (None, rx, hub)));
+                }
+                let data = match rx.recv().await {
+                    Ok(d) => d,
+                    // A slow page missed pictures: the latest one is all it needs.
+                    Err(broadcast::error::RecvError::Lagged(_)) => hub.snapshot(),
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                };
+                Some((Ok(SseEvent::default().data(data.as_str())), (None, rx, hub)))
+            },
+        );
+        Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    }
+
+    pub fn page() -> Html<&'static str> {
+        Html(PAGE)
+    }
+}
+
+/// Watches the broker for the screen until `cancel`.
+pub async fn watch(cfg: MqttConfig, hub: ScreenHub, cancel: CancellationToken) {
+    let mut o = MqttOptions::new(
+        format!("{}-screen", cfg.client_id),
+        cfg.host.clone(),
+        cfg.port,
+    );
+    o.set_keep_alive(Duration::from_secs(cfg.keepalive_s))
+        .set_clean_session(true)
+        .set_max_packet_size(cfg.max_message_bytes.max(1 << 20), 1 << 16);
+    if let Some(u) = &cfg.username {
+        o.set_credentials(u.clone(), cfg.password.clone().unwrap_or_default());
+    }
+    if let Some(tls) = &cfg.tls {
+        let read = |p: &std::path::Path| std::fs::read(p).unwrap_or_default();
+        let client_auth = match (&tls.cert_file, &tls.key_file) {
+            (Some(c), Some(k)) => Some((read(c), read(k))),
+            _ => None,
+        };
+        o.set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Simple {
+            ca: read(&tls.ca_file),
+            alpn: None,
+            client_auth,
+        }));
+    }
+    let (client, mut eventloop) = AsyncClient::new(o, 16);
+    let filters = ["risk/+", "alarm", "status"].map(|s| format!("{}/v1/+/+/+/{s}", cfg.prefix));
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let ev = tokio::select! {
+            () = cancel.cancelled() => break,
+            ev = eventloop.poll() => ev,
+        };
+        match ev {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                info!("screen watching the broker");
+                backoff = Duration::from_millis(500);
+                for f in &filters {
+                    let _ = client.try_subscribe(f, QoS::AtMostOnce);
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let changed = hub
+                    .screen
+                    .lock()
+                    .map(|mut s| s.apply(&cfg.prefix, &p.topic, &p.payload))
+                    .unwrap_or(false);
+                if changed {
+                    let _ = hub.changed.send(hub.snapshot());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "screen: broker connection down; retrying");
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn risk(id: &str, scope: &str, to: &str) -> Vec<u8> {
+        format!(r#"{{"type":"risk","risk":{{"ts":"2026-11-23T07:00:00.000Z","scope":"{scope}","id":"{id}","from":"blue","to":"{to}","reasons":[{{"rule":"high alarm","colour":"{to}","alarms":[],"since":"2026-11-23T07:00:00.000Z"}}]}}}}"#).into_bytes()
+    }
+
+    #[test]
+    fn retained_levels_alarms_and_status_build_the_picture() {
+        let mut s = Screen::default();
+        let base = "hazgate/v1/P/E1/G1";
+        assert!(s.apply(
+            "hazgate",
+            &format!("{base}/risk/HS-01"),
+            &risk("HS-01", "hazard_source", "orange")
+        ));
+        assert!(s.apply(
+            "hazgate",
+            &format!("{base}/risk/enterprise"),
+            &risk("", "enterprise", "orange")
+        ));
+        assert!(s.apply(
+            "hazgate",
+            &format!("{base}/status"),
+            br#"{"type":"status","state":"offline"}"#
+        ));
+        assert!(
+            !s.apply(
+                "hazgate",
+                &format!("{base}/status"),
+                br#"{"type":"status","state":"offline"}"#
+            ),
+            "no change"
+        );
+        assert!(!s.apply("hazgate", &format!("{base}/risk/HS-02"), b"garbage"));
+        assert!(!s.apply(
+            "hazgate",
+            &format!("{base}/risk/HS-02"),
+            &risk("HS-02", "hazard_source", "purple")
+        ));
+        let p = s.picture();
+        assert_eq!(p.enterprises.len(), 1);
+        let e = &p.enterprises[0];
+        assert_eq!((e.colour.as_str(), e.online), ("orange", Some(false)));
+        assert_eq!(e.sources[0].colour, "orange");
+        assert_eq!(e.sources[0].reasons, ["high alarm (orange)"]);
+    }
+}

@@ -1,0 +1,266 @@
+//! The command-centre screen in a real browser: headless Chromium (Debian's, driven by
+//! chromedriver over WebDriver) loads `/screen` from `hazgate ingest`; a risk change
+//! published on MQTT turns the right tile the right colour within a second. A
+//! screenshot is kept in `target/screenshots/screen.png` for a person to look at.
+
+mod common;
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{mqtt::*, *};
+use rumqttc::{AsyncClient, MqttOptions, QoS};
+use serde_json::{json, Value};
+
+/// One WebDriver call (chromedriver speaks HTTP + JSON).
+fn wd(port: u16, method: &str, path: &str, body: Option<Value>) -> Value {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "--max-time", "30", "-X", method])
+        .arg(format!("http://127.0.0.1:{port}{path}"));
+    if let Some(b) = body {
+        cmd.args(["-H", "Content-Type: application/json", "-d"])
+            .arg(b.to_string());
+    }
+    let out = cmd.output().expect("curl");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{method} {path}: {e}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn risk(park: &str, ent: &str, id: &str, scope: &str, to: &str, rule: &str) -> (String, String) {
+    let topic_id = if scope == "enterprise" {
+        "enterprise"
+    } else {
+        id
+    };
+    (
+        format!("hazgate/v1/{park}/{ent}/GW-1/risk/{topic_id}"),
+        json!({"seq": 1, "ts": "2026-11-23T08:00:00.000Z", "park": park, "enterprise": ent, "gateway": "GW-1",
+            "type": "risk", "risk": {"ts": "2026-11-23T08:00:00.000Z", "scope": scope, "id": id, "from": "blue", "to": to,
+            "reasons": [{"rule": rule, "colour": to, "alarms": [], "since": "2026-11-23T08:00:00.000Z"}]}})
+        .to_string(),
+    )
+}
+
+fn status(park: &str, ent: &str, state: &str) -> (String, String) {
+    (
+        format!("hazgate/v1/{park}/{ent}/GW-1/status"),
+        json!({"seq": 2, "ts": "2026-11-23T08:00:00.000Z", "park": park, "enterprise": ent, "gateway": "GW-1",
+            "type": "status", "state": state, "version": "0.1.0", "uptime_s": 1, "spool_events": 0,
+            "spool_telemetry": 0, "spool_bytes": 0, "dropped_telemetry": 0})
+        .to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_risk_change_on_mqtt_turns_the_right_tile_the_right_colour_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let (client, mut el) = AsyncClient::new(
+        MqttOptions::new("screen-test", "127.0.0.1", broker.port),
+        64,
+    );
+    tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    let publish = |(topic, payload): (String, String)| {
+        let c = client.clone();
+        async move {
+            c.publish(topic, QoS::AtLeastOnce, true, payload)
+                .await
+                .unwrap()
+        }
+    };
+    // The park as the retained messages tell it before the screen starts.
+    publish(risk(
+        "P",
+        "E1",
+        "HS-01",
+        "hazard_source",
+        "blue",
+        "no alarm",
+    ))
+    .await;
+    publish(risk(
+        "P",
+        "E1",
+        "HS-02",
+        "hazard_source",
+        "yellow",
+        "low alarm",
+    ))
+    .await;
+    publish(risk(
+        "P",
+        "E2",
+        "HS-01",
+        "hazard_source",
+        "orange",
+        "bypass on a level 1/2 source",
+    ))
+    .await;
+    publish(status("P", "E1", "online")).await;
+    publish(status("P", "E2", "offline")).await;
+
+    // Ingest with its screen (the store is not needed for the screen: none runs).
+    let http = free_port();
+    let conf = dir.path().join("central.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"screen-ingest\"\n[store]\nurl = \"http://127.0.0.1:{}\"\norg = \"o\"\nbucket = \"b\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n",
+            broker.port,
+            free_port()
+        ),
+    )
+    .unwrap();
+    let _ingest = Proc {
+        child: Command::new(BIN)
+            .args(["ingest", "--log-level", "warn", "--config"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("ingest.log")).unwrap())
+            .spawn()
+            .unwrap(),
+        name: "ingest".into(),
+    };
+    let driver_port = free_port();
+    let _driver = Proc {
+        child: Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver: run tests/setup-peers.sh first"),
+        name: "chromedriver".into(),
+    };
+    for port in [http, driver_port] {
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "port {port} never listened"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let profile = dir.path().join("chromium-profile");
+    let session = wd(
+        driver_port,
+        "POST",
+        "/session",
+        Some(
+            json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1920,1080", format!("--user-data-dir={}", profile.display())]}}}}),
+        ),
+    );
+    let sid = session["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no WebDriver session: {session}"))
+        .to_string();
+    let script = |js: &str| {
+        wd(
+            driver_port,
+            "POST",
+            &format!("/session/{sid}/execute/sync"),
+            Some(json!({"script": js, "args": []})),
+        )["value"]
+            .clone()
+    };
+    wd(
+        driver_port,
+        "POST",
+        &format!("/session/{sid}/url"),
+        Some(json!({"url": format!("http://127.0.0.1:{http}/screen")})),
+    );
+
+    let tiles = || {
+        script("return [...document.querySelectorAll('.tile')].map(t => `${t.dataset.enterprise}/${t.dataset.source}=${t.dataset.colour}`).sort()")
+    };
+    let start = Instant::now();
+    while tiles() != json!(["E1/HS-01=blue", "E1/HS-02=yellow", "E2/HS-01=orange"]) {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the retained picture never showed: {}",
+            tiles()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = script("return document.body.innerText")
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    for needle in [
+        "重大风险清单",
+        "Major-risk list",
+        "E2 · HS-01",
+        "bypass on a level 1/2 source (orange)",
+        "离线网关",
+        "E2 · GW-1",
+        "实时报警",
+    ] {
+        assert!(text.contains(needle), "`{needle}` not on the page:\n{text}");
+    }
+
+    // The change: E1's HS-01 goes red.
+    let sent = Instant::now();
+    publish(risk(
+        "P",
+        "E1",
+        "HS-01",
+        "hazard_source",
+        "red",
+        "critical alarm on a level 1/2 source",
+    ))
+    .await;
+    let tile = "document.querySelector('.tile[data-enterprise=\"E1\"][data-source=\"HS-01\"]')";
+    loop {
+        let v = script(&format!(
+            "const t = {tile}; return t && [t.dataset.colour, getComputedStyle(t).backgroundColor]"
+        ));
+        if v[0] == "red" {
+            let elapsed = sent.elapsed();
+            assert_eq!(v[1], "rgb(215, 38, 61)", "painted red");
+            assert!(elapsed < Duration::from_secs(1), "red after {elapsed:?}");
+            break;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "the tile never turned red: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        script("return document.getElementById('n-red').textContent"),
+        "1"
+    );
+    assert_eq!(
+        tiles(),
+        json!(["E1/HS-01=red", "E1/HS-02=yellow", "E2/HS-01=orange"]),
+        "only that tile changed"
+    );
+
+    // A screenshot for a person to look at.
+    let shot = wd(
+        driver_port,
+        "GET",
+        &format!("/session/{sid}/screenshot"),
+        None,
+    );
+    use base64::Engine as _;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot["value"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("screen.png"), png).unwrap();
+    wd(driver_port, "DELETE", &format!("/session/{sid}"), None);
+}
