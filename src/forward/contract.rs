@@ -86,6 +86,8 @@ pub struct Envelope<'a, B: Serialize> {
 pub struct WireReading<'a> {
     pub point: &'a str,
     pub hazard_source: &'a str,
+    /// The device the point is read from (poll success per device at the centre).
+    pub device: &'a str,
     pub kind: PointKind,
     pub value: Option<Value>,
     pub unit: &'a str,
@@ -178,6 +180,7 @@ impl<'s> Encoder<'s> {
                 WireReading {
                     point: p.id.as_str(),
                     hazard_source: p.source_id.as_str(),
+                    device: p.device_id.as_str(),
                     kind: p.kind,
                     value: r.value,
                     unit: &p.unit,

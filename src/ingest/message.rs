@@ -224,13 +224,18 @@ pub fn decode(
                     .tag("hazard_source", text(&r["hazard_source"]))
                     .tag("point", text(&r["point"]))
                     .tag("kind", text(&r["kind"]));
+                if let Some(device) = r["device"].as_str() {
+                    b = b.tag("device", device);
+                }
                 if let Some(unit) = r["unit"].as_str().filter(|u| !u.is_empty()) {
                     b = b.tag("unit", unit);
                 }
                 if let Some(x) = number(&r["value"]) {
                     b = b.field("value", x);
                 }
-                b = b.field("quality", quality_code(text(&r["quality"])));
+                let quality = quality_code(text(&r["quality"]));
+                // `good` (1 / 0) makes a success rate a plain mean() in any store.
+                b = b.field("quality", quality).field("good", i64::from(quality == 0));
                 if let Some(code) = r["exception"].as_i64() {
                     b = b.field("exception", code);
                 }
@@ -248,6 +253,9 @@ pub fn decode(
                 .tag("class", text(&a["class"]))
                 .tag("action", text(&a["action"]))
                 .tag("state", text(&a["state"]))
+                // Whether the alarm is still active after this event: "active now"
+                // is then last(active) per alarm, whatever the store.
+                .field("active", i64::from(a["state"] != "normal"))
                 .field("seq", seq)
                 .field("bad_quality", a["bad_quality"].as_bool() == Some(true))
                 .field("shelved", a["shelved"].as_bool() == Some(true))
@@ -441,18 +449,18 @@ mod tests {
     #[test]
     fn a_reading_becomes_one_point_at_its_acquisition_time() {
         let msg = telemetry(
-            r#"{"point":"GT-101","hazard_source":"HS-01","kind":"combustible_gas","value":12.5,"unit":"%LEL","quality":"good","ts":"2026-11-23T07:42:58.001Z"},
+            r#"{"point":"GT-101","hazard_source":"HS-01","device":"D1","kind":"combustible_gas","value":12.5,"unit":"%LEL","quality":"good","ts":"2026-11-23T07:42:58.001Z"},
                {"point":"BP-101","hazard_source":"HS-01","kind":"interlock_bypass","value":null,"unit":"","quality":"device_exception","exception":2,"ts":"2026-11-23T07:42:58.002Z"}"#,
         );
         let d = decode("hazgate", T, msg.as_bytes(), 1 << 20, 0).unwrap();
         let lines: Vec<String> = d.points.iter().map(line).collect();
         assert_eq!(
             lines[0],
-            "reading,enterprise=E1,gateway=G1,hazard_source=HS-01,kind=combustible_gas,park=P1,point=GT-101,unit=%LEL quality=0i,value=12.5 1795419778001\n"
+            "reading,device=D1,enterprise=E1,gateway=G1,hazard_source=HS-01,kind=combustible_gas,park=P1,point=GT-101,unit=%LEL good=1i,quality=0i,value=12.5 1795419778001\n"
         );
         assert_eq!(
             lines[1],
-            "reading,enterprise=E1,gateway=G1,hazard_source=HS-01,kind=interlock_bypass,park=P1,point=BP-101 exception=2i,quality=2i 1795419778002\n"
+            "reading,enterprise=E1,gateway=G1,hazard_source=HS-01,kind=interlock_bypass,park=P1,point=BP-101 exception=2i,good=0i,quality=2i 1795419778002\n"
         );
         assert_eq!(d.newest_ms, Some(1_795_419_778_002));
     }
