@@ -3,6 +3,7 @@
 #   - socat (Debian) for RTU over a pseudo-terminal pair,
 #   - mosquitto and mosquitto-clients (Debian) as the MQTT broker,
 #   - victoria-metrics (Debian) as the time-series store (InfluxDB v2 write API),
+#   - influxdb 1.6 (Debian) to run the dashboards' InfluxQL queries,
 #   - chromium and chromium-driver (Debian) for the command-centre screen test,
 #   - pymodbus (PyPI, pinned) in the project-local virtualenv .venv.
 # Safe to run again; does nothing that is already done.
@@ -16,6 +17,7 @@ command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 [ -x /usr/bin/victoria-metrics ] || need_apt+=(victoria-metrics)
+[ -x /usr/bin/influxd ] || need_apt+=(influxdb)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 # CJK glyphs for the screen's Chinese labels (screenshots would show boxes without).
@@ -39,7 +41,7 @@ if ! .venv/bin/python -c "import pymodbus, serial, sys; sys.exit(pymodbus.__vers
 fi
 # The Debian package may start a system broker on 1883; tests use their own on free ports.
 # Likewise victoria-metrics: tests start their own with throw-away data directories.
-for svc in mosquitto victoria-metrics; do
+for svc in mosquitto victoria-metrics influxdb; do
   if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
 done
 echo "setup-peers: victoria-metrics $(/usr/bin/victoria-metrics -version 2>/dev/null | head -1)"

@@ -235,7 +235,9 @@ pub fn decode(
                 }
                 let quality = quality_code(text(&r["quality"]));
                 // `good` (1 / 0) makes a success rate a plain mean() in any store.
-                b = b.field("quality", quality).field("good", i64::from(quality == 0));
+                b = b
+                    .field("quality", quality)
+                    .field("good", i64::from(quality == 0));
                 if let Some(code) = r["exception"].as_i64() {
                     b = b.field("exception", code);
                 }
