@@ -15,17 +15,10 @@
 # Needs tests/setup-peers.sh (mosquitto, victoria-metrics). Noisy 2-core machine: quote
 # medians of several runs.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 READINGS=${1:-1000000}
 RATE=${2:-50000}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-cargo build --release --quiet
-BIN=target/release/hazgate
 MQTT=$(free_port); VM=$(free_port); HTTP=$(free_port)
 
 cat > "$WORK/mosquitto.conf" <<CONF

@@ -16,17 +16,10 @@
 # Needs tests/setup-peers.sh (mosquitto). Figures on a shared 2-core machine are noisy:
 # quote medians of several runs.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 BACKLOG=${1:-60}
 PROTOCOL=${2:-3.1.1}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-cargo build --release --quiet
-BIN=target/release/hazgate
 MQTT=$(free_port)
 python3 bench/gen-site.py --points 10000 --devices 20 --channels 4 > "$WORK/site.toml"
 cat >> "$WORK/site.toml" <<CONF

@@ -55,14 +55,7 @@ impl Store {
             child,
             name: "victoria-metrics".into(),
         });
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "victoria-metrics did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_port(self.port, "victoria-metrics", Duration::from_secs(15));
     }
 
     /// A graceful stop (SIGTERM): the store flushes what it accepted. (A SIGKILL loses
@@ -136,14 +129,7 @@ fn start_ingest(dir: &Path, name: &str, broker: u16, store: &Store, http: u16) -
         .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "ingest did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_port(http, "ingest", Duration::from_secs(10));
     Proc {
         child,
         name: format!("ingest {name}"),
@@ -261,6 +247,15 @@ fn stored(store: &Store) -> Expected {
     e
 }
 
+/// Up to five keys of `a` that `b` lacks (for a readable failure).
+fn first_keys_not_in<K: Ord + Clone, V>(a: &BTreeMap<K, V>, b: &BTreeMap<K, V>) -> Vec<K> {
+    a.keys()
+        .filter(|k| !b.contains_key(*k))
+        .take(5)
+        .cloned()
+        .collect()
+}
+
 /// Waits until the store holds exactly what the broker carried.
 async fn assert_stored_exactly(store: &Store, got: &Received) {
     let want = expected(got);
@@ -278,18 +273,8 @@ async fn assert_stored_exactly(store: &Store, got: &Received) {
             return;
         }
         if start.elapsed() > Duration::from_secs(30) {
-            let missing: Vec<_> = want
-                .readings
-                .keys()
-                .filter(|k| !have.readings.contains_key(*k))
-                .take(5)
-                .collect();
-            let extra: Vec<_> = have
-                .readings
-                .keys()
-                .filter(|k| !want.readings.contains_key(*k))
-                .take(5)
-                .collect();
+            let missing = first_keys_not_in(&want.readings, &have.readings);
+            let extra = first_keys_not_in(&have.readings, &want.readings);
             let differ: Vec<_> = want
                 .readings
                 .iter()

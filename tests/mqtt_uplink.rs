@@ -603,12 +603,7 @@ fn secure_broker(dir: &Path) -> (Proc, SecurePorts) {
         ),
     )
     .unwrap();
-    let bin = if Path::new("/usr/sbin/mosquitto").exists() {
-        "/usr/sbin/mosquitto"
-    } else {
-        "mosquitto"
-    };
-    let child = Command::new(bin)
+    let child = Command::new(mosquitto_bin())
         .arg("-c")
         .arg(&conf)
         .stdout(Stdio::null())
@@ -616,14 +611,7 @@ fn secure_broker(dir: &Path) -> (Proc, SecurePorts) {
         .spawn()
         .unwrap();
     for p in [ports.password, ports.tls, ports.mtls, ports.acl] {
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "secure mosquitto did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_port(p, "secure mosquitto", Duration::from_secs(10));
     }
     (
         Proc {

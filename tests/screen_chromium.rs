@@ -139,14 +139,7 @@ async fn a_risk_change_on_mqtt_turns_the_right_tile_the_right_colour_within_a_se
         name: "chromedriver".into(),
     };
     for port in [http, driver_port] {
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "port {port} never listened"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_port(port, "ingest / chromedriver", Duration::from_secs(15));
     }
     let profile = dir.path().join("chromium-profile");
     let session = wd(

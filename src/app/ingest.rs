@@ -4,7 +4,7 @@ use std::{path::Path, process::ExitCode, sync::Arc};
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::ingest::{
     config::IngestConfig,
@@ -16,14 +16,7 @@ use crate::ingest::{
 
 pub async fn ingest(config: &Path) -> anyhow::Result<ExitCode> {
     let cfg = IngestConfig::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let prometheus = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()
-    {
-        Ok(h) => Some(h),
-        Err(e) => {
-            warn!(error = %e, "metrics recorder not installed; /metrics will be empty");
-            None
-        }
-    };
+    let prometheus = super::install_metrics();
     let cancel = CancellationToken::new();
     super::cancel_on_signal(cancel.clone(), None);
     let health = Arc::new(Health::default());

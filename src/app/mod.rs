@@ -36,6 +36,17 @@ pub fn init_logging(args: &LogArgs) {
     };
 }
 
+/// Installs the process-wide Prometheus recorder behind `/metrics`.
+pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics recorder not installed; /metrics will be empty");
+            None
+        }
+    }
+}
+
 /// Loads and validates a site file, with `HAZGATE__…` overrides.
 pub fn load(path: &Path) -> anyhow::Result<Arc<Site>> {
     let site = load_site(SiteSource::Path(path)).map_err(|e| anyhow::anyhow!("{e}"))?;

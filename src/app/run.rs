@@ -35,14 +35,7 @@ pub async fn run(
                 .with_context(|| format!("--api {a}: expected IP:PORT or off"))?,
         ),
     };
-    let prometheus = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()
-    {
-        Ok(h) => Some(h),
-        Err(e) => {
-            warn!(error = %e, "metrics recorder not installed; /metrics will be empty");
-            None
-        }
-    };
+    let prometheus = super::install_metrics();
     let cancel = CancellationToken::new();
     super::cancel_on_signal(cancel.clone(), None);
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(1);

@@ -65,6 +65,23 @@ pub struct TlsConfig {
     pub key_file: Option<PathBuf>,
 }
 
+impl TlsConfig {
+    /// rumqttc's TLS settings (rustls), with the PEM files read; an unreadable file is
+    /// an error naming it.
+    pub fn to_rumqttc(&self) -> Result<rumqttc::TlsConfiguration, (PathBuf, std::io::Error)> {
+        let read = |p: &PathBuf| std::fs::read(p).map_err(|e| (p.clone(), e));
+        let client_auth = match (&self.cert_file, &self.key_file) {
+            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+            _ => None,
+        };
+        Ok(rumqttc::TlsConfiguration::Simple {
+            ca: read(&self.ca_file)?,
+            alpn: None,
+            client_auth,
+        })
+    }
+}
+
 fn default_port() -> u16 {
     1883
 }

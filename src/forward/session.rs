@@ -14,7 +14,6 @@ use std::{
     time::Duration,
 };
 
-use rumqttc::TlsConfiguration;
 use tokio::{sync::broadcast, task::block_in_place, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -58,26 +57,15 @@ fn link_options(
     will: Vec<u8>,
     topics: &Topics,
 ) -> Result<LinkOptions, UplinkError> {
-    let read = |p: &std::path::Path| {
-        std::fs::read(p).map_err(|source| UplinkError::TlsFile {
-            path: p.display().to_string(),
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(|t| t.to_rumqttc())
+        .transpose()
+        .map_err(|(path, source)| UplinkError::TlsFile {
+            path: path.display().to_string(),
             source,
-        })
-    };
-    let tls = match &cfg.tls {
-        None => None,
-        Some(tls) => {
-            let client_auth = match (&tls.cert_file, &tls.key_file) {
-                (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
-                _ => None,
-            };
-            Some(TlsConfiguration::Simple {
-                ca: read(&tls.ca_file)?,
-                alpn: None,
-                client_auth,
-            })
-        }
-    };
+        })?;
     Ok(LinkOptions {
         client_id: cfg
             .client_id

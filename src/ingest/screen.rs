@@ -252,16 +252,15 @@ pub async fn watch(cfg: MqttConfig, hub: ScreenHub, cancel: CancellationToken) {
         o.set_credentials(u.clone(), cfg.password.clone().unwrap_or_default());
     }
     if let Some(tls) = &cfg.tls {
-        let read = |p: &std::path::Path| std::fs::read(p).unwrap_or_default();
-        let client_auth = match (&tls.cert_file, &tls.key_file) {
-            (Some(c), Some(k)) => Some((read(c), read(k))),
-            _ => None,
-        };
-        o.set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Simple {
-            ca: read(&tls.ca_file),
-            alpn: None,
-            client_auth,
-        }));
+        match tls.to_rumqttc() {
+            Ok(t) => {
+                o.set_transport(rumqttc::Transport::Tls(t));
+            }
+            Err((p, e)) => {
+                warn!(file = %p.display(), error = %e, "screen: mqtt.tls file unreadable; no screen");
+                return;
+            }
+        }
     }
     let (client, mut eventloop) = AsyncClient::new(o, 16);
     let filters = ["risk/+", "alarm", "status"].map(|s| format!("{}/v1/+/+/+/{s}", cfg.prefix));

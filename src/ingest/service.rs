@@ -29,7 +29,7 @@ use std::{
 
 use bytes::Bytes;
 use influxdb2::models::WriteDataPoint;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, TlsConfiguration, Transport};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, Transport};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -166,18 +166,10 @@ fn mqtt_options(cfg: &MqttConfig) -> Result<MqttOptions, String> {
         o.set_credentials(u.clone(), cfg.password.clone().unwrap_or_default());
     }
     if let Some(tls) = &cfg.tls {
-        let read = |p: &std::path::Path| {
-            std::fs::read(p).map_err(|e| format!("mqtt.tls: {}: {e}", p.display()))
-        };
-        let client_auth = match (&tls.cert_file, &tls.key_file) {
-            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
-            _ => None,
-        };
-        o.set_transport(Transport::Tls(TlsConfiguration::Simple {
-            ca: read(&tls.ca_file)?,
-            alpn: None,
-            client_auth,
-        }));
+        let tls = tls
+            .to_rumqttc()
+            .map_err(|(p, e)| format!("mqtt.tls: {}: {e}", p.display()))?;
+        o.set_transport(Transport::Tls(tls));
     }
     Ok(o)
 }

@@ -232,6 +232,27 @@ gateway_id = "GW-T"
 "#;
 
 /// Polls until `f` is true or `timeout` passes.
+/// Waits until something listens on 127.0.0.1:`port`; `what` names it in the failure.
+pub fn wait_for_port(port: u16, what: &str, timeout: Duration) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < timeout,
+            "{what} (port {port}) did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Debian installs the broker in /usr/sbin, often not on a user's PATH.
+pub fn mosquitto_bin() -> &'static str {
+    if Path::new("/usr/sbin/mosquitto").exists() {
+        "/usr/sbin/mosquitto"
+    } else {
+        "mosquitto"
+    }
+}
+
 pub async fn eventually(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {

@@ -5,7 +5,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -54,12 +54,7 @@ impl Broker {
             ),
         )
         .unwrap();
-        let bin = if Path::new("/usr/sbin/mosquitto").exists() {
-            "/usr/sbin/mosquitto"
-        } else {
-            "mosquitto"
-        };
-        let child = Command::new(bin)
+        let child = Command::new(mosquitto_bin())
             .arg("-c")
             .arg(&conf)
             .stdout(Stdio::null())
@@ -70,14 +65,7 @@ impl Broker {
             child,
             name: "mosquitto".into(),
         });
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "mosquitto did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_port(self.port, "mosquitto", Duration::from_secs(10));
     }
 
     /// A graceful stop (SIGTERM): the broker saves its persistent sessions.
