@@ -329,6 +329,14 @@ fn rig() -> Rig {
 }
 
 impl Rig {
+    /// One ingest instance of the test group, writing to the rig's store; and its
+    /// HTTP port.
+    fn ingest(&self, name: &str) -> (Proc, u16) {
+        let http = free_port();
+        let p = start_ingest(self.dir.path(), name, self.broker.port, &self.store, http);
+        (p, http)
+    }
+
     fn simulate(&self) -> Proc {
         start_simulator(
             &self.site,
@@ -362,19 +370,10 @@ impl Rig {
 async fn end_to_end_the_store_holds_exactly_what_the_gateway_published_and_garbage_is_dead_lettered(
 ) {
     let rig = rig();
-    let (letters, letters_sub) = {
-        // A second recorder, on the dead-letter topic only.
-        let (g, t) = subscriber_as(rig.broker.port, "hazgate-ingest/dead-letter", "dl-recorder");
-        (g, t)
-    };
-    let http = free_port();
-    let _ingest = start_ingest(
-        rig.dir.path(),
-        "ingest-1",
-        rig.broker.port,
-        &rig.store,
-        http,
-    );
+    // A second recorder, on the dead-letter topic only.
+    let (letters, letters_sub) =
+        subscriber_as(rig.broker.port, "hazgate-ingest/dead-letter", "dl-recorder");
+    let (_ingest, http) = rig.ingest("ingest-1");
     let _sim = rig.simulate();
     let port = rig.broker.port;
     rig.gateway_for(8, async || {
@@ -452,14 +451,7 @@ async fn a_store_outage_of_30_s_loses_nothing() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(30u64);
     let mut rig = rig();
-    let http = free_port();
-    let _ingest = start_ingest(
-        rig.dir.path(),
-        "ingest-1",
-        rig.broker.port,
-        &rig.store,
-        http,
-    );
+    let (_ingest, http) = rig.ingest("ingest-1");
     let _sim = rig.simulate();
     let mut gw = start_gateway(&rig.site, None);
     tokio::time::sleep(Duration::from_secs(3)).await;
