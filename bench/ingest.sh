@@ -122,7 +122,8 @@ for l in sys.stdin:
         q[l.split("\"")[1]] = float(l.split()[-1])
     if l.startswith("hazgate_ingest_lag_seconds_count"):
         q["count"] = float(l.split()[-1])
-print(f"lag (gateway ts → stored): p50 {q.get(\"0.5\", 0)*1000:.0f} ms, p99 {q.get(\"0.99\", 0)*1000:.0f} ms over {q.get(\"count\", 0):.0f} messages")
+p50, p99, n = q.get("0.5", 0) * 1000, q.get("0.99", 0) * 1000, q.get("count", 0)
+print(f"lag (gateway ts → stored): p50 {p50:.0f} ms, p99 {p99:.0f} ms over {n:.0f} messages")
 '
 stop_ingest
 grep -E "WARN|ERROR" "$WORK/ingest.log" | head -5 || true

@@ -176,7 +176,11 @@ pub fn decode(
         })?;
     let schema = validator(message_type)
         .ok_or_else(|| reject("wrong_type", format!("no schema for `{message_type}`")))?;
-    if let Some(e) = schema.iter_errors(&v).next() {
+    // is_valid stops at the first failure and builds no error: the common case is cheap.
+    if let Some(e) = (!schema.is_valid(&v))
+        .then(|| schema.iter_errors(&v).next())
+        .flatten()
+    {
         return Err(reject(
             "schema_invalid",
             format!("{message_type} at {}: {e}", e.instance_path),

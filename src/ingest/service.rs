@@ -89,7 +89,16 @@ pub async fn run_ingest<W: PointWriter>(
             )
         })
         .collect();
-    let mut dead = DeadLetters::default();
+    // Decoding jobs in arrival order: results are taken in that order, so batches and
+    // acknowledgements follow the order the broker sent the messages in.
+    let (jobs, pending) = mpsc::unbounded_channel();
+    let sequencer = tokio::spawn(sequence(
+        pending,
+        tx,
+        client.clone(),
+        cfg.mqtt.dead_letter_topic.clone(),
+        health.clone(),
+    ));
     let mut backoff = Duration::from_millis(500);
     loop {
         let ev = tokio::select! {
@@ -110,25 +119,17 @@ pub async fn run_ingest<W: PointWriter>(
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 health.unacked.fetch_add(1, Ordering::Relaxed);
-                let received_ms = now_ms();
-                match decode(
-                    &cfg.mqtt.prefix,
-                    &p.topic,
-                    &p.payload,
-                    cfg.mqtt.max_message_bytes,
-                    received_ms,
-                ) {
-                    Ok(d) => {
-                        metrics::counter!("hazgate_ingest_messages_total", "type" => d.message_type)
-                            .increment(1);
-                        let _ = tx.send(accept(p, d));
+                // Checking and rendering a message is the CPU-heavy part: it runs on
+                // the blocking pool, so all cores work, and the event loop keeps
+                // polling (pings, acks) meanwhile.
+                let (prefix, max) = (cfg.mqtt.prefix.clone(), cfg.mqtt.max_message_bytes);
+                let job = tokio::task::spawn_blocking(move || {
+                    match decode(&prefix, &p.topic, &p.payload, max, now_ms()) {
+                        Ok(d) => Ok(accept(p, d)),
+                        Err(r) => Err((p, r)),
                     }
-                    Err(r) => {
-                        dead.park(&client, &cfg.mqtt.dead_letter_topic, &p, &r);
-                        ack(&client, &p).await;
-                        health.unacked.fetch_sub(1, Ordering::Relaxed);
-                    }
-                }
+                });
+                let _ = jobs.send(job);
             }
             Ok(_) => {}
             Err(e) => {
@@ -145,6 +146,8 @@ pub async fn run_ingest<W: PointWriter>(
     }
     // The batcher writes what it holds and acknowledges it; give the acks a moment to
     // leave, then disconnect (the session, and anything unacknowledged, stays).
+    drop(jobs);
+    let _ = sequencer.await;
     let _ = batcher.await;
     let _ = client.try_disconnect();
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -152,6 +155,36 @@ pub async fn run_ingest<W: PointWriter>(
     })
     .await;
     Ok(())
+}
+
+type DecodeJob = tokio::task::JoinHandle<Result<Accepted, (Publish, Rejected)>>;
+
+/// Takes decoding results in arrival order: good messages to the batcher, refused ones
+/// to the dead-letter topic (acknowledged at once).
+async fn sequence(
+    mut pending: mpsc::UnboundedReceiver<DecodeJob>,
+    batcher: mpsc::UnboundedSender<Accepted>,
+    client: AsyncClient,
+    dead_letter_topic: String,
+    health: Arc<Health>,
+) {
+    let mut dead = DeadLetters::default();
+    while let Some(job) = pending.recv().await {
+        match job.await {
+            Ok(Ok(a)) => {
+                metrics::counter!("hazgate_ingest_messages_total", "type" => a.message_type)
+                    .increment(1);
+                let _ = batcher.send(a);
+            }
+            Ok(Err((p, r))) => {
+                dead.park(&client, &dead_letter_topic, &p, &r);
+                ack(&client, &p).await;
+                health.unacked.fetch_sub(1, Ordering::Relaxed);
+            }
+            // Not acknowledged: the broker delivers it again after a reconnect.
+            Err(e) => warn!(error = %e, "decoding task failed"),
+        }
+    }
 }
 
 fn mqtt_options(cfg: &MqttConfig) -> Result<MqttOptions, String> {
