@@ -14,7 +14,6 @@ use std::{
 
 use common::{mqtt::*, *};
 use hazgate::ingest::message::decode;
-use influxdb2::models::WriteDataPoint;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::Value;
 
@@ -238,9 +237,7 @@ async fn every_panel_query_returns_rows_on_scenario_data_in_influxdb_1_6() {
             continue; // retained per-source copies and replies are not ingested
         };
         types.insert(d.message_type);
-        for p in &d.points {
-            p.write_data_point_to(&mut lines).unwrap();
-        }
+        lines.extend_from_slice(&d.lines);
     }
     for t in [
         "telemetry",

@@ -4,7 +4,6 @@
 #![no_main]
 
 use hazgate::ingest::message::decode;
-use influxdb2::models::WriteDataPoint;
 use libfuzzer_sys::fuzz_target;
 
 const TOPICS: [&str; 5] = [
@@ -30,11 +29,9 @@ fuzz_target!(|data: &[u8]| {
     match decode("hazgate", topic, payload, 64 * 1024, 0) {
         Ok(d) => {
             assert!(payload.len() <= 64 * 1024);
-            for p in &d.points {
-                let mut line = Vec::new();
-                p.write_data_point_to(&mut line).unwrap();
-                assert!(line.ends_with(b"\n") && line.iter().filter(|b| **b == b'\n').count() == 1);
-            }
+            // One line per point, each ending in a newline and none inside a line.
+            assert_eq!(d.lines.iter().filter(|b| **b == b'\n').count(), d.points);
+            assert!(d.lines.is_empty() || d.lines.ends_with(b"\n"));
         }
         Err(r) => assert!(CAUSES.contains(&r.cause), "{r:?}"),
     }

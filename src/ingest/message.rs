@@ -6,9 +6,9 @@
 //! message type is mapped to its measurement (`docs/storage.md`). Everything here is
 //! pure: no I/O, so it is tested and fuzzed without a broker or a store.
 
-use std::{sync::LazyLock, time::SystemTime};
+use std::{cell::RefCell, collections::HashMap, io::Write as _, sync::LazyLock, time::SystemTime};
 
-use influxdb2::models::DataPoint;
+use influxdb2::models::{DataPoint, WriteDataPoint};
 use serde_json::Value;
 
 /// Why a message was refused (and dead-lettered). `cause` is a fixed word, for the
@@ -67,7 +67,9 @@ impl Stream {
 #[derive(Debug)]
 pub struct Decoded {
     pub message_type: &'static str,
-    pub points: Vec<DataPoint>,
+    /// The points as line protocol (ms timestamps), one line each.
+    pub lines: Vec<u8>,
+    pub points: usize,
     /// The newest gateway timestamp in the message (ms since the epoch), for lag.
     pub newest_ms: Option<i64>,
 }
@@ -207,7 +209,8 @@ pub fn decode(
         gateway: id.gateway,
     };
     let seq = v["seq"].as_i64().unwrap_or_default();
-    let mut points = Vec::new();
+    let mut points = 0usize;
+    let mut lines: Vec<u8> = Vec::new();
     let mut newest_ms = None;
     let mut stamp = |ts: i64| {
         newest_ms = Some(newest_ms.map_or(ts, |n: i64| n.max(ts)));
@@ -221,31 +224,27 @@ pub fn decode(
     };
     match message_type {
         "telemetry" => {
-            for r in v["readings"].as_array().into_iter().flatten() {
+            let readings = v["readings"].as_array().map_or(&[][..], Vec::as_slice);
+            lines.reserve(readings.len() * 200);
+            for r in readings {
                 let ts = stamp(time(&r["ts"])?);
-                let mut b = ids
-                    .tags(DataPoint::builder("reading"))
-                    .tag("hazard_source", text(&r["hazard_source"]))
-                    .tag("point", text(&r["point"]))
-                    .tag("kind", text(&r["kind"]));
-                if let Some(device) = r["device"].as_str() {
-                    b = b.tag("device", device);
-                }
-                if let Some(unit) = r["unit"].as_str().filter(|u| !u.is_empty()) {
-                    b = b.tag("unit", unit);
-                }
-                if let Some(x) = number(&r["value"]) {
-                    b = b.field("value", x);
-                }
+                let tags = ReadingTags {
+                    ids: &ids,
+                    hazard_source: text(&r["hazard_source"]),
+                    point: text(&r["point"]),
+                    kind: text(&r["kind"]),
+                    device: r["device"].as_str(),
+                    unit: r["unit"].as_str().filter(|u| !u.is_empty()),
+                };
                 let quality = quality_code(text(&r["quality"]));
-                // `good` (1 / 0) makes a success rate a plain mean() in any store.
-                b = b
-                    .field("quality", quality)
-                    .field("good", i64::from(quality == 0));
-                if let Some(code) = r["exception"].as_i64() {
-                    b = b.field("exception", code);
-                }
-                points.push(build(b.timestamp(ts))?);
+                tags.write_line(
+                    &mut lines,
+                    r["exception"].as_i64(),
+                    quality,
+                    number(&r["value"]),
+                    ts,
+                )?;
+                points += 1;
             }
         }
         "alarm" => {
@@ -278,7 +277,8 @@ pub fn decode(
             if let Some(by) = a["by"].as_str() {
                 b = b.field("by", by);
             }
-            points.push(build(b.timestamp(ts))?);
+            render(&mut lines, build(b.timestamp(ts))?);
+            points += 1;
         }
         "risk" => {
             let r = &v["risk"];
@@ -305,7 +305,8 @@ pub fn decode(
                 .field("colour", text(&r["to"]))
                 .field("reasons", reasons.join("; "))
                 .field("seq", seq);
-            points.push(build(b.timestamp(ts))?);
+            render(&mut lines, build(b.timestamp(ts))?);
+            points += 1;
         }
         "special_operation" => {
             let o = &v["special_operation"];
@@ -317,7 +318,8 @@ pub fn decode(
                 .field("kind", text(&o["kind"]))
                 .field("by", text(&o["by"]))
                 .field("seq", seq);
-            points.push(build(b.timestamp(ts))?);
+            render(&mut lines, build(b.timestamp(ts))?);
+            points += 1;
         }
         "thresholds" => {
             let t = &v["thresholds"];
@@ -336,7 +338,8 @@ pub fn decode(
                     b = b.field(limit, x);
                 }
             }
-            points.push(build(b.timestamp(ts))?);
+            render(&mut lines, build(b.timestamp(ts))?);
+            points += 1;
         }
         "status" => {
             // The Last Will (seq 0) was built when the gateway connected: its own `ts`
@@ -358,12 +361,14 @@ pub fn decode(
                 .field("dropped_telemetry", int("dropped_telemetry"))
                 .field("version", text(&v["version"]))
                 .field("seq", seq);
-            points.push(build(b.timestamp(ts))?);
+            render(&mut lines, build(b.timestamp(ts))?);
+            points += 1;
         }
         _ => unreachable!("message types are limited by Stream::types"),
     }
     Ok(Decoded {
         message_type,
+        lines,
         points,
         newest_ms,
     })
@@ -383,6 +388,108 @@ impl Identity<'_> {
         b.tag("park", self.park)
             .tag("enterprise", self.enterprise)
             .tag("gateway", self.gateway)
+    }
+}
+
+fn render(lines: &mut Vec<u8>, p: DataPoint) {
+    // Writing into a Vec cannot fail.
+    let _ = p.write_data_point_to(lines);
+}
+
+/// The tags of one reading's point.
+struct ReadingTags<'a> {
+    ids: &'a Identity<'a>,
+    hazard_source: &'a str,
+    point: &'a str,
+    kind: &'a str,
+    device: Option<&'a str>,
+    unit: Option<&'a str>,
+}
+
+thread_local! {
+    /// Line-protocol prefixes (`reading,<escaped tags>`) by point identity. A gateway
+    /// sends the same points over and over; the prefix is rendered once, by the
+    /// influxdb2 crate (which escapes correctly), and reused — building a DataPoint per
+    /// reading cost more than everything else in ingest together.
+    static PREFIXES: RefCell<(String, HashMap<String, Vec<u8>>)> = RefCell::default();
+}
+
+/// At most this many point prefixes are cached per thread (≈ 200 B each).
+const PREFIX_CACHE: usize = 200_000;
+
+impl ReadingTags<'_> {
+    fn data_point(&self) -> influxdb2::models::data_point::DataPointBuilder {
+        let mut b = self
+            .ids
+            .tags(DataPoint::builder("reading"))
+            .tag("hazard_source", self.hazard_source)
+            .tag("point", self.point)
+            .tag("kind", self.kind);
+        if let Some(device) = self.device {
+            b = b.tag("device", device);
+        }
+        if let Some(unit) = self.unit {
+            b = b.tag("unit", unit);
+        }
+        b
+    }
+
+    /// Appends the reading's line: cached tags, then fields in the crate's (sorted)
+    /// order, then the timestamp.
+    fn write_line(
+        &self,
+        out: &mut Vec<u8>,
+        exception: Option<i64>,
+        quality: i64,
+        value: Option<f64>,
+        ts: i64,
+    ) -> Result<(), Rejected> {
+        /// What the probe point ends with: its one field and timestamp.
+        const PROBE_TAIL: &[u8] = b" x=0i 0\n";
+        PREFIXES.with(|cache| {
+            let (key, map) = &mut *cache.borrow_mut();
+            key.clear();
+            for part in [
+                self.ids.park,
+                self.ids.enterprise,
+                self.ids.gateway,
+                self.hazard_source,
+                self.point,
+                self.kind,
+                self.device.unwrap_or("\u{1}"),
+                self.unit.unwrap_or("\u{1}"),
+            ] {
+                key.push_str(part);
+                key.push('\0');
+            }
+            if !map.contains_key(key.as_str()) {
+                let mut probe = Vec::new();
+                render(
+                    &mut probe,
+                    build(self.data_point().field("x", 0i64).timestamp(0))?,
+                );
+                let prefix = probe
+                    .strip_suffix(PROBE_TAIL)
+                    .ok_or_else(|| reject("schema_invalid", "cannot form a reading's tags"))?;
+                if map.len() >= PREFIX_CACHE {
+                    map.clear();
+                }
+                map.insert(key.clone(), prefix.to_vec());
+            }
+            out.extend_from_slice(&map[key.as_str()]);
+            Ok::<(), Rejected>(())
+        })?;
+        // Numbers as the crate writes them: integers with `i`, floats by Display.
+        out.push(b' ');
+        if let Some(code) = exception {
+            let _ = write!(out, "exception={code}i,");
+        }
+        let _ = write!(out, "good={}i,quality={quality}i", i64::from(quality == 0));
+        if let Some(x) = value {
+            let _ = write!(out, ",value={x}");
+        }
+        let _ = writeln!(out, " {ts}");
+        Ok(())
     }
 }
 
@@ -436,14 +543,58 @@ pub fn parse_ms(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use influxdb2::models::WriteDataPoint;
 
     const T: &str = "hazgate/v1/P1/E1/G1/telemetry";
 
-    fn line(p: &DataPoint) -> String {
-        let mut out = Vec::new();
-        p.write_data_point_to(&mut out).unwrap();
-        String::from_utf8(out).unwrap()
+    fn text(d: &Decoded) -> String {
+        String::from_utf8(d.lines.clone()).unwrap()
+    }
+
+    #[test]
+    fn cached_reading_lines_are_what_the_crate_would_write() {
+        // Ids may hold what line protocol escapes (`,` `=`), units spaces-free symbols.
+        for (point, unit, exception, quality, value) in [
+            ("GT-101", Some("%LEL"), None, 0, Some(12.5)),
+            ("A,B=C", Some("m³/h"), Some(2), 2, None),
+            ("T\\1", None, None, 3, Some(-0.000123)),
+            ("BIG", Some("kPa"), None, 0, Some(1e21)),
+        ] {
+            let ids = Identity {
+                park: "P,1",
+                enterprise: "E=1",
+                gateway: "G1",
+            };
+            let tags = ReadingTags {
+                ids: &ids,
+                hazard_source: "HS-01",
+                point,
+                kind: "pressure",
+                device: Some("D1"),
+                unit,
+            };
+            for _ in 0..2 {
+                // second round: from the cache
+                let mut ours = Vec::new();
+                tags.write_line(&mut ours, exception, quality, value, 1_795_419_778_001)
+                    .unwrap();
+                let mut b = tags
+                    .data_point()
+                    .field("quality", quality)
+                    .field("good", i64::from(quality == 0));
+                if let Some(x) = value {
+                    b = b.field("value", x);
+                }
+                if let Some(e) = exception {
+                    b = b.field("exception", e);
+                }
+                let mut theirs = Vec::new();
+                render(&mut theirs, build(b.timestamp(1_795_419_778_001)).unwrap());
+                assert_eq!(
+                    String::from_utf8(ours).unwrap(),
+                    String::from_utf8(theirs).unwrap()
+                );
+            }
+        }
     }
 
     fn telemetry(readings: &str) -> String {
@@ -459,7 +610,8 @@ mod tests {
                {"point":"BP-101","hazard_source":"HS-01","kind":"interlock_bypass","value":null,"unit":"","quality":"device_exception","exception":2,"ts":"2026-11-23T07:42:58.002Z"}"#,
         );
         let d = decode("hazgate", T, msg.as_bytes(), 1 << 20, 0).unwrap();
-        let lines: Vec<String> = d.points.iter().map(line).collect();
+        let text = String::from_utf8(d.lines.clone()).unwrap();
+        let lines: Vec<String> = text.split_inclusive('\n').map(String::from).collect();
         assert_eq!(
             lines[0],
             "reading,device=D1,enterprise=E1,gateway=G1,hazard_source=HS-01,kind=combustible_gas,park=P1,point=GT-101,unit=%LEL good=1i,quality=0i,value=12.5 1795419778001\n"
@@ -515,11 +667,7 @@ mod tests {
             42,
         )
         .unwrap();
-        assert!(
-            line(&d.points[0]).ends_with(" 42\n"),
-            "{}",
-            line(&d.points[0])
-        );
-        assert!(line(&d.points[0]).contains("online=0i"));
+        assert!(text(&d).ends_with(" 42\n"), "{}", text(&d));
+        assert!(text(&d).contains("online=0i"));
     }
 }

@@ -28,7 +28,6 @@ use std::{
 };
 
 use bytes::Bytes;
-use influxdb2::models::WriteDataPoint;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, Transport};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
@@ -208,15 +207,10 @@ fn mqtt_options(cfg: &MqttConfig) -> Result<MqttOptions, String> {
 }
 
 fn accept(publish: Publish, d: Decoded) -> Accepted {
-    let mut lines = Vec::with_capacity(d.points.len() * 160);
-    for p in &d.points {
-        // Writing into a Vec cannot fail.
-        let _ = p.write_data_point_to(&mut lines);
-    }
     Accepted {
         publish,
-        lines,
-        points: d.points.len(),
+        lines: d.lines,
+        points: d.points,
         newest_ms: d.newest_ms,
         message_type: d.message_type,
     }
