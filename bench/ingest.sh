@@ -29,9 +29,9 @@ max_queued_messages 0
 max_inflight_messages 200
 log_dest file $WORK/mosquitto.log
 CONF
-/usr/sbin/mosquitto -c "$WORK/mosquitto.conf" & PIDS+=($!)
+/usr/sbin/mosquitto -c "$WORK/mosquitto.conf" & BROKER=$!; PIDS+=($BROKER)
 /usr/bin/victoria-metrics -storageDataPath="$WORK/vm" -httpListenAddr=127.0.0.1:$VM \
-  -search.latencyOffset=0s -retentionPeriod=100y > "$WORK/vm.log" 2>&1 & PIDS+=($!)
+  -search.latencyOffset=0s -retentionPeriod=100y > "$WORK/vm.log" 2>&1 & STORE=$!; PIDS+=($STORE)
 sleep 1
 
 cat > "$WORK/central.toml" <<CONF
@@ -94,18 +94,20 @@ start_ingest; stop_ingest        # creates the persistent session and its subscr
 echo "queueing $READINGS readings in the broker …"
 publish "$READINGS" 0
 start_ingest
-T0=$(date +%s.%N); C0=$(awk '{print $14 + $15}' /proc/$INGEST/stat)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+T0=$(date +%s.%N); C0=$(ticks $INGEST); B0=$(ticks $BROKER); S0=$(ticks $STORE)
 until [ "$(metric hazgate_ingest_points_written_total)" = "$READINGS" ]; do
   sleep 0.1
   [ "$(echo "$(date +%s.%N) - $T0 > 300" | bc)" = 1 ] && { echo "drain timed out at $(metric hazgate_ingest_points_written_total)"; exit 1; }
 done
-T1=$(date +%s.%N); C1=$(awk '{print $14 + $15}' /proc/$INGEST/stat)
-python3 - "$READINGS" "$T0" "$T1" "$C0" "$C1" "$(getconf CLK_TCK)" <<'PY'
+T1=$(date +%s.%N); C1=$(ticks $INGEST); B1=$(ticks $BROKER); S1=$(ticks $STORE)
+python3 - "$READINGS" "$T0" "$T1" "$C0" "$C1" "$(getconf CLK_TCK)" "$B0" "$B1" "$S0" "$S1" <<'PY'
 import sys
-n, t0, t1, c0, c1, hz = map(float, sys.argv[1:])
+n, t0, t1, c0, c1, hz, b0, b1, s0, s1 = map(float, sys.argv[1:])
 d = t1 - t0
+cpu = lambda a, b: (b - a) / hz / d * 100
 print(f"throughput: {n:.0f} readings in {d:.2f} s = {n / d:,.0f} readings/s ({n / 500 / d:,.0f} messages/s); "
-      f"ingest CPU {(c1 - c0) / hz / d * 100:.0f} % of one core")
+      f"CPU % of one core: ingest {cpu(c0, c1):.0f}, VictoriaMetrics {cpu(s0, s1):.0f}, Mosquitto {cpu(b0, b1):.0f}")
 PY
 stop_ingest
 
