@@ -120,12 +120,10 @@ pub async fn run_uplink(
         judge,
         audit: AuditLog::new(&cfg.audit_path),
     };
-    let result = session(
-        &site, &cfg, &topics, &spool, &wake, &cancel, started, &commands,
+    session(
+        &site, &cfg, &topics, &spool, &wake, &cancel, started, &commands, collector,
     )
-    .await;
-    let _ = collector.await;
-    result
+    .await
 }
 
 fn status(spool: &Spool, state: &'static str, started: Instant) -> Status {
@@ -435,6 +433,7 @@ async fn session(
     cancel: &CancellationToken,
     started: Instant,
     commands: &Commands,
+    collector: tokio::task::JoinHandle<()>,
 ) -> Result<(), UplinkError> {
     let encoder = Encoder::new(site);
     // The Last Will is published by the broker, at a time we do not choose: it cannot
@@ -495,6 +494,31 @@ async fn session(
             },
         }
     }
+    // Whatever the collector committed last is in the spool once it has stopped.
+    let _ = collector.await;
+    if connected {
+        // A clean stop with the broker up sends what the spool holds (bounded: 3 s), so
+        // no `seq` waits for the next start behind the goodbye's.
+        let _ = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                fill(cfg, spool, &link, &mut in_flight);
+                let more = block_in_place(|| spool.pending(1, |seq| in_flight.contains(seq)))
+                    .is_ok_and(|r| !r.is_empty());
+                if !more && !in_flight.awaiting_ack() {
+                    break;
+                }
+                match link.poll().await {
+                    Ok(LinkEvent::Sent(pkid)) => in_flight.sent(pkid),
+                    Ok(LinkEvent::Acked { pkid, refused }) => {
+                        on_ack(spool, &mut in_flight, pkid, refused.as_deref());
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        })
+        .await;
+    }
     // Say goodbye properly so the broker does not publish the Last Will for a clean stop.
     let bye = encoder.status(
         block_in_place(|| spool.reserve_seq())?,
@@ -502,10 +526,9 @@ async fn session(
         status(spool, "offline", started),
     );
     if connected {
-        // Drain what is in flight, say offline, and disconnect (bounded: 3 s). The
-        // goodbye is the one publish that carries no spooled record.
+        // The goodbye is the one publish that carries no spooled record (bounded: 1 s).
         let mut acked_bye = !link.try_publish(&topics.status(), true, bye);
-        let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
             while let Ok(ev) = link.poll().await {
                 match ev {
                     LinkEvent::Sent(pkid) => in_flight.sent(pkid),
