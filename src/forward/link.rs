@@ -203,9 +203,15 @@ impl Link {
 
     /// Queues a DISCONNECT (a clean one: the broker then does not publish the Last Will).
     pub fn try_disconnect(&self) {
-        let _ = match self {
-            Link::V311 { client, .. } => client.try_disconnect().map_err(|e| e.to_string()),
-            Link::V5 { client, .. } => client.try_disconnect().map_err(|e| e.to_string()),
-        };
+        // A full request queue only means the DISCONNECT is not sent: the broker then
+        // sees the connection close and publishes the Last Will, which is still true.
+        match self {
+            Link::V311 { client, .. } => {
+                let _ = client.try_disconnect();
+            }
+            Link::V5 { client, .. } => {
+                let _ = client.try_disconnect();
+            }
+        }
     }
 }

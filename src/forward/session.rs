@@ -409,7 +409,7 @@ fn on_ack(spool: &Spool, in_flight: &mut InFlight, pkid: u16, refused: Option<&s
         let seq = in_flight.refused(pkid, Instant::now());
         warn!(
             ?seq,
-            reason, "broker refused a message; kept in the spool for the next connection"
+            reason, "broker refused a message; kept in the spool and sent again in 10 s"
         );
         return seq.is_some();
     }
@@ -420,6 +420,19 @@ fn on_ack(spool: &Spool, in_flight: &mut InFlight, pkid: u16, refused: Option<&s
         warn!(error = %e, seq, "spool ack failed; the message will be sent again");
     }
     true
+}
+
+/// Applies a delivery event (`Sent`, `Acked`) to the records in flight. True when it
+/// was the PUBACK of a packet that carried no spooled record (the goodbye).
+fn track(spool: &Spool, in_flight: &mut InFlight, ev: &LinkEvent) -> bool {
+    match ev {
+        LinkEvent::Sent(pkid) => {
+            in_flight.sent(*pkid);
+            false
+        }
+        LinkEvent::Acked { pkid, refused } => !on_ack(spool, in_flight, *pkid, refused.as_deref()),
+        _ => false,
+    }
 }
 
 /// The MQTT session: connect, publish from the spool, ack on PUBACK, reconnect.
@@ -462,15 +475,14 @@ async fn session(
                     }
                     in_flight.clear();
                 }
-                Ok(LinkEvent::Sent(pkid)) => in_flight.sent(pkid),
+                Ok(ev @ (LinkEvent::Sent(_) | LinkEvent::Acked { .. })) => {
+                    track(spool, &mut in_flight, &ev);
+                }
                 Ok(LinkEvent::Message { topic, payload }) => {
                     if let Some(name) = topics.command_name(&topic) {
                         commands.handle(site, topics, spool, name, &payload).await;
                         wake.notify_one();
                     }
-                }
-                Ok(LinkEvent::Acked { pkid, refused }) => {
-                    on_ack(spool, &mut in_flight, pkid, refused.as_deref());
                 }
                 Ok(LinkEvent::Other) => {}
                 Err(e) => {
@@ -497,57 +509,69 @@ async fn session(
     // Whatever the collector committed last is in the spool once it has stopped.
     let _ = collector.await;
     if connected {
-        // A clean stop with the broker up sends what the spool holds (bounded: 3 s), so
-        // no `seq` waits for the next start behind the goodbye's.
-        let _ = tokio::time::timeout(Duration::from_secs(3), async {
-            loop {
-                fill(cfg, spool, &link, &mut in_flight);
-                let more = block_in_place(|| spool.pending(1, |seq| in_flight.contains(seq)))
-                    .is_ok_and(|r| !r.is_empty());
-                if !more && !in_flight.awaiting_ack() {
-                    break;
-                }
-                match link.poll().await {
-                    Ok(LinkEvent::Sent(pkid)) => in_flight.sent(pkid),
-                    Ok(LinkEvent::Acked { pkid, refused }) => {
-                        on_ack(spool, &mut in_flight, pkid, refused.as_deref());
-                    }
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
-            }
-        })
-        .await;
+        goodbye(
+            cfg,
+            topics,
+            spool,
+            &encoder,
+            &mut link,
+            &mut in_flight,
+            started,
+        )
+        .await?;
     }
-    // Say goodbye properly so the broker does not publish the Last Will for a clean stop.
+    Ok(())
+}
+
+/// A clean stop with the broker up. First what the spool holds is sent (≤ 3 s), so no
+/// `seq` waits behind the goodbye for the next start; then the retained `offline`
+/// status (≤ 1 s) — the one publish that carries no spooled record, its `seq` reserved
+/// only now that it is sent — and a DISCONNECT, so the broker does not publish the
+/// Last Will.
+#[allow(clippy::too_many_arguments)]
+async fn goodbye(
+    cfg: &UplinkConfig,
+    topics: &Topics,
+    spool: &Spool,
+    encoder: &Encoder<'_>,
+    link: &mut Link,
+    in_flight: &mut InFlight,
+    started: Instant,
+) -> Result<(), UplinkError> {
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            fill(cfg, spool, link, in_flight);
+            let more = block_in_place(|| spool.pending(1, |seq| in_flight.contains(seq)))
+                .is_ok_and(|r| !r.is_empty());
+            if !more && !in_flight.awaiting_ack() {
+                break;
+            }
+            match link.poll().await {
+                Ok(ev) => {
+                    track(spool, in_flight, &ev);
+                }
+                Err(_) => break,
+            }
+        }
+    })
+    .await;
     let bye = encoder.status(
         block_in_place(|| spool.reserve_seq())?,
         Timestamp::now(),
         status(spool, "offline", started),
     );
-    if connected {
-        // The goodbye is the one publish that carries no spooled record (bounded: 1 s).
-        let mut acked_bye = !link.try_publish(&topics.status(), true, bye);
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            while let Ok(ev) = link.poll().await {
-                match ev {
-                    LinkEvent::Sent(pkid) => in_flight.sent(pkid),
-                    LinkEvent::Acked { pkid, refused }
-                        if !on_ack(spool, &mut in_flight, pkid, refused.as_deref()) =>
-                    {
-                        acked_bye = true;
-                    }
-                    _ => {}
-                }
-                if acked_bye && !in_flight.awaiting_ack() {
-                    break;
-                }
+    let mut acked_bye = !link.try_publish(&topics.status(), true, bye);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while !acked_bye || in_flight.awaiting_ack() {
+            match link.poll().await {
+                Ok(ev) => acked_bye |= track(spool, in_flight, &ev),
+                Err(_) => break,
             }
-        })
-        .await;
-        link.try_disconnect();
-        let _ = tokio::time::timeout(Duration::from_millis(500), link.poll()).await;
-    }
+        }
+    })
+    .await;
+    link.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_millis(500), link.poll()).await;
     Ok(())
 }
 
