@@ -121,6 +121,25 @@ fn default_listen() -> String {
     "127.0.0.1:8090".into()
 }
 
+impl MqttConfig {
+    /// Connection options common to ingest's sessions: broker, keepalive, credentials,
+    /// TLS. The caller sets what differs (session kind, acks, packet sizes).
+    pub fn options(&self, client_id: String) -> Result<rumqttc::MqttOptions, String> {
+        let mut o = rumqttc::MqttOptions::new(client_id, self.host.clone(), self.port);
+        o.set_keep_alive(std::time::Duration::from_secs(self.keepalive_s));
+        if let Some(u) = &self.username {
+            o.set_credentials(u.clone(), self.password.clone().unwrap_or_default());
+        }
+        if let Some(tls) = &self.tls {
+            let tls = tls
+                .to_rumqttc()
+                .map_err(|(p, e)| format!("mqtt.tls: {}: {e}", p.display()))?;
+            o.set_transport(rumqttc::Transport::Tls(tls));
+        }
+        Ok(o)
+    }
+}
+
 impl IngestConfig {
     /// Loads `central.toml` with `HAZGATE__…` overrides and checks it; every problem
     /// names its field.

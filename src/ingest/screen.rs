@@ -19,7 +19,7 @@ use axum::response::{
     sse::{Event as SseEvent, KeepAlive, Sse},
     Html,
 };
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -240,28 +240,15 @@ impl ScreenHub {
 
 /// Watches the broker for the screen until `cancel`.
 pub async fn watch(cfg: MqttConfig, hub: ScreenHub, cancel: CancellationToken) {
-    let mut o = MqttOptions::new(
-        format!("{}-screen", cfg.client_id),
-        cfg.host.clone(),
-        cfg.port,
-    );
-    o.set_keep_alive(Duration::from_secs(cfg.keepalive_s))
-        .set_clean_session(true)
-        .set_max_packet_size(cfg.max_message_bytes.max(1 << 20), 1 << 16);
-    if let Some(u) = &cfg.username {
-        o.set_credentials(u.clone(), cfg.password.clone().unwrap_or_default());
-    }
-    if let Some(tls) = &cfg.tls {
-        match tls.to_rumqttc() {
-            Ok(t) => {
-                o.set_transport(rumqttc::Transport::Tls(t));
-            }
-            Err((p, e)) => {
-                warn!(file = %p.display(), error = %e, "screen: mqtt.tls file unreadable; no screen");
-                return;
-            }
+    let mut o = match cfg.options(format!("{}-screen", cfg.client_id)) {
+        Ok(o) => o,
+        Err(e) => {
+            warn!(error = %e, "screen: cannot connect; no screen");
+            return;
         }
-    }
+    };
+    o.set_clean_session(true)
+        .set_max_packet_size(cfg.max_message_bytes.max(1 << 20), 1 << 16);
     let (client, mut eventloop) = AsyncClient::new(o, 16);
     let filters = ["risk/+", "alarm", "status"].map(|s| format!("{}/v1/+/+/+/{s}", cfg.prefix));
     let mut backoff = Duration::from_millis(500);

@@ -28,7 +28,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, Transport};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -187,22 +187,12 @@ async fn sequence(
 }
 
 fn mqtt_options(cfg: &MqttConfig) -> Result<MqttOptions, String> {
-    let mut o = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
-    o.set_keep_alive(Duration::from_secs(cfg.keepalive_s))
-        .set_clean_session(false)
+    let mut o = cfg.options(cfg.client_id.clone())?;
+    o.set_clean_session(false)
         .set_manual_acks(true)
         // Accept far larger packets than we store, so an oversized message is
         // dead-lettered instead of breaking the connection (and coming back forever).
         .set_max_packet_size((cfg.max_message_bytes * 16).max(1 << 24), 1 << 20);
-    if let Some(u) = &cfg.username {
-        o.set_credentials(u.clone(), cfg.password.clone().unwrap_or_default());
-    }
-    if let Some(tls) = &cfg.tls {
-        let tls = tls
-            .to_rumqttc()
-            .map_err(|(p, e)| format!("mqtt.tls: {}: {e}", p.display()))?;
-        o.set_transport(Transport::Tls(tls));
-    }
     Ok(o)
 }
 
