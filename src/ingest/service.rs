@@ -35,6 +35,7 @@ use tracing::{debug, info, warn};
 
 use super::{
     config::{IngestConfig, MqttConfig, StoreConfig},
+    decoders::Decoders,
     message::{decode, Decoded, Rejected, Stream},
     writer::PointWriter,
 };
@@ -67,6 +68,8 @@ pub async fn run_ingest<W: PointWriter>(
 ) -> Result<(), String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let options = mqtt_options(&cfg.mqtt)?;
+    let mut decoders =
+        Decoders::per_core().map_err(|e| format!("cannot start decoding threads: {e}"))?;
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
     let (tx, rx) = mpsc::unbounded_channel();
     let batcher = tokio::spawn(batcher(
@@ -119,10 +122,10 @@ pub async fn run_ingest<W: PointWriter>(
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 health.unacked.fetch_add(1, Ordering::Relaxed);
                 // Checking and rendering a message is the CPU-heavy part: it runs on
-                // the blocking pool, so all cores work, and the event loop keeps
+                // the decoding threads, so all cores work, and the event loop keeps
                 // polling (pings, acks) meanwhile.
                 let (prefix, max) = (cfg.mqtt.prefix.clone(), cfg.mqtt.max_message_bytes);
-                let job = tokio::task::spawn_blocking(move || {
+                let job = decoders.run(move || {
                     match decode(&prefix, &p.topic, &p.payload, max, now_ms()) {
                         Ok(d) => Ok(accept(p, d)),
                         Err(r) => Err((p, r)),
@@ -156,7 +159,7 @@ pub async fn run_ingest<W: PointWriter>(
     Ok(())
 }
 
-type DecodeJob = tokio::task::JoinHandle<Result<Accepted, (Publish, Rejected)>>;
+type DecodeJob = tokio::sync::oneshot::Receiver<Result<Accepted, (Publish, Rejected)>>;
 
 /// Takes decoding results in arrival order: good messages to the batcher, refused ones
 /// to the dead-letter topic (acknowledged at once).
@@ -181,7 +184,7 @@ async fn sequence(
                 health.unacked.fetch_sub(1, Ordering::Relaxed);
             }
             // Not acknowledged: the broker delivers it again after a reconnect.
-            Err(e) => warn!(error = %e, "decoding task failed"),
+            Err(_) => warn!("decoding result lost; the message stays unacknowledged"),
         }
     }
 }
