@@ -5,12 +5,12 @@
 #  1. Throughput: READINGS readings (500 per message, as a gateway batches them) are
 #     queued in the broker for ingest's persistent session while it is stopped; then
 #     ingest starts and drains them into the store. Reports readings/s, messages/s and
-#     ingest CPU.
+#     the CPU of ingest, the store and the broker; RUNS times, then the median.
 #  2. Lag: a producer publishes RATE readings/s stamped with the current time for 20 s;
 #     reports p50 / p99 of gateway timestamp → accepted by the store (ingest's
 #     hazgate_ingest_lag_seconds summary).
 #
-#   bench/ingest.sh [READINGS] [RATE]     (defaults: 1000000, 50000)
+#   bench/ingest.sh [READINGS] [RATE] [RUNS]     (defaults: 1000000, 50000, 3)
 #
 # Needs tests/setup-peers.sh (mosquitto, victoria-metrics). Noisy 2-core machine: quote
 # medians of several runs.
@@ -18,6 +18,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 READINGS=${1:-1000000}
 RATE=${2:-50000}
+RUNS=${3:-3}
 
 MQTT=$(free_port); VM=$(free_port); HTTP=$(free_port)
 
@@ -89,27 +90,37 @@ publish() { # readings rate
   python3 "$WORK/produce.py" "$1" "$2" | mosquitto_pub -p "$MQTT" -q 1 -l -t "hazgate/v1/BENCH/E/G0/telemetry"
 }
 
-# 1. Throughput.
+# 1. Throughput, RUNS times (the same points each run: later runs overwrite them).
 start_ingest; stop_ingest        # creates the persistent session and its subscriptions
-echo "queueing $READINGS readings in the broker …"
-publish "$READINGS" 0
-start_ingest
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-T0=$(date +%s.%N); C0=$(ticks $INGEST); B0=$(ticks $BROKER); S0=$(ticks $STORE)
-until [ "$(metric hazgate_ingest_points_written_total)" = "$READINGS" ]; do
-  sleep 0.1
-  [ "$(echo "$(date +%s.%N) - $T0 > 300" | bc)" = 1 ] && { echo "drain timed out at $(metric hazgate_ingest_points_written_total)"; exit 1; }
-done
-T1=$(date +%s.%N); C1=$(ticks $INGEST); B1=$(ticks $BROKER); S1=$(ticks $STORE)
-python3 - "$READINGS" "$T0" "$T1" "$C0" "$C1" "$(getconf CLK_TCK)" "$B0" "$B1" "$S0" "$S1" <<'PY'
+for run in $(seq "$RUNS"); do
+  echo "run $run: queueing $READINGS readings in the broker …"
+  publish "$READINGS" 0
+  start_ingest
+  T0=$(date +%s.%N); C0=$(ticks $INGEST); B0=$(ticks $BROKER); S0=$(ticks $STORE)
+  until [ "$(metric hazgate_ingest_points_written_total)" = "$READINGS" ]; do
+    sleep 0.1
+    [ "$(echo "$(date +%s.%N) - $T0 > 300" | bc)" = 1 ] && { echo "drain timed out at $(metric hazgate_ingest_points_written_total)"; exit 1; }
+  done
+  T1=$(date +%s.%N); C1=$(ticks $INGEST); B1=$(ticks $BROKER); S1=$(ticks $STORE)
+  python3 - "$READINGS" "$T0" "$T1" "$C0" "$C1" "$(getconf CLK_TCK)" "$B0" "$B1" "$S0" "$S1" <<'PY' | tee -a "$WORK/runs"
 import sys
 n, t0, t1, c0, c1, hz, b0, b1, s0, s1 = map(float, sys.argv[1:])
 d = t1 - t0
 cpu = lambda a, b: (b - a) / hz / d * 100
 print(f"throughput: {n:.0f} readings in {d:.2f} s = {n / d:,.0f} readings/s ({n / 500 / d:,.0f} messages/s); "
-      f"CPU % of one core: ingest {cpu(c0, c1):.0f}, VictoriaMetrics {cpu(s0, s1):.0f}, Mosquitto {cpu(b0, b1):.0f}")
+      f"CPU % of one core: ingest {cpu(c0, c1):.0f}, VictoriaMetrics {cpu(s0, s1):.0f}, Mosquitto {cpu(b0, b1):.0f}; "
+      f"ingest {c1 - c0:.0f} ticks = {(c1 - c0) / hz / n * 1e6:.2f} core-s per million readings")
 PY
-stop_ingest
+  stop_ingest
+done
+python3 - "$WORK/runs" <<'PY'
+import statistics, sys
+rates = [float(l.split(" = ")[1].split()[0].replace(",", "")) for l in open(sys.argv[1])]
+cost = [float(l.split(" = ")[2].split()[0]) for l in open(sys.argv[1])]
+print(f"median of {len(rates)} runs: {statistics.median(rates):,.0f} readings/s; "
+      f"ingest {statistics.median(cost):.2f} core-s per million readings")
+PY
 
 # 2. Lag at a steady rate.
 start_ingest
