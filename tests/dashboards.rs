@@ -222,10 +222,7 @@ async fn every_panel_query_returns_rows_on_scenario_data_in_influxdb_1_6() {
             .unwrap();
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &gw.child.id().to_string()])
-        .status();
-    let _ = gw.child.wait();
+    let _ = gw.terminate();
     tokio::time::sleep(Duration::from_secs(1)).await;
     sub.abort();
 

@@ -62,10 +62,7 @@ impl Store {
     /// its last second of accepted points — the store's durability, not ingest's.)
     fn stop(&mut self) {
         if let Some(mut p) = self.proc.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &p.child.id().to_string()])
-                .status();
-            let _ = p.child.wait();
+            let _ = p.terminate();
         }
     }
 
@@ -358,10 +355,7 @@ impl Rig {
         tokio::time::sleep(Duration::from_secs(2)).await;
         during().await;
         tokio::time::sleep(Duration::from_secs(secs)).await;
-        let _ = Command::new("kill")
-            .args(["-TERM", &gw.child.id().to_string()])
-            .status();
-        let _ = gw.child.wait();
+        let _ = gw.terminate();
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
@@ -469,10 +463,7 @@ async fn a_store_outage_of_30_s_loses_nothing() {
     );
     rig.store.restart();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &gw.child.id().to_string()])
-        .status();
-    let _ = gw.child.wait();
+    let _ = gw.terminate();
     assert_stored_exactly(&rig.store, &rig.got).await;
     assert!(metric(http, "hazgate_ingest_write_retries_total") >= 1.0);
     rig.sub.abort();
@@ -524,10 +515,7 @@ async fn two_instances_split_the_stream_and_a_killed_one_loses_nothing() {
         http_b,
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &gw.child.id().to_string()])
-        .status();
-    let _ = gw.child.wait();
+    let _ = gw.terminate();
     assert_stored_exactly(&rig.store, &rig.got).await;
     let a = metric(http_a, "hazgate_ingest_messages_total");
     assert!(

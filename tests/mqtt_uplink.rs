@@ -98,10 +98,7 @@ async fn broker_outage_case(uplink: &str, protocol_tag: &str, outage: u64) {
             s.len()
         );
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &gw.child.id().to_string()])
-        .status();
-    let _ = gw.child.wait();
+    let _ = gw.terminate();
     tokio::time::sleep(Duration::from_secs(2)).await;
     sub.abort();
 
@@ -343,10 +340,7 @@ async fn commands_are_validated_answered_and_audited() {
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &gw.id().to_string()])
-        .status();
-    let _ = gw.wait();
+    let _ = terminate(&mut gw);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         text.contains("threshold overrides applied") && text.contains("alarm settings changed"),
@@ -385,10 +379,7 @@ async fn kill_9_and_restart_never_repeats_or_loses_a_committed_seq() {
         },
     )
     .await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &gw.child.id().to_string()])
-        .status();
-    let _ = gw.child.wait();
+    let _ = gw.terminate();
     tokio::time::sleep(Duration::from_secs(1)).await;
     sub.abort();
 
@@ -463,10 +454,7 @@ async fn spool_full_drops_oldest_telemetry_counts_it_and_keeps_every_alarm() {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &gw.child.id().to_string()])
-        .status();
-    let _ = gw.child.wait();
+    let _ = gw.terminate();
     tokio::time::sleep(Duration::from_secs(1)).await;
     sub.abort();
 
@@ -649,10 +637,7 @@ fn run_against(dir: &Path, name: &str, uplink: &str, secs: u64) -> (bool, String
         .unwrap();
     std::thread::sleep(Duration::from_secs(secs));
     let alive = child.try_wait().unwrap().is_none();
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let status = child.wait().unwrap();
+    let status = terminate(&mut child).unwrap();
     assert!(
         alive,
         "{name}: hazgate must keep running and retrying, not crash"

@@ -12,7 +12,7 @@ use std::{
     io::{BufRead, BufReader},
     net::TcpListener,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -55,6 +55,19 @@ impl Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// A graceful stop: SIGTERM, then wait for the exit.
+    pub fn terminate(&mut self) -> std::io::Result<ExitStatus> {
+        terminate(&mut self.child)
+    }
+}
+
+/// Sends SIGTERM to `child` (the way systemd stops hazgate) and waits for its exit.
+pub fn terminate(child: &mut Child) -> std::io::Result<ExitStatus> {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    child.wait()
 }
 
 impl Drop for Proc {

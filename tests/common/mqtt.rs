@@ -71,10 +71,7 @@ impl Broker {
     /// A graceful stop (SIGTERM): the broker saves its persistent sessions.
     pub fn stop(&mut self) {
         if let Some(mut p) = self.proc.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &p.child.id().to_string()])
-                .status();
-            let _ = p.child.wait();
+            let _ = p.terminate();
         }
     }
 }
