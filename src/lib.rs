@@ -8,6 +8,7 @@
 pub mod acquire;
 pub mod api;
 pub mod app;
+pub mod backoff;
 pub mod cli;
 pub mod forward;
 pub mod ingest;

@@ -28,6 +28,7 @@ use super::{
 };
 use crate::{
     acquire::LatestStore,
+    backoff::Backoff,
     judge::{
         engine::{Event, RiskScope},
         service::JudgeHandle,
@@ -454,7 +455,7 @@ async fn session(
     let will = encoder.status(0, Timestamp::now(), status(spool, "offline", started));
     let mut link = Link::new(cfg.protocol, link_options(site, cfg, will, topics)?);
     let mut connected = false;
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::new(Duration::from_millis(500));
     let mut in_flight = InFlight::default();
     let mut poll_tick = tokio::time::interval(Duration::from_millis(100));
     loop {
@@ -469,7 +470,7 @@ async fn session(
                 Ok(LinkEvent::Connected { code }) => {
                     info!(host = %cfg.host, port = cfg.port, protocol = ?cfg.protocol, code, "uplink connected");
                     connected = true;
-                    backoff = Duration::from_millis(500);
+                    backoff.reset();
                     if let Err(e) = link.try_subscribe(&topics.commands()) {
                         warn!(error = %e, "cannot subscribe to commands");
                     }
@@ -491,17 +492,15 @@ async fn session(
                     } else {
                         // Refused credentials or an untrusted certificate must be visible;
                         // the back-off keeps this to one line per attempt (≤ 1 per 30 s).
-                        warn!(host = %cfg.host, port = cfg.port, error = %e, retry_in_ms = backoff.as_millis() as u64,
+                        warn!(host = %cfg.host, port = cfg.port, error = %e, retry_in_ms = backoff.delay().as_millis() as u64,
                             "uplink connect failed; retrying");
                     }
                     connected = false;
                     in_flight.clear();
                     // rumqttc reconnects on the next poll at once: pace it.
-                    tokio::select! {
-                        () = cancel.cancelled() => break,
-                        () = tokio::time::sleep(backoff) => {}
+                    if !backoff.wait(cancel).await {
+                        break;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             },
         }

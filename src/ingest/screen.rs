@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::config::MqttConfig;
+use crate::backoff::Backoff;
 
 /// The page: HTML, CSS and script in one file.
 pub const PAGE: &str = include_str!("screen.html");
@@ -251,7 +252,7 @@ pub async fn watch(cfg: MqttConfig, hub: ScreenHub, cancel: CancellationToken) {
         .set_max_packet_size(cfg.max_message_bytes.max(1 << 20), 1 << 16);
     let (client, mut eventloop) = AsyncClient::new(o, 16);
     let filters = ["risk/+", "alarm", "status"].map(|s| format!("{}/v1/+/+/+/{s}", cfg.prefix));
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::new(Duration::from_millis(500));
     loop {
         let ev = tokio::select! {
             () = cancel.cancelled() => break,
@@ -260,7 +261,7 @@ pub async fn watch(cfg: MqttConfig, hub: ScreenHub, cancel: CancellationToken) {
         match ev {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 info!("screen watching the broker");
-                backoff = Duration::from_millis(500);
+                backoff.reset();
                 for f in &filters {
                     let _ = client.try_subscribe(f, QoS::AtMostOnce);
                 }
@@ -278,11 +279,9 @@ pub async fn watch(cfg: MqttConfig, hub: ScreenHub, cancel: CancellationToken) {
             Ok(_) => {}
             Err(e) => {
                 warn!(error = %e, "screen: broker connection down; retrying");
-                tokio::select! {
-                    () = cancel.cancelled() => break,
-                    () = tokio::time::sleep(backoff) => {}
+                if !backoff.wait(&cancel).await {
+                    break;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         }
     }

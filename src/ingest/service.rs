@@ -33,6 +33,8 @@ use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::backoff::Backoff;
+
 use super::{
     config::{IngestConfig, MqttConfig, StoreConfig},
     decoders::Decoders,
@@ -101,7 +103,7 @@ pub async fn run_ingest<W: PointWriter>(
         cfg.mqtt.dead_letter_topic.clone(),
         health.clone(),
     ));
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::new(Duration::from_millis(500));
     loop {
         let ev = tokio::select! {
             () = cancel.cancelled() => break,
@@ -112,7 +114,7 @@ pub async fn run_ingest<W: PointWriter>(
                 info!(host = %cfg.mqtt.host, port = cfg.mqtt.port, session_present = ack.session_present,
                     group = %cfg.mqtt.group, "ingest connected");
                 health.mqtt_connected.store(true, Ordering::Relaxed);
-                backoff = Duration::from_millis(500);
+                backoff.reset();
                 for f in &filters {
                     if let Err(e) = client.try_subscribe(f, QoS::AtLeastOnce) {
                         warn!(error = %e, filter = %f, "cannot subscribe");
@@ -136,13 +138,11 @@ pub async fn run_ingest<W: PointWriter>(
             Ok(_) => {}
             Err(e) => {
                 let was = health.mqtt_connected.swap(false, Ordering::Relaxed);
-                warn!(error = %e, was_connected = was, retry_in_ms = backoff.as_millis() as u64,
+                warn!(error = %e, was_connected = was, retry_in_ms = backoff.delay().as_millis() as u64,
                     "ingest MQTT connection down; retrying");
-                tokio::select! {
-                    () = cancel.cancelled() => break,
-                    () = tokio::time::sleep(backoff) => {}
+                if !backoff.wait(&cancel).await {
+                    break;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         }
     }
@@ -318,7 +318,7 @@ async fn write_and_ack<W: PointWriter>(
     }
     let body = Bytes::from(body);
     let points: usize = batch.iter().map(|a| a.points).sum();
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = Backoff::new(Duration::from_millis(250));
     let mut failures = 0u32;
     if points > 0 {
         loop {
@@ -337,13 +337,11 @@ async fn write_and_ack<W: PointWriter>(
                     metrics::counter!("hazgate_ingest_write_retries_total").increment(1);
                     health.store_ok.store(false, Ordering::Relaxed);
                     // One line per attempt, paced by the back-off (≤ 1 per 30 s).
-                    warn!(error = %e, points, attempt = failures, retry_in_ms = backoff.as_millis() as u64,
+                    warn!(error = %e, points, attempt = failures, retry_in_ms = backoff.delay().as_millis() as u64,
                         "store write failed; holding the batch (nothing acknowledged)");
-                    tokio::select! {
-                        () = cancel.cancelled() => return false,
-                        () = tokio::time::sleep(backoff) => {}
+                    if !backoff.wait(cancel).await {
+                        return false;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             }
         }
