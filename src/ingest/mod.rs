@@ -1,9 +1,10 @@
 //! Ingest: the centre's half — gateways' MQTT stream into the time-series store.
 //!
 //! [`message`] checks each message against the contract's schemas and maps it to
-//! points (pure); [`writer`] puts line protocol into the store; [`service`] subscribes
-//! (shared subscription), batches, retries and acknowledges only what is stored;
-//! [`http`] serves health, metrics and the command-centre [`screen`]. Schema of what is stored: `docs/storage.md`.
+//! points (pure), on the [`decoders`] (a thread per core); [`writer`] puts line
+//! protocol into the store; [`service`] subscribes (shared subscription), batches,
+//! retries and acknowledges only what is stored; [`http`] serves health, metrics and
+//! the command-centre [`screen`]. Schema of what is stored: `docs/storage.md`.
 
 pub mod config;
 pub mod decoders;
