@@ -2,9 +2,10 @@
 //!
 //! [`message`] checks each message against the contract's schemas and maps it to
 //! points (pure), on the [`decoders`] (a thread per core); [`writer`] puts line
-//! protocol into the store; [`service`] subscribes (shared subscription), batches,
-//! retries and acknowledges only what is stored; [`http`] serves health, metrics and
-//! the command-centre [`screen`]. Schema of what is stored: `docs/storage.md`.
+//! protocol into the store; [`service`] subscribes (shared subscription, through the
+//! [`subscriber`] loop it shares with the screen), batches, retries and acknowledges
+//! only what is stored; [`http`] serves health, metrics and the command-centre
+//! [`screen`]. Schema of what is stored: `docs/storage.md`.
 
 pub mod config;
 pub mod decoders;
@@ -12,4 +13,5 @@ pub mod http;
 pub mod message;
 pub mod screen;
 pub mod service;
+pub mod subscriber;
 pub mod writer;

@@ -19,7 +19,7 @@ use axum::response::{
     sse::{Event as SseEvent, KeepAlive, Sse},
     Html,
 };
-use rumqttc::{AsyncClient, Event, Packet, QoS};
+use rumqttc::{AsyncClient, QoS};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::config::MqttConfig;
-use crate::backoff::Backoff;
+use super::subscriber::{self, Seen};
 
 /// The page: HTML, CSS and script in one file.
 pub const PAGE: &str = include_str!("screen.html");
@@ -252,39 +252,32 @@ pub async fn watch(cfg: MqttConfig, hub: ScreenHub, cancel: CancellationToken) {
         .set_max_packet_size(cfg.max_message_bytes.max(1 << 20), 1 << 16);
     let (client, mut eventloop) = AsyncClient::new(o, 16);
     let filters = ["risk/+", "alarm", "status"].map(|s| format!("{}/v1/+/+/+/{s}", cfg.prefix));
-    let mut backoff = Backoff::new(Duration::from_millis(500));
-    loop {
-        let ev = tokio::select! {
-            () = cancel.cancelled() => break,
-            ev = eventloop.poll() => ev,
-        };
-        match ev {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                info!("screen watching the broker");
-                backoff.reset();
-                for f in &filters {
-                    let _ = client.try_subscribe(f, QoS::AtMostOnce);
-                }
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                let changed = hub
-                    .screen
-                    .lock()
-                    .map(|mut s| s.apply(&cfg.prefix, &p.topic, &p.payload))
-                    .unwrap_or(false);
-                if changed {
-                    let _ = hub.changed.send(hub.snapshot());
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                warn!(error = %e, "screen: broker connection down; retrying");
-                if !backoff.wait(&cancel).await {
-                    break;
-                }
+    let on = |seen| match seen {
+        Seen::Connected { .. } => info!("screen watching the broker"),
+        Seen::Message(p) => {
+            let changed = hub
+                .screen
+                .lock()
+                .map(|mut s| s.apply(&cfg.prefix, &p.topic, &p.payload))
+                .unwrap_or(false);
+            if changed {
+                let _ = hub.changed.send(hub.snapshot());
             }
         }
-    }
+        Seen::Down { error, retry_in } => {
+            warn!(error = %error, retry_in_ms = retry_in.as_millis() as u64,
+                "screen: broker connection down; retrying");
+        }
+    };
+    subscriber::run(
+        &mut eventloop,
+        &client,
+        &filters,
+        QoS::AtMostOnce,
+        &cancel,
+        on,
+    )
+    .await;
 }
 
 #[cfg(test)]

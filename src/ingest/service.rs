@@ -28,7 +28,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, MqttOptions, Publish, QoS};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -39,6 +39,7 @@ use super::{
     config::{IngestConfig, MqttConfig, StoreConfig},
     decoders::Decoders,
     message::{decode, Decoded, Rejected, Stream},
+    subscriber::{self, Seen},
     writer::PointWriter,
 };
 
@@ -103,49 +104,42 @@ pub async fn run_ingest<W: PointWriter>(
         cfg.mqtt.dead_letter_topic.clone(),
         health.clone(),
     ));
-    let mut backoff = Backoff::new(Duration::from_millis(500));
-    loop {
-        let ev = tokio::select! {
-            () = cancel.cancelled() => break,
-            ev = eventloop.poll() => ev,
-        };
-        match ev {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                info!(host = %cfg.mqtt.host, port = cfg.mqtt.port, session_present = ack.session_present,
-                    group = %cfg.mqtt.group, "ingest connected");
-                health.mqtt_connected.store(true, Ordering::Relaxed);
-                backoff.reset();
-                for f in &filters {
-                    if let Err(e) = client.try_subscribe(f, QoS::AtLeastOnce) {
-                        warn!(error = %e, filter = %f, "cannot subscribe");
-                    }
-                }
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                health.unacked.fetch_add(1, Ordering::Relaxed);
-                // Checking and rendering a message is the CPU-heavy part: it runs on
-                // the decoding threads, so all cores work, and the event loop keeps
-                // polling (pings, acks) meanwhile.
-                let (prefix, max) = (cfg.mqtt.prefix.clone(), cfg.mqtt.max_message_bytes);
-                let job = decoders.run(move || {
-                    match decode(&prefix, &p.topic, &p.payload, max, now_ms()) {
+    let on = |seen| match seen {
+        Seen::Connected { session_present } => {
+            info!(host = %cfg.mqtt.host, port = cfg.mqtt.port, session_present,
+                group = %cfg.mqtt.group, "ingest connected");
+            health.mqtt_connected.store(true, Ordering::Relaxed);
+        }
+        Seen::Message(p) => {
+            health.unacked.fetch_add(1, Ordering::Relaxed);
+            // Checking and rendering a message is the CPU-heavy part: it runs on the
+            // decoding threads, so all cores work, and the event loop keeps polling
+            // (pings, acks) meanwhile.
+            let (prefix, max) = (cfg.mqtt.prefix.clone(), cfg.mqtt.max_message_bytes);
+            let job =
+                decoders.run(
+                    move || match decode(&prefix, &p.topic, &p.payload, max, now_ms()) {
                         Ok(d) => Ok(accept(p, d)),
                         Err(r) => Err((p, r)),
-                    }
-                });
-                let _ = jobs.send(job);
-            }
-            Ok(_) => {}
-            Err(e) => {
-                let was = health.mqtt_connected.swap(false, Ordering::Relaxed);
-                warn!(error = %e, was_connected = was, retry_in_ms = backoff.delay().as_millis() as u64,
-                    "ingest MQTT connection down; retrying");
-                if !backoff.wait(&cancel).await {
-                    break;
-                }
-            }
+                    },
+                );
+            let _ = jobs.send(job);
         }
-    }
+        Seen::Down { error, retry_in } => {
+            let was = health.mqtt_connected.swap(false, Ordering::Relaxed);
+            warn!(error = %error, was_connected = was, retry_in_ms = retry_in.as_millis() as u64,
+                "ingest MQTT connection down; retrying");
+        }
+    };
+    subscriber::run(
+        &mut eventloop,
+        &client,
+        &filters,
+        QoS::AtLeastOnce,
+        &cancel,
+        on,
+    )
+    .await;
     // The batcher writes what it holds and acknowledges it; give the acks a moment to
     // leave, then disconnect (the session, and anything unacknowledged, stays).
     drop(jobs);
