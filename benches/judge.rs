@@ -35,6 +35,7 @@ fn readings(site: &hazgate::model::Site, leak: bool) -> Vec<Reading> {
                 quality: Quality::Good,
                 ts: Timestamp(i as i64 * 20),
                 raw: Raw::None,
+                range: Default::default(),
             }
         })
         .collect()

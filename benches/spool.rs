@@ -34,6 +34,7 @@ fn bench(c: &mut Criterion) {
             quality: Quality::Good,
             ts: Timestamp(1_795_419_779_123),
             raw: Raw::None,
+            range: Default::default(),
         })
         .collect();
     let enc = Encoder::new(&site);

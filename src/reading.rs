@@ -89,6 +89,29 @@ impl Serialize for Quality {
     }
 }
 
+/// Where a value stands against its point's measuring range (OPC UA calls these the
+/// limit bits). A detector driven past full scale by a large leak still reports "at
+/// least this much": the value is kept and this flag says it is a bound, not a reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RangeFlag {
+    #[default]
+    Within,
+    /// Above the range: the true value is at least the value reported.
+    Over,
+    /// Below the range: the true value is at most the value reported.
+    Under,
+}
+
+impl RangeFlag {
+    pub fn is_over(self) -> bool {
+        self == Self::Over
+    }
+
+    pub fn is_under(self) -> bool {
+        self == Self::Under
+    }
+}
+
 /// A value in engineering units.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -179,6 +202,8 @@ pub struct Reading {
     /// Acquisition time (UTC).
     pub ts: Timestamp,
     pub raw: Raw,
+    /// Above or below the measuring range (the value is then a bound).
+    pub range: RangeFlag,
 }
 
 #[cfg(test)]

@@ -8,14 +8,15 @@ use std::sync::Arc;
 
 use common::{site_from_toml, GATEWAY_TOML};
 use hazgate::{
+    acquire::decode::{decode_point, encode, Number, PointData},
     judge::{
         alarm::AlarmState,
-        engine::{AlarmAction, AlarmEvent, Command, CommandError, Event, RiskScope},
+        engine::{AlarmAction, AlarmEvent, AlarmView, Command, CommandError, Event, RiskScope},
         settings::AlarmKind,
         Colour, Engine,
     },
     model::Site,
-    reading::{Quality, Raw, Reading, Timestamp, Value},
+    reading::{Quality, RangeFlag, Raw, Reading, Timestamp, Value},
 };
 
 /// A level-1 tank farm (two combustible detectors, a SIS trip, a level with limits)
@@ -44,6 +45,7 @@ level = 1
   table = "holding"
   address = 0
   data_type = "f32"
+  valid_range = [0.0, 100.0]
   [[hazard_sources.points]]
   id = "GT-2"
   kind = "combustible_gas"
@@ -51,6 +53,17 @@ level = 1
   table = "holding"
   address = 2
   data_type = "f32"
+  valid_range = [0.0, 100.0]
+  [[hazard_sources.points]]
+  id = "GT-3"
+  kind = "combustible_gas"
+  device = "D"
+  table = "input"
+  address = 0
+  data_type = "u16"
+  raw_range = [4000.0, 20000.0]
+  eng_range = [0.0, 100.0]
+  loop_current = {{}}
   [[hazard_sources.points]]
   id = "XS-1"
   kind = "sis_trip"
@@ -65,6 +78,17 @@ level = 1
   address = 4
   data_type = "f32"
   alarms = {{ h = 85.0, hh = 95.0, deadband = 2.0, on_delay_s = 10.0, off_delay_s = 10.0 }}
+  [[hazard_sources.points]]
+  id = "LT-2"
+  kind = "level"
+  device = "D"
+  table = "input"
+  address = 1
+  data_type = "u16"
+  raw_range = [4000.0, 20000.0]
+  eng_range = [0.0, 100.0]
+  loop_current = {{}}
+  alarms = {{ h = 85.0, hh = 95.0, l = 10.0, ll = 5.0, deadband = 2.0, on_delay_s = 10.0, off_delay_s = 10.0 }}
   [[hazard_sources.points]]
   id = "TT-1"
   kind = "temperature"
@@ -102,6 +126,8 @@ level = 3
   table = "holding"
   address = 11
   data_type = "u16"
+  # A detector whose range (0-50 ppm) ends below its second-level limit (86 ppm).
+  valid_range = [0.0, 50.0]
   [[hazard_sources.points]]
   id = "AT-3"
   kind = "toxic_gas"
@@ -146,10 +172,61 @@ impl Run {
             quality,
             ts: t,
             raw: Raw::None,
+            range: Default::default(),
         };
         let mut out = Vec::new();
         self.engine.on_reading(&r, t, &mut out);
         self.events.extend(out.into_iter().map(|e| (t.0, e)));
+    }
+
+    /// What a device sends for raw value `raw`, laid into the point's registers and
+    /// decoded as acquisition does: quality and range flags come from the decoder.
+    fn device_raw(&mut self, point: &str, t_s: f64, raw: f64) -> Reading {
+        let p = self.site.point_by_id(point).unwrap();
+        let words = encode(
+            Number::Float(raw),
+            p.register.data_type,
+            p.register.word_order,
+        );
+        let t = Timestamp((t_s * 1000.0) as i64);
+        let r = decode_point(p, PointData::Words(&words), t);
+        let mut out = Vec::new();
+        self.engine.on_reading(&r, t, &mut out);
+        self.events.extend(out.into_iter().map(|e| (t.0, e)));
+        r
+    }
+
+    /// A device's reading of engineering value `v`.
+    fn device(&mut self, point: &str, t_s: f64, v: f64) -> Reading {
+        let raw = self.site.point_by_id(point).unwrap().scaling.invert(v);
+        self.device_raw(point, t_s, raw)
+    }
+
+    /// A 4–20 mA device's reading at `ma` milliamps.
+    fn device_ma(&mut self, point: &str, t_s: f64, ma: f64) -> Reading {
+        let lc = self.site.point_by_id(point).unwrap().loop_current.unwrap();
+        self.device_raw(point, t_s, lc.raw_at(ma))
+    }
+
+    fn alarm(&self, point: &str, kind: AlarmKind) -> AlarmView {
+        self.engine
+            .alarm_views()
+            .into_iter()
+            .find(|a| a.point.as_str() == point && a.alarm == kind)
+            .unwrap_or_else(|| panic!("no {kind:?} alarm view of {point}"))
+    }
+
+    /// Alarm events of a point with their `over_range` flag.
+    fn over_range_flags(&self, point: &str) -> Vec<(i64, AlarmKind, AlarmAction, bool)> {
+        self.events
+            .iter()
+            .filter_map(|(t, e)| match e {
+                Event::Alarm(a) if a.point.as_str() == point => {
+                    Some((*t, a.alarm, a.action, a.over_range))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     fn good(&mut self, point: &str, t_s: f64, v: f64) {
@@ -417,28 +494,44 @@ fn shelving_removes_an_alarm_from_colours_until_it_expires_and_counts_a_blind_sp
     let mut run = Run::new();
     run.good("GT-2", 0.0, 22.0); // H on a level-1 source → orange
     assert_eq!(run.engine.source_level(0).colour, Colour::Orange);
+    // Shelved for 900 s, longer than the 600 s hold, so the hold cannot hide the result.
     run.command(
         1.0,
         Command::Shelve {
             point: "GT-2".into(),
             alarm: None,
-            duration_s: 60.0,
+            duration_s: 900.0,
             by: "op-zhang".into(),
         },
     )
     .unwrap();
-    // Shelved: the H no longer counts, but a shelved gas detector is a low blind spot:
-    // yellow is required, orange is held for the 600 s hold.
-    run.tick(30.0);
-    assert_eq!(run.engine.source_level(0).colour, Colour::Orange, "held");
-    // The first tick after the 60 s shelving (700 s) unshelves: the H counts again.
-    run.tick(700.0);
+    // The shelved H no longer counts; a shelved gas detector is a low blind spot, so
+    // yellow is required from 1 s and reported once the hold ends (601 s), not blue.
+    for t in 2..=890 {
+        run.good("GT-2", f64::from(t), 22.0);
+        run.tick(f64::from(t));
+    }
+    assert_eq!(
+        run.colours("HS-1"),
+        vec![(0, Colour::Orange), (601_000, Colour::Yellow)],
+        "orange held for 600 s, then the blind-spot yellow"
+    );
+    let yellow = run.engine.source_level(0);
+    assert!(
+        yellow
+            .reasons
+            .iter()
+            .any(|r| r.alarms.iter().any(|a| a.contains("shelved"))),
+        "{yellow:?}"
+    );
+    // Shelving ends at 901 s: the H counts again, orange at once.
+    run.tick(901.0);
     let unshelved = run
         .alarm_events("GT-2")
         .iter()
-        .any(|e| e.2 == AlarmAction::Unshelved && e.0 == 700_000);
+        .any(|e| e.2 == AlarmAction::Unshelved && e.0 == 901_000);
     assert!(unshelved, "{:?}", run.alarm_events("GT-2"));
-    assert_eq!(run.engine.source_level(0).colour, Colour::Orange);
+    assert_eq!(run.colours("HS-1").last(), Some(&(901_000, Colour::Orange)));
     assert!(run
         .command(
             2.0,
@@ -690,4 +783,157 @@ fn thresholds_apply_atomically_and_keep_alarm_state() {
         .alarm_events("GT-1")
         .iter()
         .any(|e| e.1 == AlarmKind::H && e.2 == AlarmAction::Cleared));
+}
+
+// ---- Over range: a saturated detector is the loudest alarm, not a fault. ----
+
+#[test]
+fn a_detector_saturated_by_a_leak_raises_hh_and_turns_a_level_1_source_red() {
+    let mut run = Run::new();
+    for t in 0..10 {
+        run.device("GT-1", f64::from(t), 5.0);
+    }
+    assert!(
+        run.colours("HS-1").is_empty(),
+        "blue while the reading is 5 %LEL"
+    );
+    // The leak saturates the detector: 120 %LEL, beyond its 0–100 range.
+    let r = run.device("GT-1", 10.0, 120.0);
+    assert_eq!((r.quality, r.range), (Quality::Good, RangeFlag::Over));
+    assert_eq!(r.value, Some(Value::Analog(120.0)), "the value is kept");
+    let ev = run.over_range_flags("GT-1");
+    assert!(
+        ev.contains(&(10_000, AlarmKind::Hh, AlarmAction::Raised, true)),
+        "{ev:?}"
+    );
+    assert!(
+        ev.contains(&(10_000, AlarmKind::H, AlarmAction::Raised, true)),
+        "{ev:?}"
+    );
+    assert!(
+        !ev.iter().any(|e| e.1 == AlarmKind::Fault),
+        "saturation is not a sensor fault: {ev:?}"
+    );
+    assert_eq!(run.colours("HS-1"), vec![(10_000, Colour::Red)]);
+    assert_eq!(
+        run.engine.source_level(0).reasons[0].rule,
+        "critical alarm on a level 1/2 source"
+    );
+}
+
+#[test]
+fn a_gateway_starting_into_a_saturated_detector_raises_hh_on_the_first_reading() {
+    // A fresh engine (a restart during the leak): the very first reading is over range.
+    let mut run = Run::new();
+    let r = run.device("GT-2", 0.0, 250.0);
+    assert_eq!(r.range, RangeFlag::Over);
+    let hh = run.alarm("GT-2", AlarmKind::Hh);
+    assert_eq!(hh.state, AlarmState::ActiveUnacknowledged);
+    assert_eq!(hh.raised_value, Some(250.0));
+    assert_eq!(run.colours("HS-1"), vec![(0, Colour::Red)]);
+}
+
+#[test]
+fn a_saturated_toxic_detector_whose_range_ends_below_hh_still_raises_hh() {
+    let mut run = Run::new();
+    // AT-2 reads 0–50 ppm; NH3's second-level limit is 86 ppm (200 %OEL). At 55 ppm the
+    // detector is past full scale: the true concentration is unknown and may be far
+    // above 86, so HH is raised — the comparison with the value alone would miss it.
+    let r = run.device("AT-2", 0.0, 55.0);
+    assert_eq!((r.quality, r.range), (Quality::Good, RangeFlag::Over));
+    let ev = run.over_range_flags("AT-2");
+    assert!(
+        ev.contains(&(0, AlarmKind::Hh, AlarmAction::Raised, true)),
+        "{ev:?}"
+    );
+    // Critical on a level-3 source: orange.
+    assert_eq!(run.colours("HS-3"), vec![(0, Colour::Orange)]);
+}
+
+#[test]
+fn saturation_latches_until_the_value_is_back_in_range_and_below_the_limit_by_the_deadband() {
+    let mut run = Run::new();
+    run.device("GT-1", 0.0, 120.0);
+    // A comm failure while saturated: the alarm is held, never cleared by a fault.
+    run.feed("GT-1", 1.0, None, Quality::CommFailure);
+    assert!(run.alarm("GT-1", AlarmKind::Hh).state.is_active());
+    // Back in range at 45 and at 39.5 (above HH 40 − 1 deadband): still active.
+    run.device("GT-1", 2.0, 101.0);
+    run.device("GT-1", 3.0, 45.0);
+    run.device("GT-1", 4.0, 39.5);
+    assert!(run.alarm("GT-1", AlarmKind::Hh).state.is_active());
+    // Below the limit by the deadband: HH clears, H (20) stays.
+    run.device("GT-1", 5.0, 39.0);
+    let ev = run.over_range_flags("GT-1");
+    assert!(
+        ev.contains(&(5_000, AlarmKind::Hh, AlarmAction::Cleared, false)),
+        "{ev:?}"
+    );
+    assert!(run.alarm("GT-1", AlarmKind::H).state.is_active());
+    assert_eq!(
+        ev.iter()
+            .filter(|e| e.2 == AlarmAction::Raised && e.1 == AlarmKind::Hh)
+            .count(),
+        1,
+        "one HH for the whole episode: {ev:?}"
+    );
+    run.device("GT-1", 6.0, 5.0);
+    assert!(!run.alarm("GT-1", AlarmKind::H).state.is_active());
+}
+
+#[test]
+fn loop_current_bands_of_a_gas_detector_saturation_fault_and_under_range() {
+    let mut run = Run::new();
+    // 20.7 mA: NE43's vendor band; for a gas detector saturation by default → HH.
+    let r = run.device_ma("GT-3", 0.0, 20.7);
+    assert_eq!((r.quality, r.range), (Quality::Good, RangeFlag::Over));
+    assert!((r.value.unwrap().as_f64() - 104.375).abs() < 1e-9, "{r:?}");
+    assert!(run.alarm("GT-3", AlarmKind::Hh).state.is_active());
+    // 21.5 mA: a failed transmitter. A fault, no value — and the HH it had is held.
+    let r = run.device_ma("GT-3", 1.0, 21.5);
+    assert_eq!((r.quality, r.value), (Quality::SensorFault, None));
+    assert!(run.alarm("GT-3", AlarmKind::Hh).state.is_active());
+    assert!(run.alarm("GT-3", AlarmKind::Hh).bad_quality);
+    // 3.9 mA: below zero. For a gas detector that is drift or a vendor's maintenance
+    // current: a fault with the value kept, never a measurement.
+    let r = run.device_ma("GT-3", 2.0, 3.9);
+    assert_eq!(
+        (r.quality, r.range),
+        (Quality::SensorFault, RangeFlag::Under)
+    );
+    assert!((r.value.unwrap().as_f64() + 0.625).abs() < 1e-9, "{r:?}");
+    // 3.7 mA: below the 3.8 mA failure current.
+    let r = run.device_ma("GT-3", 3.0, 3.7);
+    assert_eq!((r.quality, r.value), (Quality::SensorFault, None));
+}
+
+#[test]
+fn a_process_transmitter_out_of_range_raises_its_limits_and_its_vendor_band_is_a_fault() {
+    let mut run = Run::new();
+    // LT-2: 4–20 mA level, H 85 / HH 95, L 10 / LL 5, 10 s on-delay.
+    let r = run.device_ma("LT-2", 0.0, 20.3);
+    assert_eq!((r.quality, r.range), (Quality::Good, RangeFlag::Over));
+    run.tick(9.0);
+    assert!(
+        run.alarm_events("LT-2").is_empty(),
+        "the on-delay still applies"
+    );
+    run.device_ma("LT-2", 10.0, 20.3);
+    let raised: Vec<_> = run
+        .over_range_flags("LT-2")
+        .into_iter()
+        .filter(|e| e.2 == AlarmAction::Raised)
+        .map(|e| (e.1, e.3))
+        .collect();
+    assert_eq!(raised, vec![(AlarmKind::Hh, true), (AlarmKind::H, true)]);
+    // Above 20.5 mA a process transmitter has failed (NE43), unlike a gas detector.
+    let r = run.device_ma("LT-2", 11.0, 20.7);
+    assert_eq!((r.quality, r.value), (Quality::SensorFault, None));
+    // Below 4 mA: an empty tank is a measurement; LL and L are crossed.
+    let mut run = Run::new();
+    let r = run.device_ma("LT-2", 0.0, 3.9);
+    assert_eq!((r.quality, r.range), (Quality::Good, RangeFlag::Under));
+    run.device_ma("LT-2", 10.0, 3.9);
+    assert!(run.alarm("LT-2", AlarmKind::Ll).state.is_active());
+    assert!(run.alarm("LT-2", AlarmKind::L).state.is_active());
 }

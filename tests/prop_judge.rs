@@ -94,6 +94,7 @@ fn run(site: &Arc<Site>, inputs: &[Input]) -> Result<Vec<Event>, TestCaseError> 
                     quality,
                     ts: Timestamp(now),
                     raw: Raw::None,
+                    range: Default::default(),
                 };
                 engine.on_reading(&r, Timestamp(now), &mut events);
             }

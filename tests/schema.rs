@@ -65,6 +65,7 @@ fn events(site: &Arc<Site>) -> Vec<Event> {
         quality: q,
         ts: Timestamp(t),
         raw: Raw::None,
+        range: Default::default(),
     };
     for (t, v) in [(1_000, 25.0), (2_000, 45.0), (3_000, 1.0)] {
         e.on_reading(
@@ -154,6 +155,7 @@ fn every_published_message_type_validates() {
         quality: *q,
         ts: Timestamp(1_795_419_779_123),
         raw: Raw::None,
+        range: Default::default(),
     })
     .collect();
     let msg = assert_valid(&enc.telemetry(100, Timestamp(1_795_419_779_200), &readings));
@@ -201,6 +203,7 @@ fn the_schemas_reject_broken_messages() {
         quality: Quality::DeviceException(2),
         ts: Timestamp(0),
         raw: Raw::None,
+        range: Default::default(),
     };
     let good: Json = serde_json::from_slice(&enc.telemetry(5, Timestamp(0), &[reading])).unwrap();
     let v = schema("telemetry.json");

@@ -5,8 +5,8 @@
 //! lay values into registers and by the property tests to check round trips.
 
 use crate::{
-    model::{DataType, Point, WordOrder},
-    reading::{Quality, Raw, Reading, Timestamp, Value},
+    model::{DataType, Point, Scaling, WordOrder},
+    reading::{Quality, RangeFlag, Raw, Reading, Timestamp, Value},
 };
 
 /// A decoded number before scaling, kept in its own domain so integers are exact.
@@ -160,9 +160,13 @@ pub enum PointData<'a> {
 /// Decodes one point's data into a reading with its quality.
 ///
 /// Quality rules, in order: too few words → `comm_failure` (a short frame never becomes
-/// a number); a vendor fault code, a non-finite float or a 4–20 mA loop outside its
-/// band → `sensor_fault` with no value; an engineering value outside `valid_range` →
-/// `sensor_fault` keeping the value (an over-range gas reading still says "a lot").
+/// a number); a vendor fault code, a non-finite float or a 4–20 mA loop at a failure
+/// current → `sensor_fault` with no value. A value outside the measuring range keeps the
+/// value and is flagged over / under range; its quality is `good` where the point's kind
+/// makes that a measurement (a gas detector past full scale is a large leak, not a
+/// fault) and `sensor_fault` where it does not ([`PointKind::over_range_is_measurement`]).
+///
+/// [`PointKind::over_range_is_measurement`]: crate::model::PointKind::over_range_is_measurement
 pub fn decode_point(point: &Point, data: PointData<'_>, ts: Timestamp) -> Reading {
     let reading = |value, quality, raw| Reading {
         point: point.index,
@@ -170,6 +174,7 @@ pub fn decode_point(point: &Point, data: PointData<'_>, ts: Timestamp) -> Readin
         quality,
         ts,
         raw,
+        range: RangeFlag::Within,
     };
     let spec = &point.register;
     if spec.data_type == DataType::Bool {
@@ -209,11 +214,37 @@ pub fn decode_point(point: &Point, data: PointData<'_>, ts: Timestamp) -> Readin
     if !eng.is_finite() {
         return reading(None, Quality::SensorFault, raw);
     }
-    let quality = match point.valid_range {
-        Some([lo, hi]) if !(lo..=hi).contains(&eng) => Quality::SensorFault,
-        _ => Quality::Good,
+    let range = range_flag(point, eng);
+    let measurement = match range {
+        RangeFlag::Within => true,
+        RangeFlag::Over => point.kind.over_range_is_measurement(),
+        RangeFlag::Under => point.kind.under_range_is_measurement(),
     };
-    reading(Some(Value::Analog(eng)), quality, raw)
+    let quality = if measurement {
+        Quality::Good
+    } else {
+        Quality::SensorFault
+    };
+    Reading {
+        range,
+        ..reading(Some(Value::Analog(eng)), quality, raw)
+    }
+}
+
+/// Where `eng` stands against the point's measuring range: `valid_range` when given,
+/// else, on a 4–20 mA loop, the engineering span of 4–20 mA.
+fn range_flag(point: &Point, eng: f64) -> RangeFlag {
+    let span = point
+        .valid_range
+        .or(match (&point.loop_current, point.scaling) {
+            (Some(_), Scaling::Range { eng: [a, b], .. }) => Some([a.min(b), a.max(b)]),
+            _ => None,
+        });
+    match span {
+        Some([_, hi]) if eng > hi => RangeFlag::Over,
+        Some([lo, _]) if eng < lo => RangeFlag::Under,
+        _ => RangeFlag::Within,
+    }
 }
 
 #[cfg(test)]

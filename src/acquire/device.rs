@@ -137,6 +137,7 @@ fn failed(point: PointIndex, quality: Quality, ts: Timestamp) -> Reading {
         quality,
         ts,
         raw: Raw::None,
+        range: Default::default(),
     }
 }
 

@@ -95,6 +95,7 @@ mod tests {
             quality: Quality::Good,
             ts: Timestamp(i64::from(i)),
             raw: Raw::None,
+            range: Default::default(),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use crate::{
     model::{Scaling, Site},
-    reading::{Quality, Reading, Value},
+    reading::{Quality, RangeFlag, Reading, Value},
 };
 
 /// A spooled record: topic, retain flag and JSON payload in one byte string
@@ -26,10 +26,10 @@ pub fn unframe(record: &[u8]) -> Option<(&str, bool, &[u8])> {
     Some((topic, retain, record.get(3 + len..)?))
 }
 
-/// Report-by-exception filter: a reading passes when its quality changed or its value
-/// moved beyond the point's publish deadband since it was last sent.
+/// Report-by-exception filter: a reading passes when its quality or range flag changed
+/// or its value moved beyond the point's publish deadband since it was last sent.
 pub struct ReportByException {
-    last: Vec<Option<(Option<Value>, Quality)>>,
+    last: Vec<Option<(Option<Value>, Quality, RangeFlag)>>,
     deadband: Vec<f64>,
 }
 
@@ -59,17 +59,17 @@ impl ReportByException {
         };
         let send = match *slot {
             None => true,
-            Some((_, q)) if q != r.quality => true,
-            Some((Some(Value::Analog(a)), _)) => match r.value {
+            Some((_, q, range)) if q != r.quality || range != r.range => true,
+            Some((Some(Value::Analog(a)), _, _)) => match r.value {
                 Some(Value::Analog(b)) => {
                     (b - a).abs() > self.deadband[i] || (self.deadband[i] == 0.0 && a != b)
                 }
                 other => other.is_some(),
             },
-            Some((old, _)) => old != r.value,
+            Some((old, _, _)) => old != r.value,
         };
         if send {
-            *slot = Some((r.value, r.quality));
+            *slot = Some((r.value, r.quality, r.range));
         }
         send
     }
@@ -106,6 +106,7 @@ mod tests {
             quality: q,
             ts: Timestamp(0),
             raw: Raw::None,
+            range: Default::default(),
         };
         assert!(rbe.passes(&r(gt101, 1.0, Quality::Good)), "first value");
         assert!(

@@ -94,8 +94,18 @@ pub struct WireReading<'a> {
     pub quality: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exception: Option<u8>,
+    /// Above the measuring range: the value is a bound (contract v1.2, sent only when true).
+    #[serde(skip_serializing_if = "is_false")]
+    pub over_range: bool,
+    /// Below the measuring range (v1.2, sent only when true).
+    #[serde(skip_serializing_if = "is_false")]
+    pub under_range: bool,
     /// Acquisition time.
     pub ts: Timestamp,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Message bodies, tagged by `type`.
@@ -186,6 +196,8 @@ impl<'s> Encoder<'s> {
                     unit: &p.unit,
                     quality: r.quality.as_str(),
                     exception: r.quality.exception_code(),
+                    over_range: r.range.is_over(),
+                    under_range: r.range.is_under(),
                     ts: r.ts,
                 }
             })

@@ -242,13 +242,14 @@ pub fn decode(
                     device: r.device,
                     unit: r.unit.filter(|u| !u.is_empty()),
                 };
-                tags.write_line(
-                    &mut lines,
-                    r.exception,
-                    quality_code(r.quality),
-                    r.value,
-                    ts,
-                )?;
+                let fields = Fields {
+                    exception: r.exception,
+                    quality: quality_code(r.quality),
+                    value: r.value,
+                    over_range: r.over_range,
+                    under_range: r.under_range,
+                };
+                tags.write_line(&mut lines, &fields, ts)?;
                 points += 1;
             }
         }
@@ -268,6 +269,7 @@ pub fn decode(
                 .field("active", i64::from(a["state"] != "normal"))
                 .field("seq", seq)
                 .field("bad_quality", a["bad_quality"].as_bool() == Some(true))
+                .field("over_range", a["over_range"].as_bool() == Some(true))
                 .field("shelved", a["shelved"].as_bool() == Some(true))
                 .field(
                     "out_of_service",
@@ -413,6 +415,8 @@ struct Reading<'a> {
     quality: &'a str,
     value: Option<f64>,
     exception: Option<i64>,
+    over_range: bool,
+    under_range: bool,
     ts: &'a str,
 }
 
@@ -429,12 +433,26 @@ impl<'a> Reading<'a> {
                 "quality" => r.quality = text(x),
                 "value" => r.value = number(x),
                 "exception" => r.exception = x.as_i64(),
+                "over_range" => r.over_range = x.as_bool() == Some(true),
+                "under_range" => r.under_range = x.as_bool() == Some(true),
                 "ts" => r.ts = text(x),
                 _ => {}
             }
         }
         r
     }
+}
+
+/// The fields of one reading's line. The range flags are written only when set
+/// (`over_range=1i`, `under_range=1i`): they are rare, and every byte of a reading's
+/// line costs throughput.
+#[derive(Debug, Clone, Copy, Default)]
+struct Fields {
+    exception: Option<i64>,
+    quality: i64,
+    value: Option<f64>,
+    over_range: bool,
+    under_range: bool,
 }
 
 /// The tags of one reading's point.
@@ -477,14 +495,7 @@ impl ReadingTags<'_> {
 
     /// Appends the reading's line: cached tags, then fields in the crate's (sorted)
     /// order, then the timestamp.
-    fn write_line(
-        &self,
-        out: &mut Vec<u8>,
-        exception: Option<i64>,
-        quality: i64,
-        value: Option<f64>,
-        ts: i64,
-    ) -> Result<(), Rejected> {
+    fn write_line(&self, out: &mut Vec<u8>, f: &Fields, ts: i64) -> Result<(), Rejected> {
         /// What the probe point ends with: its one field and timestamp.
         const PROBE_TAIL: &[u8] = b" x=0i 0\n";
         PREFIXES.with(|cache| {
@@ -522,11 +533,18 @@ impl ReadingTags<'_> {
         })?;
         // Numbers as the crate writes them: integers with `i`, floats by Display.
         out.push(b' ');
-        if let Some(code) = exception {
+        if let Some(code) = f.exception {
             let _ = write!(out, "exception={code}i,");
         }
-        let _ = write!(out, "good={}i,quality={quality}i", i64::from(quality == 0));
-        if let Some(x) = value {
+        let _ = write!(out, "good={}i,", i64::from(f.quality == 0));
+        if f.over_range {
+            out.extend_from_slice(b"over_range=1i,");
+        }
+        let _ = write!(out, "quality={}i", f.quality);
+        if f.under_range {
+            out.extend_from_slice(b",under_range=1i");
+        }
+        if let Some(x) = f.value {
             let _ = write!(out, ",value={x}");
         }
         let _ = writeln!(out, " {ts}");
@@ -609,11 +627,11 @@ mod tests {
     #[test]
     fn cached_reading_lines_are_what_the_crate_would_write() {
         // Ids may hold what line protocol escapes (`,` `=`), units spaces-free symbols.
-        for (point, unit, exception, quality, value) in [
-            ("GT-101", Some("%LEL"), None, 0, Some(12.5)),
-            ("A,B=C", Some("m³/h"), Some(2), 2, None),
-            ("T\\1", None, None, 3, Some(-0.000123)),
-            ("BIG", Some("kPa"), None, 0, Some(1e21)),
+        for (point, unit, exception, quality, value, over, under) in [
+            ("GT-101", Some("%LEL"), None, 0, Some(12.5), false, false),
+            ("A,B=C", Some("m³/h"), Some(2), 2, None, false, false),
+            ("T\\1", None, None, 3, Some(-0.000123), false, true),
+            ("BIG", Some("kPa"), None, 0, Some(1e21), true, false),
         ] {
             let ids = Identity {
                 park: "P,1",
@@ -631,7 +649,14 @@ mod tests {
             for _ in 0..2 {
                 // second round: from the cache
                 let mut ours = Vec::new();
-                tags.write_line(&mut ours, exception, quality, value, 1_795_419_778_001)
+                let fields = Fields {
+                    exception,
+                    quality,
+                    value,
+                    over_range: over,
+                    under_range: under,
+                };
+                tags.write_line(&mut ours, &fields, 1_795_419_778_001)
                     .unwrap();
                 let mut b = tags
                     .data_point()
@@ -642,6 +667,12 @@ mod tests {
                 }
                 if let Some(e) = exception {
                     b = b.field("exception", e);
+                }
+                if over {
+                    b = b.field("over_range", 1i64);
+                }
+                if under {
+                    b = b.field("under_range", 1i64);
                 }
                 let mut theirs = Vec::new();
                 render(&mut theirs, build(b.timestamp(1_795_419_778_001)).unwrap());

@@ -9,6 +9,7 @@
 use serde::Serialize;
 
 use super::settings::{AlarmClass, AlarmKind};
+use crate::reading::RangeFlag;
 
 /// ISA-18.2 alarm states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -180,6 +181,28 @@ pub fn analog_condition(kind: AlarmKind, was: bool, value: f64, limit: f64, dead
     }
 }
 
+/// Condition of a limit alarm (H, HH, L, LL) for a value that may lie outside its
+/// measuring range. Above the range the value is only a bound — the detector is
+/// saturated and the true value may be anywhere higher — so every high limit is
+/// crossed, whatever its setting, and stays so (latched) until a value back inside the
+/// range falls below the limit by the deadband. Below the range, likewise for the low
+/// limits. Within the range: [`analog_condition`].
+pub fn limit_condition(
+    kind: AlarmKind,
+    was: bool,
+    value: f64,
+    range: RangeFlag,
+    limit: f64,
+    deadband: f64,
+) -> bool {
+    let high = matches!(kind, AlarmKind::Hh | AlarmKind::H);
+    match range {
+        RangeFlag::Over if high => true,
+        RangeFlag::Under if !high => true,
+        _ => analog_condition(kind, was, value, limit, deadband),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +274,62 @@ mod tests {
         assert!(analog_condition(AlarmKind::L, false, 5.0, 5.0, 1.0));
         assert!(analog_condition(AlarmKind::L, true, 5.9, 5.0, 1.0));
         assert!(!analog_condition(AlarmKind::L, true, 6.0, 5.0, 1.0));
+    }
+
+    #[test]
+    fn out_of_range_crosses_every_limit_on_its_side() {
+        use RangeFlag::*;
+        // A saturated detector reading 100 with HH at 150 (a range below the setpoint).
+        assert!(limit_condition(
+            AlarmKind::Hh,
+            false,
+            100.0,
+            Over,
+            150.0,
+            1.0
+        ));
+        assert!(limit_condition(
+            AlarmKind::H,
+            false,
+            100.0,
+            Over,
+            150.0,
+            1.0
+        ));
+        assert!(!limit_condition(AlarmKind::L, false, 100.0, Over, 5.0, 1.0));
+        assert!(limit_condition(
+            AlarmKind::Ll,
+            false,
+            -3.0,
+            Under,
+            -10.0,
+            1.0
+        ));
+        assert!(!limit_condition(
+            AlarmKind::H,
+            false,
+            -3.0,
+            Under,
+            50.0,
+            1.0
+        ));
+        // Back in range: ordinary hysteresis from the latched state.
+        assert!(limit_condition(
+            AlarmKind::Hh,
+            true,
+            39.5,
+            Within,
+            40.0,
+            1.0
+        ));
+        assert!(!limit_condition(
+            AlarmKind::Hh,
+            true,
+            39.0,
+            Within,
+            40.0,
+            1.0
+        ));
     }
 
     #[test]

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    alarm::{analog_condition, Alarm, AlarmState, Transition},
+    alarm::{analog_condition, limit_condition, Alarm, AlarmState, Transition},
     risk::{required_colour, Colour, CountedAlarm, Reason, RiskLevel, SourceRisk},
     settings::{self, AlarmClass, AlarmKind, AlarmSettings, AlarmSettingsFile},
 };
 use crate::{
     model::{HazardSourceId, PointId, PointIndex, PointKind, Site},
-    reading::{Quality, Reading, Timestamp, Value},
+    reading::{Quality, RangeFlag, Reading, Timestamp, Value},
 };
 
 /// What an alarm event reports.
@@ -52,6 +52,9 @@ pub struct AlarmEvent {
     pub state: AlarmState,
     /// The point's last good value, when it has one.
     pub value: Option<f64>,
+    /// The value is above the point's measuring range: a bound ("at least"), the
+    /// detector saturated.
+    pub over_range: bool,
     pub limit: Option<f64>,
     /// Who, for operator actions.
     pub by: Option<String>,
@@ -205,8 +208,27 @@ pub enum CommandError {
 struct PointAlarms {
     alarms: Vec<Alarm>,
     last_good: Option<(f64, i64)>,
+    /// Whether the last good value was above or below the measuring range.
+    range: RangeFlag,
     quality: Option<Quality>,
     out_of_service: Option<(i64, String)>,
+}
+
+impl PointAlarms {
+    /// What an event says of the point's value.
+    fn sample(&self) -> Sample {
+        Sample {
+            value: self.last_good.map(|(v, _)| v),
+            over_range: self.range.is_over(),
+        }
+    }
+}
+
+/// The point's value as an alarm event reports it.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    value: Option<f64>,
+    over_range: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -244,6 +266,7 @@ impl Engine {
             .map(|p| PointAlarms {
                 alarms: alarms_for(p),
                 last_good: None,
+                range: RangeFlag::Within,
                 quality: None,
                 out_of_service: None,
             })
@@ -293,6 +316,7 @@ impl Engine {
             if let (true, Some(v)) = (r.quality.is_good(), r.value) {
                 if v.as_f64().is_finite() {
                     pa.last_good = Some((v.as_f64(), t));
+                    pa.range = r.range;
                 }
             }
             return;
@@ -330,7 +354,14 @@ impl Engine {
                     a.bad_quality = false;
                     if let Some(limit) = s.limit(kind) {
                         a.set_condition(
-                            analog_condition(kind, a.condition(), v.as_f64(), limit, s.deadband),
+                            limit_condition(
+                                kind,
+                                a.condition(),
+                                v.as_f64(),
+                                r.range,
+                                limit,
+                                s.deadband,
+                            ),
                             t,
                         );
                     }
@@ -340,6 +371,7 @@ impl Engine {
         }
         if let (true, Some(v)) = (good, r.value) {
             pa.last_good = Some((v.as_f64(), t));
+            pa.range = r.range;
         }
         if self.settle_point(r.point, now, out) {
             self.evaluate_source(source, now, out);
@@ -351,21 +383,12 @@ impl Engine {
         let point = &self.site.points[index.get()];
         let s = &point.alarms;
         let pa = &mut self.points[index.get()];
-        let value = pa.last_good.map(|(v, _)| v);
+        let sample = pa.sample();
         let mut changed = false;
         let mut next = i64::MAX;
         for a in &mut pa.alarms {
             if let Some(tr) = a.expire_shelving(now.0) {
-                out.push(alarm_event(
-                    point,
-                    a,
-                    tr.into(),
-                    now,
-                    value,
-                    s.limit(a.kind),
-                    None,
-                    false,
-                ));
+                out.push(alarm_event(point, a, tr.into(), now, sample, None, false));
             }
             if a.bad_quality && a.kind != AlarmKind::Fault {
                 if let Some(until) = a.shelved_until {
@@ -377,18 +400,9 @@ impl Engine {
                 AlarmKind::Fault => (s.fault_delay_ms, 0),
                 _ => (s.on_delay_ms, s.off_delay_ms),
             };
-            if let Some(tr) = a.settle(now.0, on, off, value) {
+            if let Some(tr) = a.settle(now.0, on, off, sample.value) {
                 changed = true;
-                out.push(alarm_event(
-                    point,
-                    a,
-                    tr.into(),
-                    now,
-                    value,
-                    s.limit(a.kind),
-                    None,
-                    false,
-                ));
+                out.push(alarm_event(point, a, tr.into(), now, sample, None, false));
             }
             if let Some(at) = a.next_deadline(on, off) {
                 next = next.min(at);
@@ -616,7 +630,7 @@ impl Engine {
                         });
                     }
                 }
-                let value = pa.last_good.map(|(v, _)| v);
+                let sample = pa.sample();
                 let mut any = false;
                 for a in pa
                     .alarms
@@ -632,16 +646,7 @@ impl Engine {
                     };
                     if let Some(tr) = tr {
                         any = true;
-                        out.push(alarm_event(
-                            p,
-                            a,
-                            tr.into(),
-                            now,
-                            value,
-                            p.alarms.limit(a.kind),
-                            Some(by),
-                            false,
-                        ));
+                        out.push(alarm_event(p, a, tr.into(), now, sample, Some(by), false));
                     }
                 }
                 if !any && matches!(cmd, Command::Acknowledge { .. }) {
@@ -663,18 +668,9 @@ impl Engine {
                     } else {
                         AlarmAction::InService
                     };
-                    let value = pa.last_good.map(|(v, _)| v);
+                    let sample = pa.sample();
                     for a in &pa.alarms {
-                        out.push(alarm_event(
-                            p,
-                            a,
-                            action,
-                            now,
-                            value,
-                            p.alarms.limit(a.kind),
-                            Some(by),
-                            *enabled,
-                        ));
+                        out.push(alarm_event(p, a, action, now, sample, Some(by), *enabled));
                     }
                     self.evaluate_source(p.source.0 as usize, now, out);
                 }
@@ -858,14 +854,12 @@ fn alarms_for(p: &crate::model::Point) -> Vec<Alarm> {
     alarms
 }
 
-#[allow(clippy::too_many_arguments)]
 fn alarm_event(
     point: &crate::model::Point,
     a: &Alarm,
     action: AlarmAction,
     now: Timestamp,
-    value: Option<f64>,
-    limit: Option<f64>,
+    sample: Sample,
     by: Option<&String>,
     out_of_service: bool,
 ) -> Event {
@@ -877,8 +871,9 @@ fn alarm_event(
         class: a.class,
         action,
         state: a.state,
-        value,
-        limit,
+        value: sample.value,
+        over_range: sample.over_range,
+        limit: point.alarms.limit(a.kind),
         by: by.cloned(),
         bad_quality: a.bad_quality,
         shelved: a.is_shelved(),

@@ -243,13 +243,15 @@ pub struct PointFile {
     pub raw_range: Option<[f64; 2]>,
     #[serde(default)]
     pub eng_range: Option<[f64; 2]>,
-    /// Treat raw_range as a 4–20 mA loop and flag `sensor_fault` outside these currents
-    /// (NAMUR NE43 by default: below 3.8 mA or above 20.5 mA).
+    /// Treat raw_range as a 4–20 mA loop: `sensor_fault` outside the fault currents,
+    /// over / under range between them and 20 / 4 mA (see [`LoopCurrentFile`]).
     #[serde(default)]
     pub loop_current: Option<LoopCurrentFile>,
     #[serde(default)]
     pub unit: String,
-    /// Engineering values outside this range are `sensor_fault`.
+    /// The measuring range. A value outside it is flagged over / under range; whether
+    /// that is a measurement or a `sensor_fault` depends on the point's kind
+    /// ([`PointKind::over_range_is_measurement`]).
     #[serde(default)]
     pub valid_range: Option<[f64; 2]>,
     /// Raw values a vendor uses to signal a detector fault (e.g. 65535).
@@ -266,28 +268,39 @@ pub struct PointFile {
     pub alarms: Option<AlarmSettingsFile>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+/// 4–20 mA loop supervision (NAMUR NE43). Between 20 mA and `fault_above_ma` the
+/// current is a measurement above full scale (over range); above it, a failed transmitter.
+/// NE43 makes 20–20.5 mA a measurement and ≥ 21 mA a failure and leaves 20.5–21 mA to
+/// the vendor: `fault_above_ma` says what that band means for this point.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoopCurrentFile {
-    #[serde(default = "default_fault_low_ma")]
-    pub fault_below_ma: f64,
-    #[serde(default = "default_fault_high_ma")]
-    pub fault_above_ma: f64,
+    /// Below this current the loop has failed (default 3.8 mA).
+    #[serde(default)]
+    pub fault_below_ma: Option<f64>,
+    /// Above this current the loop has failed. Default 21.0 mA for gas detectors (the
+    /// 20.5–21 mA band is saturation: a detector pinned at full scale by a large leak)
+    /// and 20.5 mA for every other kind (that band is a fault, as NE43's strict reading).
+    #[serde(default)]
+    pub fault_above_ma: Option<f64>,
 }
 
-fn default_fault_low_ma() -> f64 {
-    3.8
-}
-fn default_fault_high_ma() -> f64 {
-    20.5
-}
+impl LoopCurrentFile {
+    pub const FAULT_BELOW_MA: f64 = 3.8;
+    pub const GAS_FAULT_ABOVE_MA: f64 = 21.0;
+    pub const FAULT_ABOVE_MA: f64 = 20.5;
 
-impl Default for LoopCurrentFile {
-    fn default() -> Self {
-        Self {
-            fault_below_ma: default_fault_low_ma(),
-            fault_above_ma: default_fault_high_ma(),
-        }
+    /// The thresholds in force for a point of `kind`.
+    pub fn resolved(&self, kind: PointKind) -> (f64, f64) {
+        let above = if kind.is_gas() {
+            Self::GAS_FAULT_ABOVE_MA
+        } else {
+            Self::FAULT_ABOVE_MA
+        };
+        (
+            self.fault_below_ma.unwrap_or(Self::FAULT_BELOW_MA),
+            self.fault_above_ma.unwrap_or(above),
+        )
     }
 }
 
@@ -333,6 +346,36 @@ impl PointKind {
         matches!(
             self,
             Self::CombustibleGas | Self::ToxicGas | Self::SisTrip | Self::EsdValve
+        )
+    }
+
+    pub fn is_gas(self) -> bool {
+        matches!(self, Self::CombustibleGas | Self::ToxicGas)
+    }
+
+    /// Whether a value above the measuring range is a measurement (a bound: "at least
+    /// this much", which drives the high limit alarms) or a sensor fault. A gas detector
+    /// past full scale is a large leak (GB/T 50493-2019 §5.2: the detector keeps alarming);
+    /// a process transmitter past its span is a process excursion. A generic `analog`
+    /// signal has no such meaning, so it stays a fault.
+    pub fn over_range_is_measurement(self) -> bool {
+        self.is_gas() || self.is_process()
+    }
+
+    /// Whether a value below the measuring range is a measurement. For process
+    /// transmitters yes (an empty tank, a lost pressure: the low limits fire). For gas
+    /// detectors no: below zero means drift, beam block, maintenance or a fault current
+    /// of the vendor's, and a detector that reads below zero cannot be trusted to see a
+    /// leak — a fault, with the value kept for the engineer.
+    pub fn under_range_is_measurement(self) -> bool {
+        self.is_process()
+    }
+
+    /// Level, pressure, temperature and flow transmitters.
+    pub fn is_process(self) -> bool {
+        matches!(
+            self,
+            Self::Level | Self::Temperature | Self::Pressure | Self::Flow
         )
     }
 

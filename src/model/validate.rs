@@ -535,20 +535,20 @@ fn compile_point(
 
     let loop_current = match (p.loop_current, p.raw_range) {
         (Some(lc), Some(raw)) => {
-            if !(lc.fault_below_ma < 4.0 && lc.fault_above_ma > 20.0) {
+            let (below, above) = lc.resolved(p.kind);
+            if !(below < 4.0 && above > 20.0) {
                 errors.push(
                     format!("{path}.loop_current"),
                     format!(
-                        "fault thresholds must lie outside 4–20 mA, got below {} / above {}",
-                        lc.fault_below_ma, lc.fault_above_ma
+                        "fault thresholds must lie outside 4–20 mA, got below {below} / above {above}"
                     ),
                 );
             }
             Some(LoopCurrent {
                 raw_4ma: raw[0],
                 raw_20ma: raw[1],
-                fault_below_ma: lc.fault_below_ma,
-                fault_above_ma: lc.fault_above_ma,
+                fault_below_ma: below,
+                fault_above_ma: above,
             })
         }
         (Some(_), None) => {
