@@ -1,8 +1,10 @@
-//! Property test of the durable spool over random appends, acks and reopens.
+//! Property test of the durable spool over random appends, acks and reopens, against a
+//! model: events kept until acknowledged, telemetry a FIFO whose oldest entries are
+//! dropped (and counted) exactly while the payload bytes exceed the budget.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, VecDeque};
 
-use hazgate::forward::spool::{Class, Spool};
+use hazgate::forward::spool::{Class, Record, Spool};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -20,44 +22,97 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A payload that names its own seq, so a record read back under another seq, or with
+/// bytes of another record, is caught.
+fn payload(seq: u64, len: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| seq.to_le_bytes()[usize::from(i) % 8] ^ i)
+        .collect()
+}
+
+#[derive(Default)]
+struct Model {
+    events: BTreeMap<u64, Vec<u8>>,
+    telemetry: VecDeque<(u64, Vec<u8>)>,
+    dropped: u64,
+}
+
+impl Model {
+    fn bytes(&self) -> u64 {
+        let e: usize = self.events.values().map(Vec::len).sum();
+        let t: usize = self.telemetry.iter().map(|(_, p)| p.len()).sum();
+        (e + t) as u64
+    }
+
+    fn append(&mut self, seq: u64, class: Class, p: Vec<u8>) {
+        match class {
+            Class::Event => {
+                self.events.insert(seq, p);
+            }
+            Class::Telemetry => self.telemetry.push_back((seq, p)),
+        }
+    }
+
+    /// After a commit: the oldest telemetry goes while over budget, never an event.
+    fn trim(&mut self, budget: u64) {
+        while self.bytes() > budget && self.telemetry.pop_front().is_some() {
+            self.dropped += 1;
+        }
+    }
+
+    fn ack(&mut self, seqs: &[u64]) {
+        for s in seqs {
+            self.events.remove(s);
+            self.telemetry.retain(|(q, _)| q != s);
+        }
+    }
+
+    /// What the spool should hand out: events oldest first, then telemetry in order.
+    fn pending(&self) -> Vec<Record> {
+        let events = self.events.iter().map(|(s, p)| Record {
+            seq: *s,
+            class: Class::Event,
+            payload: p.clone(),
+        });
+        let telemetry = self.telemetry.iter().map(|(s, p)| Record {
+            seq: *s,
+            class: Class::Telemetry,
+            payload: p.clone(),
+        });
+        events.chain(telemetry).collect()
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn spool_loses_nothing_but_old_telemetry(ops in prop::collection::vec(op(), 1..30), budget in 50u64..600) {
+    fn spool_behaves_as_its_model(ops in prop::collection::vec(op(), 1..30), budget in 50u64..600) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("spool.redb");
         let mut spool = Spool::open(&path, budget).unwrap();
+        let mut model = Model::default();
         let mut last_seq = 0u64;
-        let mut events_live = BTreeSet::new();
-        let mut telemetry_appended = 0u64;
-        let mut telemetry_acked = 0u64;
         for op in ops {
             match op {
                 Op::Append(msgs) => {
                     let classes: Vec<Class> = msgs.iter().map(|(e, _)| if *e { Class::Event } else { Class::Telemetry }).collect();
-                    let seqs = spool.append(&classes, |i, _| vec![0u8; usize::from(msgs[i].1)]).unwrap();
-                    for (seq, class) in seqs.iter().zip(&classes) {
-                        prop_assert!(*seq > last_seq, "seq must only go up");
+                    let seqs = spool.append(&classes, |i, seq| payload(seq, msgs[i].1)).unwrap();
+                    prop_assert_eq!(seqs.len(), msgs.len());
+                    for (i, seq) in seqs.iter().enumerate() {
+                        prop_assert_eq!(*seq, last_seq + 1, "seq goes up by one, never repeats");
                         last_seq = *seq;
-                        match class {
-                            Class::Event => { events_live.insert(*seq); }
-                            Class::Telemetry => telemetry_appended += 1,
-                        }
+                        model.append(*seq, classes[i], payload(*seq, msgs[i].1));
                     }
+                    model.trim(budget);
                 }
                 Op::AckSome(n) => {
                     let pending = spool.pending(usize::from(n), |_| false).unwrap();
-                    // Events come before any telemetry.
-                    let first_tel = pending.iter().position(|r| r.class == Class::Telemetry).unwrap_or(pending.len());
-                    prop_assert!(pending[first_tel..].iter().all(|r| r.class == Class::Telemetry));
-                    for r in &pending {
-                        match r.class {
-                            Class::Event => { events_live.remove(&r.seq); }
-                            Class::Telemetry => telemetry_acked += 1,
-                        }
-                    }
-                    spool.ack(&pending.iter().map(|r| r.seq).collect::<Vec<_>>()).unwrap();
+                    let expected: Vec<Record> = model.pending().into_iter().take(usize::from(n)).collect();
+                    prop_assert_eq!(&pending, &expected, "the first {} to send", n);
+                    let seqs: Vec<u64> = pending.iter().map(|r| r.seq).collect();
+                    spool.ack(&seqs).unwrap();
+                    model.ack(&seqs);
                 }
                 Op::Reopen => {
                     drop(spool);
@@ -65,13 +120,29 @@ proptest! {
                     prop_assert_eq!(spool.next_seq().unwrap(), last_seq + 1);
                 }
             }
-            let d = spool.depth().unwrap();
             let pending = spool.pending(usize::MAX, |_| false).unwrap();
-            let events: BTreeSet<u64> = pending.iter().filter(|r| r.class == Class::Event).map(|r| r.seq).collect();
-            prop_assert_eq!(&events, &events_live, "no event is ever lost");
-            prop_assert_eq!(d.telemetry + telemetry_acked + d.dropped_telemetry, telemetry_appended, "telemetry accounted for");
-            prop_assert_eq!(d.bytes, pending.iter().map(|r| r.payload.len() as u64).sum::<u64>());
-            prop_assert!(d.bytes <= budget || d.telemetry == 0, "over budget only with events alone");
+            prop_assert_eq!(&pending, &model.pending(), "contents, order and bytes");
+            let d = spool.depth().unwrap();
+            prop_assert_eq!(d.events, model.events.len() as u64);
+            prop_assert_eq!(d.telemetry, model.telemetry.len() as u64);
+            prop_assert_eq!(d.dropped_telemetry, model.dropped, "every drop counted");
+            prop_assert_eq!(d.bytes, model.bytes());
         }
     }
+}
+
+/// `in_flight` records are skipped, the rest keep their order.
+#[test]
+fn pending_skips_what_is_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(&dir.path().join("s.redb"), 10_000).unwrap();
+    let classes = [Class::Telemetry, Class::Event, Class::Telemetry, Class::Event];
+    spool.append(&classes, |_, seq| payload(seq, 4)).unwrap();
+    let seqs: Vec<u64> = spool
+        .pending(10, |s| s == 2 || s == 3)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(seqs, vec![4, 1], "events first, then telemetry");
 }
