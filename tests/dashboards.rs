@@ -178,7 +178,7 @@ fn influx(port: u16, args: &[&str]) -> Value {
 async fn every_panel_query_returns_rows_on_scenario_data_in_influxdb_1_6() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path());
-    let (got, sub) = subscriber(broker.port, "hazgate/v1/CP-320500-01/#");
+    let (got, sub) = subscriber(broker.port, "hazgate/v1/CP-320500-01/#").await;
     let pty = socat_pair(dir.path());
     let site = demo_site_with_uplink(dir.path(), free_port(), &pty.a, broker.port, "");
     // A combustible detector ramps to 60 %LEL in 6 s: H then HH, its source's colour up.

@@ -305,12 +305,12 @@ struct Rig {
     _pty: PtyPair,
 }
 
-fn rig() -> Rig {
+async fn rig() -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start_with(dir.path(), BROKER_CONF);
     let store = Store::start(dir.path());
     // Only the demo gateway's topics: the garbage (one message is 2 MiB) goes elsewhere.
-    let (got, sub) = subscriber(broker.port, "hazgate/v1/CP-320500-01/#");
+    let (got, sub) = subscriber(broker.port, "hazgate/v1/CP-320500-01/#").await;
     let pty = socat_pair(dir.path());
     let site = demo_site_with_uplink(dir.path(), free_port(), &pty.a, broker.port, "");
     Rig {
@@ -363,10 +363,10 @@ impl Rig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_to_end_the_store_holds_exactly_what_the_gateway_published_and_garbage_is_dead_lettered(
 ) {
-    let rig = rig();
+    let rig = rig().await;
     // A second recorder, on the dead-letter topic only.
     let (letters, letters_sub) =
-        subscriber_as(rig.broker.port, "hazgate-ingest/dead-letter", "dl-recorder");
+        subscriber_as(rig.broker.port, "hazgate-ingest/dead-letter", "dl-recorder").await;
     let (_ingest, http) = rig.ingest("ingest-1");
     let _sim = rig.simulate();
     let port = rig.broker.port;
@@ -444,7 +444,7 @@ async fn a_store_outage_of_30_s_loses_nothing() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(30u64);
-    let mut rig = rig();
+    let mut rig = rig().await;
     let (_ingest, http) = rig.ingest("ingest-1");
     let _sim = rig.simulate();
     let mut gw = start_gateway(&rig.site, None);
@@ -471,7 +471,7 @@ async fn a_store_outage_of_30_s_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_split_the_stream_and_a_killed_one_loses_nothing() {
-    let mut rig = rig();
+    let mut rig = rig().await;
     let (http_a, http_b) = (free_port(), free_port());
     let _a = start_ingest(
         rig.dir.path(),

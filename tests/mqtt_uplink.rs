@@ -48,8 +48,7 @@ async fn mqtt5_broker_outage_loses_nothing_and_alarms_come_first() {
 async fn broker_outage_case(uplink: &str, protocol_tag: &str, outage: u64) {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Broker::start(dir.path());
-    let (got, sub) = subscriber(broker.port, "hazgate/#");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (got, sub) = subscriber(broker.port, "hazgate/#").await;
 
     let pty = socat_pair(dir.path());
     let modbus = free_port();
@@ -98,8 +97,8 @@ async fn broker_outage_case(uplink: &str, protocol_tag: &str, outage: u64) {
             s.len()
         );
     }
-    let _ = gw.terminate();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_gateway(&mut gw, &got, Some(&dir.path().join("gw.log"))).await;
+    assert_retained_is_latest(broker.port, &got).await;
     sub.abort();
 
     let s = seqs(&got);
@@ -144,6 +143,8 @@ async fn broker_outage_case(uplink: &str, protocol_tag: &str, outage: u64) {
     assert!(arrivals
         .iter()
         .any(|(t, v)| t.ends_with("/risk/HS-01") && v["risk"]["to"] == "orange"));
+    // The gateway's own goodbye (seq ≠ 0), not the broker's Last Will (seq 0, which the
+    // broker's stop during the outage may have fired).
     let last_status = arrivals
         .iter()
         .rev()
@@ -153,6 +154,7 @@ async fn broker_outage_case(uplink: &str, protocol_tag: &str, outage: u64) {
         last_status.1["state"], "offline",
         "a clean stop says offline"
     );
+    assert_ne!(last_status.1["seq"], 0, "a clean stop is not the Last Will");
     // Every message received validates against its schema.
     assert_schemas(&arrivals);
     let broker_log = std::fs::read_to_string(dir.path().join("mosquitto.log")).unwrap();
@@ -200,11 +202,11 @@ const BASE: &str = "hazgate/v1/CP-320500-01/91320500MA1DEMO01X/GW-01";
 async fn commands_are_validated_answered_and_audited() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path());
-    let (got, sub) = subscriber(broker.port, "hazgate/#");
+    let (got, sub) = subscriber(broker.port, "hazgate/#").await;
     let pty = socat_pair(dir.path());
     let site = demo_site_with_uplink(dir.path(), free_port(), &pty.a, broker.port, "");
     let _sim = start_simulator(&site, &pty.b, &[]);
-    let _gw = start_gateway(&site, None);
+    let mut _gw = start_gateway(&site, None);
     eventually(Duration::from_secs(20), "gateway online", || {
         got.lock()
             .unwrap()
@@ -328,33 +330,52 @@ async fn commands_are_validated_answered_and_audited() {
     )
     .unwrap();
     assert_eq!(overrides, serde_json::json!({"GT-101": {"h": 18.0}}));
+    stop_gateway(&mut _gw, &got, None).await;
     sub.abort();
-    drop(_gw);
-    // A restart applies it again.
+    // A restart applies it again: the limit in force is the changed one.
     let log = dir.path().join("restart.log");
-    let mut gw = Command::new(BIN)
-        .args(["run", "--api", "off", "--log-level", "info", "--config"])
-        .arg(&site)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let _ = terminate(&mut gw);
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        text.contains("threshold overrides applied") && text.contains("alarm settings changed"),
-        "{text}"
+    let api = free_port();
+    let mut gw = Proc {
+        child: Command::new(BIN)
+            .args(["run", "--api", &format!("127.0.0.1:{api}"), "--config"])
+            .arg(&site)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+        name: "hazgate run".into(),
+    };
+    wait_for_port(api, "the restarted gateway's API", Duration::from_secs(20));
+    let (code, body) = http(api, "GET", "/api/v1/thresholds", None);
+    assert_eq!(code, 200, "{body}");
+    let settings: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        settings["GT-101"]["h"], 18.0,
+        "the override is in force: {body}"
     );
+    assert_eq!(
+        settings["GT-102"]["h"], 20.0,
+        "and only for its point: {body}"
+    );
+    let status = gw.terminate().unwrap();
+    assert!(status.success(), "{status}");
+    assert_no_panic(&log);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_and_restart_never_repeats_or_loses_a_committed_seq() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path());
-    let (got, sub) = subscriber(broker.port, "hazgate/#");
+    let (got, sub) = subscriber(broker.port, "hazgate/#").await;
     let pty = socat_pair(dir.path());
-    let site = demo_site_with_uplink(dir.path(), free_port(), &pty.a, broker.port, "");
+    // The shortest keepalive allowed: the broker notices a dead gateway in 1.5 × 5 s.
+    let site = demo_site_with_uplink(
+        dir.path(),
+        free_port(),
+        &pty.a,
+        broker.port,
+        "keepalive_s = 5",
+    );
     let _sim = start_simulator(&site, &pty.b, &[]);
     let start_gw = || start_gateway(&site, None);
     let mut gw = start_gw();
@@ -365,6 +386,19 @@ async fn kill_9_and_restart_never_repeats_or_loses_a_committed_seq() {
     // SIGKILL mid-stream: no chance to flush anything.
     gw.child.kill().unwrap();
     let _ = gw.child.wait();
+    // The broker publishes the Last Will: offline, seq 0 (it is sent at a time the
+    // gateway does not choose, so it carries no seq of the stream).
+    eventually(
+        Duration::from_secs(15),
+        "the Last Will after kill -9",
+        || {
+            got.lock()
+                .unwrap()
+                .iter()
+                .any(|(t, v)| t.ends_with("/status") && v["state"] == "offline" && v["seq"] == 0)
+        },
+    )
+    .await;
     let before = seqs(&got);
     let last_before = *before.keys().last().unwrap();
     let mut gw = start_gw();
@@ -379,8 +413,8 @@ async fn kill_9_and_restart_never_repeats_or_loses_a_committed_seq() {
         },
     )
     .await;
-    let _ = gw.terminate();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop_gateway(&mut gw, &got, None).await;
+    assert_retained_is_latest(broker.port, &got).await;
     sub.abort();
 
     // Arrival order never goes back except for resends of unacknowledged messages
@@ -409,7 +443,7 @@ async fn kill_9_and_restart_never_repeats_or_loses_a_committed_seq() {
 async fn spool_full_drops_oldest_telemetry_counts_it_and_keeps_every_alarm() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Broker::start(dir.path());
-    let (got, sub) = subscriber(broker.port, "hazgate/#");
+    let (got, sub) = subscriber(broker.port, "hazgate/#").await;
     let pty = socat_pair(dir.path());
     // The smallest spool allowed (64 KiB of payload): ≈ 10 s of the demo site's
     // telemetry, so a 25 s outage overflows it.
@@ -453,9 +487,20 @@ async fn spool_full_drops_oldest_telemetry_counts_it_and_keeps_every_alarm() {
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let _ = gw.terminate();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    eventually(
+        Duration::from_secs(20),
+        "an online status reporting drops",
+        || {
+            got.lock().unwrap().iter().any(|(t, v)| {
+                t.ends_with("/status")
+                    && v["state"] == "online"
+                    && v["dropped_telemetry"].as_u64() > Some(0)
+            })
+        },
+    )
+    .await;
+    stop_gateway(&mut gw, &got, None).await;
+    assert_retained_is_latest(broker.port, &got).await;
     sub.abort();
 
     let arrivals = got.lock().unwrap().clone();
@@ -610,9 +655,16 @@ fn secure_broker(dir: &Path) -> (Proc, SecurePorts) {
     )
 }
 
-/// Runs `hazgate run` with `uplink` settings for a few seconds; returns whether it went
-/// online (per the broker's log of its client id connecting) and its stderr.
-fn run_against(dir: &Path, name: &str, uplink: &str, secs: u64) -> (bool, String) {
+/// Runs `hazgate run` with `uplink` settings until the broker's log shows it connected
+/// (or not, as `online` expects) and its own log holds every phrase, at most 20 s;
+/// returns whether it went online and its stderr.
+fn run_against(
+    dir: &Path,
+    name: &str,
+    uplink: &str,
+    online: bool,
+    phrases: &[&str],
+) -> (bool, String) {
     let text = std::fs::read_to_string(root().join("firmware-config/demo-site.toml")).unwrap();
     let site = dir.join(format!("{name}.toml"));
     std::fs::write(
@@ -635,7 +687,33 @@ fn run_against(dir: &Path, name: &str, uplink: &str, secs: u64) -> (bool, String
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(secs));
+    let went_online = || {
+        let broker_log = std::fs::read_to_string(dir.join("secure.log")).unwrap_or_default();
+        broker_log
+            .lines()
+            .any(|l| l.contains("New client connected") && l.contains(&format!(" as {name} ")))
+    };
+    let logged = || {
+        let text = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .to_lowercase();
+        phrases.iter().all(|p| text.contains(&p.to_lowercase()))
+    };
+    // A refused client must have tried (its log says why) at least twice: it retries.
+    let retried = || {
+        online
+            || std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .matches("uplink connect failed; retrying")
+                .count()
+                >= 2
+    };
+    let start = Instant::now();
+    while !(went_online() == online && logged() && retried())
+        && start.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let alive = child.try_wait().unwrap().is_none();
     let status = terminate(&mut child).unwrap();
     assert!(
@@ -646,11 +724,11 @@ fn run_against(dir: &Path, name: &str, uplink: &str, secs: u64) -> (bool, String
         status.success(),
         "{name}: clean exit on SIGTERM, got {status:?}"
     );
-    let broker_log = std::fs::read_to_string(dir.join("secure.log")).unwrap_or_default();
-    let online = broker_log
-        .lines()
-        .any(|l| l.contains("New client connected") && l.contains(name));
-    (online, std::fs::read_to_string(&log).unwrap_or_default())
+    assert_no_panic(&log);
+    (
+        went_online(),
+        std::fs::read_to_string(&log).unwrap_or_default(),
+    )
 }
 
 #[test]
@@ -746,19 +824,44 @@ fn password_and_tls_listeners_connect_and_bad_credentials_are_clear_errors() {
             true,
             vec!["broker refused a message", "NotAuthorized"],
         ),
+        // MQTT 3.1.1 has no refusal: the broker acknowledges a denied publish and drops
+        // it, so the gateway can only connect and keep running.
+        ("gw-acl", format!("port = {acl}"), true, vec![]),
     ];
-    // All at once (each gateway has its own client id, spool and log): 3 s, not 30.
+    // Every TLS case over MQTT 5 as well: rumqttc's v5 client has a TLS path of its own.
+    let v5: Vec<(String, String, bool, Vec<&str>)> = cases
+        .iter()
+        .filter(|(name, uplink, _, _)| {
+            name.starts_with("gw-") && uplink.contains("tls = ") && !uplink.contains("protocol")
+        })
+        .map(|(name, uplink, online, phrases)| {
+            (
+                format!("{name}-v5"),
+                format!("{uplink}\nprotocol = \"5\""),
+                *online,
+                phrases.clone(),
+            )
+        })
+        .collect();
+    let cases: Vec<(&str, String, bool, Vec<&str>)> = cases
+        .into_iter()
+        .chain(
+            v5.iter()
+                .map(|(n, u, o, p)| (n.as_str(), u.clone(), *o, p.clone())),
+        )
+        .collect();
+    // All at once (each gateway has its own client id, spool and log).
     let dir_path = dir.path();
     let results: Vec<(bool, String)> = std::thread::scope(|scope| {
         let runs: Vec<_> = cases
             .iter()
-            .map(|(name, uplink, _, _)| {
+            .map(|(name, uplink, online, phrases)| {
                 let uplink = if uplink.contains("host =") {
                     uplink.clone()
                 } else {
                     format!("host = \"127.0.0.1\"\n{uplink}")
                 };
-                scope.spawn(move || run_against(dir_path, name, &uplink, 4))
+                scope.spawn(move || run_against(dir_path, name, &uplink, *online, phrases))
             })
             .collect();
         runs.into_iter().map(|r| r.join().unwrap()).collect()

@@ -172,10 +172,11 @@ fn run(site: &Arc<Site>, inputs: &[Input]) -> Result<Vec<Event>, TestCaseError> 
         // What a time-based sweep at the input's instant makes of the state before the
         // input itself is applied (the engine sweeps first when something is due): the
         // colour it may pass through for an instant.
-        let at = now + match i {
-            Input::Reading { dt_ms, .. } | Input::Tick { dt_ms } => i64::from(*dt_ms),
-            _ => 0,
-        };
+        let at = now
+            + match i {
+                Input::Reading { dt_ms, .. } | Input::Tick { dt_ms } => i64::from(*dt_ms),
+                _ => 0,
+            };
         let mut swept = engine.clone();
         swept.on_tick(Timestamp(at), &mut Vec::new());
         for (s, history) in required.iter_mut().enumerate() {

@@ -136,7 +136,12 @@ proptest! {
 fn pending_skips_what_is_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(&dir.path().join("s.redb"), 10_000).unwrap();
-    let classes = [Class::Telemetry, Class::Event, Class::Telemetry, Class::Event];
+    let classes = [
+        Class::Telemetry,
+        Class::Event,
+        Class::Telemetry,
+        Class::Event,
+    ];
     spool.append(&classes, |_, seq| payload(seq, 4)).unwrap();
     let seqs: Vec<u64> = spool
         .pending(10, |s| s == 2 || s == 3)

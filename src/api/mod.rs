@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `GET /api/v1/state` | enterprise and hazard-source colours with reasons, alarm counts |
 //! | `GET /api/v1/alarms` | every alarm not quiet: active, unacknowledged, shelved, out of service |
+//! | `GET /api/v1/thresholds` | the alarm settings in force per point (site file, overrides, remote changes) |
 //! | `POST /api/v1/commands` | a judge command (JSON, see [`crate::judge::Command`]) |
 //! | `GET /healthz` | `ok`, or `degraded` while a device is down; 503 if the judge is gone |
 //! | `GET /metrics` | Prometheus text format |
@@ -46,6 +47,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/state", get(get_state))
         .route("/api/v1/alarms", get(get_alarms))
+        .route("/api/v1/thresholds", get(get_thresholds))
         .route("/api/v1/commands", post(post_command))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -75,6 +77,13 @@ fn unavailable() -> Response {
 
 async fn get_state(State(s): State<ApiState>) -> Response {
     match s.judge.state().await {
+        Ok(v) => Json(v).into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+async fn get_thresholds(State(s): State<ApiState>) -> Response {
+    match s.judge.thresholds().await {
         Ok(v) => Json(v).into_response(),
         Err(_) => unavailable(),
     }

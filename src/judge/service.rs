@@ -21,7 +21,7 @@ use super::{
         AlarmCounts, AlarmView, Command, CommandError, Engine, Event, RiskScope, ThresholdChange,
     },
     risk::RiskLevel,
-    settings::AlarmSettingsFile,
+    settings::{AlarmSettings, AlarmSettingsFile},
 };
 use crate::{
     acquire::LatestStore,
@@ -65,6 +65,7 @@ enum Request {
     Command(Command, oneshot::Sender<Result<Vec<Event>, CommandError>>),
     State(oneshot::Sender<StateView>),
     Alarms(oneshot::Sender<Vec<AlarmView>>),
+    Thresholds(oneshot::Sender<BTreeMap<String, AlarmSettings>>),
 }
 
 /// How other tasks reach the judge.
@@ -109,6 +110,16 @@ impl JudgeHandle {
         let (tx, rx) = oneshot::channel();
         self.requests
             .send(Request::Alarms(tx))
+            .await
+            .map_err(|_| JudgeGone)?;
+        rx.await.map_err(|_| JudgeGone)
+    }
+
+    /// The alarm settings in force, by point id (after overrides and remote changes).
+    pub async fn thresholds(&self) -> Result<BTreeMap<String, AlarmSettings>, JudgeGone> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Thresholds(tx))
             .await
             .map_err(|_| JudgeGone)?;
         rx.await.map_err(|_| JudgeGone)
@@ -280,6 +291,10 @@ async fn run(
                     }
                     Request::Alarms(reply) => {
                         let _ = reply.send(engine.alarm_views());
+                    }
+                    Request::Thresholds(reply) => {
+                        let settings = engine.site().points.iter().map(|p| (p.id.to_string(), p.alarms.clone()));
+                        let _ = reply.send(settings.collect());
                     }
                 }
             }

@@ -85,13 +85,14 @@ impl Drop for Broker {
 /// Messages received, by topic, in arrival order: (topic, payload JSON).
 pub type Received = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
 
-/// A persistent-session QoS 1 subscriber that reconnects by itself.
-pub fn subscriber(port: u16, filter: &str) -> (Received, tokio::task::JoinHandle<()>) {
-    subscriber_as(port, filter, "hazgate-test-subscriber")
+/// A persistent-session QoS 1 subscriber that reconnects by itself; returns once the
+/// broker has acknowledged the subscription (so nothing published after is missed).
+pub async fn subscriber(port: u16, filter: &str) -> (Received, tokio::task::JoinHandle<()>) {
+    subscriber_as(port, filter, "hazgate-test-subscriber").await
 }
 
 /// [`subscriber`] with a client id of its own (several on one broker).
-pub fn subscriber_as(
+pub async fn subscriber_as(
     port: u16,
     filter: &str,
     client_id: &str,
@@ -100,7 +101,9 @@ pub fn subscriber_as(
     let sink = got.clone();
     let filter = filter.to_string();
     let client_id = client_id.to_string();
+    let (ready, subscribed) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
+        let mut ready = Some(ready);
         let mut o = MqttOptions::new(client_id, "127.0.0.1", port);
         o.set_clean_session(false);
         o.set_keep_alive(Duration::from_secs(5));
@@ -116,12 +119,55 @@ pub fn subscriber_as(
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     let _ = client.try_subscribe(&filter, QoS::AtLeastOnce);
                 }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(());
+                    }
+                }
                 Ok(_) => {}
+                // Reconnect pacing of a test client (the broker is restarted on purpose).
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
     });
+    tokio::time::timeout(Duration::from_secs(10), subscribed)
+        .await
+        .expect("the broker acknowledged the subscription within 10 s")
+        .expect("subscriber task alive");
     (got, task)
+}
+
+/// Stops a gateway cleanly (SIGTERM), asserts it exited with success and logged no
+/// panic, and waits until its goodbye — `status` offline with a seq, not the Last
+/// Will — has reached `got`.
+pub async fn stop_gateway(gw: &mut Proc, got: &Received, log: Option<&Path>) {
+    let status = gw.terminate().expect("SIGTERM the gateway");
+    assert!(status.success(), "the gateway exited with {status}");
+    if let Some(log) = log {
+        assert_no_panic(log);
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the gateway's offline status",
+        || {
+            got.lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .any(|(t, v)| t.ends_with("/status") && v["state"] == "offline" && v["seq"] != 0)
+        },
+    )
+    .await;
+}
+
+/// A log that shows a panic fails the test with it.
+pub fn assert_no_panic(log: &Path) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    assert!(
+        !text.contains("panicked"),
+        "{} shows a panic:\n{text}",
+        log.display()
+    );
 }
 
 /// The demo site on its own ports, publishing to `broker`; `extra` adds `[uplink]` lines.
@@ -181,5 +227,80 @@ pub fn start_gateway(site: &Path, log: Option<&Path>) -> Proc {
     Proc {
         child,
         name: "hazgate run".into(),
+    }
+}
+
+/// The retained messages under `filter` as a new subscriber gets them, by topic. Waits
+/// for a marker published after the subscription (the broker sends retained messages
+/// on subscribing, before anything published later), not for a fixed time.
+pub async fn retained(
+    port: u16,
+    filter: &str,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let marker = format!("hazgate-test/marker/{}", free_port());
+    let mut o = MqttOptions::new(
+        format!("hazgate-retained-{}", free_port()),
+        "127.0.0.1",
+        port,
+    );
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut el) = AsyncClient::new(o, 16);
+    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    client.subscribe(&marker, QoS::AtLeastOnce).await.unwrap();
+    let mut got = std::collections::BTreeMap::new();
+    let mut subacks = 0;
+    let collect = async {
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    subacks += 1;
+                    if subacks == 2 {
+                        client
+                            .publish(&marker, QoS::AtLeastOnce, false, "{}")
+                            .await
+                            .unwrap();
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) if p.topic == marker => break,
+                Ok(Event::Incoming(Packet::Publish(p))) if p.retain => {
+                    let v = serde_json::from_slice(&p.payload).unwrap_or(serde_json::Value::Null);
+                    got.insert(p.topic.clone(), v);
+                }
+                Ok(_) => {}
+                Err(e) => panic!("retained-message subscriber: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), collect)
+        .await
+        .expect("the marker came back within 10 s");
+    let _ = client.disconnect().await;
+    got
+}
+
+/// What a new subscriber finds retained on a gateway's `status` and `risk/…` topics is
+/// what the recording subscriber last received on each of them: the centre's picture
+/// after a restart is the gateway's latest word, not an older one.
+pub async fn assert_retained_is_latest(port: u16, got: &Received) {
+    let retained = retained(port, "hazgate/#").await;
+    let arrivals = got.lock().unwrap().clone();
+    assert!(
+        retained.keys().any(|t| t.ends_with("/status")),
+        "a retained status: {retained:?}"
+    );
+    for (topic, v) in &retained {
+        if !(topic.ends_with("/status") || topic.contains("/risk/")) {
+            continue;
+        }
+        let last = arrivals
+            .iter()
+            .rev()
+            .find(|(t, _)| t == topic)
+            .map(|(_, v)| v);
+        assert_eq!(
+            Some(v),
+            last,
+            "retained {topic} is not the last message sent on it"
+        );
     }
 }
