@@ -223,13 +223,32 @@ fn run_polls_and_shuts_down_cleanly_on_sigterm() {
             "1",
             "--log-format",
             "json",
+            "--api",
+            &format!("127.0.0.1:{}", free_port()),
             "--config",
         ])
         .arg(&site)
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    // Running until a statistics line shows every point read.
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .any(|l| {
+            serde_json::from_str::<serde_json::Value>(l).is_ok_and(|j| {
+                j["fields"]["message"] == "acquisition stats"
+                    && j["fields"]["good_readings"].as_u64() >= Some(50)
+            })
+        })
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no statistics line with every point read"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let status = Command::new("kill")
         .args(["-TERM", &gw.id().to_string()])
         .status()
@@ -265,6 +284,63 @@ fn run_polls_and_shuts_down_cleanly_on_sigterm() {
         text.contains("shutdown requested") && text.contains("hazgate stopped"),
         "{text}"
     );
+    assert_no_panic(&log);
+}
+
+#[test]
+fn healthz_says_degraded_while_a_device_is_silent_and_ok_once_it_answers_again() {
+    // GDS-A stops answering 2 s in and answers again 10 s later.
+    let rig = rig(&[
+        "--scenario",
+        "dead-device",
+        "--target",
+        "GDS-A",
+        "--start-after",
+        "2",
+        "--recover-after",
+        "10",
+    ]);
+    let _ = poll_json(&rig.site, None);
+    let api = free_port();
+    let log = rig.dir.path().join("health.log");
+    let mut gw = Proc {
+        child: Command::new(BIN)
+            .args(["run", "--api", &format!("127.0.0.1:{api}"), "--config"])
+            .arg(&rig.site)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+        name: "hazgate run".into(),
+    };
+    let health = || -> Option<(u16, serde_json::Value)> {
+        let (code, body) = try_http(api, "GET", "/healthz", None).ok()?;
+        Some((code, serde_json::from_str(&body).ok()?))
+    };
+    let wait = |what: &str, f: &dyn Fn(&serde_json::Value) -> bool| {
+        let start = Instant::now();
+        loop {
+            if let Some((code, v)) = health() {
+                assert_eq!(code, 200, "{v}");
+                if f(&v) {
+                    return v;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "/healthz never said {what}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let v = wait("degraded", &|v| v["status"] == "degraded");
+    assert_eq!(v["devices_down"], serde_json::json!(["GDS-A"]), "{v}");
+    assert!(v["devices_total"].as_u64() > Some(1), "{v}");
+    let v = wait("ok again", &|v| v["status"] == "ok");
+    assert_eq!(v["devices_down"], serde_json::json!([]), "{v}");
+    let status = gw.terminate().unwrap();
+    assert!(status.success(), "{status}");
+    assert_no_panic(&log);
 }
 
 /// The colour tag of HS-01 in each frame of a non-TTY demo run.
@@ -523,12 +599,24 @@ fn reload_case(trigger: Trigger) {
         }
     };
 
-    // A file breaking a guardrail is refused; the running configuration stays.
+    // The first-level limit in force for GT-101.
+    let limit = || -> f64 {
+        let (code, body) = http(api, "GET", "/api/v1/thresholds", None);
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["GT-101"]["h"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("GT-101.h in {body}"))
+    };
+    assert_eq!(limit(), 20.0);
+    let h20 = "h = 20.0                                 # 一级报警 first-level, %LEL";
+    // A file breaking a guardrail (and renaming the enterprise) is refused whole; the
+    // running configuration stays.
     std::fs::write(
         &rig.site,
-        good.replace(
-            "h = 20.0                                 # 一级报警 first-level, %LEL",
-            "h = 30.0",
+        good.replace(h20, "h = 30.0").replace(
+            "Demo Chemical Co., Ltd. 示范化工有限公司",
+            "Refused Chemical Co.",
         ),
     )
     .unwrap();
@@ -553,14 +641,15 @@ fn reload_case(trigger: Trigger) {
     assert_eq!(
         name().as_deref(),
         Some("Demo Chemical Co., Ltd. 示范化工有限公司"),
-        "still serving"
+        "still serving the old file"
     );
+    assert_eq!(limit(), 20.0, "the refused limit is not in force");
 
     // A good file is applied.
     let staged = rig.dir.path().join("site.toml.new");
     std::fs::write(
         &staged,
-        good.replace(
+        good.replace(h20, "h = 18.0").replace(
             "Demo Chemical Co., Ltd. 示范化工有限公司",
             "Renamed Chemical Co.",
         ),
@@ -569,6 +658,7 @@ fn reload_case(trigger: Trigger) {
     std::fs::rename(&staged, &rig.site).unwrap();
     hup();
     wait_for("Renamed Chemical Co.");
+    assert_eq!(limit(), 18.0, "the new limit is in force");
     assert!(std::fs::read_to_string(&log)
         .unwrap()
         .contains("configuration reloaded"));

@@ -5,6 +5,7 @@
 #   - victoria-metrics (Debian) as the time-series store (InfluxDB v2 write API),
 #   - influxdb 1.6 (Debian) to run the dashboards' InfluxQL queries,
 #   - chromium and chromium-driver (Debian) for the command-centre screen test,
+#   - openssl (Debian) for the tests' throw-away CA and certificates, curl (Debian),
 #   - pymodbus (PyPI, pinned) in the project-local virtualenv .venv.
 # Safe to run again; does nothing that is already done.
 set -euo pipefail
@@ -14,6 +15,8 @@ PYMODBUS_VERSION=3.16.1
 
 need_apt=()
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 [ -x /usr/bin/victoria-metrics ] || need_apt+=(victoria-metrics)

@@ -312,3 +312,13 @@ pub fn try_http(
         .unwrap_or_default();
     Ok((status, body))
 }
+
+/// A log that shows a panic fails the test with it.
+pub fn assert_no_panic(log: &Path) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    assert!(
+        !text.contains("panicked"),
+        "{} shows a panic:\n{text}",
+        log.display()
+    );
+}

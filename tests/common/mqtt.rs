@@ -160,16 +160,6 @@ pub async fn stop_gateway(gw: &mut Proc, got: &Received, log: Option<&Path>) {
     .await;
 }
 
-/// A log that shows a panic fails the test with it.
-pub fn assert_no_panic(log: &Path) {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    assert!(
-        !text.contains("panicked"),
-        "{} shows a panic:\n{text}",
-        log.display()
-    );
-}
-
 /// The demo site on its own ports, publishing to `broker`; `extra` adds `[uplink]` lines.
 pub fn demo_site_with_uplink(
     dir: &Path,
