@@ -194,8 +194,16 @@ async fn every_panel_query_returns_rows_on_scenario_data_in_influxdb_1_6() {
             "6",
         ],
     );
-    let mut gw = start_gateway(&site, None);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = dir.path().join("gw.log");
+    let mut gw = start_gateway(&site, Some(&log));
+    // Online means subscribed to its commands (the subscription goes out first).
+    eventually(Duration::from_secs(20), "the gateway online", || {
+        got.lock()
+            .unwrap()
+            .iter()
+            .any(|(t, v)| t.ends_with("/status") && v["state"] == "online")
+    })
+    .await;
     let (client, mut el) = AsyncClient::new(
         MqttOptions::new("dash-operator", "127.0.0.1", broker.port),
         16,
@@ -221,9 +229,26 @@ async fn every_panel_query_returns_rows_on_scenario_data_in_influxdb_1_6() {
             .await
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let _ = gw.terminate();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Until both commands are answered and the leak has reached its second level.
+    eventually(
+        Duration::from_secs(30),
+        "both replies and the HH alarm",
+        || {
+            let got = got.lock().unwrap();
+            let replied = |id: &str| {
+                got.iter()
+                    .any(|(t, v)| t.ends_with("/reply") && v["request_id"] == id && v["ok"] == true)
+            };
+            let hh = got.iter().any(|(_, v)| {
+                v["type"] == "alarm"
+                    && v["alarm"]["alarm"] == "hh"
+                    && v["alarm"]["action"] == "raised"
+            });
+            replied("d1") && replied("d2") && hh
+        },
+    )
+    .await;
+    stop_gateway(&mut gw, &got, Some(&log)).await;
     sub.abort();
 
     // What ingest would write, through ingest's own mapping, as v1 line protocol.
