@@ -10,7 +10,7 @@ use hazgate::{
     acquire::{spawn_acquisition, AcquireStats, LatestStore},
     app::poll::poll_site_once,
     model::Site,
-    reading::{Quality, Reading, Value},
+    reading::{Quality, RangeFlag, Reading, Value},
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -59,6 +59,8 @@ fn matrix() -> (serde_json::Value, String, Vec<(String, Expect)>) {
     holding.push(json!({"addr": 210, "type": "raw", "value": [1234]}));
     holding.push(json!({"addr": 220, "type": "raw", "value": [65535]}));
     holding.push(json!({"addr": 221, "type": "raw", "value": [150]}));
+    holding.push(json!({"addr": 222, "type": "i16", "value": -5}));
+    holding.push(json!({"addr": 223, "type": "raw", "value": [150]}));
     for (id, bit, v) in [("B-2", 2, true), ("B-15", 15, true), ("B-3", 3, false)] {
         points += &format!("[[hazard_sources.points]]\nid = \"{id}\"\nkind = \"discrete\"\ndevice = \"D1\"\ntable = \"holding\"\naddress = 200\nbit = {bit}\n\n");
         expect.push((id.into(), Expect::Bool(v)));
@@ -66,9 +68,28 @@ fn matrix() -> (serde_json::Value, String, Vec<(String, Expect)>) {
     points += "[[hazard_sources.points]]\nid = \"SCALED\"\nkind = \"pressure\"\ndevice = \"D1\"\ntable = \"holding\"\naddress = 210\ndata_type = \"u16\"\nscale = 0.1\noffset = -10.0\n\n";
     expect.push(("SCALED".into(), Expect::Value(113.4, 1e-9)));
     points += "[[hazard_sources.points]]\nid = \"CODE\"\nkind = \"toxic_gas\"\ngas = \"nh3\"\ndevice = \"D1\"\ntable = \"holding\"\naddress = 220\ndata_type = \"u16\"\nscale = 0.1\nfault_codes = [65535]\n\n";
-    expect.push(("CODE".into(), Expect::Quality(Quality::SensorFault)));
+    expect.push((
+        "CODE".into(),
+        Expect::Exactly(Quality::SensorFault, None, RangeFlag::Within),
+    ));
+    // 150 on a 0–100 range: a saturated gas detector is a measurement ("at least 150"),
+    // a generic analog signal a fault; both keep the value.
     points += "[[hazard_sources.points]]\nid = \"RANGE\"\nkind = \"combustible_gas\"\ndevice = \"D1\"\ntable = \"holding\"\naddress = 221\ndata_type = \"u16\"\nvalid_range = [0.0, 100.0]\n\n";
-    expect.push(("RANGE".into(), Expect::Quality(Quality::SensorFault)));
+    expect.push((
+        "RANGE".into(),
+        Expect::Exactly(Quality::Good, Some(150.0), RangeFlag::Over),
+    ));
+    points += "[[hazard_sources.points]]\nid = \"RANGE-A\"\nkind = \"analog\"\ndevice = \"D1\"\ntable = \"holding\"\naddress = 223\ndata_type = \"u16\"\nvalid_range = [0.0, 100.0]\n\n";
+    expect.push((
+        "RANGE-A".into(),
+        Expect::Exactly(Quality::SensorFault, Some(150.0), RangeFlag::Over),
+    ));
+    // −5 %LEL: a gas detector below zero has drifted: a fault, the value kept.
+    points += "[[hazard_sources.points]]\nid = \"RANGE-LO\"\nkind = \"combustible_gas\"\ndevice = \"D1\"\ntable = \"holding\"\naddress = 222\ndata_type = \"i16\"\nvalid_range = [0.0, 100.0]\n\n";
+    expect.push((
+        "RANGE-LO".into(),
+        Expect::Exactly(Quality::SensorFault, Some(-5.0), RangeFlag::Under),
+    ));
     // Coils and discrete inputs.
     for (id, table, a, v) in [
         ("C0", "coil", 0, true),
@@ -78,25 +99,51 @@ fn matrix() -> (serde_json::Value, String, Vec<(String, Expect)>) {
         points += &format!("[[hazard_sources.points]]\nid = \"{id}\"\nkind = \"sis_trip\"\ndevice = \"D1\"\ntable = \"{table}\"\naddress = {a}\n\n");
         expect.push((id.into(), Expect::Bool(v)));
     }
-    // 4–20 mA transmitters as 4000–20000 counts in input registers.
-    for (i, (raw, e)) in [
-        (12000, Expect::Value(50.0, 1e-9)),
-        (3500, Expect::Quality(Quality::SensorFault)),
-        (20800, Expect::Quality(Quality::SensorFault)),
-        (3900, Expect::Value(-0.625, 1e-9)),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    // 4–20 mA transmitters as 4000–20000 counts in input registers: (kind, raw, expected).
+    let loops = [
+        ("level", 12000, Expect::Value(50.0, 1e-9)),
+        (
+            "level",
+            3500,
+            Expect::Exactly(Quality::SensorFault, None, RangeFlag::Within),
+        ),
+        (
+            "level",
+            20800,
+            Expect::Exactly(Quality::SensorFault, None, RangeFlag::Within),
+        ),
+        (
+            "level",
+            3900,
+            Expect::Exactly(Quality::Good, Some(-0.625), RangeFlag::Under),
+        ),
+        (
+            "level",
+            20300,
+            Expect::Exactly(Quality::Good, Some(101.875), RangeFlag::Over),
+        ),
+        // 20.8 mA on a gas detector: saturation (its default failure current is 21 mA).
+        (
+            "combustible_gas",
+            20800,
+            Expect::Exactly(Quality::Good, Some(105.0), RangeFlag::Over),
+        ),
+        (
+            "combustible_gas",
+            21500,
+            Expect::Exactly(Quality::SensorFault, None, RangeFlag::Within),
+        ),
+    ];
+    for (i, (kind, _, e)) in loops.iter().enumerate() {
         let id = format!("LOOP-{i}");
-        points += &format!("[[hazard_sources.points]]\nid = \"{id}\"\nkind = \"level\"\ndevice = \"D1\"\ntable = \"input\"\naddress = {i}\ndata_type = \"u16\"\nraw_range = [4000.0, 20000.0]\neng_range = [0.0, 100.0]\nloop_current = {{ fault_below_ma = 3.8, fault_above_ma = 20.5 }}\nunit = \"%\"\n\n");
-        expect.push((id, e));
-        let _ = raw;
+        let unit = if *kind == "level" { "%" } else { "%LEL" };
+        points += &format!("[[hazard_sources.points]]\nid = \"{id}\"\nkind = \"{kind}\"\ndevice = \"D1\"\ntable = \"input\"\naddress = {i}\ndata_type = \"u16\"\nraw_range = [4000.0, 20000.0]\neng_range = [0.0, 100.0]\nloop_current = {{}}\nunit = \"{unit}\"\n\n");
+        expect.push((id, *e));
     }
-    let input: Vec<_> = [12000, 3500, 20800, 3900]
+    let input: Vec<_> = loops
         .iter()
         .enumerate()
-        .map(|(i, r)| json!({"addr": i, "type": "raw", "value": [r]}))
+        .map(|(i, (_, r, _))| json!({"addr": i, "type": "raw", "value": [r]}))
         .collect();
     let map = json!({"devices": [{
         "unit": 1,
@@ -110,9 +157,11 @@ fn matrix() -> (serde_json::Value, String, Vec<(String, Expect)>) {
 
 #[derive(Debug, Clone, Copy)]
 enum Expect {
+    /// A good value within its range, to a tolerance.
     Value(f64, f64),
     Bool(bool),
-    Quality(Quality),
+    /// Quality, value (to 1e-9) and range flag, all three.
+    Exactly(Quality, Option<f64>, RangeFlag),
 }
 
 fn check(site: &Site, readings: &[Reading], expect: &[(String, Expect)]) {
@@ -124,15 +173,23 @@ fn check(site: &Site, readings: &[Reading], expect: &[(String, Expect)]) {
         let ok = match *e {
             Expect::Value(v, tol) => {
                 r.quality == Quality::Good
+                    && r.range == RangeFlag::Within
                     && matches!(r.value, Some(Value::Analog(x)) if (x - v).abs() <= tol.max(v.abs() * 1e-12))
             }
             Expect::Bool(b) => r.quality == Quality::Good && r.value == Some(Value::Discrete(b)),
-            Expect::Quality(q) => r.quality == q,
+            Expect::Exactly(q, v, range) => {
+                let value_ok = match (v, r.value) {
+                    (None, None) => true,
+                    (Some(v), Some(Value::Analog(x))) => (x - v).abs() <= 1e-9,
+                    _ => false,
+                };
+                r.quality == q && value_ok && r.range == range
+            }
         };
         if !ok {
             failures.push(format!(
-                "{id}: expected {e:?}, got {:?} {:?} raw {}",
-                r.value, r.quality, r.raw
+                "{id}: expected {e:?}, got {:?} {:?} {:?} raw {}",
+                r.value, r.quality, r.range, r.raw
             ));
         }
     }
