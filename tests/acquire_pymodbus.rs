@@ -309,6 +309,7 @@ async fn garbled_rtu_frame_is_comm_failure_and_the_bus_recovers() {
     let map = json!({"devices": [unit_map(1, 7, json!({})), unit_map(2, 9, json!({}))]});
     let opts = PeerOpts {
         garble: Some(("crc", 1)),
+        ..Default::default()
     };
     let _peer = pymodbus(&map, &PeerAt::Serial(pty.b.clone()), dir.path(), &opts);
     let site = two_device_site(&PeerAt::Serial(pty.a.clone()), 1000, 300, 5000);
@@ -335,6 +336,7 @@ async fn truncated_and_mismatched_tcp_frames_are_comm_failure() {
         let map = json!({"devices": [unit_map(1, 7, json!({})), unit_map(2, 9, json!({}))]});
         let opts = PeerOpts {
             garble: Some((mode, 1)),
+            ..Default::default()
         };
         let _peer = pymodbus(&map, &PeerAt::Tcp(port), dir.path(), &opts);
         let site = two_device_site(&PeerAt::Tcp(port), 1000, 300, 5000);

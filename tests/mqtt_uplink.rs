@@ -164,38 +164,6 @@ async fn broker_outage_case(uplink: &str, protocol_tag: &str, outage: u64) {
     );
 }
 
-/// Every message validates against the JSON Schema of its `type`.
-fn assert_schemas(arrivals: &[(String, serde_json::Value)]) {
-    let dir_schema = root().join("docs/schema");
-    let load = |name: &str| {
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir_schema.join(name)).unwrap()).unwrap();
-        jsonschema::validator_for(&v).unwrap()
-    };
-    let validators: BTreeMap<&str, jsonschema::Validator> = [
-        ("telemetry", "telemetry.json"),
-        ("alarm", "alarm.json"),
-        ("risk", "risk.json"),
-        ("special_operation", "special-operation.json"),
-        ("status", "status.json"),
-        ("command_reply", "command-reply.json"),
-        ("thresholds", "thresholds.json"),
-    ]
-    .into_iter()
-    .map(|(t, f)| (t, load(f)))
-    .collect();
-    for (topic, msg) in arrivals {
-        let ty = msg["type"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no type on {topic}: {msg}"));
-        let errors: Vec<String> = validators[ty]
-            .iter_errors(msg)
-            .map(|e| e.to_string())
-            .collect();
-        assert!(errors.is_empty(), "{topic}: {msg}: {errors:?}");
-    }
-}
-
 const BASE: &str = "hazgate/v1/CP-320500-01/91320500MA1DEMO01X/GW-01";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

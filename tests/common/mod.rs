@@ -124,6 +124,8 @@ pub enum PeerAt {
 #[derive(Debug, Clone, Default)]
 pub struct PeerOpts {
     pub garble: Option<(&'static str, u8)>,
+    /// A JSON file of register changes the peer applies when it appears or changes.
+    pub control: Option<PathBuf>,
 }
 
 /// Starts the pymodbus peer with `map` (JSON), logging requests to `log`.
@@ -141,6 +143,9 @@ pub fn pymodbus(map: &serde_json::Value, at: &PeerAt, dir: &Path, opts: &PeerOpt
         PeerAt::RtuOverTcp(p) => cmd.arg("--rtu-over-tcp").arg(p.to_string()),
         PeerAt::Serial(path) => cmd.arg("--rtu").arg(path),
     };
+    if let Some(path) = &opts.control {
+        cmd.arg("--control").arg(path);
+    }
     if let Some((mode, unit)) = opts.garble {
         cmd.arg("--garble")
             .arg(mode)

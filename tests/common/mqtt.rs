@@ -294,3 +294,35 @@ pub async fn assert_retained_is_latest(port: u16, got: &Received) {
         );
     }
 }
+
+/// Every message validates against the JSON Schema of its `type`.
+pub fn assert_schemas(arrivals: &[(String, serde_json::Value)]) {
+    let dir_schema = root().join("docs/schema");
+    let load = |name: &str| {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir_schema.join(name)).unwrap()).unwrap();
+        jsonschema::validator_for(&v).unwrap()
+    };
+    let validators: std::collections::BTreeMap<&str, jsonschema::Validator> = [
+        ("telemetry", "telemetry.json"),
+        ("alarm", "alarm.json"),
+        ("risk", "risk.json"),
+        ("special_operation", "special-operation.json"),
+        ("status", "status.json"),
+        ("command_reply", "command-reply.json"),
+        ("thresholds", "thresholds.json"),
+    ]
+    .into_iter()
+    .map(|(t, f)| (t, load(f)))
+    .collect();
+    for (topic, msg) in arrivals {
+        let ty = msg["type"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no type on {topic}: {msg}"));
+        let errors: Vec<String> = validators[ty]
+            .iter_errors(msg)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{topic}: {msg}: {errors:?}");
+    }
+}

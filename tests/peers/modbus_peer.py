@@ -25,7 +25,13 @@ Fault injection on responses (--garble MODE --garble-unit N):
 
 Every request is logged to --log as "unit fc addr count" (one line each), so tests can
 count requests server-side. Prints READY on stdout once it is listening.
+
+Values changed while running (--control FILE): when FILE appears or changes, its
+entries are laid into the registers before the next request is answered:
+  [{"unit": 1, "table": "holding", "addr": 0, "type": "f32", "order": "CDAB", "value": 120.0}]
 """
+
+import os
 
 import argparse
 import asyncio
@@ -80,7 +86,43 @@ def block(values, kind):
     return [SimData(0, values=values, datatype=kind)]
 
 
-def build_devices(spec):
+class Control:
+    """Register changes from a file the test writes, applied as requests arrive."""
+
+    def __init__(self, path):
+        self.path = path
+        self.seen = None
+        self.pending = {}
+
+    def poll(self):
+        if not self.path:
+            return
+        try:
+            stamp = os.stat(self.path).st_mtime_ns
+        except FileNotFoundError:
+            return
+        if stamp == self.seen:
+            return
+        self.seen = stamp
+        with open(self.path, encoding="utf-8") as f:
+            for e in json.load(f):
+                words = e["value"] if e["type"] == "raw" else encode(e["type"], e.get("order", "ABCD"), e["value"])
+                self.pending.setdefault((e["unit"], e["table"]), []).append((e["addr"], words))
+
+    def apply(self, unit, function_code, start, regs):
+        self.poll()
+        table = {3: "holding", 6: "holding", 16: "holding", 4: "input"}.get(function_code)
+        waiting = []
+        for addr, words in self.pending.pop((unit, table), []):
+            if 0 <= addr - start and addr + len(words) - start <= len(regs):
+                regs[addr - start:addr - start + len(words)] = words
+            else:
+                waiting.append((addr, words))  # not in this request's registers yet
+        if waiting:
+            self.pending[(unit, table)] = waiting
+
+
+def build_devices(spec, control):
     devices = []
     for d in spec["devices"]:
         unit = d["unit"]
@@ -88,7 +130,8 @@ def build_devices(spec):
         silent = d.get("silent", False)
         delay = d.get("delay_ms", 0) / 1000
 
-        async def action(_fc, _start, _address, _count, _regs, _set, exception=exception, silent=silent, delay=delay):
+        async def action(fc, start, _address, _count, regs, _set, unit=unit, exception=exception, silent=silent, delay=delay):
+            control.apply(unit, fc, start, regs)
             if delay:
                 await asyncio.sleep(delay)
             if silent:
@@ -146,12 +189,13 @@ async def main():
     ap.add_argument("--log", default="/dev/null")
     ap.add_argument("--garble", choices=["crc", "truncate", "txid"])
     ap.add_argument("--garble-unit", type=int, default=0)
+    ap.add_argument("--control", help="JSON file of register changes to apply while running")
     args = ap.parse_args()
 
     with open(args.map, encoding="utf-8") as f:
         spec = json.load(f)
     log = open(args.log, "a", encoding="utf-8")
-    devices = build_devices(spec)
+    devices = build_devices(spec, Control(args.control))
     tcp = args.tcp is not None
     trace = garbler(args.garble, args.garble_unit, tcp) if args.garble else None
     pdu_log = request_logger(log)
