@@ -9,7 +9,7 @@ use hazgate::{
     forward::contract::{CommandReply, Encoder, Status},
     judge::{engine::Command, Engine, Event},
     model::{load_site, Site, SiteSource, DEMO_SITE_TOML},
-    reading::{Quality, Raw, Reading, Timestamp, Value},
+    reading::{Quality, RangeFlag, Raw, Reading, Timestamp, Value},
 };
 use serde_json::Value as Json;
 
@@ -74,6 +74,15 @@ fn events(site: &Arc<Site>) -> Vec<Event> {
             &mut out,
         );
     }
+    // A saturated detector: its alarm events carry `over_range`.
+    e.on_reading(
+        &Reading {
+            range: RangeFlag::Over,
+            ..reading("GT-103", Some(Value::Analog(130.0)), Quality::Good, 3_500)
+        },
+        Timestamp(3_500),
+        &mut out,
+    );
     e.on_reading(
         &reading("BP-101", Some(Value::Discrete(true)), Quality::Good, 4_000),
         Timestamp(4_000),
@@ -127,6 +136,12 @@ fn every_published_message_type_validates() {
             types.insert(format!("risk:{}", msg["risk"]["scope"].as_str().unwrap()));
         }
     }
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Alarm(a) if a.over_range)),
+        "an over-range alarm event"
+    );
     for t in [
         "alarm",
         "risk",
@@ -147,6 +162,8 @@ fn every_published_message_type_validates() {
         ("AT-301", None, Quality::DeviceException(2)),
         ("GT-301", None, Quality::SensorFault),
         ("LT-101", Some(Value::Analog(45.0)), Quality::Stale),
+        ("GT-102", Some(Value::Analog(120.0)), Quality::Good),
+        ("LT-102", Some(Value::Analog(-1.0)), Quality::Good),
     ]
     .iter()
     .map(|(id, v, q)| Reading {
@@ -155,11 +172,20 @@ fn every_published_message_type_validates() {
         quality: *q,
         ts: Timestamp(1_795_419_779_123),
         raw: Raw::None,
-        range: Default::default(),
+        range: match *id {
+            "GT-102" => RangeFlag::Over,
+            "LT-102" => RangeFlag::Under,
+            _ => RangeFlag::Within,
+        },
     })
     .collect();
     let msg = assert_valid(&enc.telemetry(100, Timestamp(1_795_419_779_200), &readings));
     assert_eq!(msg["readings"][3]["exception"], 2);
+    // The range flags are sent only when set (v1.2, additive).
+    assert_eq!(msg["readings"][6]["over_range"], true);
+    assert_eq!(msg["readings"][7]["under_range"], true);
+    assert!(msg["readings"][0].get("over_range").is_none());
+    assert!(msg["readings"][0].get("under_range").is_none());
     assert_eq!(msg["ts"], "2026-11-23T07:42:59.200Z");
     let status = Status {
         state: "online",

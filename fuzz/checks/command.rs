@@ -33,7 +33,11 @@ pub fn check(data: &[u8]) -> bool {
     assert!(COMMANDS.contains(&name));
     let v: serde_json::Value = serde_json::from_slice(payload).expect("accepted, so JSON");
     let text = |k: &str| v.get(k).and_then(serde_json::Value::as_str);
-    assert_eq!(r.request_id.as_deref(), text("request_id"), "the request's id");
+    assert_eq!(
+        r.request_id.as_deref(),
+        text("request_id"),
+        "the request's id"
+    );
     assert_eq!(Some(r.by.as_str()), text("by"), "the request's sender");
     assert_eq!(r.command.by(), r.by, "the command names the same sender");
     match &r.command {
@@ -46,7 +50,9 @@ pub fn check(data: &[u8]) -> bool {
         }
         Command::Thresholds { changes, .. } => assert_eq!(
             Some(changes.len()),
-            v.get("changes").and_then(serde_json::Value::as_array).map(Vec::len)
+            v.get("changes")
+                .and_then(serde_json::Value::as_array)
+                .map(Vec::len)
         ),
     }
     let wire = serde_json::to_value(&r.command).expect("a command serialises");

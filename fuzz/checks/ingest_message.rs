@@ -112,8 +112,12 @@ fn line(l: &str) -> Result<(), String> {
             return Err(format!("field `{field}`"));
         };
         let typed = (v.starts_with('"') && v.ends_with('"') && v.len() >= 2)
-            || v.strip_suffix('i').is_some_and(|n| n.parse::<i64>().is_ok())
-            || ["t", "T", "true", "True", "TRUE", "f", "F", "false", "False", "FALSE"].contains(&v.as_str())
+            || v.strip_suffix('i')
+                .is_some_and(|n| n.parse::<i64>().is_ok())
+            || [
+                "t", "T", "true", "True", "TRUE", "f", "F", "false", "False", "FALSE",
+            ]
+            .contains(&v.as_str())
             || v.parse::<f64>().is_ok_and(f64::is_finite);
         if k.is_empty() || !typed {
             return Err(format!("field `{field}`"));

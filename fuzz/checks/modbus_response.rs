@@ -5,7 +5,6 @@
 //!
 //! Shared by the cargo-fuzz target and the corpus replay under `cargo test`.
 
-
 use std::{sync::OnceLock, time::Duration};
 
 use hazgate::{
@@ -98,7 +97,11 @@ level = 1
 fn fixture() -> &'static (Site, PlannedDevice) {
     static F: OnceLock<(Site, PlannedDevice)> = OnceLock::new();
     F.get_or_init(|| {
-        let site = load_site(SiteSource::Text { name: "fuzz", toml: SITE }).expect("fuzz site is valid");
+        let site = load_site(SiteSource::Text {
+            name: "fuzz",
+            toml: SITE,
+        })
+        .expect("fuzz site is valid");
         let dev = PlannedDevice::new(&site, 0, 0);
         (site, dev)
     })
@@ -113,7 +116,11 @@ pub fn check(data: &[u8]) -> bool {
     let (site, dev) = fixture();
     let block = &dev.blocks[usize::from(selector) % dev.blocks.len()];
     let rtu = selector & 0x80 != 0;
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build() else {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+    else {
         return false;
     };
     let wire = wire.to_vec();
@@ -131,7 +138,8 @@ pub fn check(data: &[u8]) -> bool {
         } else {
             tokio_modbus::client::tcp::attach_slave(client, Slave(1))
         };
-        let answer = tokio::time::timeout(Duration::from_millis(500), ctx.call(request_for(block))).await;
+        let answer =
+            tokio::time::timeout(Duration::from_millis(500), ctx.call(request_for(block))).await;
         peer.abort();
         let Ok(Ok(Ok(response))) = answer else {
             return false;
