@@ -248,7 +248,7 @@ async fn every_panel_query_returns_rows_on_scenario_data_in_influxdb_1_6() {
         },
     )
     .await;
-    stop_gateway(&mut gw, &got, Some(&log)).await;
+    stop_gateway(&mut gw, &got).await;
     sub.abort();
 
     // What ingest would write, through ingest's own mapping, as v1 line protocol.

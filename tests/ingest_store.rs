@@ -374,14 +374,22 @@ impl Rig {
         )
     }
 
-    /// Runs the gateway for `secs`, then stops it cleanly (its last status: offline).
+    /// Runs the gateway: once it is online, `during`; then `secs` of the scenario; then
+    /// a clean stop (its last status: offline).
     async fn gateway_for(&self, secs: u64, during: impl AsyncFnOnce()) {
         let mut gw = start_gateway(&self.site, None);
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        eventually(Duration::from_secs(20), "the gateway online", || {
+            self.got
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(t, v)| t.ends_with("/status") && v["state"] == "online")
+        })
+        .await;
         during().await;
+        // The scenario's length is what is tested, not a wait for something.
         tokio::time::sleep(Duration::from_secs(secs)).await;
-        let _ = gw.terminate();
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop_gateway(&mut gw, &self.got).await;
     }
 }
 
@@ -430,12 +438,19 @@ async fn end_to_end_the_store_holds_exactly_what_the_gateway_published_and_garba
     .await;
     assert_stored_exactly(&rig.store, &rig.got).await;
 
-    // The clean stop's offline status is the gateway's latest state in the store.
-    let status = rig
-        .store
-        .export("{__name__=\"gateway_status_online\",gateway=\"GW-01\"}");
-    let last = status.iter().max_by_key(|((_, t), _)| *t).unwrap();
-    assert_eq!(*last.1, 0.0, "offline last: {status:?}");
+    // The clean stop's offline status becomes the gateway's latest state in the store.
+    let status = || {
+        rig.store
+            .export("{__name__=\"gateway_status_online\",gateway=\"GW-01\"}")
+    };
+    let offline_last = || {
+        let s = status();
+        s.iter()
+            .max_by_key(|((_, t), _)| *t)
+            .is_some_and(|(_, v)| *v == 0.0)
+    };
+    eventually(Duration::from_secs(20), "offline stored last", offline_last).await;
+    let status = status();
     assert!(status.values().any(|v| *v == 1.0), "online before");
 
     // Dead letters: one per garbage message, each with its cause, counted.
@@ -512,7 +527,7 @@ async fn a_store_outage_of_30_s_loses_nothing() {
     )
     .await;
     assert_eq!(health(http).1["store_ok"], true);
-    stop_gateway(&mut gw, &rig.got, None).await;
+    stop_gateway(&mut gw, &rig.got).await;
     assert_stored_exactly(&rig.store, &rig.got).await;
     assert!(metric(http, "hazgate_ingest_write_retries_total") >= 1.0);
     rig.sub.abort();
@@ -538,7 +553,11 @@ async fn two_instances_split_the_stream_and_a_killed_one_loses_nothing() {
     );
     let _sim = rig.simulate();
     let mut gw = start_gateway(&rig.site, None);
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    eventually(Duration::from_secs(20), "both instances storing", || {
+        metric(http_a, "hazgate_ingest_messages_total") > 0.0
+            && metric(http_b, "hazgate_ingest_messages_total") > 0.0
+    })
+    .await;
     let before_kill = metric(http_b, "hazgate_ingest_messages_total");
     // With the store briefly down, B surely holds received, unstored messages when it
     // is killed (-9). They wait in its persistent session and come again when it is
@@ -555,7 +574,6 @@ async fn two_instances_split_the_stream_and_a_killed_one_loses_nothing() {
     b.child.kill().unwrap();
     let _ = b.child.wait();
     rig.store.restart();
-    tokio::time::sleep(Duration::from_secs(2)).await;
     let _b2 = start_ingest(
         rig.dir.path(),
         "ingest-b",
@@ -563,8 +581,21 @@ async fn two_instances_split_the_stream_and_a_killed_one_loses_nothing() {
         &rig.store,
         http_b,
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let _ = gw.terminate();
+    eventually(
+        Duration::from_secs(20),
+        "B back and storing, the bypass alarm sent",
+        || {
+            metric(http_b, "hazgate_ingest_messages_total") > 0.0
+                && rig
+                    .got
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|(_, v)| v["type"] == "alarm")
+        },
+    )
+    .await;
+    stop_gateway(&mut gw, &rig.got).await;
     assert_stored_exactly(&rig.store, &rig.got).await;
     let a = metric(http_a, "hazgate_ingest_messages_total");
     assert!(

@@ -97,7 +97,7 @@ async fn broker_outage_case(uplink: &str, protocol_tag: &str, outage: u64) {
             s.len()
         );
     }
-    stop_gateway(&mut gw, &got, Some(&dir.path().join("gw.log"))).await;
+    stop_gateway(&mut gw, &got).await;
     assert_retained_is_latest(broker.port, &got).await;
     sub.abort();
 
@@ -298,7 +298,7 @@ async fn commands_are_validated_answered_and_audited() {
     )
     .unwrap();
     assert_eq!(overrides, serde_json::json!({"GT-101": {"h": 18.0}}));
-    stop_gateway(&mut _gw, &got, None).await;
+    stop_gateway(&mut _gw, &got).await;
     sub.abort();
     // A restart applies it again: the limit in force is the changed one.
     let log = dir.path().join("restart.log");
@@ -381,7 +381,7 @@ async fn kill_9_and_restart_never_repeats_or_loses_a_committed_seq() {
         },
     )
     .await;
-    stop_gateway(&mut gw, &got, None).await;
+    stop_gateway(&mut gw, &got).await;
     assert_retained_is_latest(broker.port, &got).await;
     sub.abort();
 
@@ -467,7 +467,7 @@ async fn spool_full_drops_oldest_telemetry_counts_it_and_keeps_every_alarm() {
         },
     )
     .await;
-    stop_gateway(&mut gw, &got, None).await;
+    stop_gateway(&mut gw, &got).await;
     assert_retained_is_latest(broker.port, &got).await;
     sub.abort();
 

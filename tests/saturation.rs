@@ -106,7 +106,7 @@ async fn saturation_reaches_the_centre(gateway_at: PeerAt, peer_at: PeerAt, dir:
         hh && red
     })
     .await;
-    stop_gateway(&mut gw, &got, Some(&log)).await;
+    stop_gateway(&mut gw, &got).await;
     sub.abort();
 
     let got = got.lock().unwrap().clone();

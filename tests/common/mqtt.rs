@@ -140,12 +140,10 @@ pub async fn subscriber_as(
 /// Stops a gateway cleanly (SIGTERM), asserts it exited with success and logged no
 /// panic, and waits until its goodbye — `status` offline with a seq, not the Last
 /// Will — has reached `got`.
-pub async fn stop_gateway(gw: &mut Proc, got: &Received, log: Option<&Path>) {
+pub async fn stop_gateway(gw: &mut Gateway, got: &Received) {
     let status = gw.terminate().expect("SIGTERM the gateway");
     assert!(status.success(), "the gateway exited with {status}");
-    if let Some(log) = log {
-        assert_no_panic(log);
-    }
+    assert_no_panic(&gw.log);
     eventually(
         Duration::from_secs(10),
         "the gateway's offline status",
@@ -201,22 +199,44 @@ pub fn start_simulator(site: &Path, tty_b: &Path, extra: &[&str]) -> Proc {
     }
 }
 
-/// `hazgate run` without the local API, its log to `log` (or nowhere).
-pub fn start_gateway(site: &Path, log: Option<&Path>) -> Proc {
-    let stderr = match log {
-        Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
-        None => Stdio::null(),
-    };
+/// A running `hazgate run` and where its log goes (scanned for panics at its stop).
+pub struct Gateway {
+    pub proc: Proc,
+    pub log: PathBuf,
+}
+
+impl std::ops::Deref for Gateway {
+    type Target = Proc;
+    fn deref(&self) -> &Proc {
+        &self.proc
+    }
+}
+
+impl std::ops::DerefMut for Gateway {
+    fn deref_mut(&mut self) -> &mut Proc {
+        &mut self.proc
+    }
+}
+
+/// `hazgate run` without the local API, its log to `log` (or to a file of its own
+/// beside the site file).
+pub fn start_gateway(site: &Path, log: Option<&Path>) -> Gateway {
+    let log = log
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| site.with_file_name(format!("gateway-{}.log", free_port())));
     let child = Command::new(BIN)
         .args(["run", "--api", "off", "--log-level", "warn", "--config"])
         .arg(site)
         .stdout(Stdio::null())
-        .stderr(stderr)
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
         .spawn()
         .unwrap();
-    Proc {
-        child,
-        name: "hazgate run".into(),
+    Gateway {
+        proc: Proc {
+            child,
+            name: "hazgate run".into(),
+        },
+        log,
     }
 }
 
