@@ -136,21 +136,21 @@ fn model_required(engine: &Engine, site: &Site, s: usize, now: i64) -> Colour {
     high_points.sort();
     high_points.dedup();
     let l12 = matches!(hs.level, 1 | 2);
-    let colour = if has(AlarmClass::Critical) && l12 {
-        Colour::Red
-    } else if high_points.len() >= 2 {
-        Colour::Red
-    } else if has(AlarmClass::Critical) && special {
-        Colour::Red
-    } else if has(AlarmClass::Critical) {
-        Colour::Orange
-    } else if has(AlarmClass::High) && l12 {
-        Colour::Orange
-    } else if has(AlarmClass::High) || has(AlarmClass::Low) || special {
-        Colour::Yellow
-    } else {
-        Colour::Blue
-    };
+    // The default rule table, row by row; the first row that holds wins.
+    let rows = [
+        (has(AlarmClass::Critical) && l12, Colour::Red),
+        (high_points.len() >= 2, Colour::Red),
+        (has(AlarmClass::Critical) && special, Colour::Red),
+        (has(AlarmClass::Critical), Colour::Orange),
+        (has(AlarmClass::High) && l12, Colour::Orange),
+        (has(AlarmClass::High), Colour::Yellow),
+        (has(AlarmClass::Low), Colour::Yellow),
+        (special, Colour::Yellow),
+    ];
+    let colour = rows
+        .iter()
+        .find(|(holds, _)| *holds)
+        .map_or(Colour::Blue, |(_, c)| *c);
     if persisting {
         colour.up()
     } else {
@@ -270,14 +270,13 @@ fn run(site: &Arc<Site>, inputs: &[Input]) -> Result<Vec<Event>, TestCaseError> 
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
             }
         }
-        for s in 0..site.hazard_sources.len() {
+        for (s, history) in required.iter_mut().enumerate() {
             let reported = engine.source_level(s).colour;
             let need = model_required(&engine, site, s, now);
             prop_assert!(
                 reported >= need,
                 "source {s}: reported {reported:?} below required {need:?} at {now} ms after {i:?}"
             );
-            let history = &mut required[s];
             history.push((now, need));
             // The colour in force when the hold window opened, and every one since.
             let opened = history

@@ -53,10 +53,10 @@ integrity_period_s = 5
     path
 }
 
-fn reading<'a>(
-    got: &'a [(String, serde_json::Value)],
+fn reading(
+    got: &[(String, serde_json::Value)],
     pred: impl Fn(&serde_json::Value) -> bool,
-) -> Option<&'a serde_json::Value> {
+) -> Option<&serde_json::Value> {
     got.iter()
         .filter(|(_, v)| v["type"] == "telemetry")
         .flat_map(|(_, v)| v["readings"].as_array().into_iter().flatten())
