@@ -524,6 +524,11 @@ fn shelving_removes_an_alarm_from_colours_until_it_expires_and_counts_a_blind_sp
             .any(|r| r.alarms.iter().any(|a| a.contains("shelved"))),
         "{yellow:?}"
     );
+    assert_eq!(
+        yellow.reasons[0].since,
+        Timestamp(1_000),
+        "the blind spot dates from the shelving, not from 1970"
+    );
     // Shelving ends at 901 s: the H counts again, orange at once.
     run.tick(901.0);
     let unshelved = run

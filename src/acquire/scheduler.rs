@@ -48,8 +48,28 @@ pub struct DeviceCounters {
 #[derive(Debug)]
 pub struct AcquireStats {
     pub devices: Vec<(DeviceId, DeviceCounters)>,
-    /// Poll start lateness against schedule, in microseconds, since last drained.
-    jitter_us: Mutex<Vec<u32>>,
+    /// Poll start lateness against schedule, in microseconds, since last drained, and
+    /// when that was.
+    jitter_us: Mutex<(Vec<u32>, std::time::Instant)>,
+}
+
+/// What one statistics window saw of poll-start lateness.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JitterWindow {
+    /// How long the window was.
+    pub window: Duration,
+    pub samples: usize,
+    pub p50_us: u32,
+    pub p99_us: u32,
+}
+
+/// Nearest-rank percentile `q` (0–1) of `sorted` (ascending); 0 when empty.
+pub fn percentile(sorted: &[u32], q: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 impl AcquireStats {
@@ -59,21 +79,32 @@ impl AcquireStats {
                 .devices()
                 .map(|(_, d)| (d.id.clone(), DeviceCounters::default()))
                 .collect(),
-            jitter_us: Mutex::new(Vec::new()),
+            jitter_us: Mutex::new((Vec::new(), std::time::Instant::now())),
         }
     }
 
-    /// Takes the jitter samples gathered so far.
-    pub fn drain_jitter(&self) -> Vec<u32> {
-        std::mem::take(&mut *self.jitter_us.lock().unwrap_or_else(|p| p.into_inner()))
+    /// Takes the jitter samples gathered since the last call, and starts a new window.
+    pub fn drain_jitter(&self) -> JitterWindow {
+        let (mut samples, since) = {
+            let mut g = self.jitter_us.lock().unwrap_or_else(|p| p.into_inner());
+            let now = std::time::Instant::now();
+            (std::mem::take(&mut g.0), std::mem::replace(&mut g.1, now))
+        };
+        samples.sort_unstable();
+        JitterWindow {
+            window: since.elapsed(),
+            samples: samples.len(),
+            p50_us: percentile(&samples, 0.5),
+            p99_us: percentile(&samples, 0.99),
+        }
     }
 
     fn record_jitter(&self, late: Duration) {
         let us = late.as_micros().min(u128::from(u32::MAX)) as u32;
-        let mut v = self.jitter_us.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.jitter_us.lock().unwrap_or_else(|p| p.into_inner());
         // Bounded: a reporter that never drains must not grow memory without limit.
-        if v.len() < 1_000_000 {
-            v.push(us);
+        if g.0.len() < 1_000_000 {
+            g.0.push(us);
         }
     }
 
@@ -254,6 +285,34 @@ fn mark_stale(site: &Site, devices: &mut [DeviceState], store: &LatestStore, now
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentiles_are_ordered_nearest_rank() {
+        assert_eq!(percentile(&[], 0.5), 0);
+        assert_eq!(percentile(&[7], 0.99), 7);
+        let v: Vec<u32> = (1..=100).collect();
+        assert_eq!((percentile(&v, 0.5), percentile(&v, 0.99)), (50, 99));
+        let v = [10, 20, 30, 40, 1349];
+        assert_eq!((percentile(&v, 0.5), percentile(&v, 0.99)), (30, 1349));
+    }
+
+    #[test]
+    fn a_jitter_window_is_sorted_and_timed_from_the_previous_drain() {
+        let stats = AcquireStats {
+            devices: Vec::new(),
+            jitter_us: Mutex::new((Vec::new(), std::time::Instant::now())),
+        };
+        for us in [1349, 230, 5, 900, 230] {
+            stats.record_jitter(Duration::from_micros(us));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let w = stats.drain_jitter();
+        assert_eq!((w.samples, w.p50_us, w.p99_us), (5, 230, 1349));
+        assert!(w.window >= Duration::from_millis(20), "{w:?}");
+        let w = stats.drain_jitter();
+        assert_eq!((w.samples, w.p50_us), (0, 0));
+        assert!(w.window < Duration::from_millis(20), "a new window: {w:?}");
+    }
 
     #[test]
     fn next_period_keeps_phase_and_skips_missed() {

@@ -242,7 +242,7 @@ impl Pipeline {
                 warn!(error = %e, "local API ended with an error");
             }
         }
-        log_stats(&self.stats, None);
+        log_stats(&self.stats);
     }
 }
 
@@ -253,33 +253,26 @@ pub async fn report_stats(stats: Arc<AcquireStats>, every: Duration, cancel: Can
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
-            _ = tick.tick() => log_stats(&stats, Some(every)),
+            _ = tick.tick() => log_stats(&stats),
         }
     }
 }
 
-fn log_stats(stats: &AcquireStats, window: Option<Duration>) {
-    let mut jitter = stats.drain_jitter();
-    jitter.sort_unstable();
-    let pct = |q: f64| -> u32 {
-        if jitter.is_empty() {
-            0
-        } else {
-            jitter[((jitter.len() - 1) as f64 * q).round() as usize]
-        }
-    };
-    let readings = stats.total(|c| &c.readings);
+/// One statistics line: counters since start, poll-start jitter over the window since
+/// the previous line (also for the last line, at shutdown).
+fn log_stats(stats: &AcquireStats) {
+    let jitter = stats.drain_jitter();
     info!(
-        window_s = window.map_or(0.0, |w| w.as_secs_f64()),
-        readings,
+        window_s = (jitter.window.as_secs_f64() * 10.0).round() / 10.0,
+        readings = stats.total(|c| &c.readings),
         good_readings = stats.total(|c| &c.good_readings),
         requests = stats.total(|c| &c.requests),
         timeouts = stats.total(|c| &c.timeouts),
         exceptions = stats.total(|c| &c.exceptions),
         polls_failed = stats.total(|c| &c.polls_failed),
-        jitter_samples = jitter.len(),
-        jitter_p50_us = pct(0.5),
-        jitter_p99_us = pct(0.99),
+        jitter_samples = jitter.samples,
+        jitter_p50_us = jitter.p50_us,
+        jitter_p99_us = jitter.p99_us,
         "acquisition stats"
     );
 }

@@ -60,6 +60,8 @@ pub struct Alarm {
     pub raised_value: Option<f64>,
     pub acknowledged: Option<(i64, String)>,
     pub shelved_until: Option<i64>,
+    /// When it was shelved (the blind spot's "since").
+    pub shelved_at: Option<i64>,
     /// Set while the point's quality is bad: the alarm is frozen in its state.
     pub bad_quality: bool,
 }
@@ -76,6 +78,7 @@ impl Alarm {
             raised_value: None,
             acknowledged: None,
             shelved_until: None,
+            shelved_at: None,
             bad_quality: false,
         }
     }
@@ -151,12 +154,14 @@ impl Alarm {
         Some(Transition::Acknowledged)
     }
 
-    pub fn shelve(&mut self, until: i64) -> Transition {
+    pub fn shelve(&mut self, now: i64, until: i64) -> Transition {
         self.shelved_until = Some(until);
+        self.shelved_at = Some(now);
         Transition::Shelved
     }
 
     pub fn unshelve(&mut self) -> Option<Transition> {
+        self.shelved_at = None;
         self.shelved_until.take().map(|_| Transition::Unshelved)
     }
 
@@ -335,7 +340,8 @@ mod tests {
     #[test]
     fn shelving_expires() {
         let mut a = h();
-        assert_eq!(a.shelve(100), Transition::Shelved);
+        assert_eq!(a.shelve(40, 100), Transition::Shelved);
+        assert_eq!(a.shelved_at, Some(40));
         assert_eq!(a.expire_shelving(99), None);
         assert_eq!(a.expire_shelving(100), Some(Transition::Unshelved));
         assert!(!a.is_shelved());

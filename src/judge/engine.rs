@@ -435,7 +435,13 @@ impl Engine {
             let safety = point.kind.is_safety_critical();
             let blind_spot = pa.out_of_service.is_some() || pa.alarms.iter().any(Alarm::is_shelved);
             if safety && blind_spot {
-                let since = pa.out_of_service.as_ref().map(|(t, _)| *t).unwrap_or(0);
+                // Since the point went out of service, or its first alarm was shelved.
+                let since = pa
+                    .out_of_service
+                    .as_ref()
+                    .map(|(t, _)| *t)
+                    .or_else(|| pa.alarms.iter().filter_map(|a| a.shelved_at).min())
+                    .unwrap_or(0);
                 counted.push(CountedAlarm {
                     point: pi,
                     kind: AlarmKind::Fault,
@@ -640,7 +646,7 @@ impl Engine {
                     let tr = match cmd {
                         Command::Acknowledge { .. } => a.acknowledge(now.0, by),
                         Command::Shelve { duration_s, .. } => {
-                            Some(a.shelve(now.0 + (*duration_s * 1000.0) as i64))
+                            Some(a.shelve(now.0, now.0 + (*duration_s * 1000.0) as i64))
                         }
                         _ => a.unshelve(),
                     };
