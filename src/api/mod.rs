@@ -8,7 +8,7 @@
 //! | `GET /api/v1/alarms` | every alarm not quiet: active, unacknowledged, shelved, out of service |
 //! | `GET /api/v1/thresholds` | the alarm settings in force per point (site file, overrides, remote changes) |
 //! | `POST /api/v1/commands` | a judge command (JSON, see [`crate::judge::Command`]) |
-//! | `GET /healthz` | `ok`, or `degraded` while a device is down; 503 if the judge is gone |
+//! | `GET /healthz` | `ok`; `degraded` while a device is down or the uplink spools; 503 if the judge is gone or the spool cannot be written |
 //! | `GET /metrics` | Prometheus text format |
 
 use std::{
@@ -32,6 +32,7 @@ use tracing::info;
 
 use crate::{
     acquire::AcquireStats,
+    forward::health::UplinkHealth,
     judge::{service::JudgeHandle, Command},
 };
 
@@ -39,6 +40,8 @@ use crate::{
 pub struct ApiState {
     pub judge: JudgeHandle,
     pub stats: Arc<AcquireStats>,
+    /// The MQTT uplink's state, when the site has one.
+    pub uplink: Option<Arc<UplinkHealth>>,
     pub prometheus: Option<PrometheusHandle>,
     pub started: Instant,
 }
@@ -108,6 +111,10 @@ async fn post_command(State(s): State<ApiState>, Json(cmd): Json<Command>) -> Re
     }
 }
 
+/// `ok` when every device answers and the uplink (if any) is connected; `degraded`
+/// while a device is down or the uplink is spooling (broker unreachable, messages wait
+/// in the spool): both 200, the gateway still does its job. 503 when it cannot: the
+/// judge is gone, or the spool cannot be written (messages at risk).
 async fn healthz(State(s): State<ApiState>) -> Response {
     let down: Vec<String> = s
         .stats
@@ -119,16 +126,27 @@ async fn healthz(State(s): State<ApiState>) -> Response {
     if s.judge.state().await.is_err() {
         return unavailable();
     }
-    Json(json!({
-        "status": if down.is_empty() { "ok" } else { "degraded" },
+    let uplink = s.uplink.as_ref().map(|u| u.report());
+    let state = uplink.as_ref().map_or("connected", |u| u.state);
+    let (code, status) = match (state, down.is_empty()) {
+        ("failed", _) => (StatusCode::SERVICE_UNAVAILABLE, "failed"),
+        ("connected", true) => (StatusCode::OK, "ok"),
+        _ => (StatusCode::OK, "degraded"),
+    };
+    let body = json!({
+        "status": status,
         "uptime_s": s.started.elapsed().as_secs(),
         "devices_total": s.stats.devices.len(),
         "devices_down": down,
-    }))
-    .into_response()
+        "uplink": uplink,
+    });
+    (code, Json(body)).into_response()
 }
 
 async fn metrics(State(s): State<ApiState>) -> Response {
+    if let Some(u) = &s.uplink {
+        u.record_gauges();
+    }
     let body = s
         .prometheus
         .as_ref()

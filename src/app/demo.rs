@@ -22,7 +22,7 @@ use crate::{
     cli::DemoArgs,
     judge::{
         engine::{AlarmView, Event, RiskScope},
-        service::{spawn_judge, StateView},
+        service::{spawn_judge, Judge, StateView},
         Colour,
     },
     model::{load_site, Site, SiteSource, Transport, DEMO_SITE_TOML},
@@ -97,8 +97,11 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let gw_site = Arc::new(gw_site);
     let store = LatestStore::new(gw_site.points.len(), 256);
     let stats = Arc::new(AcquireStats::new(&gw_site));
-    let (judge, judge_task) = spawn_judge(gw_site.clone(), store.clone(), cancel.clone());
-    let mut events = judge.subscribe();
+    let Judge {
+        handle: judge,
+        mut events,
+        task: judge_task,
+    } = spawn_judge(gw_site.clone(), store.clone(), cancel.clone());
     let mut feed: VecDeque<String> = VecDeque::new();
     let mut acquisition = spawn_acquisition(gw_site.clone(), store.clone(), stats, cancel.clone());
 
@@ -110,10 +113,12 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
-            Ok(e) = events.recv() => {
-                feed.push_back(describe_event(&e));
-                if feed.len() > 8 {
-                    feed.pop_front();
+            Some(e) = events.recv() => {
+                if let Some(line) = describe_event(&e) {
+                    feed.push_back(line);
+                    if feed.len() > 8 {
+                        feed.pop_front();
+                    }
                 }
             }
             _ = tick.tick() => {
@@ -128,6 +133,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    // The feed is not read any more: the judge must not wait for it.
+    drop(events);
     while acquisition.join_next().await.is_some() {}
     let _ = judge_task.await;
     sim_cancel.cancel();
@@ -172,8 +179,10 @@ fn colour_tag(c: Colour, tty: bool) -> String {
 }
 
 /// A line of the event feed.
-pub fn describe_event(e: &Event) -> String {
-    match e {
+/// One line of the event feed; none for a restatement of an unchanged level.
+pub fn describe_event(e: &Event) -> Option<String> {
+    Some(match e {
+        Event::Risk(r) if r.snapshot => return None,
         Event::Alarm(a) => format!(
             "{} {} {} {:?}{}",
             a.ts.to_rfc3339(),
@@ -209,7 +218,7 @@ pub fn describe_event(e: &Event) -> String {
             if s.active { "started" } else { "ended" },
             s.kind
         ),
-    }
+    })
 }
 
 /// One screen of the live view: colours, hazard sources, points, alarms, events.

@@ -16,6 +16,10 @@ use tracing::{error, info, warn};
 use crate::{
     acquire::{spawn_acquisition, AcquireStats, LatestStore},
     api::{self, ApiState},
+    forward::{
+        health::UplinkHealth,
+        session::{run_uplink, UplinkFiles},
+    },
     judge::service::{spawn_judge_with, Overrides},
     model::Site,
 };
@@ -182,29 +186,48 @@ impl Pipeline {
                     .with_context(|| format!("cannot bind the local API on {addr} (--api)"))?,
             ),
         };
+        // The uplink's files first: a spool or audit log that cannot be opened stops the
+        // start-up with the reason, before anything is polled and then silently lost.
+        let files = match &site.uplink {
+            Some(cfg) => Some(UplinkFiles::open(cfg).context("the uplink cannot start")?),
+            None => None,
+        };
         // Batches a slow subscriber may lag before resynchronising from the latest values.
         let store = LatestStore::new(site.points.len(), 256);
         let stats = Arc::new(AcquireStats::new(site));
-        let (judge, judge_task) = spawn_judge_with(
+        // The judge's event channel exists from here on: whatever it decides from the
+        // first poll waits for the uplink (bounded: the judge waits rather than drop).
+        let judge = spawn_judge_with(
             site.clone(),
             store.clone(),
             Some(Overrides::beside(config)),
             cancel.clone(),
         );
-        let uplink = site.uplink.clone().map(|cfg| {
-            tokio::spawn(crate::forward::session::run_uplink(
-                site.clone(),
-                cfg,
-                store.clone(),
-                judge.clone(),
-                cancel.clone(),
-            ))
-        });
+        let mut uplink_health = None;
+        let uplink = match (site.uplink.clone(), files) {
+            (Some(cfg), Some(files)) => {
+                let health = Arc::new(UplinkHealth::new(files.spool.clone()));
+                uplink_health = Some(health.clone());
+                Some(tokio::spawn(run_uplink(
+                    site.clone(),
+                    cfg,
+                    files,
+                    store.clone(),
+                    judge.handle.clone(),
+                    judge.events,
+                    health,
+                    cancel.clone(),
+                )))
+            }
+            // No uplink: the events are logged by the judge and nobody waits for them.
+            _ => None,
+        };
         let acquisition = spawn_acquisition(site.clone(), store, stats.clone(), cancel.clone());
         let api = listener.map(|l| {
             let state = ApiState {
-                judge,
+                judge: judge.handle,
                 stats: stats.clone(),
+                uplink: uplink_health,
                 prometheus,
                 started,
             };
@@ -219,7 +242,7 @@ impl Pipeline {
         }
         Ok(Self {
             acquisition,
-            judge: judge_task,
+            judge: judge.task,
             uplink,
             api,
             stats,

@@ -198,6 +198,16 @@ impl AuditLog {
         }
     }
 
+    /// Opens the log for appending (creating it and its directory), so a log that
+    /// cannot be written is an error at start-up, not a surprise at the first command.
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self::new(path))
+    }
+
     pub fn append(&self, entry: &AuditEntry<'_>) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
         line.push(b'\n');

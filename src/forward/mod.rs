@@ -9,6 +9,7 @@ pub mod collect;
 pub mod command;
 pub mod config;
 pub mod contract;
+pub mod health;
 pub mod link;
 pub mod session;
 pub mod spool;

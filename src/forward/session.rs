@@ -23,6 +23,7 @@ use super::{
     command::{self, AuditEntry, AuditLog},
     config::UplinkConfig,
     contract::{CommandReply, Encoder, Status, Topics},
+    health::UplinkHealth,
     link::{Link, LinkEvent, LinkOptions},
     spool::{Class, Spool, SpoolError},
 };
@@ -31,7 +32,7 @@ use crate::{
     backoff::Backoff,
     judge::{
         engine::{Event, RiskScope},
-        service::JudgeHandle,
+        service::{Events, JudgeHandle},
     },
     model::Site,
     reading::{Reading, Timestamp},
@@ -44,6 +45,15 @@ const COMMIT_WINDOW: Duration = Duration::from_millis(200);
 pub enum UplinkError {
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    #[error(
+        "cannot open the spool {path}: {source} (set [uplink] spool_path to a writable place)"
+    )]
+    SpoolOpen { path: String, source: SpoolError },
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("uplink TLS file {path}: {source}")]
     TlsFile {
         path: String,
@@ -85,22 +95,57 @@ fn link_options(
     })
 }
 
-/// Runs the uplink until `cancel`: collection into the spool and the MQTT session.
+/// What the uplink needs before anything runs: its spool and audit log, opened (and
+/// so known to be writable) at start-up. A spool that cannot be opened is an error the
+/// daemon reports and exits on — never an uplink that silently does not start.
+pub struct UplinkFiles {
+    pub spool: Arc<Spool>,
+    pub audit: AuditLog,
+}
+
+impl UplinkFiles {
+    pub fn open(cfg: &UplinkConfig) -> Result<Self, UplinkError> {
+        let file = |path: &std::path::Path, source: std::io::Error| UplinkError::File {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = cfg
+            .spool_path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| file(dir, e))?;
+        }
+        let spool = Spool::open(&cfg.spool_path, cfg.spool_max_bytes).map_err(|e| {
+            UplinkError::SpoolOpen {
+                path: cfg.spool_path.display().to_string(),
+                source: e,
+            }
+        })?;
+        let audit = AuditLog::open(&cfg.audit_path).map_err(|e| file(&cfg.audit_path, e))?;
+        Ok(Self {
+            spool: Arc::new(spool),
+            audit,
+        })
+    }
+}
+
+/// Runs the uplink until `cancel`: collection into the spool and the MQTT session. The
+/// judge's `events` are drained to their end (the judge stopped), so its last decisions
+/// are spooled before the goodbye.
 pub async fn run_uplink(
     site: Arc<Site>,
     cfg: UplinkConfig,
+    files: UplinkFiles,
     store: LatestStore,
     judge: JudgeHandle,
+    events: Events,
+    health: Arc<UplinkHealth>,
     cancel: CancellationToken,
 ) -> Result<(), UplinkError> {
     // rustls needs one process-wide crypto provider; ring keeps the build free of C/CMake.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    if let Some(dir) = cfg.spool_path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let spool = Arc::new(block_in_place(|| {
-        Spool::open(&cfg.spool_path, cfg.spool_max_bytes)
-    })?);
+    let UplinkFiles { spool, audit } = files;
     let topics = Topics::new(&cfg.prefix, &site);
     let started = Instant::now();
     let wake = Arc::new(tokio::sync::Notify::new());
@@ -108,21 +153,19 @@ pub async fn run_uplink(
         site.clone(),
         cfg.clone(),
         store,
-        judge.subscribe(),
+        Inputs {
+            judge: judge.clone(),
+            events,
+        },
         spool.clone(),
         wake.clone(),
+        health.clone(),
         cancel.clone(),
         started,
     ));
-    if let Some(dir) = cfg.audit_path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let commands = Commands {
-        judge,
-        audit: AuditLog::new(&cfg.audit_path),
-    };
+    let commands = Commands { judge, audit };
     session(
-        &site, &cfg, &topics, &spool, &wake, &cancel, started, &commands, collector,
+        &site, &cfg, &topics, &spool, &wake, &cancel, started, &commands, &health, collector,
     )
     .await
 }
@@ -140,15 +183,24 @@ fn status(spool: &Spool, state: &'static str, started: Instant) -> Status {
     }
 }
 
-/// Collects readings (by exception) and events; commits them every window.
+/// What the collector takes in besides readings: the judge's ordered events, and the
+/// judge itself, asked to restate its levels.
+struct Inputs {
+    judge: JudgeHandle,
+    events: Events,
+}
+
+/// Collects readings (by exception) and the judge's events; commits them every window.
+/// At a stop it takes no more readings but drains the judge's events to their end.
 #[allow(clippy::too_many_arguments)]
 async fn collect(
     site: Arc<Site>,
     cfg: UplinkConfig,
     store: LatestStore,
-    mut events: broadcast::Receiver<Arc<Event>>,
+    mut inputs: Inputs,
     spool: Arc<Spool>,
     wake: Arc<tokio::sync::Notify>,
+    health: Arc<UplinkHealth>,
     cancel: CancellationToken,
     started: Instant,
 ) {
@@ -156,100 +208,141 @@ async fn collect(
     let encoder = Encoder::new(&site);
     let mut rbe = ReportByException::new(&site, cfg.publish_deadband_pct);
     let mut readings_rx = store.subscribe();
-    let mut telemetry: Vec<Reading> = Vec::new();
-    let mut pending_events: Vec<Arc<Event>> = Vec::new();
+    let mut batch = Batch::default();
     let mut window = tokio::time::interval(COMMIT_WINDOW);
     let mut integrity = tokio::time::interval(Duration::from_secs(cfg.integrity_period_s));
-    let mut status_due = true;
-    let mut flush = false;
+    // The first integrity tick is now: every level is restated at start-up.
+    let mut stopping = false;
     loop {
+        let mut flush = false;
         tokio::select! {
-            () = cancel.cancelled() => break,
-            batch = readings_rx.recv() => match batch {
-                Ok(b) => telemetry.extend(b.iter().filter(|r| rbe.passes(r))),
+            () = cancel.cancelled(), if !stopping => stopping = true,
+            batch_in = readings_rx.recv(), if !stopping => match batch_in {
+                Ok(b) => batch.telemetry.extend(b.iter().filter(|r| rbe.passes(r))),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    telemetry.extend(store.snapshot().into_iter().flatten().filter(|r| rbe.passes(r)));
+                    batch.telemetry.extend(store.snapshot().into_iter().flatten().filter(|r| rbe.passes(r)));
                 }
-                Err(broadcast::error::RecvError::Closed) => break,
+                Err(broadcast::error::RecvError::Closed) => stopping = true,
             },
-            ev = events.recv() => match ev {
+            ev = inputs.events.recv() => match ev {
                 // Alarms and risk changes go out at once, not at the next window.
-                Ok(e) => {
-                    pending_events.push(e);
+                Some(e) => {
+                    batch.events.push(e);
                     flush = true;
                 }
-                Err(broadcast::error::RecvError::Lagged(n)) => warn!(lost = n, "uplink fell behind the judge: events lost"),
-                Err(broadcast::error::RecvError::Closed) => break,
+                // The judge has stopped and everything it decided is here: last commit.
+                None => {
+                    commit(&spool, &topics, &encoder, &cfg, &mut batch, &health, started);
+                    wake.notify_one();
+                    break;
+                }
             },
-            _ = integrity.tick() => {
-                telemetry.extend(store.snapshot().into_iter().flatten());
-                status_due = true;
+            _ = integrity.tick(), if !stopping => {
+                batch.telemetry.extend(store.snapshot().into_iter().flatten());
+                batch.status_due = true;
+                inputs.judge.restate_levels();
             }
             _ = window.tick() => flush = true,
         }
-        if !flush || (telemetry.is_empty() && pending_events.is_empty() && !status_due) {
-            continue;
+        if flush && !batch.is_empty() {
+            commit(
+                &spool, &topics, &encoder, &cfg, &mut batch, &health, started,
+            );
+            wake.notify_one();
         }
-        flush = false;
-        // Each record: (class, topic, retain, payload builder input).
-        let mut classes = Vec::new();
-        enum Item<'a> {
-            Event(&'a Event, String, bool),
-            Telemetry(&'a [Reading]),
-            Status,
-        }
-        let mut items: Vec<Item> = Vec::new();
-        for e in &pending_events {
-            let (topic, retained) = match e.as_ref() {
-                Event::Alarm(_) => (topics.alarm(), None),
-                Event::Risk(r) => match &r.scope {
-                    RiskScope::HazardSource(id) => {
-                        (topics.risk(), Some(topics.risk_of(id.as_str())))
-                    }
-                    RiskScope::Enterprise => (topics.risk(), Some(topics.risk_of("enterprise"))),
-                },
-                Event::SpecialOperation(_) => (topics.risk(), None),
-                Event::Thresholds(_) => (topics.alarm(), None),
+    }
+}
+
+/// What the collector has gathered since its last commit.
+#[derive(Default)]
+struct Batch {
+    telemetry: Vec<Reading>,
+    events: Vec<Arc<Event>>,
+    status_due: bool,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.telemetry.is_empty() && self.events.is_empty() && !self.status_due
+    }
+}
+
+/// The topics an event goes to: (topic, retained). A change of level goes to the event
+/// stream and, retained, to its scope's own topic; a restatement only to the latter.
+fn event_topics(topics: &Topics, e: &Event) -> Vec<(String, bool)> {
+    match e {
+        Event::Alarm(_) | Event::Thresholds(_) => vec![(topics.alarm(), false)],
+        Event::SpecialOperation(_) => vec![(topics.risk(), false)],
+        Event::Risk(r) => {
+            let own = match &r.scope {
+                RiskScope::HazardSource(id) => topics.risk_of(id.as_str()),
+                RiskScope::Enterprise => topics.risk_of("enterprise"),
             };
-            items.push(Item::Event(e, topic, false));
-            classes.push(Class::Event);
-            if let Some(t) = retained {
-                items.push(Item::Event(e, t, true));
-                classes.push(Class::Event);
+            if r.snapshot {
+                vec![(own, true)]
+            } else {
+                vec![(topics.risk(), false), (own, true)]
             }
         }
-        for chunk in telemetry.chunks(cfg.max_readings_per_message) {
-            items.push(Item::Telemetry(chunk));
-            classes.push(Class::Telemetry);
-        }
-        if status_due {
-            items.push(Item::Status);
+    }
+}
+
+/// Commits the batch to the spool in one transaction (one fsync). On failure the batch is
+/// kept for the next window, the failure logged and shown on `/healthz`.
+fn commit(
+    spool: &Spool,
+    topics: &Topics,
+    encoder: &Encoder<'_>,
+    cfg: &UplinkConfig,
+    batch: &mut Batch,
+    health: &UplinkHealth,
+    started: Instant,
+) {
+    enum Item<'a> {
+        Event(&'a Event, String, bool),
+        Telemetry(&'a [Reading]),
+        Status,
+    }
+    let mut items: Vec<Item> = Vec::new();
+    let mut classes = Vec::new();
+    for e in &batch.events {
+        for (topic, retain) in event_topics(topics, e) {
+            items.push(Item::Event(e, topic, retain));
             classes.push(Class::Event);
         }
-        let now = Timestamp::now();
-        let result = block_in_place(|| {
-            spool.append(&classes, |i, seq| match &items[i] {
-                Item::Event(e, topic, retain) => frame(topic, *retain, &encoder.event(seq, e)),
-                Item::Telemetry(rs) => {
-                    frame(&topics.telemetry(), false, &encoder.telemetry(seq, now, rs))
-                }
-                Item::Status => frame(
-                    &topics.status(),
-                    true,
-                    &encoder.status(seq, now, status(&spool, "online", started)),
-                ),
-            })
-        });
-        match &result {
-            Ok(seqs) => debug!(messages = seqs.len(), "spooled"),
-            Err(e) => warn!(error = %e, "spool write failed; retrying next window"),
+    }
+    for chunk in batch.telemetry.chunks(cfg.max_readings_per_message) {
+        items.push(Item::Telemetry(chunk));
+        classes.push(Class::Telemetry);
+    }
+    if batch.status_due {
+        items.push(Item::Status);
+        classes.push(Class::Event);
+    }
+    let now = Timestamp::now();
+    let result = block_in_place(|| {
+        spool.append(&classes, |i, seq| match &items[i] {
+            Item::Event(e, topic, retain) => frame(topic, *retain, &encoder.event(seq, e)),
+            Item::Telemetry(rs) => {
+                frame(&topics.telemetry(), false, &encoder.telemetry(seq, now, rs))
+            }
+            Item::Status => frame(
+                &topics.status(),
+                true,
+                &encoder.status(seq, now, status(spool, "online", started)),
+            ),
+        })
+    });
+    match result {
+        Ok(seqs) => {
+            debug!(messages = seqs.len(), "spooled");
+            health.spool_ok();
+            *batch = Batch::default();
         }
-        if result.is_ok() {
-            telemetry.clear();
-            pending_events.clear();
-            status_due = false;
+        Err(e) => {
+            warn!(error = %e, "spool write failed; kept in memory and retried next window");
+            health.spool_failed(e.to_string());
         }
-        wake.notify_one();
     }
 }
 
@@ -447,6 +540,7 @@ async fn session(
     cancel: &CancellationToken,
     started: Instant,
     commands: &Commands,
+    health: &UplinkHealth,
     collector: tokio::task::JoinHandle<()>,
 ) -> Result<(), UplinkError> {
     let encoder = Encoder::new(site);
@@ -470,11 +564,15 @@ async fn session(
                 Ok(LinkEvent::Connected { code }) => {
                     info!(host = %cfg.host, port = cfg.port, protocol = ?cfg.protocol, code, "uplink connected");
                     connected = true;
+                    health.connected();
                     backoff.reset();
                     if let Err(e) = link.try_subscribe(&topics.commands()) {
                         warn!(error = %e, "cannot subscribe to commands");
                     }
                     in_flight.clear();
+                    // Whatever the broker retained may be older than the gateway's state
+                    // (a restart, levels changed while it was away): restate them.
+                    commands.judge.restate_levels();
                 }
                 Ok(ev @ (LinkEvent::Sent(_) | LinkEvent::Acked { .. })) => {
                     track(spool, &mut in_flight, &ev);
@@ -496,6 +594,7 @@ async fn session(
                             "uplink connect failed; retrying");
                     }
                     connected = false;
+                    health.disconnected(e.to_string());
                     in_flight.clear();
                     // rumqttc reconnects on the next poll at once: pace it.
                     if !backoff.wait(cancel).await {

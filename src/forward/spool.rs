@@ -175,6 +175,24 @@ impl Spool {
         Ok(out)
     }
 
+    /// The oldest record of each queue (events, telemetry), where there is one.
+    pub fn first(&self) -> Result<Vec<Record>, SpoolError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let mut out = Vec::new();
+        for (def, class) in [(EVENTS, Class::Event), (TELEMETRY, Class::Telemetry)] {
+            let table = txn.open_table(def).map_err(storage)?;
+            let first = table.first().map_err(storage)?;
+            if let Some((k, v)) = first {
+                out.push(Record {
+                    seq: k.value(),
+                    class,
+                    payload: v.value().to_vec(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// Removes acknowledged records (missing ones, e.g. dropped telemetry, are ignored).
     pub fn ack(&self, seqs: &[u64]) -> Result<(), SpoolError> {
         if seqs.is_empty() {

@@ -80,6 +80,13 @@ pub struct RiskChange {
     pub from: Colour,
     pub to: Colour,
     pub reasons: Vec<Reason>,
+    /// Since when the level `to` holds (contract v1.3; = `ts` for a change).
+    pub since: Timestamp,
+    /// Not a change: the current level, restated (at start-up, after a reconnect and
+    /// every integrity period) so the centre's retained picture is never stale. `from`
+    /// and `to` are then equal (v1.3, sent only when true).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub snapshot: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -96,6 +103,7 @@ pub struct SpecialOperationEvent {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     Alarm(AlarmEvent),
+    /// A level change, or a restatement of a level (`snapshot`).
     Risk(RiskChange),
     SpecialOperation(SpecialOperationEvent),
     /// Rare and large (two full settings): boxed so the hot variants stay small.
@@ -527,6 +535,8 @@ impl Engine {
                 from,
                 to: state.current.colour,
                 reasons: state.current.reasons.clone(),
+                since: now,
+                snapshot: false,
             }));
             self.evaluate_enterprise(now, out);
         }
@@ -565,6 +575,8 @@ impl Engine {
                 from,
                 to: top,
                 reasons,
+                since: now,
+                snapshot: false,
             }));
         } else {
             self.enterprise.reasons = reasons;
@@ -769,6 +781,28 @@ impl Engine {
             &names,
         )
         .0
+    }
+
+    /// Restates every source's level and the enterprise's as `snapshot` risk events, in
+    /// the judge's own event order: a restatement can never overtake a change before it.
+    pub fn restate_levels(&self, now: Timestamp, out: &mut Vec<Event>) {
+        let restate = |scope: RiskScope, l: &RiskLevel| RiskChange {
+            ts: now,
+            scope,
+            from: l.colour,
+            to: l.colour,
+            reasons: l.reasons.clone(),
+            since: l.since,
+            snapshot: true,
+        };
+        for (hs, s) in self.site.hazard_sources.iter().zip(&self.sources) {
+            let r = restate(RiskScope::HazardSource(hs.id.clone()), &s.risk.current);
+            out.push(Event::Risk(r));
+        }
+        out.push(Event::Risk(restate(
+            RiskScope::Enterprise,
+            &self.enterprise,
+        )));
     }
 
     pub fn source_level(&self, source: usize) -> &RiskLevel {

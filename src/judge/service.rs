@@ -1,8 +1,14 @@
 //! The judge as a task: readings in from the [`LatestStore`], commands and queries in
-//! through its own channel, events out on a broadcast the uplink subscribes to.
+//! through its own channel, events out on one bounded channel to the uplink.
 //!
 //! The engine is owned by this one task (no locks); everything else talks to it by
 //! message, as the architecture asks: no stage calls back into an earlier one.
+//!
+//! Nothing the judge decides is lost on its way out: the event channel exists before
+//! the judge runs (so the events of the very first poll wait for the uplink, however
+//! late it starts), it is bounded and applies back-pressure (the judge waits rather
+//! than drop), and at a stop the judge's last events are drained before the uplink's
+//! final commit.
 
 use std::{
     collections::BTreeMap,
@@ -13,6 +19,9 @@ use std::{
 
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// Events the judge may be ahead of its consumer before it waits (back-pressure).
+pub const EVENT_BACKLOG: usize = 4096;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -66,14 +75,18 @@ enum Request {
     State(oneshot::Sender<StateView>),
     Alarms(oneshot::Sender<Vec<AlarmView>>),
     Thresholds(oneshot::Sender<BTreeMap<String, AlarmSettings>>),
+    /// Restate every level on the event channel (start-up, reconnect, integrity period).
+    RestateLevels,
 }
 
 /// How other tasks reach the judge.
 #[derive(Clone)]
 pub struct JudgeHandle {
     requests: mpsc::Sender<Request>,
-    events: broadcast::Sender<Arc<Event>>,
 }
+
+/// The judge's events, in the order it decided them.
+pub type Events = mpsc::Receiver<Arc<Event>>;
 
 /// The judge task stopped: the gateway is shutting down.
 #[derive(Debug, thiserror::Error)]
@@ -81,8 +94,10 @@ pub struct JudgeHandle {
 pub struct JudgeGone;
 
 impl JudgeHandle {
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
-        self.events.subscribe()
+    /// Asks the judge to restate every level on its event channel. Never waits: a
+    /// request that finds the judge busy is dropped, the next one comes soon.
+    pub fn restate_levels(&self) {
+        let _ = self.requests.try_send(Request::RestateLevels);
     }
 
     pub async fn command(
@@ -172,12 +187,16 @@ impl Overrides {
     }
 }
 
-/// Starts the judge over `store`'s readings. Returns its handle and task.
-pub fn spawn_judge(
-    site: Arc<Site>,
-    store: LatestStore,
-    cancel: CancellationToken,
-) -> (JudgeHandle, tokio::task::JoinHandle<()>) {
+/// A running judge: how to reach it, its events, its task.
+pub struct Judge {
+    pub handle: JudgeHandle,
+    /// Dropping this is allowed (no consumer): events are then only logged.
+    pub events: Events,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the judge over `store`'s readings.
+pub fn spawn_judge(site: Arc<Site>, store: LatestStore, cancel: CancellationToken) -> Judge {
     spawn_judge_with(site, store, None, cancel)
 }
 
@@ -188,26 +207,28 @@ pub fn spawn_judge_with(
     store: LatestStore,
     overrides: Option<PathBuf>,
     cancel: CancellationToken,
-) -> (JudgeHandle, tokio::task::JoinHandle<()>) {
+) -> Judge {
     let (req_tx, req_rx) = mpsc::channel(64);
-    let (ev_tx, _) = broadcast::channel(4096);
-    let handle = JudgeHandle {
-        requests: req_tx,
-        events: ev_tx.clone(),
-    };
-    let task = tokio::spawn(run(site, store, overrides, req_rx, ev_tx, cancel));
-    (handle, task)
+    let (ev_tx, events) = mpsc::channel(EVENT_BACKLOG);
+    // Subscribed here, before the task runs: no batch of acquisition can slip past.
+    let readings = store.subscribe();
+    let task = tokio::spawn(run(site, store, readings, overrides, req_rx, ev_tx, cancel));
+    Judge {
+        handle: JudgeHandle { requests: req_tx },
+        events,
+        task,
+    }
 }
 
 async fn run(
     site: Arc<Site>,
     store: LatestStore,
+    mut readings: broadcast::Receiver<crate::acquire::ReadingBatch>,
     overrides: Option<PathBuf>,
     mut requests: mpsc::Receiver<Request>,
-    events: broadcast::Sender<Arc<Event>>,
+    events: mpsc::Sender<Arc<Event>>,
     cancel: CancellationToken,
 ) {
-    let mut readings = store.subscribe();
     let mut clock = Clock::default();
     let mut engine = Engine::new(site.clone(), clock.now(Timestamp::now()));
     let mut out = Vec::new();
@@ -246,7 +267,9 @@ async fn run(
     for r in store.snapshot().into_iter().flatten() {
         engine.on_reading(&r, clock.now(r.ts), &mut out);
     }
-    publish(&site, &engine, &mut out, &events);
+    publish(&site, &engine, &mut out, &events).await;
+    // The gauges exist from start-up, not from the first event.
+    record_gauges(&site, &engine);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -296,10 +319,11 @@ async fn run(
                         let settings = engine.site().points.iter().map(|p| (p.id.to_string(), p.alarms.clone()));
                         let _ = reply.send(settings.collect());
                     }
+                    Request::RestateLevels => engine.restate_levels(now, &mut out),
                 }
             }
         }
-        publish(&site, &engine, &mut out, &events);
+        publish(&site, &engine, &mut out, &events).await;
     }
 }
 
@@ -317,11 +341,13 @@ impl Clock {
     }
 }
 
-fn publish(
+/// Logs the decided events and hands them on, in order, waiting while the consumer is
+/// behind (back-pressure, never a drop).
+async fn publish(
     site: &Site,
     engine: &Engine,
     out: &mut Vec<Event>,
-    events: &broadcast::Sender<Arc<Event>>,
+    events: &mpsc::Sender<Arc<Event>>,
 ) {
     if out.is_empty() {
         return;
@@ -333,6 +359,7 @@ fn publish(
                     class = ?a.class, value = ?a.value, limit = ?a.limit, by = ?a.by, "alarm");
                 metrics::counter!("hazgate_alarm_events_total", "action" => format!("{:?}", a.action).to_lowercase()).increment(1);
             }
+            Event::Risk(r) if r.snapshot => {}
             Event::Risk(r) => {
                 let scope = match &r.scope {
                     RiskScope::HazardSource(id) => id.to_string(),
@@ -347,8 +374,9 @@ fn publish(
                 info!(point = %t.point, by = %t.by, old = ?t.old, new = ?t.new, "alarm settings changed");
             }
         }
-        // No subscriber yet (no uplink configured) is fine: the state is queryable.
-        let _ = events.send(Arc::new(e));
+        // A closed channel means no consumer (no uplink configured): the state stays
+        // queryable, and the log above has the event.
+        let _ = events.send(Arc::new(e)).await;
     }
     record_gauges(site, engine);
 }
