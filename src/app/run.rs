@@ -16,10 +16,7 @@ use tracing::{error, info, warn};
 use crate::{
     acquire::{spawn_acquisition, AcquireStats, LatestStore},
     api::{self, ApiState},
-    forward::{
-        health::UplinkHealth,
-        session::{run_uplink, UplinkFiles},
-    },
+    forward::session::{run_uplink, UplinkFiles},
     judge::service::{spawn_judge_with, Overrides},
     model::Site,
 };
@@ -206,8 +203,7 @@ impl Pipeline {
         let mut uplink_health = None;
         let uplink = match (site.uplink.clone(), files) {
             (Some(cfg), Some(files)) => {
-                let health = Arc::new(UplinkHealth::new(files.spool.clone()));
-                uplink_health = Some(health.clone());
+                uplink_health = Some(files.health.clone());
                 Some(tokio::spawn(run_uplink(
                     site.clone(),
                     cfg,
@@ -215,7 +211,6 @@ impl Pipeline {
                     store.clone(),
                     judge.handle.clone(),
                     judge.events,
-                    health,
                     cancel.clone(),
                 )))
             }

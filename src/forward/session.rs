@@ -101,6 +101,8 @@ fn link_options(
 pub struct UplinkFiles {
     pub spool: Arc<Spool>,
     pub audit: AuditLog,
+    /// The uplink's state for `/healthz` and `/metrics`, reading this spool.
+    pub health: Arc<UplinkHealth>,
 }
 
 impl UplinkFiles {
@@ -123,8 +125,10 @@ impl UplinkFiles {
             }
         })?;
         let audit = AuditLog::open(&cfg.audit_path).map_err(|e| file(&cfg.audit_path, e))?;
+        let spool = Arc::new(spool);
         Ok(Self {
-            spool: Arc::new(spool),
+            health: Arc::new(UplinkHealth::new(spool.clone())),
+            spool,
             audit,
         })
     }
@@ -140,12 +144,15 @@ pub async fn run_uplink(
     store: LatestStore,
     judge: JudgeHandle,
     events: Events,
-    health: Arc<UplinkHealth>,
     cancel: CancellationToken,
 ) -> Result<(), UplinkError> {
     // rustls needs one process-wide crypto provider; ring keeps the build free of C/CMake.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let UplinkFiles { spool, audit } = files;
+    let UplinkFiles {
+        spool,
+        audit,
+        health,
+    } = files;
     let topics = Topics::new(&cfg.prefix, &site);
     let started = Instant::now();
     let wake = Arc::new(tokio::sync::Notify::new());
