@@ -10,49 +10,6 @@ use std::{path::Path, time::Duration};
 use common::{mqtt::*, *};
 use serde_json::json;
 
-/// The site: one detector (f32, CDAB, holding 0) on a level-1 LPG tank farm, polled
-/// every 500 ms, publishing to `broker`.
-fn site(dir: &Path, at: &PeerAt, broker: u16) -> std::path::PathBuf {
-    let toml = format!(
-        r#"{GATEWAY_TOML}
-{channel}
-[[channels.devices]]
-id = "GD-1"
-unit_id = 1
-poll_interval_ms = 500
-timeout_ms = 1000
-
-[[hazard_sources]]
-id = "HS-1"
-name = "LPG tank farm"
-kind = "tank_farm"
-level = 1
-  [[hazard_sources.points]]
-  id = "GT-1"
-  kind = "combustible_gas"
-  gas = "propane"
-  device = "GD-1"
-  table = "holding"
-  address = 0
-  data_type = "f32"
-  word_order = "CDAB"
-  valid_range = [0.0, 100.0]
-
-[uplink]
-host = "127.0.0.1"
-port = {broker}
-spool_path = "{d}/spool.redb"
-audit_path = "{d}/audit.jsonl"
-integrity_period_s = 5
-"#,
-        channel = channel_toml("c", at),
-        d = dir.display()
-    );
-    let path = dir.join("site.toml");
-    std::fs::write(&path, toml).unwrap();
-    path
-}
-
 fn reading(
     got: &[(String, serde_json::Value)],
     pred: impl Fn(&serde_json::Value) -> bool,
@@ -74,7 +31,7 @@ async fn saturation_reaches_the_centre(gateway_at: PeerAt, peer_at: PeerAt, dir:
         ..Default::default()
     };
     let _peer = pymodbus(&map, &peer_at, dir, &opts);
-    let site = site(dir, &gateway_at, broker.port);
+    let site = one_detector_site(dir, &gateway_at, broker.port, "");
     let log = dir.join("gw.log");
     let mut gw = start_gateway(&site, Some(&log));
     eventually(Duration::from_secs(20), "GT-1 reading 5 %LEL", || {

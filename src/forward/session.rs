@@ -46,15 +46,20 @@ pub enum UplinkError {
     #[error(transparent)]
     Spool(#[from] SpoolError),
     #[error(
-        "cannot open the spool {path}: {source} (set [uplink] spool_path to a writable place)"
+        "cannot create the spool's directory {path} (set [uplink] spool_path to a writable place)"
     )]
-    SpoolOpen { path: String, source: SpoolError },
-    #[error("{path}: {source}")]
-    File {
+    SpoolDir {
         path: String,
         source: std::io::Error,
     },
-    #[error("uplink TLS file {path}: {source}")]
+    #[error("cannot open the spool {path} (set [uplink] spool_path to a writable place)")]
+    SpoolOpen { path: String, source: SpoolError },
+    #[error("cannot open the audit log {path} (set [uplink] audit_path to a writable place)")]
+    AuditOpen {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("uplink TLS file {path}")]
     TlsFile {
         path: String,
         source: std::io::Error,
@@ -107,16 +112,15 @@ pub struct UplinkFiles {
 
 impl UplinkFiles {
     pub fn open(cfg: &UplinkConfig) -> Result<Self, UplinkError> {
-        let file = |path: &std::path::Path, source: std::io::Error| UplinkError::File {
-            path: path.display().to_string(),
-            source,
-        };
         if let Some(dir) = cfg
             .spool_path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
         {
-            std::fs::create_dir_all(dir).map_err(|e| file(dir, e))?;
+            std::fs::create_dir_all(dir).map_err(|source| UplinkError::SpoolDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
         }
         let spool = Spool::open(&cfg.spool_path, cfg.spool_max_bytes).map_err(|e| {
             UplinkError::SpoolOpen {
@@ -124,7 +128,10 @@ impl UplinkFiles {
                 source: e,
             }
         })?;
-        let audit = AuditLog::open(&cfg.audit_path).map_err(|e| file(&cfg.audit_path, e))?;
+        let audit = AuditLog::open(&cfg.audit_path).map_err(|source| UplinkError::AuditOpen {
+            path: cfg.audit_path.display().to_string(),
+            source,
+        })?;
         let spool = Arc::new(spool);
         Ok(Self {
             health: Arc::new(UplinkHealth::new(spool.clone())),

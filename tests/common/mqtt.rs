@@ -29,6 +29,18 @@ impl Broker {
         Self::start_with(dir, "")
     }
 
+    /// On a given port (one a gateway was already told to use).
+    pub fn start_on(dir: &Path, port: u16) -> Self {
+        let mut b = Broker {
+            port,
+            dir: dir.to_path_buf(),
+            extra: String::new(),
+            proc: None,
+        };
+        b.restart();
+        b
+    }
+
     /// With extra mosquitto.conf lines (e.g. `max_inflight_messages 200`).
     pub fn start_with(dir: &Path, extra: &str) -> Self {
         let mut b = Broker {
@@ -345,4 +357,49 @@ pub fn assert_schemas(arrivals: &[(String, serde_json::Value)]) {
             .collect();
         assert!(errors.is_empty(), "{topic}: {msg}: {errors:?}");
     }
+}
+
+/// A site of one combustible detector GT-1 (f32, CDAB, holding 0 of unit 1, range
+/// 0–100 %LEL) on a level-1 LPG tank farm HS-1, polled every 500 ms, publishing to
+/// `broker`; `extra` adds lines (e.g. to `[uplink]`, which comes last).
+pub fn one_detector_site(dir: &Path, at: &PeerAt, broker: u16, extra: &str) -> PathBuf {
+    let toml = format!(
+        r#"{GATEWAY_TOML}
+{channel}
+[[channels.devices]]
+id = "GD-1"
+unit_id = 1
+poll_interval_ms = 500
+timeout_ms = 1000
+
+[[hazard_sources]]
+id = "HS-1"
+name = "LPG tank farm"
+kind = "tank_farm"
+level = 1
+  [[hazard_sources.points]]
+  id = "GT-1"
+  kind = "combustible_gas"
+  gas = "propane"
+  device = "GD-1"
+  table = "holding"
+  address = 0
+  data_type = "f32"
+  word_order = "CDAB"
+  valid_range = [0.0, 100.0]
+
+[uplink]
+host = "127.0.0.1"
+port = {broker}
+spool_path = "{d}/spool.redb"
+audit_path = "{d}/audit.jsonl"
+integrity_period_s = 5
+{extra}
+"#,
+        channel = channel_toml("c", at),
+        d = dir.display()
+    );
+    let path = dir.join("site.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
 }
