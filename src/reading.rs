@@ -20,7 +20,25 @@ impl Serialize for Timestamp {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse_rfc3339(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not an RFC 3339 UTC time")))
+    }
+}
+
 impl Timestamp {
+    /// Parses what [`Timestamp::to_rfc3339`] writes (and other RFC 3339 UTC forms).
+    pub fn parse_rfc3339(s: &str) -> Option<Self> {
+        let t = humantime::parse_rfc3339_weak(s).ok()?;
+        let ms = match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).ok()?,
+            Err(e) => -i64::try_from(e.duration().as_millis()).ok()?,
+        };
+        Some(Self(ms))
+    }
+
     pub fn now() -> Self {
         let ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -209,6 +227,17 @@ pub struct Reading {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_round_trips() {
+        for ms in [0, 1_795_419_779_123, 951_782_400_000] {
+            let t = Timestamp(ms);
+            assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()), Some(t));
+            let json = serde_json::to_string(&t).unwrap();
+            assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
+        }
+        assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+    }
 
     #[test]
     fn rfc3339_formats_known_instants() {

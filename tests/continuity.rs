@@ -241,3 +241,317 @@ async fn a_broker_outage_shows_on_healthz_and_metrics_until_it_is_back() {
     assert!(status.success(), "{status}");
     assert_no_panic(&log);
 }
+
+/// Sends a command over MQTT and waits for its reply; returns the reply.
+async fn command(
+    port: u16,
+    got: &Received,
+    name: &str,
+    payload: serde_json::Value,
+) -> serde_json::Value {
+    let id = format!("t-{}", free_port());
+    let mut body = payload;
+    body["request_id"] = json!(id);
+    let (client, mut el) = rumqttc::AsyncClient::new(
+        rumqttc::MqttOptions::new(format!("op-{id}"), "127.0.0.1", port),
+        16,
+    );
+    let poller = tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    client
+        .publish(
+            format!("hazgate/v1/P1/E1/GW-T/cmd/{name}"),
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            body.to_string(),
+        )
+        .await
+        .unwrap();
+    let mut reply = serde_json::Value::Null;
+    eventually(
+        Duration::from_secs(15),
+        &format!("the reply to {name}"),
+        || {
+            if let Some((_, v)) = got
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(t, v)| t.ends_with("/reply") && v["request_id"] == id.as_str())
+            {
+                reply = v.clone();
+            }
+            !reply.is_null()
+        },
+    )
+    .await;
+    poller.abort();
+    reply
+}
+
+/// Distinct alarm messages (by `seq`: delivery is at-least-once, and a message resent
+/// after a `kill -9` is the same message) of one alarm kind and action, in order.
+fn alarm_events(got: &Received, alarm: &str, action: &str) -> Vec<serde_json::Value> {
+    let mut seen = std::collections::BTreeSet::new();
+    got.lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, v)| {
+            t.ends_with("/alarm")
+                && v["alarm"]["alarm"] == alarm
+                && v["alarm"]["action"] == action
+                && seen.insert(v["seq"].as_u64())
+        })
+        .map(|(_, v)| v["alarm"].clone())
+        .collect()
+}
+
+fn view(api: u16, alarm: &str) -> serde_json::Value {
+    let (_, body) = http(api, "GET", "/api/v1/alarms", None);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["point"] == "GT-1" && a["alarm"] == alarm)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {alarm} view in {body}"))
+}
+
+/// Seqs received (not the Last Will's 0), each once.
+fn seq_gaps(got: &Received) -> Vec<u64> {
+    let seqs: std::collections::BTreeSet<u64> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(_, v)| v["seq"].as_u64())
+        .filter(|s| *s > 0)
+        .collect();
+    let (lo, hi) = (*seqs.first().unwrap(), *seqs.last().unwrap());
+    (lo..=hi).filter(|s| !seqs.contains(s)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_keeps_an_acknowledged_hh_and_a_shelve_under_the_same_alarm_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let (got, sub) = subscriber(broker.port, "hazgate/#").await;
+    let port = free_port();
+    let (_peer, _) = detector(dir.path(), &PeerAt::Tcp(port), 60.0);
+    let site = one_detector_site(
+        dir.path(),
+        &PeerAt::Tcp(port),
+        broker.port,
+        "keepalive_s = 5",
+    );
+    let api = free_port();
+    let mut gw = run_with_api(&site, api, &dir.path().join("gw1.log"));
+    eventually(Duration::from_secs(20), "HH raised", || {
+        alarm_events(&got, "hh", "raised").len() == 1
+    })
+    .await;
+    let id = alarm_events(&got, "hh", "raised")[0]["alarm_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ack = command(
+        broker.port,
+        &got,
+        "ack",
+        json!({"by": "op-zhang", "point": "GT-1", "alarm": "hh"}),
+    )
+    .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let shelve = command(
+        broker.port,
+        &got,
+        "shelve",
+        json!({"by": "op-li", "point": "GT-1", "alarm": "h", "duration_s": 3600}),
+    )
+    .await;
+    assert_eq!(shelve["ok"], true, "{shelve}");
+    let shelved_until = view(api, "h")["shelved_until"].clone();
+    assert!(shelved_until.is_string());
+
+    // Power cut.
+    gw.child.kill().unwrap();
+    let _ = gw.child.wait();
+    let mut gw = run_with_api(&site, api, &dir.path().join("gw2.log"));
+    wait_for_port(api, "the restarted gateway", Duration::from_secs(20));
+    // Running and reading again: a new online status after the restart.
+    let onlines = || {
+        got.lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, v)| t.ends_with("/status") && v["state"] == "online" && v["uptime_s"] == 0)
+            .count()
+    };
+    eventually(Duration::from_secs(20), "online again", || onlines() >= 2).await;
+    let hh = view(api, "hh");
+    assert_eq!(
+        (&hh["state"], &hh["acknowledged_by"], &hh["alarm_id"]),
+        (
+            &json!("active_acknowledged"),
+            &json!("op-zhang"),
+            &json!(id)
+        ),
+        "{hh}"
+    );
+    let h = view(api, "h");
+    assert_eq!(
+        h["shelved_until"], shelved_until,
+        "the shelve's remaining time: {h}"
+    );
+    stop_gateway(&mut gw, &got).await;
+    assert_eq!(
+        alarm_events(&got, "hh", "raised").len(),
+        1,
+        "no second HH raised"
+    );
+    assert!(alarm_events(&got, "hh", "cleared").is_empty());
+    assert_eq!(
+        seq_gaps(&got),
+        Vec::<u64>::new(),
+        "no seq gap across the kill"
+    );
+    sub.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_that_went_away_while_the_gateway_was_down_clears_once_at_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let (got, sub) = subscriber(broker.port, "hazgate/#").await;
+    let port = free_port();
+    let (_peer, control) = detector(dir.path(), &PeerAt::Tcp(port), 60.0);
+    let site = one_detector_site(dir.path(), &PeerAt::Tcp(port), broker.port, "");
+    let mut gw = start_gateway(&site, None);
+    eventually(Duration::from_secs(20), "HH raised", || {
+        alarm_events(&got, "hh", "raised").len() == 1
+    })
+    .await;
+    let id = alarm_events(&got, "hh", "raised")[0]["alarm_id"].clone();
+    gw.child.kill().unwrap();
+    let _ = gw.child.wait();
+    set_detector(&control, 0.0);
+    let mut gw = start_gateway(&site, None);
+    eventually(Duration::from_secs(20), "HH cleared", || {
+        !alarm_events(&got, "hh", "cleared").is_empty()
+    })
+    .await;
+    stop_gateway(&mut gw, &got).await;
+    let cleared = alarm_events(&got, "hh", "cleared");
+    assert_eq!(cleared.len(), 1, "exactly one clear: {cleared:?}");
+    assert_eq!(
+        (&cleared[0]["alarm_id"], &cleared[0]["at_restart"]),
+        (&id, &json!(true)),
+        "the same occurrence, found at restart: {}",
+        cleared[0]
+    );
+    assert_eq!(
+        alarm_events(&got, "hh", "raised").len(),
+        1,
+        "not raised again"
+    );
+    sub.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_special_operation_survives_a_restart_and_the_centre_keeps_its_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let (got, sub) = subscriber(broker.port, "hazgate/#").await;
+    let port = free_port();
+    let (_peer, _) = detector(dir.path(), &PeerAt::Tcp(port), 5.0);
+    let site = one_detector_site(dir.path(), &PeerAt::Tcp(port), broker.port, "");
+    let mut gw = start_gateway(&site, None);
+    eventually(Duration::from_secs(20), "online", || {
+        got.lock()
+            .unwrap()
+            .iter()
+            .any(|(t, v)| t.ends_with("/status") && v["state"] == "online")
+    })
+    .await;
+    let r = command(
+        broker.port,
+        &got,
+        "special-operation",
+        json!({"by": "safety-li", "hazard_source": "HS-1", "active": true, "kind": "hot work"}),
+    )
+    .await;
+    assert_eq!(r["ok"], true, "{r}");
+    gw.child.kill().unwrap();
+    let _ = gw.child.wait();
+    let api = free_port();
+    let mut gw = run_with_api(&site, api, &dir.path().join("gw2.log"));
+    wait_for_port(api, "the restarted gateway", Duration::from_secs(20));
+    let (_, body) = http(api, "GET", "/api/v1/state", None);
+    let state: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(state["hazard_sources"][0]["colour"], "yellow", "{state}");
+    assert_eq!(
+        state["hazard_sources"][0]["special_operation"]["by"],
+        "safety-li"
+    );
+    // And the centre's retained level says so (restated on connect).
+    let start = Instant::now();
+    loop {
+        let retained = retained(broker.port, "hazgate/#").await;
+        let hs1 = retained
+            .iter()
+            .find(|(t, _)| t.ends_with("/risk/HS-1"))
+            .map(|(_, v)| v.clone());
+        if hs1.as_ref().is_some_and(|v| v["risk"]["to"] == "yellow") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "retained {hs1:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop_gateway(&mut gw, &got).await;
+    sub.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_in_hh_keeps_the_alarm_and_the_red() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let (got, sub) = subscriber(broker.port, "hazgate/#").await;
+    let port = free_port();
+    let (_peer, _) = detector(dir.path(), &PeerAt::Tcp(port), 60.0);
+    let site = one_detector_site(dir.path(), &PeerAt::Tcp(port), broker.port, "");
+    let mut gw = run_with_api(&site, free_port(), &dir.path().join("gw.log"));
+    eventually(Duration::from_secs(20), "HH raised", || {
+        alarm_events(&got, "hh", "raised").len() == 1
+    })
+    .await;
+    // A changed site file (renamed enterprise), then SIGHUP: the pipeline restarts.
+    let text = std::fs::read_to_string(&site).unwrap();
+    std::fs::write(&site, text.replace("Test enterprise", "Renamed enterprise")).unwrap();
+    assert!(Command::new("kill")
+        .args(["-HUP", &gw.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    eventually(Duration::from_secs(20), "reloaded", || {
+        std::fs::read_to_string(&gw.log)
+            .unwrap_or_default()
+            .contains("configuration reloaded")
+    })
+    .await;
+    let retained_red = || async {
+        let r = retained(broker.port, "hazgate/#").await;
+        r.iter()
+            .any(|(t, v)| t.ends_with("/risk/HS-1") && v["risk"]["to"] == "red")
+    };
+    assert!(retained_red().await, "red after the reload");
+    stop_gateway(&mut gw, &got).await;
+    assert_eq!(
+        alarm_events(&got, "hh", "raised").len(),
+        1,
+        "the same HH, not a new one"
+    );
+    let blue = got.lock().unwrap().iter().any(|(t, v)| {
+        t.ends_with("/risk") && v["risk"]["id"] == "HS-1" && v["risk"]["to"] == "blue"
+    });
+    assert!(!blue, "never blue in between");
+    sub.abort();
+}

@@ -10,6 +10,7 @@ use hazgate::{
         alarm::AlarmState,
         engine::{AlarmView, Command},
         settings::{AlarmClass, AlarmKind},
+        state::SavedJudge,
         Colour, Engine, Event,
     },
     model::{PointIndex, PointKind, Site},
@@ -161,6 +162,24 @@ fn model_required(engine: &Engine, site: &Site, s: usize, now: i64) -> Colour {
 /// Runs the inputs; checks after each one that every source is at least at the colour
 /// the model requires, and at most at the highest colour it required within the hold.
 fn run(site: &Arc<Site>, inputs: &[Input]) -> Result<Vec<Event>, TestCaseError> {
+    Ok(run_with_restarts(site, inputs, &[])?.events)
+}
+
+/// What a run leaves: its events, and at its end every alarm view and level.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    events: Vec<Event>,
+    views: Vec<AlarmView>,
+    levels: Vec<hazgate::judge::risk::RiskLevel>,
+}
+
+/// Like [`run`], with the engine saved, written out as JSON, read back and restored onto
+/// a new engine before the inputs at `restarts` (a restart of the gateway).
+fn run_with_restarts(
+    site: &Arc<Site>,
+    inputs: &[Input],
+    restarts: &[usize],
+) -> Result<Outcome, TestCaseError> {
     let mut engine = Engine::new(site.clone(), Timestamp(0));
     let mut now = 0i64;
     let mut events = Vec::new();
@@ -168,7 +187,13 @@ fn run(site: &Arc<Site>, inputs: &[Input]) -> Result<Vec<Event>, TestCaseError> 
     // Per source, the model's required colour after each input: (time, colour).
     let mut required: Vec<Vec<(i64, Colour)>> =
         vec![vec![(0, Colour::Blue)]; site.hazard_sources.len()];
-    for i in inputs {
+    for (n, i) in inputs.iter().enumerate() {
+        if restarts.contains(&n) {
+            let json = serde_json::to_string(&engine.save()).unwrap();
+            let saved: SavedJudge = serde_json::from_str(&json).unwrap();
+            engine = Engine::new(site.clone(), Timestamp(now));
+            engine.restore(&saved);
+        }
         // What a time-based sweep at the input's instant makes of the state before the
         // input itself is applied (the engine sweeps first when something is due): the
         // colour it may pass through for an instant.
@@ -308,11 +333,46 @@ fn run(site: &Arc<Site>, inputs: &[Input]) -> Result<Vec<Event>, TestCaseError> 
             "enterprise = highest source"
         );
     }
-    Ok(events)
+    let mut levels: Vec<_> = (0..site.hazard_sources.len())
+        .map(|s| engine.source_level(s).clone())
+        .collect();
+    levels.push(engine.enterprise_level().clone());
+    Ok(Outcome {
+        events,
+        views: engine.alarm_views(),
+        levels,
+    })
+}
+
+/// The events with what only a restart adds (`at_restart`) taken out.
+fn without_restart_marks(mut events: Vec<Event>) -> Vec<Event> {
+    for e in &mut events {
+        if let Event::Alarm(a) = e {
+            a.at_restart = false;
+        }
+    }
+    events
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Saving and restoring the judge at arbitrary points, the same inputs fed after,
+    /// gives exactly the events of the run without restarts.
+    #[test]
+    fn save_and_restore_anywhere_changes_no_event(
+        inputs in prop::collection::vec(input(50), 1..150),
+        restarts in prop::collection::vec(0usize..150, 1..6),
+    ) {
+        let site = site();
+        let straight = run_with_restarts(&site, &inputs, &[])?;
+        let restarted = run_with_restarts(&site, &inputs, &restarts)?;
+        prop_assert_eq!(without_restart_marks(straight.events), without_restart_marks(restarted.events));
+        let differ = straight.views.iter().zip(&restarted.views).find(|(a, b)| a != b);
+        prop_assert!(differ.is_none(), "alarm views differ: {:?}", differ);
+        prop_assert_eq!(straight.views.len(), restarted.views.len());
+        prop_assert_eq!(straight.levels, restarted.levels);
+    }
 
     #[test]
     fn engine_never_panics_never_under_reports_and_is_deterministic(inputs in prop::collection::vec(input(50), 1..200)) {

@@ -128,7 +128,8 @@ async fn healthz(State(s): State<ApiState>) -> Response {
     }
     let uplink = s.uplink.as_ref().map(|u| u.report());
     let state = uplink.as_ref().map_or("connected", |u| u.state);
-    let (code, status) = match (state, down.is_empty()) {
+    let judge_state = s.judge.state_problem();
+    let (code, status) = match (state, down.is_empty() && judge_state.is_none()) {
         ("failed", _) => (StatusCode::SERVICE_UNAVAILABLE, "failed"),
         ("connected", true) => (StatusCode::OK, "ok"),
         _ => (StatusCode::OK, "degraded"),
@@ -139,6 +140,8 @@ async fn healthz(State(s): State<ApiState>) -> Response {
         "devices_total": s.stats.devices.len(),
         "devices_down": down,
         "uplink": uplink,
+        // What is wrong with keeping the judge's state (acknowledgements, shelves…).
+        "judge_state_problem": judge_state,
     });
     (code, Json(body)).into_response()
 }

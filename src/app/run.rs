@@ -17,7 +17,10 @@ use crate::{
     acquire::{spawn_acquisition, AcquireStats, LatestStore},
     api::{self, ApiState},
     forward::session::{run_uplink, UplinkFiles},
-    judge::service::{spawn_judge_with, Overrides},
+    judge::{
+        service::{spawn_judge_with, JudgeFiles, Overrides},
+        state::StateFile,
+    },
     model::Site,
 };
 
@@ -189,6 +192,13 @@ impl Pipeline {
             Some(cfg) => Some(UplinkFiles::open(cfg).context("the uplink cannot start")?),
             None => None,
         };
+        // Likewise the judge's state: read, and known writable, before anything runs.
+        let state_path = site
+            .gateway
+            .state_path
+            .clone()
+            .unwrap_or_else(|| StateFile::beside(config));
+        let state = StateFile::open(&state_path).context("the judge cannot keep its state")?;
         // Batches a slow subscriber may lag before resynchronising from the latest values.
         let store = LatestStore::new(site.points.len(), 256);
         let stats = Arc::new(AcquireStats::new(site));
@@ -197,7 +207,10 @@ impl Pipeline {
         let judge = spawn_judge_with(
             site.clone(),
             store.clone(),
-            Some(Overrides::beside(config)),
+            JudgeFiles {
+                overrides: Some(Overrides::beside(config)),
+                state: Some(state),
+            },
             cancel.clone(),
         );
         let mut uplink_health = None;

@@ -12,7 +12,7 @@ use super::settings::{AlarmClass, AlarmKind};
 use crate::reading::RangeFlag;
 
 /// ISA-18.2 alarm states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlarmState {
     Normal,
@@ -98,6 +98,17 @@ impl Alarm {
 
     pub fn condition(&self) -> bool {
         self.condition
+    }
+
+    /// When the condition last changed (ms).
+    pub fn condition_since(&self) -> i64 {
+        self.condition_since
+    }
+
+    /// Sets the condition as it was saved (restoring state after a restart).
+    pub fn restore_condition(&mut self, condition: bool, since: i64) {
+        self.condition = condition;
+        self.condition_since = since;
     }
 
     /// Applies the delays at `now`: raises or clears when the condition has held long

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     model::{HazardSourceId, PointId, PointIndex, PointKind, Site},
-    reading::{Quality, RangeFlag, Reading, Timestamp, Value},
+    reading::{RangeFlag, Reading, Timestamp, Value},
 };
 
 /// What an alarm event reports.
@@ -44,6 +44,11 @@ impl From<Transition> for AlarmAction {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlarmEvent {
     pub ts: Timestamp,
+    /// This occurrence of the alarm, from its raise until it is back to normal, the same
+    /// across restarts: `{point}:{alarm}:{raise time in ms}`. Ties raise, acknowledgement,
+    /// feedback and clear together at the centre. None for an action on an alarm that is
+    /// in no occurrence (shelving a quiet alarm).
+    pub alarm_id: Option<String>,
     pub point: PointId,
     pub hazard_source: HazardSourceId,
     pub alarm: AlarmKind,
@@ -62,6 +67,14 @@ pub struct AlarmEvent {
     pub bad_quality: bool,
     pub shelved: bool,
     pub out_of_service: bool,
+    /// The change happened while the gateway was down: found when it started again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub at_restart: bool,
+}
+
+/// The id of an alarm occurrence (see [`AlarmEvent::alarm_id`]).
+pub fn alarm_id(point: &PointId, kind: AlarmKind, raised_at: i64) -> String {
+    format!("{point}:{}:{raised_at}", kind.as_str())
 }
 
 /// Whose colour changed.
@@ -213,13 +226,15 @@ pub enum CommandError {
 }
 
 #[derive(Debug, Clone)]
-struct PointAlarms {
-    alarms: Vec<Alarm>,
-    last_good: Option<(f64, i64)>,
+pub(super) struct PointAlarms {
+    pub(super) alarms: Vec<Alarm>,
+    pub(super) last_good: Option<(f64, i64)>,
     /// Whether the last good value was above or below the measuring range.
-    range: RangeFlag,
-    quality: Option<Quality>,
-    out_of_service: Option<(i64, String)>,
+    pub(super) range: RangeFlag,
+    pub(super) out_of_service: Option<(i64, String)>,
+    /// Restored at start-up and not read since: what changes now happened while the
+    /// gateway was down, and its events say so (`at_restart`).
+    pub(super) restored: bool,
 }
 
 impl PointAlarms {
@@ -228,15 +243,18 @@ impl PointAlarms {
         Sample {
             value: self.last_good.map(|(v, _)| v),
             over_range: self.range.is_over(),
+            at_restart: self.restored,
         }
     }
 }
 
-/// The point's value as an alarm event reports it.
+/// The point's value as an alarm event reports it, and whether it is the value found at
+/// a restart.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     value: Option<f64>,
     over_range: bool,
+    at_restart: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -247,23 +265,25 @@ pub struct SpecialOperation {
 }
 
 #[derive(Debug, Clone)]
-struct SourceState {
-    risk: SourceRisk,
-    special_operation: Option<SpecialOperation>,
+pub(super) struct SourceState {
+    pub(super) risk: SourceRisk,
+    pub(super) special_operation: Option<SpecialOperation>,
 }
 
 /// The alarm and risk state of a whole site.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    site: Arc<Site>,
-    points: Vec<PointAlarms>,
-    sources: Vec<SourceState>,
-    enterprise: RiskLevel,
+    pub(super) site: Arc<Site>,
+    pub(super) points: Vec<PointAlarms>,
+    pub(super) sources: Vec<SourceState>,
+    pub(super) enterprise: RiskLevel,
     hold_ms: i64,
     /// The earliest instant a time-based change is due (a delay completing, shelving
     /// ending, persistence escalating, a hold ending): the first input at or after it
     /// sweeps everything, so escalation never waits for the next tick.
-    deadline: i64,
+    pub(super) deadline: i64,
+    /// State worth saving changed without an event (a hold started or ended).
+    pub(super) unsaved: bool,
 }
 
 impl Engine {
@@ -275,8 +295,8 @@ impl Engine {
                 alarms: alarms_for(p),
                 last_good: None,
                 range: RangeFlag::Within,
-                quality: None,
                 out_of_service: None,
+                restored: false,
             })
             .collect();
         let sources = site
@@ -295,7 +315,13 @@ impl Engine {
             enterprise: RiskLevel::blue(now),
             hold_ms,
             deadline: i64::MAX,
+            unsaved: false,
         }
+    }
+
+    /// Whether state worth saving changed without an event since the last call.
+    pub fn take_unsaved(&mut self) -> bool {
+        std::mem::take(&mut self.unsaved)
     }
 
     fn due(&mut self, at: i64) {
@@ -318,7 +344,6 @@ impl Engine {
         let source = point.source.0 as usize;
         let s = &point.alarms;
         let t = now.0;
-        pa.quality = Some(r.quality);
         if pa.out_of_service.is_some() {
             // Out of service: nothing is evaluated until it is back in service.
             if let (true, Some(v)) = (r.quality.is_good(), r.value) {
@@ -384,6 +409,8 @@ impl Engine {
         if self.settle_point(r.point, now, out) {
             self.evaluate_source(source, now, out);
         }
+        // Read since the restart: what changes from here on is not "found at restart".
+        self.points[r.point.get()].restored = false;
     }
 
     /// Applies delays of one point's alarms; true if any alarm changed state.
@@ -523,7 +550,9 @@ impl Engine {
             self.deadline = self.deadline.min(t);
         }
         let state = &mut self.sources[source].risk;
+        let hold_before = state.hold_ends(self.hold_ms);
         let changed = state.update(required, reasons, now, self.hold_ms);
+        self.unsaved |= state.hold_ends(self.hold_ms) != hold_before;
         if let Some(end) = state.hold_ends(self.hold_ms) {
             self.deadline = self.deadline.min(end.0);
         }
@@ -828,6 +857,10 @@ impl Engine {
                     continue;
                 }
                 v.push(AlarmView {
+                    alarm_id: a
+                        .raised_at
+                        .filter(|_| a.state != AlarmState::Normal)
+                        .map(|t| alarm_id(&p.id, a.kind, t)),
                     point: p.id.clone(),
                     hazard_source: p.source_id.clone(),
                     alarm: a.kind,
@@ -903,8 +936,13 @@ fn alarm_event(
     by: Option<&String>,
     out_of_service: bool,
 ) -> Event {
+    let occurrence = a.raised_at.filter(|_| {
+        a.state != AlarmState::Normal
+            || matches!(action, AlarmAction::Cleared | AlarmAction::Acknowledged)
+    });
     Event::Alarm(AlarmEvent {
         ts: now,
+        alarm_id: occurrence.map(|t| alarm_id(&point.id, a.kind, t)),
         point: point.id.clone(),
         hazard_source: point.source_id.clone(),
         alarm: a.kind,
@@ -918,12 +956,15 @@ fn alarm_event(
         bad_quality: a.bad_quality,
         shelved: a.is_shelved(),
         out_of_service,
+        at_restart: sample.at_restart,
     })
 }
 
 /// An alarm as the local API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlarmView {
+    /// The occurrence's id while the alarm is not normal (see [`AlarmEvent::alarm_id`]).
+    pub alarm_id: Option<String>,
     pub point: PointId,
     pub hazard_source: HazardSourceId,
     pub alarm: AlarmKind,

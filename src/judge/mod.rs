@@ -10,6 +10,7 @@ pub mod engine;
 pub mod risk;
 pub mod service;
 pub mod settings;
+pub mod state;
 
 pub use engine::{Command, CommandError, Engine, Event};
 pub use risk::{Colour, RiskConfig};

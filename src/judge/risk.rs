@@ -244,7 +244,7 @@ pub struct CountedAlarm {
 }
 
 /// Why a source has its colour.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reason {
     pub rule: String,
     pub colour: Colour,
@@ -333,7 +333,7 @@ fn describe(a: &CountedAlarm, names: &dyn Fn(PointIndex) -> String) -> String {
 }
 
 /// A colour with its reasons and since when.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RiskLevel {
     pub colour: Colour,
     pub since: Timestamp,
@@ -355,7 +355,7 @@ impl RiskLevel {
 pub struct SourceRisk {
     pub current: RiskLevel,
     /// When the required colour first fell below the current one.
-    below_since: Option<Timestamp>,
+    pub below_since: Option<Timestamp>,
 }
 
 impl SourceRisk {

@@ -13,7 +13,7 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -31,6 +31,7 @@ use super::{
     },
     risk::RiskLevel,
     settings::{AlarmSettings, AlarmSettingsFile},
+    state::{LoadedState, StateFile},
 };
 use crate::{
     acquire::LatestStore,
@@ -83,6 +84,8 @@ enum Request {
 #[derive(Clone)]
 pub struct JudgeHandle {
     requests: mpsc::Sender<Request>,
+    /// What is wrong with the judge's state file, if anything (for `/healthz`).
+    state_problem: Arc<Mutex<Option<String>>>,
 }
 
 /// The judge's events, in the order it decided them.
@@ -94,6 +97,14 @@ pub type Events = mpsc::Receiver<Arc<Event>>;
 pub struct JudgeGone;
 
 impl JudgeHandle {
+    /// What is wrong with saving or loading the judge's state, if anything.
+    pub fn state_problem(&self) -> Option<String> {
+        self.state_problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Asks the judge to restate every level on its event channel. Never waits: a
     /// request that finds the judge busy is dropped, the next one comes soon.
     pub fn restate_levels(&self) {
@@ -195,44 +206,103 @@ pub struct Judge {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts the judge over `store`'s readings.
-pub fn spawn_judge(site: Arc<Site>, store: LatestStore, cancel: CancellationToken) -> Judge {
-    spawn_judge_with(site, store, None, cancel)
+/// The judge's files: remote threshold changes, and its durable state.
+#[derive(Debug, Default)]
+pub struct JudgeFiles {
+    pub overrides: Option<PathBuf>,
+    /// Opened (and known writable) at start-up by [`StateFile::open`].
+    pub state: Option<LoadedState>,
 }
 
-/// As [`spawn_judge`], persisting remote threshold changes in `overrides` (and applying
-/// the ones already there first).
+/// Starts the judge over `store`'s readings, keeping nothing on disk (the demo).
+pub fn spawn_judge(site: Arc<Site>, store: LatestStore, cancel: CancellationToken) -> Judge {
+    spawn_judge_with(site, store, JudgeFiles::default(), cancel)
+}
+
+/// As [`spawn_judge`], applying and persisting remote threshold changes in `overrides`,
+/// restoring its state from `state` and saving it there on every change.
 pub fn spawn_judge_with(
     site: Arc<Site>,
     store: LatestStore,
-    overrides: Option<PathBuf>,
+    files: JudgeFiles,
     cancel: CancellationToken,
 ) -> Judge {
     let (req_tx, req_rx) = mpsc::channel(64);
     let (ev_tx, events) = mpsc::channel(EVENT_BACKLOG);
     // Subscribed here, before the task runs: no batch of acquisition can slip past.
     let readings = store.subscribe();
-    let task = tokio::spawn(run(site, store, readings, overrides, req_rx, ev_tx, cancel));
+    let state_problem = Arc::new(Mutex::new(None));
+    let io = Io {
+        store,
+        readings,
+        requests: req_rx,
+        events: ev_tx,
+    };
+    let task = tokio::spawn(run(site, io, files, state_problem.clone(), cancel));
     Judge {
-        handle: JudgeHandle { requests: req_tx },
+        handle: JudgeHandle {
+            requests: req_tx,
+            state_problem,
+        },
         events,
         task,
     }
 }
 
+/// The judge task's channels.
+struct Io {
+    store: LatestStore,
+    readings: broadcast::Receiver<crate::acquire::ReadingBatch>,
+    requests: mpsc::Receiver<Request>,
+    events: mpsc::Sender<Arc<Event>>,
+}
+
+/// Saves the engine's state whenever it changed; a failure is loud (log once per new
+/// error, metric, `/healthz`) and retried at the next change.
+struct Persist {
+    file: StateFile,
+    problem: Arc<Mutex<Option<String>>>,
+}
+
+impl Persist {
+    fn save(&self, engine: &Engine) {
+        let result = self.file.save(&engine.save());
+        let mut problem = self.problem.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(()) => {
+                if problem.take().is_some() {
+                    info!(path = %self.file.path.display(), "judge state written again");
+                }
+            }
+            Err(e) => {
+                let text = format!("{e}: {}", e.source_text());
+                metrics::counter!("hazgate_state_write_failures_total").increment(1);
+                if problem.as_deref() != Some(text.as_str()) {
+                    error!(error = %text, "judge state not saved: a restart now would forget acknowledgements, shelves and special operations");
+                }
+                *problem = Some(text);
+            }
+        }
+    }
+}
+
 async fn run(
     site: Arc<Site>,
-    store: LatestStore,
-    mut readings: broadcast::Receiver<crate::acquire::ReadingBatch>,
-    overrides: Option<PathBuf>,
-    mut requests: mpsc::Receiver<Request>,
-    events: mpsc::Sender<Arc<Event>>,
+    io: Io,
+    files: JudgeFiles,
+    state_problem: Arc<Mutex<Option<String>>>,
     cancel: CancellationToken,
 ) {
+    let Io {
+        store,
+        mut readings,
+        mut requests,
+        events,
+    } = io;
     let mut clock = Clock::default();
     let mut engine = Engine::new(site.clone(), clock.now(Timestamp::now()));
     let mut out = Vec::new();
-    let mut overrides = match overrides.map(|p| Overrides::load(&p)).transpose() {
+    let mut overrides = match files.overrides.map(|p| Overrides::load(&p)).transpose() {
         Ok(o) => o,
         Err(e) => {
             error!(error = %e, "cannot read the threshold overrides; running with the site file's settings");
@@ -263,10 +333,14 @@ async fn run(
             }
         }
     }
+    let persist = files
+        .state
+        .map(|loaded| restore(&mut engine, loaded, state_problem));
     // Whatever acquisition already knows.
     for r in store.snapshot().into_iter().flatten() {
         engine.on_reading(&r, clock.now(r.ts), &mut out);
     }
+    save_if_changed(&mut engine, &out, persist.as_ref());
     publish(&site, &engine, &mut out, &events).await;
     // The gauges exist from start-up, not from the first event.
     record_gauges(&site, &engine);
@@ -323,7 +397,51 @@ async fn run(
                 }
             }
         }
+        save_if_changed(&mut engine, &out, persist.as_ref());
         publish(&site, &engine, &mut out, &events).await;
+    }
+    // A clean stop keeps the latest values too, not only the last change.
+    if let Some(p) = &persist {
+        p.save(&engine);
+    }
+}
+
+/// Restores the saved state onto the engine; the file is then written on every change.
+fn restore(
+    engine: &mut Engine,
+    loaded: LoadedState,
+    problem: Arc<Mutex<Option<String>>>,
+) -> Persist {
+    let path = loaded.file.path.display().to_string();
+    // The counter exists from start-up, at 0 while all is well.
+    metrics::counter!("hazgate_state_write_failures_total").increment(0);
+    if let Some(p) = &loaded.problem {
+        error!(error = %p, "judge state unreadable: starting without it (acknowledgements, shelves and special operations are forgotten)");
+        *problem.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.clone());
+    }
+    match &loaded.saved {
+        Some(saved) => {
+            let r = engine.restore(saved);
+            info!(path, points = r.points, sources = r.sources, unknown = ?r.unknown, "judge state restored");
+        }
+        None => info!(path, "no judge state saved yet: starting fresh"),
+    }
+    Persist {
+        file: loaded.file,
+        problem,
+    }
+}
+
+/// Saves when the judge decided something (other than restating levels) or its hold
+/// clocks moved.
+fn save_if_changed(engine: &mut Engine, out: &[Event], persist: Option<&Persist>) {
+    let decided = out
+        .iter()
+        .any(|e| !matches!(e, Event::Risk(r) if r.snapshot));
+    if engine.take_unsaved() | decided {
+        if let Some(p) = persist {
+            p.save(engine);
+        }
     }
 }
 

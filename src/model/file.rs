@@ -46,6 +46,10 @@ pub struct GatewayFile {
     pub enterprise_name: String,
     /// This gateway's identifier, unique within the enterprise.
     pub gateway_id: String,
+    /// Where the judge keeps its state across restarts (acknowledgements, shelves,
+    /// special operations, levels): default `{site file}.state.json`.
+    #[serde(default)]
+    pub state_path: Option<std::path::PathBuf>,
 }
 
 /// Site-wide acquisition settings.
