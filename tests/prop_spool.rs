@@ -35,6 +35,8 @@ struct Model {
     events: BTreeMap<u64, Vec<u8>>,
     telemetry: VecDeque<(u64, Vec<u8>)>,
     dropped: u64,
+    /// Next stream_seq per class (true: events).
+    next_stream: BTreeMap<bool, u64>,
 }
 
 impl Model {
@@ -97,8 +99,15 @@ proptest! {
             match op {
                 Op::Append(msgs) => {
                     let classes: Vec<Class> = msgs.iter().map(|(e, _)| if *e { Class::Event } else { Class::Telemetry }).collect();
-                    let seqs = spool.append(&classes, |i, seq| payload(seq, msgs[i].1)).unwrap();
+                    let mut given = Vec::new();
+                    let seqs = spool.append(&classes, |i, seq| { given.push(seq); payload(seq.seq, msgs[i].1) }).unwrap();
                     prop_assert_eq!(seqs.len(), msgs.len());
+                    // Each class counts its own messages, one by one, across reopens.
+                    for (seq, class) in given.iter().zip(&classes) {
+                        let next = model.next_stream.entry(*class == Class::Event).or_insert(1);
+                        prop_assert_eq!(seq.stream_seq, *next, "stream_seq of {:?}", class);
+                        *next += 1;
+                    }
                     for (i, seq) in seqs.iter().enumerate() {
                         prop_assert_eq!(*seq, last_seq + 1, "seq goes up by one, never repeats");
                         last_seq = *seq;
@@ -142,7 +151,9 @@ fn pending_skips_what_is_in_flight() {
         Class::Telemetry,
         Class::Event,
     ];
-    spool.append(&classes, |_, seq| payload(seq, 4)).unwrap();
+    spool
+        .append(&classes, |_, seq| payload(seq.seq, 4))
+        .unwrap();
     let seqs: Vec<u64> = spool
         .pending(10, |s| s == 2 || s == 3)
         .unwrap()

@@ -11,6 +11,7 @@
 
 use serde::Serialize;
 
+use super::spool::Seq;
 use crate::{
     judge::engine::{AlarmEvent, Event, RiskChange, SpecialOperationEvent, ThresholdsEvent},
     model::{PointKind, Site},
@@ -73,6 +74,9 @@ impl Topics {
 #[derive(Debug, Clone, Serialize)]
 pub struct Envelope<'a, B: Serialize> {
     pub seq: u64,
+    /// The message's number in its stream — events or telemetry (v1.3; see [`Seq`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stream_seq: u64,
     pub ts: Timestamp,
     pub park: &'a str,
     pub enterprise: &'a str,
@@ -106,6 +110,10 @@ pub struct WireReading<'a> {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Message bodies, tagged by `type`.
@@ -163,10 +171,11 @@ impl<'s> Encoder<'s> {
         Self { site }
     }
 
-    fn envelope<'a, B: Serialize>(&'a self, seq: u64, ts: Timestamp, body: B) -> Envelope<'a, B> {
+    fn envelope<'a, B: Serialize>(&'a self, seq: Seq, ts: Timestamp, body: B) -> Envelope<'a, B> {
         let g = &self.site.gateway;
         Envelope {
-            seq,
+            seq: seq.seq,
+            stream_seq: seq.stream_seq,
             ts,
             park: &g.park_id,
             enterprise: &g.enterprise_id,
@@ -175,14 +184,15 @@ impl<'s> Encoder<'s> {
         }
     }
 
-    fn to_vec<B: Serialize>(&self, seq: u64, ts: Timestamp, body: B) -> Vec<u8> {
+    fn to_vec<B: Serialize>(&self, seq: Seq, ts: Timestamp, body: B) -> Vec<u8> {
         // Serialising plain structs of strings and numbers to a Vec cannot fail
         // (non-finite floats become null); an empty payload would be caught by schemas.
         serde_json::to_vec(&self.envelope(seq, ts, body)).unwrap_or_default()
     }
 
     /// A batch of readings.
-    pub fn telemetry(&self, seq: u64, ts: Timestamp, readings: &[Reading]) -> Vec<u8> {
+    pub fn telemetry(&self, seq: impl Into<Seq>, ts: Timestamp, readings: &[Reading]) -> Vec<u8> {
+        let seq = seq.into();
         let readings = readings
             .iter()
             .map(|r| {
@@ -206,7 +216,8 @@ impl<'s> Encoder<'s> {
     }
 
     /// A judge event; its own time is the message time.
-    pub fn event(&self, seq: u64, event: &Event) -> Vec<u8> {
+    pub fn event(&self, seq: impl Into<Seq>, event: &Event) -> Vec<u8> {
+        let seq = seq.into();
         match event {
             Event::Alarm(a) => self.to_vec(seq, a.ts, Body::Alarm { alarm: a }),
             Event::Risk(r) => self.to_vec(seq, r.ts, Body::Risk { risk: r }),
@@ -221,12 +232,12 @@ impl<'s> Encoder<'s> {
         }
     }
 
-    pub fn status(&self, seq: u64, ts: Timestamp, status: Status) -> Vec<u8> {
-        self.to_vec(seq, ts, Body::Status(status))
+    pub fn status(&self, seq: impl Into<Seq>, ts: Timestamp, status: Status) -> Vec<u8> {
+        self.to_vec(seq.into(), ts, Body::Status(status))
     }
 
-    pub fn reply(&self, seq: u64, ts: Timestamp, reply: CommandReply) -> Vec<u8> {
-        self.to_vec(seq, ts, Body::CommandReply(reply))
+    pub fn reply(&self, seq: impl Into<Seq>, ts: Timestamp, reply: CommandReply) -> Vec<u8> {
+        self.to_vec(seq.into(), ts, Body::CommandReply(reply))
     }
 }
 

@@ -29,6 +29,8 @@ const TELEMETRY: TableDefinition<u64, &[u8]> = TableDefinition::new("telemetry")
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 const NEXT_SEQ: &str = "next_seq";
+const NEXT_EVENT_SEQ: &str = "next_event_seq";
+const NEXT_TELEMETRY_SEQ: &str = "next_telemetry_seq";
 const BYTES: &str = "bytes";
 const DROPPED: &str = "dropped_telemetry";
 
@@ -39,6 +41,32 @@ pub enum Class {
     Event,
     /// Readings: dropped oldest-first when the spool is full.
     Telemetry,
+}
+
+/// A message's numbers: `seq` counts every message of the gateway; `stream_seq` counts
+/// the messages of its class (events or telemetry) alone. Events are sent before older
+/// telemetry, so `seq` arrives out of order by design; within a class messages go out
+/// in order, so a gap in `stream_seq` is a loss (telemetry: a counted drop) and
+/// anything else a reordering. 0 where there is none (the Last Will).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Seq {
+    pub seq: u64,
+    pub stream_seq: u64,
+}
+
+impl From<u64> for Seq {
+    fn from(seq: u64) -> Self {
+        Self { seq, stream_seq: 0 }
+    }
+}
+
+impl Class {
+    fn counter(self) -> &'static str {
+        match self {
+            Self::Event => NEXT_EVENT_SEQ,
+            Self::Telemetry => NEXT_TELEMETRY_SEQ,
+        }
+    }
 }
 
 /// One spooled message.
@@ -82,10 +110,10 @@ impl Spool {
             txn.open_table(EVENTS).map_err(storage)?;
             txn.open_table(TELEMETRY).map_err(storage)?;
             let mut meta = txn.open_table(META).map_err(storage)?;
-            for key in [NEXT_SEQ, BYTES, DROPPED] {
+            for key in [NEXT_SEQ, NEXT_EVENT_SEQ, NEXT_TELEMETRY_SEQ, BYTES, DROPPED] {
                 if meta.get(key).map_err(storage)?.is_none() {
-                    meta.insert(key, if key == NEXT_SEQ { 1 } else { 0 })
-                        .map_err(storage)?;
+                    let first = u64::from(key.starts_with("next"));
+                    meta.insert(key, first).map_err(storage)?;
                 }
             }
         }
@@ -93,14 +121,15 @@ impl Spool {
         Ok(Self { db, max_bytes })
     }
 
-    /// Spools `messages` in one durable commit, assigning each its `seq` (returned in
-    /// order) through `make(seq)`, which builds the payload carrying that seq.
+    /// Spools `messages` in one durable commit, assigning each its [`Seq`] (the `seq`s
+    /// are returned in order) through `make(i, seq)`, which builds the payload carrying
+    /// them.
     ///
     /// When the payload bytes exceed the budget, the oldest telemetry is dropped (and
     /// counted) until they fit; events are never dropped, even over budget.
     pub fn append<F>(&self, messages: &[Class], mut make: F) -> Result<Vec<u64>, SpoolError>
     where
-        F: FnMut(usize, u64) -> Vec<u8>,
+        F: FnMut(usize, Seq) -> Vec<u8>,
     {
         let mut txn = self.db.begin_write().map_err(storage)?;
         txn.set_durability(Durability::Immediate).map_err(storage)?;
@@ -117,12 +146,20 @@ impl Spool {
                     .unwrap_or(0))
             };
             let mut next = get(&meta, NEXT_SEQ)?.max(1);
+            let mut next_event = get(&meta, NEXT_EVENT_SEQ)?.max(1);
+            let mut next_telemetry = get(&meta, NEXT_TELEMETRY_SEQ)?.max(1);
             let mut bytes = get(&meta, BYTES)?;
             let mut dropped = get(&meta, DROPPED)?;
             for (i, class) in messages.iter().enumerate() {
                 let seq = next;
                 next += 1;
-                let payload = make(i, seq);
+                let stream = match class {
+                    Class::Event => &mut next_event,
+                    Class::Telemetry => &mut next_telemetry,
+                };
+                let stream_seq = *stream;
+                *stream += 1;
+                let payload = make(i, Seq { seq, stream_seq });
                 bytes += payload.len() as u64;
                 match class {
                     Class::Event => events.insert(seq, payload.as_slice()),
@@ -139,6 +176,9 @@ impl Spool {
                 dropped += 1;
             }
             meta.insert(NEXT_SEQ, next).map_err(storage)?;
+            meta.insert(NEXT_EVENT_SEQ, next_event).map_err(storage)?;
+            meta.insert(NEXT_TELEMETRY_SEQ, next_telemetry)
+                .map_err(storage)?;
             meta.insert(BYTES, bytes).map_err(storage)?;
             meta.insert(DROPPED, dropped).map_err(storage)?;
         }
@@ -251,22 +291,28 @@ impl Spool {
 
     /// Takes a `seq` for a message that is not spooled (the Last Will, registered with the
     /// broker at connect time), so it too never repeats.
-    pub fn reserve_seq(&self) -> Result<u64, SpoolError> {
+    pub fn reserve_seq(&self) -> Result<Seq, SpoolError> {
         let mut txn = self.db.begin_write().map_err(storage)?;
         txn.set_durability(Durability::Immediate).map_err(storage)?;
-        let seq;
+        let mut taken = Seq::default();
         {
             let mut meta = txn.open_table(META).map_err(storage)?;
-            seq = meta
-                .get(NEXT_SEQ)
-                .map_err(storage)?
-                .map(|g| g.value())
-                .unwrap_or(1)
-                .max(1);
-            meta.insert(NEXT_SEQ, seq + 1).map_err(storage)?;
+            for (key, slot) in [
+                (NEXT_SEQ, &mut taken.seq),
+                (Class::Event.counter(), &mut taken.stream_seq),
+            ] {
+                let n = meta
+                    .get(key)
+                    .map_err(storage)?
+                    .map(|g| g.value())
+                    .unwrap_or(1)
+                    .max(1);
+                meta.insert(key, n + 1).map_err(storage)?;
+                *slot = n;
+            }
         }
         txn.commit().map_err(storage)?;
-        Ok(seq)
+        Ok(taken)
     }
 
     /// The `seq` the next message will get.
@@ -285,9 +331,9 @@ impl Spool {
 mod tests {
     use super::*;
 
-    fn payload(n: usize) -> impl FnMut(usize, u64) -> Vec<u8> {
+    fn payload(n: usize) -> impl FnMut(usize, Seq) -> Vec<u8> {
         move |_, seq| {
-            let mut v = seq.to_be_bytes().to_vec();
+            let mut v = seq.seq.to_be_bytes().to_vec();
             v.resize(n, 0);
             v
         }

@@ -94,8 +94,46 @@ impl Drop for Broker {
     }
 }
 
-/// Messages received, by topic, in arrival order: (topic, payload JSON).
+/// Messages received, by topic, in arrival order: (topic, payload JSON). A message the
+/// broker delivered from its retained store carries [`RETAINED`]: true.
 pub type Received = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+
+/// The key the recorder adds to a retained delivery.
+pub const RETAINED: &str = "_retained";
+
+/// A recorded message without the recorder's [`RETAINED`] marker.
+pub fn without_marker(v: &serde_json::Value) -> serde_json::Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove(RETAINED);
+    }
+    v
+}
+
+/// Each stream (telemetry; events = everything else) arrives in order: a consumer that
+/// reads `stream_seq` sees no reordering, and — where nothing was dropped — no gap.
+/// Repeats (at-least-once resends) and retained replays are skipped, as a consumer does.
+pub fn assert_streams_in_order(got: &Received, telemetry_may_drop: bool) {
+    let mut last: std::collections::BTreeMap<bool, u64> = Default::default();
+    for (topic, v) in got.lock().unwrap().iter() {
+        let Some(n) = v["stream_seq"].as_u64() else {
+            continue; // the Last Will
+        };
+        if v[RETAINED] == true {
+            continue;
+        }
+        let telemetry = v["type"] == "telemetry";
+        let prev = last.entry(telemetry).or_insert(n - 1);
+        if n <= *prev {
+            continue; // a resend
+        }
+        if !(telemetry && telemetry_may_drop) {
+            assert_eq!(n, *prev + 1, "stream gap before {topic} {v}");
+        }
+        *prev = n;
+    }
+    assert!(last.len() == 2, "both streams seen: {last:?}");
+}
 
 /// A persistent-session QoS 1 subscriber that reconnects by itself; returns once the
 /// broker has acknowledged the subscription (so nothing published after is missed).
@@ -125,7 +163,14 @@ pub async fn subscriber_as(
         loop {
             match el.poll().await {
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let v = serde_json::from_slice(&p.payload).unwrap_or(serde_json::Value::Null);
+                    let mut v =
+                        serde_json::from_slice(&p.payload).unwrap_or(serde_json::Value::Null);
+                    // A retained copy replayed on (re)subscribing is not part of the stream.
+                    if p.retain {
+                        if let Some(o) = v.as_object_mut() {
+                            o.insert(RETAINED.into(), true.into());
+                        }
+                    }
                     sink.lock().unwrap().push((p.topic.clone(), v));
                 }
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -318,9 +363,9 @@ pub async fn assert_retained_is_latest(port: u16, got: &Received) {
             .iter()
             .rev()
             .find(|(t, _)| t == topic)
-            .map(|(_, v)| v);
+            .map(|(_, v)| without_marker(v));
         assert_eq!(
-            Some(v),
+            Some(v.clone()),
             last,
             "retained {topic} is not the last message sent on it"
         );
@@ -348,6 +393,7 @@ pub fn assert_schemas(arrivals: &[(String, serde_json::Value)]) {
     .map(|(t, f)| (t, load(f)))
     .collect();
     for (topic, msg) in arrivals {
+        let msg = &without_marker(msg);
         let ty = msg["type"]
             .as_str()
             .unwrap_or_else(|| panic!("no type on {topic}: {msg}"));
