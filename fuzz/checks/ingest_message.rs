@@ -8,12 +8,14 @@
 
 use hazgate::ingest::message::decode;
 
-const TOPICS: [&str; 5] = [
+const TOPICS: [&str; 7] = [
     "hazgate/v1/P1/E1/G1/telemetry",
     "hazgate/v1/P1/E1/G1/alarm",
     "hazgate/v1/P1/E1/G1/risk",
     "hazgate/v1/P1/E1/G1/status",
     "hazgate/v1/P1/E1/G1/cmd/ack",
+    "hazgate/v1/P1/E1/G1/risk/HS-01",
+    "hazgate/v1/P1/E1/G1/cmd/ack/reply",
 ];
 const CAUSES: [&str; 6] = [
     "unknown_topic",
@@ -23,7 +25,8 @@ const CAUSES: [&str; 6] = [
     "schema_invalid",
     "identity_mismatch",
 ];
-const MEASUREMENTS: [&str; 6] = [
+const MEASUREMENTS: [&str; 7] = [
+    "seq_gap",
     "reading",
     "alarm",
     "risk",

@@ -50,6 +50,15 @@ pub struct MqttConfig {
     /// Larger messages are dead-lettered unread (a gateway's batch is ≈ 70 KiB).
     #[serde(default = "default_max_message")]
     pub max_message_bytes: usize,
+    /// Count gaps in each gateway's streams (`stream_seq`): a metric and a `seq_gap`
+    /// point per gap. Exact with one instance in the group; with several, each sees a
+    /// share of every stream and would count the others' messages as lost — set false.
+    #[serde(default = "default_true")]
+    pub count_seq_gaps: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

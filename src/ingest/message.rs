@@ -26,29 +26,54 @@ fn reject(cause: &'static str, detail: impl Into<String>) -> Rejected {
     }
 }
 
-/// The stream a topic carries.
+/// The stream a topic carries. Ingest reads every topic a gateway publishes on, so it
+/// sees each message of the gateway's event stream and can tell loss (a gap in
+/// `stream_seq`) from messages it merely was not subscribed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
     Telemetry,
     Alarm,
     Risk,
+    /// `risk/{scope}`: the retained level of one scope. Stored only when it is a
+    /// restatement (`snapshot`): a copy of a change is already stored from `risk`.
+    RiskOf,
     Status,
+    /// `cmd/{name}/reply`: counted in the stream, nothing stored.
+    Reply,
 }
 
 impl Stream {
-    pub const ALL: [Stream; 4] = [
+    pub const ALL: [Stream; 6] = [
         Stream::Telemetry,
         Stream::Alarm,
         Stream::Risk,
+        Stream::RiskOf,
         Stream::Status,
+        Stream::Reply,
     ];
 
+    /// The topic levels after the gateway, as a subscription filter.
     pub fn topic_level(self) -> &'static str {
         match self {
             Stream::Telemetry => "telemetry",
             Stream::Alarm => "alarm",
             Stream::Risk => "risk",
+            Stream::RiskOf => "risk/+",
             Stream::Status => "status",
+            Stream::Reply => "cmd/+/reply",
+        }
+    }
+
+    /// Whether the topic levels after the gateway are this stream's.
+    fn matches(self, rest: &[&str]) -> bool {
+        match (self, rest) {
+            (Stream::Telemetry, ["telemetry"])
+            | (Stream::Alarm, ["alarm"])
+            | (Stream::Risk, ["risk"])
+            | (Stream::Status, ["status"]) => true,
+            (Stream::RiskOf, ["risk", scope]) => !scope.is_empty(),
+            (Stream::Reply, ["cmd", name, "reply"]) => !name.is_empty(),
+            _ => false,
         }
     }
 
@@ -58,7 +83,9 @@ impl Stream {
             Stream::Telemetry => &["telemetry"],
             Stream::Alarm => &["alarm", "thresholds"],
             Stream::Risk => &["risk", "special_operation"],
+            Stream::RiskOf => &["risk"],
             Stream::Status => &["status"],
+            Stream::Reply => &["command_reply"],
         }
     }
 }
@@ -72,6 +99,74 @@ pub struct Decoded {
     pub points: usize,
     /// The newest gateway timestamp in the message (ms since the epoch), for lag.
     pub newest_ms: Option<i64>,
+    /// Where the message stands in its gateway's stream, for loss detection.
+    pub position: Option<StreamPosition>,
+}
+
+/// A message's place in its gateway's stream (telemetry, or events): `stream_seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamPosition {
+    pub park: String,
+    pub enterprise: String,
+    pub gateway: String,
+    pub telemetry: bool,
+    pub n: u64,
+}
+
+impl StreamPosition {
+    pub fn stream(&self) -> &'static str {
+        if self.telemetry {
+            "telemetry"
+        } else {
+            "events"
+        }
+    }
+
+    /// The `seq_gap` point saying `missing` messages of this stream never came.
+    pub fn gap_line(&self, missing: u64, ts_ms: i64) -> Result<Vec<u8>, Rejected> {
+        let b = DataPoint::builder("seq_gap")
+            .tag("park", self.park.as_str())
+            .tag("enterprise", self.enterprise.as_str())
+            .tag("gateway", self.gateway.as_str())
+            .tag("stream", self.stream())
+            .field("missing", i64::try_from(missing).unwrap_or(i64::MAX))
+            .field("before", i64::try_from(self.n).unwrap_or(i64::MAX))
+            .timestamp(ts_ms);
+        let mut out = Vec::new();
+        render(&mut out, build(b)?);
+        Ok(out)
+    }
+}
+
+/// Loss in each gateway's streams: what `stream_seq` skipped.
+#[derive(Debug, Default)]
+pub struct Gaps {
+    last: std::collections::HashMap<(String, String, String, bool), u64>,
+}
+
+impl Gaps {
+    /// How many messages of the stream were lost just before this one: 0 for the next in
+    /// order, the first seen, or a resend (a number already passed). A stream that starts
+    /// again at 1 (a gateway with a new spool) starts afresh.
+    pub fn see(&mut self, p: &StreamPosition) -> u64 {
+        let key = (
+            p.park.clone(),
+            p.enterprise.clone(),
+            p.gateway.clone(),
+            p.telemetry,
+        );
+        let last = self.last.entry(key).or_insert(p.n.saturating_sub(1));
+        if p.n == 1 {
+            *last = 1;
+            return 0;
+        }
+        if p.n <= *last {
+            return 0;
+        }
+        let missing = p.n - *last - 1;
+        *last = p.n;
+        missing
+    }
 }
 
 /// The identity a topic names: `{prefix}/v1/{park}/{enterprise}/{gateway}/{stream}`.
@@ -84,21 +179,14 @@ struct TopicId<'a> {
 }
 
 fn parse_topic<'a>(prefix: &str, topic: &'a str) -> Option<TopicId<'a>> {
-    let mut it = topic.split('/');
-    let (p, v, park, enterprise, gateway, stream) = (
-        it.next()?,
-        it.next()?,
-        it.next()?,
-        it.next()?,
-        it.next()?,
-        it.next()?,
-    );
-    if p != prefix || v != "v1" || it.next().is_some() {
+    let parts: Vec<&str> = topic.split('/').collect();
+    let [p, v, park, enterprise, gateway, rest @ ..] = parts.as_slice() else {
+        return None;
+    };
+    if *p != prefix || *v != "v1" {
         return None;
     }
-    let stream = Stream::ALL
-        .into_iter()
-        .find(|s| s.topic_level() == stream)?;
+    let stream = Stream::ALL.into_iter().find(|s| s.matches(rest))?;
     Some(TopicId {
         park,
         enterprise,
@@ -124,6 +212,7 @@ static ALARM: LazyLock<jsonschema::Validator> = schema!("alarm.json");
 static RISK: LazyLock<jsonschema::Validator> = schema!("risk.json");
 static SPECIAL: LazyLock<jsonschema::Validator> = schema!("special-operation.json");
 static THRESHOLDS: LazyLock<jsonschema::Validator> = schema!("thresholds.json");
+static REPLY: LazyLock<jsonschema::Validator> = schema!("command-reply.json");
 static STATUS: LazyLock<jsonschema::Validator> = schema!("status.json");
 
 fn validator(message_type: &str) -> Option<&'static jsonschema::Validator> {
@@ -134,6 +223,7 @@ fn validator(message_type: &str) -> Option<&'static jsonschema::Validator> {
         "special_operation" => &SPECIAL,
         "thresholds" => &THRESHOLDS,
         "status" => &STATUS,
+        "command_reply" => &REPLY,
         _ => return None,
     })
 }
@@ -287,6 +377,9 @@ pub fn decode(
             render(&mut lines, build(b.timestamp(ts))?);
             points += 1;
         }
+        // A retained copy of a change: stored already, from `risk`.
+        "risk" if id.stream == Stream::RiskOf && v["risk"]["snapshot"] != true => {}
+        "command_reply" => {}
         "risk" => {
             let r = &v["risk"];
             let ts = stamp(time(text(&r["ts"]))?);
@@ -311,6 +404,7 @@ pub fn decode(
                 .field("from_level", colour_level(text(&r["from"])))
                 .field("colour", text(&r["to"]))
                 .field("reasons", reasons.join("; "))
+                .field("snapshot", i64::from(r["snapshot"] == true))
                 .field("seq", seq);
             render(&mut lines, build(b.timestamp(ts))?);
             points += 1;
@@ -373,11 +467,19 @@ pub fn decode(
         }
         _ => unreachable!("message types are limited by Stream::types"),
     }
+    let position = v["stream_seq"].as_u64().map(|n| StreamPosition {
+        park: id.park.to_string(),
+        enterprise: id.enterprise.to_string(),
+        gateway: id.gateway.to_string(),
+        telemetry: message_type == "telemetry",
+        n,
+    });
     Ok(Decoded {
         message_type,
         lines,
         points,
         newest_ms,
+        position,
     })
 }
 
@@ -622,6 +724,31 @@ mod tests {
 
     fn text(d: &Decoded) -> String {
         String::from_utf8(d.lines.clone()).unwrap()
+    }
+
+    #[test]
+    fn gaps_count_what_a_stream_skipped_not_resends_or_the_other_stream() {
+        let p = |telemetry: bool, n: u64| StreamPosition {
+            park: "P".into(),
+            enterprise: "E".into(),
+            gateway: "G".into(),
+            telemetry,
+            n,
+        };
+        let mut g = Gaps::default();
+        assert_eq!(g.see(&p(true, 7)), 0, "first seen");
+        assert_eq!(g.see(&p(true, 8)), 0);
+        assert_eq!(g.see(&p(false, 3)), 0, "events are a stream of their own");
+        assert_eq!(g.see(&p(true, 11)), 2, "9 and 10 lost");
+        assert_eq!(g.see(&p(true, 9)), 0, "a late resend is not a loss");
+        assert_eq!(g.see(&p(false, 4)), 0);
+        assert_eq!(g.see(&p(true, 1)), 0, "a new spool starts again");
+        assert_eq!(g.see(&p(true, 3)), 1);
+        let line = p(true, 3).gap_line(1, 1_795_419_779_123).unwrap();
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "seq_gap,enterprise=E,gateway=G,park=P,stream=telemetry before=3i,missing=1i 1795419779123\n"
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ use crate::backoff::Backoff;
 use super::{
     config::{IngestConfig, MqttConfig, StoreConfig},
     decoders::Decoders,
-    message::{decode, Decoded, Rejected, Stream},
+    message::{decode, Decoded, Gaps, Rejected, Stream, StreamPosition},
     subscriber::{self, Seen},
     writer::PointWriter,
 };
@@ -60,6 +60,8 @@ struct Accepted {
     points: usize,
     newest_ms: Option<i64>,
     message_type: &'static str,
+    /// Where it stands in its gateway's stream.
+    position: Option<StreamPosition>,
 }
 
 /// Runs ingest until `cancel`.
@@ -101,7 +103,10 @@ pub async fn run_ingest<W: PointWriter>(
         pending,
         tx,
         client.clone(),
-        cfg.mqtt.dead_letter_topic.clone(),
+        SequenceConfig {
+            dead_letter_topic: cfg.mqtt.dead_letter_topic.clone(),
+            count_seq_gaps: cfg.mqtt.count_seq_gaps,
+        },
         health.clone(),
     ));
     let on = |seen| match seen {
@@ -161,25 +166,51 @@ async fn sequence(
     mut pending: mpsc::UnboundedReceiver<DecodeJob>,
     batcher: mpsc::UnboundedSender<Accepted>,
     client: AsyncClient,
-    dead_letter_topic: String,
+    cfg: SequenceConfig,
     health: Arc<Health>,
 ) {
     let mut dead = DeadLetters::default();
+    let mut gaps = cfg.count_seq_gaps.then(Gaps::default);
     while let Some(job) = pending.recv().await {
         match job.await {
-            Ok(Ok(a)) => {
+            Ok(Ok(mut a)) => {
                 metrics::counter!("hazgate_ingest_messages_total", "type" => a.message_type)
                     .increment(1);
+                if let (Some(g), Some(pos)) = (gaps.as_mut(), &a.position) {
+                    record_gap(g, pos, &mut a.lines);
+                }
                 let _ = batcher.send(a);
             }
             Ok(Err((p, r))) => {
-                dead.park(&client, &dead_letter_topic, &p, &r);
+                dead.park(&client, &cfg.dead_letter_topic, &p, &r);
                 ack(&client, &p).await;
                 health.unacked.fetch_sub(1, Ordering::Relaxed);
             }
             // Not acknowledged: the broker delivers it again after a reconnect.
             Err(_) => warn!("decoding result lost; the message stays unacknowledged"),
         }
+    }
+}
+
+/// What [`sequence`] is told.
+struct SequenceConfig {
+    dead_letter_topic: String,
+    count_seq_gaps: bool,
+}
+
+/// Counts what the message's stream skipped: a metric and a `seq_gap` point beside the
+/// message's own points (stored with them, or not at all).
+fn record_gap(gaps: &mut Gaps, pos: &StreamPosition, lines: &mut Vec<u8>) {
+    let missing = gaps.see(pos);
+    if missing == 0 {
+        return;
+    }
+    metrics::counter!("hazgate_ingest_seq_gaps_total", "gateway" => pos.gateway.clone(), "stream" => pos.stream())
+        .increment(missing);
+    warn!(gateway = %pos.gateway, stream = pos.stream(), missing, before = pos.n, "messages lost in a gateway's stream");
+    match pos.gap_line(missing, now_ms()) {
+        Ok(line) => lines.extend_from_slice(&line),
+        Err(e) => warn!(detail = %e.detail, "cannot form the seq_gap point"),
     }
 }
 
@@ -200,6 +231,7 @@ fn accept(publish: Publish, d: Decoded) -> Accepted {
         points: d.points,
         newest_ms: d.newest_ms,
         message_type: d.message_type,
+        position: d.position,
     }
 }
 
