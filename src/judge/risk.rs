@@ -1,7 +1,7 @@
 //! Four-colour risk (红橙黄蓝) per hazard source from its live alarm picture.
 //!
-//! The rule table is configuration (`[risk]` in the site file) with the defaults of
-//! `shared/domain/risk-rules.md`; the first matching rule wins. Whatever the table, the
+//! The rule table is configuration (`[risk]` in the site file) with the project's
+//! defaults (docs/judge.md, "Four-colour risk"); the first matching rule wins. Whatever the table, the
 //! engine guarantees reasons for every level, immediate escalation and held
 //! de-escalation (see [`SourceRisk::update`]).
 

@@ -176,7 +176,7 @@ impl AlarmSettings {
 /// The engineering span of a point (for span-relative defaults): eng or valid range.
 pub type Span = Option<[f64; 2]>;
 
-/// Built-in defaults for a kind (see `shared/domain/standards.md`).
+/// Built-in defaults for a kind (docs/judge.md, "Settings and their layers").
 ///
 /// Gas detectors get GB/T 50493-2019-compliant project defaults (combustible 20 / 40
 /// %LEL; toxic 100 / 200 %OEL converted to ppm) with no on-delay: a real leak must not

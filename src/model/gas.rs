@@ -1,9 +1,10 @@
 //! Gas data used for defaults and guardrails, kept as data rather than literals
 //! scattered through the code.
 //!
-//! Values from `shared/domain/standards.md` (GBZ 2.1-2019 occupational exposure limits,
-//! OEL chosen MAC → PC-STEL → PC-TWA; LEL in % by volume). Verify against the standard
-//! before relying on an entry for a real site.
+//! Values per GBZ 2.1-2019 (occupational exposure limits; the OEL used is the MAC where
+//! one exists, else the PC-STEL, else the PC-TWA, as GB/T 50493-2019 asks) and LEL in %
+//! by volume; documented in docs/judge.md. Verify against the standard before relying
+//! on an entry for a real site.
 
 /// One row of the gas table.
 #[derive(Debug, Clone, Copy, PartialEq)]
