@@ -45,9 +45,10 @@ pub enum Command {
         #[arg(long, default_value_t = 60)]
         stats_interval: u64,
         /// Address of the local HTTP API (state, alarms, commands, /healthz, /metrics);
-        /// `off` to disable.
-        #[arg(long, default_value = "127.0.0.1:8088")]
-        api: String,
+        /// `off` to disable. Overrides `[api] listen` of the site file (default
+        /// 127.0.0.1:8088).
+        #[arg(long)]
+        api: Option<String>,
         /// Do not reload when the site file changes on disk (SIGHUP still reloads).
         #[arg(long)]
         no_watch: bool,
@@ -78,6 +79,45 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// The local API's bearer tokens: add (printed once), list, revoke.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The site file whose tokens these are (`[api] tokens_path`, else
+    /// `{site file}.tokens.json`).
+    #[arg(long, short, conflicts_with = "file")]
+    pub config: Option<PathBuf>,
+    /// The tokens file itself.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub action: TokenAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Make a token for NAME (who it is, e.g. `op-zhang`); prints it once.
+    Add {
+        name: String,
+        #[arg(long, value_enum)]
+        role: TokenRole,
+    },
+    /// The tokens' names, roles and creation times (never the tokens).
+    List,
+    /// Remove NAME's token: refused from the next request on.
+    Revoke { name: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TokenRole {
+    /// Reads only (from other machines; reads on the gateway itself need no token).
+    Viewer,
+    /// Acknowledge, shelve, unshelve, special operations.
+    Operator,
+    /// Also thresholds and out of service.
+    Engineer,
 }
 
 #[derive(Debug, Args)]
@@ -157,9 +197,10 @@ pub fn main() -> ExitCode {
                 stats_interval,
                 api,
                 no_watch,
-            } => app::run::run(&config, stats_interval, &api, !no_watch).await,
+            } => app::run::run(&config, stats_interval, api.as_deref(), !no_watch).await,
             Command::Check { files } => app::check::check(&files),
             Command::Ingest { config } => app::ingest::ingest(&config).await,
+            Command::Token(args) => app::token::token(args),
             Command::Simulate(args) => app::simulate::simulate(args).await,
             Command::Poll {
                 config,

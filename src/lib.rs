@@ -2,7 +2,8 @@
 //! (重大危险源) at chemical sites.
 //!
 //! Data flows one way: [`acquire`] (Modbus polling) → judge (alarms, four-colour risk)
-//! → forward (MQTT). The [`model`] is the only global shape; [`sim`] serves a site's
+//! → forward (MQTT). Operator commands enter the judge by one path, [`commands`], from
+//! MQTT and the local API alike. The [`model`] is the only global shape; [`sim`] serves a site's
 //! devices for demos, training and load tests.
 
 pub mod acquire;
@@ -10,6 +11,7 @@ pub mod api;
 pub mod app;
 pub mod backoff;
 pub mod cli;
+pub mod commands;
 pub mod forward;
 pub mod ingest;
 pub mod judge;

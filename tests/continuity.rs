@@ -473,7 +473,7 @@ async fn a_special_operation_survives_a_restart_and_the_centre_keeps_its_floor()
         broker.port,
         &got,
         "special-operation",
-        json!({"by": "safety-li", "hazard_source": "HS-1", "active": true, "kind": "hot work"}),
+        json!({"by": "safety-li", "hazard_source": "HS-1", "active": true, "kind": "hot_work"}),
     )
     .await;
     assert_eq!(r["ok"], true, "{r}");

@@ -212,7 +212,7 @@ async fn every_panel_query_returns_rows_on_scenario_data_in_influxdb_1_6() {
     for (name, payload) in [
         (
             "special-operation",
-            r#"{"request_id":"d1","by":"safety-li","hazard_source":"HS-01","active":true,"kind":"hot work"}"#,
+            r#"{"request_id":"d1","by":"safety-li","hazard_source":"HS-01","active":true,"kind":"hot_work"}"#,
         ),
         (
             "thresholds",

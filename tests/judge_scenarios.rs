@@ -595,7 +595,7 @@ fn special_operation_raises_the_floor_and_escalates_critical_to_red() {
         Command::SpecialOperation {
             hazard_source: "HS-3".into(),
             active: true,
-            kind: "hot work 动火".into(),
+            kind: "hot_work".into(),
             by: "safety-wang".into(),
         },
     )

@@ -208,7 +208,7 @@ async fn commands_are_validated_answered_and_audited() {
         ("reboot", r#"{"request_id":"r-cmd","by":"op"}"#.into(), "r-cmd", Some("unknown command `reboot`")),
         ("ack", huge, "", Some("over the 16384-byte limit")),
         ("special-operation", r#"{"request_id":"r-anon","by":"","hazard_source":"HS-03","active":true}"#.into(), "r-anon", Some("`by` must name")),
-        ("special-operation", r#"{"request_id":"r-ok","by":"safety-li","hazard_source":"HS-03","active":true,"kind":"hot work"}"#.into(), "r-ok", None),
+        ("special-operation", r#"{"request_id":"r-ok","by":"safety-li","hazard_source":"HS-03","active":true,"kind":"hot_work"}"#.into(), "r-ok", None),
         ("thresholds", r#"{"request_id":"r-guard","by":"eng-wu","changes":[{"point":"GT-101","set":{"h":30}}]}"#.into(), "r-guard",
             Some("GT-101.h: first-level alarm 30 %LEL is above the 25 %LEL ceiling of GB/T 50493-2019 5.5.2")),
         ("thresholds", r#"{"request_id":"r-order","by":"eng-wu","changes":[{"point":"GT-101","set":{"h":24,"hh":22}}]}"#.into(), "r-order",
@@ -275,6 +275,10 @@ async fn commands_are_validated_answered_and_audited() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), table.len(), "{audit}");
+    assert!(
+        lines.iter().all(|l| l["channel"] == "mqtt"),
+        "the same audit format as the local API, naming the channel: {audit}"
+    );
     assert_eq!(lines.iter().filter(|l| l["ok"] == true).count(), 2);
     let ok = lines
         .iter()

@@ -287,7 +287,7 @@ fn run_with_restarts(
                 let cmd = Command::SpecialOperation {
                     hazard_source: id,
                     active: *on,
-                    kind: "hot work".into(),
+                    kind: "hot_work".into(),
                     by: "safety".into(),
                 };
                 engine

@@ -113,7 +113,7 @@ fn events(site: &Arc<Site>) -> Vec<Event> {
         Command::SpecialOperation {
             hazard_source: "HS-03".into(),
             active: true,
-            kind: "hot work 动火".into(),
+            kind: "hot_work".into(),
             by: "safety".into(),
         },
     ] {

@@ -7,7 +7,7 @@
 //! Shared by the cargo-fuzz target and the corpus replay under `cargo test`.
 
 use hazgate::{
-    forward::command::{parse, COMMANDS, MAX_COMMAND_BYTES},
+    commands::{parse, COMMANDS, MAX_COMMAND_BYTES},
     judge::Command,
 };
 

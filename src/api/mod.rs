@@ -7,33 +7,42 @@
 //! | `GET /api/v1/state` | enterprise and hazard-source colours with reasons, alarm counts |
 //! | `GET /api/v1/alarms` | every alarm not quiet: active, unacknowledged, shelved, out of service |
 //! | `GET /api/v1/thresholds` | the alarm settings in force per point (site file, overrides, remote changes) |
-//! | `POST /api/v1/commands` | a judge command (JSON, see [`crate::judge::Command`]) |
+//! | `POST /api/v1/commands/{name}` | a command, as over MQTT (see [`crate::commands`]); needs a bearer token whose role allows it |
 //! | `GET /healthz` | `ok`; `degraded` while a device is down or the uplink spools; 503 if the judge is gone or the spool cannot be written |
 //! | `GET /metrics` | Prometheus text format |
 
+pub mod auth;
+pub mod serve;
+
 use std::{
-    net::SocketAddr,
+    net::IpAddr,
+    path::PathBuf,
     sync::{atomic::Ordering, Arc},
     time::Instant,
 };
 
 use axum::{
-    extract::State,
-    http::{header, StatusCode},
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path, Request, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
-    Json, Router,
+    Extension, Json, Router,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{error, warn};
 
+use self::{
+    auth::{Role, TokenFile},
+    serve::Peer,
+};
 use crate::{
     acquire::AcquireStats,
+    commands::{self, required_role, AuditLog, Channel, COMMANDS, MAX_COMMAND_BYTES},
     forward::health::UplinkHealth,
-    judge::{service::JudgeHandle, Command},
+    judge::service::JudgeHandle,
 };
 
 #[derive(Clone)]
@@ -44,30 +53,157 @@ pub struct ApiState {
     pub uplink: Option<Arc<UplinkHealth>>,
     pub prometheus: Option<PrometheusHandle>,
     pub started: Instant,
+    /// The gateway's one audit log (shared with the MQTT commands).
+    pub audit: Arc<AuditLog>,
+    /// The bearer tokens, read at each check (a revoke takes effect at once).
+    pub tokens: PathBuf,
+    pub backoff: Arc<auth::Backoff>,
 }
 
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    let reads = Router::new()
         .route("/api/v1/state", get(get_state))
         .route("/api/v1/alarms", get(get_alarms))
         .route("/api/v1/thresholds", get(get_thresholds))
-        .route("/api/v1/commands", post(post_command))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard_reads));
+    Router::new()
+        .route("/api/v1/commands/{name}", post(post_command))
+        .layer(DefaultBodyLimit::max(MAX_COMMAND_BYTES))
+        .merge(reads)
+        .layer(middleware::map_response(no_store))
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `cancel` fires.
-pub async fn serve(
-    listener: TcpListener,
-    state: ApiState,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
-    let addr: Option<SocketAddr> = listener.local_addr().ok();
-    info!(?addr, "local API listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await
+/// Answers are live state: never cached, never sniffed.
+async fn no_store(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+/// Reads are open on the loopback address (a local screen, a commissioning laptop on the
+/// gateway); from anywhere else they need a token too.
+async fn guard_reads(
+    State(s): State<ApiState>,
+    Extension(Peer(peer)): Extension<Peer>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !peer.ip().is_loopback() {
+        if let Err(refused) = authenticate(&s, peer.ip(), req.headers()).await {
+            return refused;
+        }
+    }
+    next.run(req).await
+}
+
+fn refuse(code: StatusCode, error: String) -> Response {
+    let mut r = (code, Json(json!({"ok": false, "error": error}))).into_response();
+    if code == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"hazgate\""),
+        );
+    }
+    r
+}
+
+/// Who presents the request's bearer token: its name and role. A bad token is answered
+/// late (see [`auth::Backoff`]).
+async fn authenticate(
+    s: &ApiState,
+    peer: IpAddr,
+    headers: &HeaderMap,
+) -> Result<(String, Role), Response> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(presented) = presented else {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "a bearer token is needed (Authorization: Bearer …; make one with `hazgate token add NAME --role ROLE`)".into(),
+        ));
+    };
+    let tokens = match tokio::task::block_in_place(|| TokenFile::load(&s.tokens)) {
+        Ok(t) => t,
+        Err(e) => {
+            error!(error = %e, "local API: the tokens file cannot be used; every token is refused");
+            return Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
+        }
+    };
+    match tokens.verify(presented) {
+        Some((name, role)) => {
+            s.backoff.succeeded(peer);
+            Ok((name.to_string(), role))
+        }
+        None => {
+            let wait = s.backoff.failed(peer);
+            metrics::counter!("hazgate_api_auth_failures_total").increment(1);
+            warn!(%peer, "local API: a token was refused");
+            tokio::time::sleep(wait).await;
+            Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "the token is not recognised".into(),
+            ))
+        }
+    }
+}
+
+/// `POST /api/v1/commands/{name}`: the command's JSON as over MQTT; `by` is the token's
+/// name. 401 without a valid token, 403 when its role does not allow the command,
+/// 400 with a precise error when the command is refused, 413 over 16 KiB.
+async fn post_command(
+    State(s): State<ApiState>,
+    Extension(Peer(peer)): Extension<Peer>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (who, role) = match authenticate(&s, peer.ip(), &headers).await {
+        Ok(w) => w,
+        Err(refused) => return refused,
+    };
+    let Some(needed) = required_role(&name) else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            format!("unknown command `{name}` (known: {})", COMMANDS.join(", ")),
+        );
+    };
+    if role < needed {
+        let error = format!(
+            "`{who}` is a {} token; {name} needs {}",
+            role.as_str(),
+            needed.as_str()
+        );
+        commands::audit_refusal(&s.audit, Channel::LocalApi, &name, &body, &who, &error);
+        return refuse(StatusCode::FORBIDDEN, error);
+    }
+    let outcome = commands::execute(
+        &s.judge,
+        &s.audit,
+        Channel::LocalApi,
+        &name,
+        &body,
+        Some(&who),
+    )
+    .await;
+    match outcome.result {
+        Ok(events) => Json(json!({"ok": true, "request_id": outcome.request_id, "events": events}))
+            .into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"ok": false, "request_id": outcome.request_id, "error": e})),
+        )
+            .into_response(),
+    }
 }
 
 fn unavailable() -> Response {
@@ -95,18 +231,6 @@ async fn get_thresholds(State(s): State<ApiState>) -> Response {
 async fn get_alarms(State(s): State<ApiState>) -> Response {
     match s.judge.alarms().await {
         Ok(v) => Json(v).into_response(),
-        Err(_) => unavailable(),
-    }
-}
-
-async fn post_command(State(s): State<ApiState>, Json(cmd): Json<Command>) -> Response {
-    match s.judge.command(cmd).await {
-        Ok(Ok(events)) => Json(json!({"ok": true, "events": events})).into_response(),
-        Ok(Err(e)) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"ok": false, "error": e.to_string()})),
-        )
-            .into_response(),
         Err(_) => unavailable(),
     }
 }

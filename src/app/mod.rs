@@ -6,6 +6,7 @@ pub mod ingest;
 pub mod poll;
 pub mod run;
 pub mod simulate;
+pub mod token;
 
 use std::{path::Path, sync::Arc, time::Duration};
 

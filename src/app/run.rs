@@ -16,29 +16,23 @@ use tracing::{error, info, warn};
 use crate::{
     acquire::{spawn_acquisition, AcquireStats, LatestStore},
     api::{self, ApiState},
+    commands::AuditLog,
     forward::session::{run_uplink, UplinkFiles},
     judge::{
         service::{spawn_judge_with, JudgeFiles, Overrides},
         state::StateFile,
     },
-    model::Site,
+    model::{file::ApiConfig, Site},
 };
 
 pub async fn run(
     config: &Path,
     stats_interval: u64,
-    api_addr: &str,
+    api_flag: Option<&str>,
     watch: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut site = super::load(config)?;
     let mut loaded_text = std::fs::read(config).unwrap_or_default();
-    let api_addr: Option<SocketAddr> = match api_addr {
-        "off" => None,
-        a => Some(
-            a.parse()
-                .with_context(|| format!("--api {a}: expected IP:PORT or off"))?,
-        ),
-    };
     let prometheus = super::install_metrics();
     let cancel = CancellationToken::new();
     super::cancel_on_signal(cancel.clone(), None);
@@ -58,7 +52,7 @@ pub async fn run(
         let pipeline = Pipeline::start(
             &site,
             config,
-            api_addr,
+            api_flag,
             prometheus.clone(),
             started,
             stats_interval,
@@ -172,25 +166,35 @@ impl Pipeline {
     async fn start(
         site: &Arc<Site>,
         config: &Path,
-        api_addr: Option<SocketAddr>,
+        api_flag: Option<&str>,
         prometheus: Option<PrometheusHandle>,
         started: std::time::Instant,
         stats_interval: u64,
         cancel: &CancellationToken,
     ) -> anyhow::Result<Self> {
-        let listener = match api_addr {
-            None => None,
-            Some(addr) => Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot bind the local API on {addr} (--api)"))?,
-            ),
-        };
+        let listener = api_listener(site, api_flag).await?;
         // The uplink's files first: a spool or audit log that cannot be opened stops the
         // start-up with the reason, before anything is polled and then silently lost.
         let files = match &site.uplink {
             Some(cfg) => Some(UplinkFiles::open(cfg).context("the uplink cannot start")?),
             None => None,
+        };
+        // One audit log for both command channels: the uplink's, or the API's own.
+        let audit = match &files {
+            Some(f) => f.audit.clone(),
+            None => {
+                let path = site
+                    .api
+                    .audit_path
+                    .clone()
+                    .unwrap_or_else(|| beside(config, ".audit.jsonl"));
+                Arc::new(AuditLog::open(&path).with_context(|| {
+                    format!(
+                        "cannot open the audit log {} (set [api] audit_path to a writable place)",
+                        path.display()
+                    )
+                })?)
+            }
         };
         // Likewise the judge's state: read, and known writable, before anything runs.
         let state_path = site
@@ -231,15 +235,27 @@ impl Pipeline {
             _ => None,
         };
         let acquisition = spawn_acquisition(site.clone(), store, stats.clone(), cancel.clone());
-        let api = listener.map(|l| {
+        let api = listener.map(|(l, tls)| {
             let state = ApiState {
                 judge: judge.handle,
                 stats: stats.clone(),
                 uplink: uplink_health,
                 prometheus,
                 started,
+                audit,
+                tokens: site
+                    .api
+                    .tokens_path
+                    .clone()
+                    .unwrap_or_else(|| api::auth::beside(config)),
+                backoff: Arc::default(),
             };
-            tokio::spawn(api::serve(l, state, cancel.clone()))
+            tokio::spawn(api::serve::serve(
+                l,
+                tls,
+                api::router(state),
+                cancel.clone(),
+            ))
         });
         if stats_interval > 0 {
             tokio::spawn(report_stats(
@@ -275,6 +291,42 @@ impl Pipeline {
         }
         log_stats(&self.stats);
     }
+}
+
+/// `{site file}{suffix}`: where the gateway keeps a file of its own by default.
+fn beside(config: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = config.as_os_str().to_owned();
+    name.push(suffix);
+    std::path::PathBuf::from(name)
+}
+
+/// The local API's listener (and TLS), where it is not `off`: the `--api` flag, else
+/// `[api] listen`, else 127.0.0.1:8088. An address the network can reach without TLS
+/// is refused, as `hazgate check` refuses it in the site file.
+async fn api_listener(
+    site: &Site,
+    flag: Option<&str>,
+) -> anyhow::Result<Option<(tokio::net::TcpListener, Option<tokio_rustls::TlsAcceptor>)>> {
+    let listen = flag
+        .or(site.api.listen.as_deref())
+        .unwrap_or(ApiConfig::DEFAULT_LISTEN);
+    if let Some((field, problem)) = site.api.check_listen(listen).into_iter().next() {
+        anyhow::bail!("the local API cannot start: api.{field}: {problem}");
+    }
+    if listen == "off" {
+        return Ok(None);
+    }
+    let addr: SocketAddr = listen.parse().context("the local API address")?;
+    let tls = match (&site.api.cert_file, &site.api.key_file) {
+        (Some(cert), Some(key)) => Some(
+            api::serve::tls_acceptor(cert, key).context("the local API cannot start its TLS")?,
+        ),
+        _ => None,
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind the local API on {addr} (--api / [api] listen)"))?;
+    Ok(Some((listener, tls)))
 }
 
 /// Logs acquisition rates and poll jitter once per `every`.

@@ -20,7 +20,6 @@ use tracing::{debug, info, warn};
 
 use super::{
     collect::{frame, unframe, ReportByException},
-    command::{self, AuditEntry, AuditLog},
     config::UplinkConfig,
     contract::{CommandReply, Encoder, Status, Topics},
     health::UplinkHealth,
@@ -30,6 +29,7 @@ use super::{
 use crate::{
     acquire::LatestStore,
     backoff::Backoff,
+    commands::{self, AuditLog, Channel},
     judge::{
         engine::{Event, RiskScope},
         service::{Events, JudgeHandle},
@@ -105,7 +105,8 @@ fn link_options(
 /// daemon reports and exits on — never an uplink that silently does not start.
 pub struct UplinkFiles {
     pub spool: Arc<Spool>,
-    pub audit: AuditLog,
+    /// The gateway's one audit log (shared with the local API).
+    pub audit: Arc<AuditLog>,
     /// The uplink's state for `/healthz` and `/metrics`, reading this spool.
     pub health: Arc<UplinkHealth>,
 }
@@ -128,10 +129,12 @@ impl UplinkFiles {
                 source: e,
             }
         })?;
-        let audit = AuditLog::open(&cfg.audit_path).map_err(|source| UplinkError::AuditOpen {
-            path: cfg.audit_path.display().to_string(),
-            source,
-        })?;
+        let audit = AuditLog::open(&cfg.audit_path)
+            .map(Arc::new)
+            .map_err(|source| UplinkError::AuditOpen {
+                path: cfg.audit_path.display().to_string(),
+                source,
+            })?;
         let spool = Arc::new(spool);
         Ok(Self {
             health: Arc::new(UplinkHealth::new(spool.clone())),
@@ -363,11 +366,12 @@ fn commit(
 /// Where commands go and are recorded.
 struct Commands {
     judge: JudgeHandle,
-    audit: AuditLog,
+    audit: Arc<AuditLog>,
 }
 
 impl Commands {
-    /// Validates and applies one command, records it, and spools the reply.
+    /// Applies one command by the one command path (which audits it), and spools the
+    /// reply.
     async fn handle(
         &self,
         site: &Site,
@@ -376,55 +380,18 @@ impl Commands {
         name: &str,
         payload: &[u8],
     ) {
-        let request = command::parse(name, payload);
-        let (request_id, by) = match &request {
-            Ok(r) => (r.request_id.clone(), Some(r.by.clone())),
-            Err(_) => (command::request_id(payload), None),
-        };
-        let outcome: Result<Vec<Event>, String> = match request {
-            Err(e) => Err(e.to_string()),
-            Ok(r) => match self.judge.command(r.command).await {
-                Ok(Ok(events)) => Ok(events),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(e) => Err(e.to_string()),
-            },
-        };
-        let now = Timestamp::now();
-        let error = outcome.as_ref().err().map(String::as_str);
-        let changes = match &outcome {
-            Ok(events) => serde_json::to_value(events).unwrap_or_default(),
-            Err(_) => serde_json::Value::Null,
-        };
-        let entry = AuditEntry {
-            ts: now,
-            command: name,
-            request_id: request_id.as_deref(),
-            by: by.as_deref(),
-            ok: error.is_none(),
-            error,
-            request: command::audit_text(payload),
-            changes,
-        };
-        if let Err(e) = block_in_place(|| self.audit.append(&entry)) {
-            warn!(error = %e, "audit log write failed");
-        }
-        match error {
-            None => info!(command = name, ?request_id, ?by, "remote command applied"),
-            Some(e) => warn!(
-                command = name,
-                ?request_id,
-                error = e,
-                "remote command rejected"
-            ),
-        }
+        let outcome =
+            commands::execute(&self.judge, &self.audit, Channel::Mqtt, name, payload, None).await;
+        let error = outcome.result.err();
         let reply = CommandReply {
-            request_id,
+            request_id: outcome.request_id,
             command: name.to_string(),
             ok: error.is_none(),
-            error: error.map(str::to_string),
+            error,
         };
         let encoder = Encoder::new(site);
         let topic = topics.reply(name);
+        let now = Timestamp::now();
         if let Err(e) = block_in_place(|| {
             spool.append(&[Class::Event], |_, seq| {
                 frame(&topic, false, &encoder.reply(seq, now, reply.clone()))

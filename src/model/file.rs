@@ -32,6 +32,68 @@ pub struct SiteFile {
     /// MQTT uplink to the park's centre; none = no forwarding.
     #[serde(default)]
     pub uplink: Option<crate::forward::config::UplinkConfig>,
+    /// The local HTTP API: where it listens, its tokens, TLS.
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+/// The local HTTP API (state, alarms, commands, `/healthz`, `/metrics`).
+///
+/// Reads are open on the loopback address; every write needs a bearer token (`hazgate
+/// token add`), and so does every read from elsewhere. An address other machines can
+/// reach needs TLS as well: tokens would otherwise cross the network in clear.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Where it listens, `IP:PORT` or `off` (the `--api` flag overrides): default
+    /// `127.0.0.1:8088`.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// The tokens file: default `{site file}.tokens.json`.
+    #[serde(default)]
+    pub tokens_path: Option<std::path::PathBuf>,
+    /// PEM certificate chain and private key: TLS (rustls) on the API.
+    #[serde(default)]
+    pub cert_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<std::path::PathBuf>,
+    /// Where commands are recorded when there is no uplink (with one, its
+    /// `audit_path`): default `{site file}.audit.jsonl`.
+    #[serde(default)]
+    pub audit_path: Option<std::path::PathBuf>,
+}
+
+impl ApiConfig {
+    pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8088";
+
+    /// Checks an address (`off`, or `IP:PORT`) against the TLS settings: problems as
+    /// (field, message).
+    pub fn check_listen(&self, listen: &str) -> Vec<(&'static str, String)> {
+        let mut v = Vec::new();
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            v.push((
+                "cert_file",
+                "cert_file and key_file go together (TLS needs both)".to_string(),
+            ));
+        }
+        if listen == "off" {
+            return v;
+        }
+        match listen.parse::<std::net::SocketAddr>() {
+            Err(_) => v.push((
+                "listen",
+                format!("`{listen}` is not IP:PORT (e.g. 127.0.0.1:8088) or `off`"),
+            )),
+            Ok(a) if !a.ip().is_loopback() && self.cert_file.is_none() => v.push((
+                "listen",
+                format!(
+                    "`{listen}` is reachable from the network, and the API's tokens would cross it in clear: set api.cert_file and api.key_file (TLS), or listen on 127.0.0.1 (and reach it through a TLS reverse proxy)"
+                ),
+            )),
+            Ok(_) => {}
+        }
+        v
+    }
 }
 
 /// Who this gateway is, as the park platform knows it.

@@ -79,6 +79,7 @@ pub struct Site {
     pub stale_after_periods: u32,
     pub risk: crate::judge::RiskConfig,
     pub uplink: Option<crate::forward::config::UplinkConfig>,
+    pub api: super::file::ApiConfig,
 }
 
 impl Site {

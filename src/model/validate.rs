@@ -7,7 +7,7 @@
 use std::{collections::HashMap, fmt, time::Duration};
 
 use super::{
-    file::{ChannelFile, ChannelKind, DeviceFile, PointFile, SiteFile},
+    file::{ApiConfig, ChannelFile, ChannelKind, DeviceFile, PointFile, SiteFile},
     gas,
     site::*,
 };
@@ -77,7 +77,16 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
         stale_after_periods: file.acquisition.stale_after_periods,
         risk: file.risk.clone(),
         uplink: file.uplink.clone(),
+        api: file.api.clone(),
     };
+    let listen = file
+        .api
+        .listen
+        .as_deref()
+        .unwrap_or(ApiConfig::DEFAULT_LISTEN);
+    for (field, message) in file.api.check_listen(listen) {
+        errors.push(format!("api.{field}"), message);
+    }
     if let Some(u) = &file.uplink {
         for (field, message) in u.validate() {
             errors.push(format!("uplink.{field}"), message);

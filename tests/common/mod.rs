@@ -295,13 +295,38 @@ pub fn try_http(
     path: &str,
     body: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
+    try_http_as(port, method, path, body, None)
+}
+
+/// [`http`] with a bearer token.
+pub fn http_as(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: &str,
+) -> (u16, String) {
+    try_http_as(port, method, path, body, Some(token))
+        .unwrap_or_else(|e| panic!("{method} {path} on port {port}: {e}"))
+}
+
+pub fn try_http_as(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let body = body.unwrap_or("");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
     let mut resp = String::new();

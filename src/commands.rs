@@ -1,5 +1,8 @@
-//! Remote commands from `…/cmd/{name}`: parsed and validated before anything changes,
-//! answered on `…/cmd/{name}/reply`, and written to an append-only audit log.
+//! The one command path. Operator commands arrive over MQTT (`…/cmd/{name}`) and the
+//! local API (`POST /api/v1/commands/{name}`) in one wire form — a command name and a
+//! JSON object — and take one way: [`execute`] parses and validates them before
+//! anything changes, applies them through the judge, and appends them, accepted or
+//! not, to the audit log, naming the channel and who sent them.
 //!
 //! Parsing is pure and total (fuzzed by `fuzz/fuzz_targets/command.rs`): any bytes give
 //! a command or a precise error, and the request id is recovered whenever the payload
@@ -9,13 +12,19 @@ use std::{
     fs::OpenOptions,
     io::Write,
     path::{Path, PathBuf},
+    sync::Mutex,
 };
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::{
-    judge::{engine::ThresholdChange, settings::AlarmKind, Command},
+    judge::{
+        engine::{Event, ThresholdChange},
+        service::JudgeHandle,
+        settings::AlarmKind,
+        Command,
+    },
     reading::Timestamp,
 };
 
@@ -32,12 +41,79 @@ pub const COMMANDS: &[&str] = &[
     "thresholds",
 ];
 
+/// Who may send what. Each role may do what the one before it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads only.
+    Viewer,
+    /// Acknowledge, shelve and unshelve alarms; start and stop special operations.
+    Operator,
+    /// Also change thresholds and take points out of service.
+    Engineer,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Engineer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Engineer => "engineer",
+        }
+    }
+}
+
+/// The role a command needs; `None` for an unknown command.
+pub fn required_role(name: &str) -> Option<Role> {
+    match name {
+        "ack" | "shelve" | "unshelve" | "special-operation" => Some(Role::Operator),
+        "out-of-service" | "thresholds" => Some(Role::Engineer),
+        _ => None,
+    }
+}
+
+/// The kinds of special operation (特殊作业) of GB 30871-2022, by the ids a command
+/// names them with.
+pub const SPECIAL_OPERATIONS: &[(&str, &str)] = &[
+    ("hot_work", "动火作业 hot work"),
+    ("confined_space", "受限空间作业 confined-space entry"),
+    (
+        "blind_plate",
+        "盲板抽堵作业 blind-plate insertion / removal",
+    ),
+    ("work_at_height", "高处作业 work at height"),
+    ("lifting", "吊装作业 lifting"),
+    (
+        "temporary_electricity",
+        "临时用电作业 temporary electricity",
+    ),
+    ("excavation", "动土作业 excavation"),
+    ("road_closure", "断路作业 road closure"),
+];
+
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     pub request_id: Option<String>,
     pub by: String,
     pub command: Command,
+}
+
+impl Request {
+    /// Makes `by` the sender, in the request and in its command.
+    fn set_by(&mut self, by: &str) {
+        self.by = by.to_string();
+        match &mut self.command {
+            Command::Acknowledge { by: b, .. }
+            | Command::Shelve { by: b, .. }
+            | Command::Unshelve { by: b, .. }
+            | Command::OutOfService { by: b, .. }
+            | Command::Thresholds { by: b, .. }
+            | Command::SpecialOperation { by: b, .. } => *b = by.to_string(),
+        }
+    }
 }
 
 /// Why a request was refused before reaching the judge.
@@ -60,6 +136,9 @@ pub enum ParseError {
 struct PointArgs {
     #[serde(default)]
     request_id: Option<String>,
+    /// Who: required over MQTT (the judge refuses an anonymous command); over the local
+    /// API the token's name, whatever this says.
+    #[serde(default)]
     by: String,
     point: String,
     #[serde(default)]
@@ -75,6 +154,9 @@ struct PointArgs {
 struct SpecialArgs {
     #[serde(default)]
     request_id: Option<String>,
+    /// Who: required over MQTT (the judge refuses an anonymous command); over the local
+    /// API the token's name, whatever this says.
+    #[serde(default)]
     by: String,
     hazard_source: String,
     active: bool,
@@ -87,6 +169,9 @@ struct SpecialArgs {
 struct ThresholdArgs {
     #[serde(default)]
     request_id: Option<String>,
+    /// Who: required over MQTT (the judge refuses an anonymous command); over the local
+    /// API the token's name, whatever this says.
+    #[serde(default)]
     by: String,
     changes: Vec<ThresholdChange>,
 }
@@ -134,6 +219,20 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Request, ParseError> {
     }
     if name == "special-operation" {
         let a: SpecialArgs = serde_json::from_value(value).map_err(invalid)?;
+        if a.active && !SPECIAL_OPERATIONS.iter().any(|(id, _)| *id == a.kind) {
+            return Err(ParseError::Invalid {
+                command: name.to_string(),
+                message: format!(
+                    "kind `{}` is not a special operation of GB 30871-2022; one of: {}",
+                    a.kind,
+                    SPECIAL_OPERATIONS
+                        .iter()
+                        .map(|(id, _)| *id)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
         return Ok(Request {
             request_id: a.request_id,
             by: a.by.clone(),
@@ -169,13 +268,23 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Request, ParseError> {
     })
 }
 
+/// Where a command came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Mqtt,
+    LocalApi,
+}
+
 /// One line of the audit log.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEntry<'a> {
     pub ts: Timestamp,
+    pub channel: Channel,
     pub command: &'a str,
     pub request_id: Option<&'a str>,
-    /// Who, as the request says; `null` when the request could not be read.
+    /// Who: the local API's token name, or, over MQTT, the request's `by`; `null` when
+    /// the request could not be read.
     pub by: Option<&'a str>,
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,16 +295,23 @@ pub struct AuditEntry<'a> {
     pub changes: Json,
 }
 
-/// Append-only JSON-lines audit log, fsynced per entry.
+/// Append-only JSON-lines audit log, fsynced per entry; one writer at a time, so lines
+/// from both channels never interleave.
 pub struct AuditLog {
     path: PathBuf,
+    writing: Mutex<()>,
 }
 
 impl AuditLog {
     pub fn new(path: &Path) -> Self {
         Self {
             path: path.to_path_buf(),
+            writing: Mutex::new(()),
         }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Opens the log for appending (creating it and its directory), so a log that
@@ -211,6 +327,7 @@ impl AuditLog {
     pub fn append(&self, entry: &AuditEntry<'_>) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
         line.push(b'\n');
+        let _one_writer = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
@@ -218,6 +335,103 @@ impl AuditLog {
         f.write_all(&line)?;
         f.sync_data()
     }
+}
+
+/// What became of a command.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub request_id: Option<String>,
+    /// The judge's events (the changes), or why nothing changed.
+    pub result: Result<Vec<Event>, String>,
+}
+
+/// Parses, applies and audits one command. `by`, when given (the local API's token
+/// name), is who sends it, whatever the payload says.
+pub async fn execute(
+    judge: &JudgeHandle,
+    audit: &AuditLog,
+    channel: Channel,
+    name: &str,
+    payload: &[u8],
+    by: Option<&str>,
+) -> Outcome {
+    let request = parse(name, payload).map(|mut r| {
+        if let Some(by) = by {
+            r.set_by(by);
+        }
+        r
+    });
+    let request_id = match &request {
+        Ok(r) => r.request_id.clone(),
+        Err(_) => request_id(payload),
+    };
+    let sender = by
+        .map(str::to_string)
+        .or_else(|| request.as_ref().ok().map(|r| r.by.clone()));
+    let result: Result<Vec<Event>, String> = match request {
+        Err(e) => Err(e.to_string()),
+        Ok(r) => match judge.command(r.command).await {
+            Ok(Ok(events)) => Ok(events),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    let error = result.as_ref().err().map(String::as_str);
+    let entry = AuditEntry {
+        ts: Timestamp::now(),
+        channel,
+        command: name,
+        request_id: request_id.as_deref(),
+        by: sender.as_deref(),
+        ok: error.is_none(),
+        error,
+        request: audit_text(payload),
+        changes: match &result {
+            Ok(events) => serde_json::to_value(events).unwrap_or_default(),
+            Err(_) => Json::Null,
+        },
+    };
+    if let Err(e) = tokio::task::block_in_place(|| audit.append(&entry)) {
+        tracing::error!(error = %e, path = %audit.path().display(), "audit log write failed");
+        metrics::counter!("hazgate_audit_write_failures_total").increment(1);
+    }
+    match error {
+        None => {
+            tracing::info!(?channel, command = name, ?request_id, by = ?sender, "command applied")
+        }
+        Some(e) => {
+            tracing::warn!(?channel, command = name, ?request_id, by = ?sender, error = e, "command rejected")
+        }
+    }
+    Outcome { request_id, result }
+}
+
+/// Records a command refused before it was read (the sender's role does not allow it).
+pub fn audit_refusal(
+    audit: &AuditLog,
+    channel: Channel,
+    name: &str,
+    payload: &[u8],
+    by: &str,
+    error: &str,
+) {
+    let id = request_id(payload);
+    let entry = AuditEntry {
+        ts: Timestamp::now(),
+        channel,
+        command: name,
+        request_id: id.as_deref(),
+        by: Some(by),
+        ok: false,
+        error: Some(error),
+        request: audit_text(payload),
+        changes: Json::Null,
+    };
+    if let Err(e) = tokio::task::block_in_place(|| audit.append(&entry)) {
+        tracing::error!(error = %e, path = %audit.path().display(), "audit log write failed");
+        metrics::counter!("hazgate_audit_write_failures_total").increment(1);
+    }
+    tracing::warn!(?channel, command = name, by, error, "command refused");
 }
 
 /// The request bytes as an audit string.
@@ -264,7 +478,7 @@ mod tests {
         assert!(matches!(
             parse(
                 "special-operation",
-                br#"{"by":"op","hazard_source":"HS-01","active":true,"kind":"hot work"}"#
+                br#"{"by":"op","hazard_source":"HS-01","active":true,"kind":"hot_work"}"#
             )
             .unwrap()
             .command,
@@ -295,6 +509,11 @@ mod tests {
                 "missing field `duration_s`",
             ),
             ("reboot", b"{}", "unknown command `reboot`"),
+            (
+                "special-operation",
+                br#"{"by":"op","hazard_source":"HS-01","active":true,"kind":"dancing"}"#,
+                "kind `dancing` is not a special operation of GB 30871-2022; one of: hot_work, confined_space",
+            ),
         ];
         for (name, payload, phrase) in cases {
             let e = parse(name, payload).unwrap_err().to_string();
