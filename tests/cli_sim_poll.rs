@@ -880,3 +880,75 @@ fn an_api_the_network_can_reach_needs_tls() {
         "{err}"
     );
 }
+
+#[test]
+fn the_api_serves_tls_when_the_network_can_reach_it() {
+    let rig = rig(&[]);
+    let d = rig.dir.path();
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(d.join("api.key"))
+        .arg("-out")
+        .arg(d.join("api.pem"))
+        .output()
+        .expect("openssl: run tests/setup-peers.sh");
+    assert!(made.status.success(), "{made:?}");
+    let port = free_port();
+    let text = std::fs::read_to_string(&rig.site).unwrap();
+    std::fs::write(
+        &rig.site,
+        format!(
+            "{text}\n[api]\nlisten = \"0.0.0.0:{port}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            d.join("api.pem").display(),
+            d.join("api.key").display()
+        ),
+    )
+    .unwrap();
+    let check = Command::new(BIN)
+        .arg("check")
+        .arg(&rig.site)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "TLS makes the address acceptable: {check:?}"
+    );
+    let log = d.join("tls.log");
+    let mut gw = Proc {
+        child: Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&rig.site)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+        name: "hazgate run".into(),
+    };
+    wait_for_port(port, "the TLS API", Duration::from_secs(20));
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10", "--cacert"])
+        .arg(d.join("api.pem"))
+        .arg(format!("https://localhost:{port}/healthz"))
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(body.contains("\"status\""), "healthz over TLS: {out:?}");
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = try_http(port, "GET", "/healthz", None);
+    assert!(
+        plain.map_or(true, |(code, _)| code == 0),
+        "no plain HTTP on a TLS port"
+    );
+    let status = gw.terminate().unwrap();
+    assert!(status.success(), "{status}");
+    assert_no_panic(&log);
+}
