@@ -223,6 +223,9 @@ pub enum CommandError {
     Guardrail(String),
     #[error("thresholds: no changes given")]
     NoChanges,
+    /// Applied, but the file that keeps it across restarts could not be written.
+    #[error("applied, but not persisted to {path}: {error} (it is lost at the next restart)")]
+    NotPersisted { path: String, error: String },
 }
 
 #[derive(Debug, Clone)]

@@ -374,7 +374,7 @@ async fn run(
                             if let Err(e) = o.record(changes) {
                                 // Applied but not persisted: say so, the operator must know.
                                 error!(error = %e, path = %o.path.display(), "threshold change applied but not persisted");
-                                result = Err(CommandError::Guardrail(format!("applied, but not persisted to {}: {e}", o.path.display())));
+                                result = Err(CommandError::NotPersisted { path: o.path.display().to_string(), error: e.to_string() });
                             }
                         }
                         match &result {
