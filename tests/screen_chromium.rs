@@ -167,6 +167,21 @@ async fn a_risk_change_on_mqtt_turns_the_right_tile_the_right_colour_within_a_se
         )["value"]
             .clone()
     };
+    // The page's security headers: no inline script or style allowed, no referrer —
+    // and the page works under them (Chromium enforces the policy below).
+    let head = Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null"])
+        .arg(format!("http://127.0.0.1:{http}/screen"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).to_lowercase();
+    for needle in [
+        "content-security-policy: default-src 'none'; script-src 'self'; style-src 'self'",
+        "referrer-policy: no-referrer",
+        "x-content-type-options: nosniff",
+    ] {
+        assert!(head.contains(needle), "{needle} in\n{head}");
+    }
     wd(
         driver_port,
         "POST",

@@ -3,11 +3,43 @@
 
 use std::sync::{atomic::Ordering, Arc};
 
-use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Json, Router};
+use axum::{
+    extract::State,
+    http::{header, HeaderValue, StatusCode},
+    middleware,
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{screen::ScreenHub, service::Health};
+use super::{
+    screen::{ScreenHub, SCRIPT, STYLE},
+    service::Health,
+};
+
+/// What every answer says to a browser: scripts and styles only from here (none
+/// inline), no data sent to others, not framed elsewhere, never sniffed, no referrer.
+async fn security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    r
+}
 
 #[derive(Clone)]
 struct AppState {
@@ -29,9 +61,23 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/screen", get(|| async { ScreenHub::page() }))
         .route(
+            "/screen/screen.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE) }),
+        )
+        .route(
+            "/screen/screen.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    SCRIPT,
+                )
+            }),
+        )
+        .route(
             "/screen/events",
             get(|State(s): State<AppState>| async move { s.screen.events() }),
         )
+        .layer(middleware::map_response(security_headers))
         .with_state(AppState {
             health,
             prometheus,

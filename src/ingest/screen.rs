@@ -31,6 +31,10 @@ use super::subscriber::{self, Seen};
 
 /// The page: HTML, CSS and script in one file.
 pub const PAGE: &str = include_str!("screen.html");
+/// The page's style and script, served from files of their own so the page's Content
+/// Security Policy allows no inline script or style.
+pub const STYLE: &str = include_str!("screen.css");
+pub const SCRIPT: &str = include_str!("screen.js");
 
 /// How many alarm events the feed keeps.
 const FEED_LEN: usize = 50;

@@ -1,0 +1,56 @@
+"use strict";
+const LABEL = { red: "红 Red", orange: "橙 Orange", yellow: "黄 Yellow", blue: "蓝 Blue" };
+const ACTION = { raised: "报警 raised", cleared: "恢复 cleared", acknowledged: "确认 ack",
+  shelved: "搁置 shelved", unshelved: "取消搁置 unshelved", out_of_service: "停用 out of service",
+  in_service: "启用 in service" };
+const CLASS_COLOUR = { critical: "red", high: "orange", low: "yellow" };
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v; else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+function render(p) {
+  const counts = { red: 0, orange: 0, yellow: 0, blue: 0 };
+  const major = [];
+  const map = document.getElementById("map");
+  map.replaceChildren(...p.enterprises.map(e => {
+    const tiles = e.sources.map(s => {
+      counts[s.colour] = (counts[s.colour] || 0) + 1;
+      if (s.colour === "red" || s.colour === "orange") major.push({ e, s });
+      return el("div", { class: "tile " + s.colour, "data-enterprise": e.enterprise,
+        "data-source": s.id, "data-colour": s.colour, title: s.reasons.join("\n") },
+        el("span", { class: "id" }, s.id), el("span", {}, LABEL[s.colour]));
+    });
+    return el("div", { class: "enterprise", "data-enterprise": e.enterprise, "data-colour": e.colour },
+      el("h2", {}, el("span", {}, e.enterprise),
+        e.online === false ? el("span", { class: "offline" }, "离线 offline") : ""),
+      el("div", { class: "tiles" }, ...tiles));
+  }));
+  for (const c of Object.keys(counts)) document.getElementById("n-" + c).textContent = counts[c];
+  const rank = { red: 0, orange: 1 };
+  major.sort((a, b) => rank[a.s.colour] - rank[b.s.colour] || b.s.since.localeCompare(a.s.since));
+  const list = (id, items, empty) => document.getElementById(id).replaceChildren(
+    ...(items.length ? items : [el("li", { class: "empty" }, empty)]));
+  list("major", major.map(({ e, s }) => el("li", {},
+    el("span", { class: "badge " + s.colour }, LABEL[s.colour]), `${e.enterprise} · ${s.id}`,
+    el("span", { class: "why" }, s.reasons.join("；") || "—"))), "无 none");
+  list("alarms", p.alarms.map(a => el("li", {},
+    el("span", { class: "badge " + (CLASS_COLOUR[a.class] || "blue") }, ACTION[a.action] || a.action),
+    `${a.ts.slice(11, 19)} ${a.enterprise} · ${a.hazard_source} · ${a.point} ${a.alarm.toUpperCase()}`,
+    a.value === null ? "" : ` = ${a.value}`, a.limit === null ? "" : ` (限 limit ${a.limit})`)), "无报警 no alarms");
+  list("offline", p.enterprises.filter(e => e.online === false).map(e =>
+    el("li", {}, `${e.enterprise} · ${e.gateway}`)), "全部在线 all online");
+  document.body.dataset.updated = String(Date.now());
+}
+function connect() {
+  const src = new EventSource("/screen/events");
+  const conn = document.getElementById("conn");
+  src.onopen = () => { conn.textContent = "实时 live"; };
+  src.onmessage = m => render(JSON.parse(m.data));
+  src.onerror = () => { conn.textContent = "重连中 reconnecting…"; };
+}
+setInterval(() => { document.getElementById("time").textContent = new Date().toLocaleString("zh-CN", { hour12: false }); }, 1000);
+connect();
