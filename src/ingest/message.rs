@@ -374,6 +374,14 @@ pub fn decode(
             if let Some(by) = a["by"].as_str() {
                 b = b.field("by", by);
             }
+            // The occurrence (v1.3): ties raise, acknowledgement and clear together. A
+            // field, not a tag: one value per occurrence would make a series each.
+            if let Some(id) = a["alarm_id"].as_str() {
+                b = b.field("alarm_id", id);
+            }
+            if a["at_restart"] == true {
+                b = b.field("at_restart", true);
+            }
             render(&mut lines, build(b.timestamp(ts))?);
             points += 1;
         }
@@ -868,6 +876,35 @@ mod tests {
             let r = decode("hazgate", topic, payload.as_bytes(), 1024, 0).unwrap_err();
             assert_eq!(r.cause, cause, "{topic} {payload}: {r:?}");
         }
+    }
+
+    #[test]
+    fn an_alarm_point_carries_its_occurrence_and_restart_mark() {
+        let msg = r#"{"seq":9,"stream_seq":4,"ts":"2026-11-23T07:42:59.123Z","park":"P1","enterprise":"E1","gateway":"G1","type":"alarm","alarm":{"ts":"2026-11-23T07:42:59.123Z","alarm_id":"GT-101:hh:1795419700000","point":"GT-101","hazard_source":"HS-01","alarm":"hh","class":"critical","action":"cleared","state":"returned_unacknowledged","value":3.0,"limit":40.0,"by":null,"bad_quality":false,"shelved":false,"out_of_service":false,"at_restart":true}}"#;
+        let d = decode(
+            "hazgate",
+            "hazgate/v1/P1/E1/G1/alarm",
+            msg.as_bytes(),
+            1 << 20,
+            0,
+        )
+        .unwrap();
+        let line = text(&d);
+        assert!(
+            line.contains(r#"alarm_id="GT-101:hh:1795419700000""#)
+                && line.contains("at_restart=true"),
+            "{line}"
+        );
+        assert_eq!(
+            d.position,
+            Some(StreamPosition {
+                park: "P1".into(),
+                enterprise: "E1".into(),
+                gateway: "G1".into(),
+                telemetry: false,
+                n: 4
+            })
+        );
     }
 
     #[test]
