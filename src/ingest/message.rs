@@ -892,7 +892,7 @@ mod tests {
         let line = text(&d);
         assert!(
             line.contains(r#"alarm_id="GT-101:hh:1795419700000""#)
-                && line.contains("at_restart=true"),
+                && line.contains("at_restart=t,"),
             "{line}"
         );
         assert_eq!(
