@@ -18,6 +18,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+pub use crate::auth::Role;
 use crate::{
     judge::{
         engine::{Event, ThresholdChange},
@@ -40,30 +41,6 @@ pub const COMMANDS: &[&str] = &[
     "special-operation",
     "thresholds",
 ];
-
-/// Who may send what. Each role may do what the one before it may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Reads only.
-    Viewer,
-    /// Acknowledge, shelve and unshelve alarms; start and stop special operations.
-    Operator,
-    /// Also change thresholds and take points out of service.
-    Engineer,
-}
-
-impl Role {
-    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Engineer];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Engineer => "engineer",
-        }
-    }
-}
 
 /// The role a command needs; `None` for an unknown command.
 pub fn required_role(name: &str) -> Option<Role> {

@@ -9,6 +9,7 @@
 pub mod acquire;
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod backoff;
 pub mod cli;
 pub mod commands;

@@ -634,3 +634,92 @@ async fn two_instances_split_the_stream_and_a_killed_one_loses_nothing() {
     );
     rig.sub.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_screen_and_metrics_need_a_token_and_a_browser_keeps_it_in_a_cookie() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let store = Store::start(dir.path());
+    let http = free_port();
+    let tokens = dir.path().join("tokens.json");
+    let out = Command::new(BIN)
+        .args(["token", "--file"])
+        .arg(&tokens)
+        .args(["add", "wall-1", "--role", "viewer"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let conf = dir.path().join("central.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"guarded\"\n\
+             [store]\nurl = \"{}\"\norg = \"park\"\nbucket = \"hazgate\"\ntoken = \"unused\"\n\
+             [http]\nlisten = \"127.0.0.1:{http}\"\ntokens_path = \"{}\"\n\
+             # Behind a reverse proxy on this machine every client is loopback: no free pass.\n\
+             loopback_open = false\n",
+            broker.port,
+            store.url(),
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("ingest.log");
+    let _ingest = Proc {
+        child: Command::new(BIN)
+            .args(["ingest", "--config"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+        name: "ingest".into(),
+    };
+    wait_for_port(http, "ingest", Duration::from_secs(10));
+    // Health stays open for load balancers; the rest needs the token.
+    assert_eq!(http_get(http, "/healthz").0, 200);
+    assert_eq!(http_get(http, "/screen").0, 401);
+    assert_eq!(http_get(http, "/metrics").0, 401);
+    assert_eq!(http_get(http, "/screen/events").0, 401);
+    let (code, body) = try_http_as(http, "GET", "/metrics", None, Some(&token)).unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        try_http_as(http, "GET", "/metrics", None, Some("hzg_bad"))
+            .unwrap()
+            .0,
+        401
+    );
+    // A browser brings it once in the address; it becomes an HttpOnly cookie and the
+    // address loses it.
+    let head = Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null"])
+        .arg(format!("http://127.0.0.1:{http}/screen?token={token}"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).to_string();
+    assert!(head.starts_with("HTTP/1.1 303"), "{head}");
+    assert!(
+        head.to_lowercase().contains("location: /screen\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!("hazgate_token={token}; HttpOnly; SameSite=Strict")),
+        "{head}"
+    );
+    let page = Command::new("curl")
+        .args(["-s", "-w", "%{http_code}", "-H"])
+        .arg(format!("Cookie: hazgate_token={token}"))
+        .arg(format!("http://127.0.0.1:{http}/screen"))
+        .output()
+        .unwrap();
+    let page = String::from_utf8_lossy(&page.stdout).to_string();
+    assert!(
+        page.ends_with("200") && page.contains("/screen/screen.js"),
+        "{page}"
+    );
+    assert!(
+        !std::fs::read_to_string(&log).unwrap().contains(&token[4..]),
+        "the token in a log"
+    );
+}

@@ -11,7 +11,6 @@
 //! | `GET /healthz` | `ok`; `degraded` while a device is down or the uplink spools; 503 if the judge is gone or the spool cannot be written |
 //! | `GET /metrics` | Prometheus text format |
 
-pub mod auth;
 pub mod serve;
 
 use std::{
@@ -34,12 +33,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use tracing::{error, warn};
 
-use self::{
-    auth::{Role, TokenFile},
-    serve::Peer,
-};
+use self::serve::Peer;
 use crate::{
     acquire::AcquireStats,
+    auth::{self, Role, TokenFile},
     commands::{self, required_role, AuditLog, Channel, COMMANDS, MAX_COMMAND_BYTES},
     forward::health::UplinkHealth,
     judge::service::JudgeHandle,

@@ -33,11 +33,21 @@ pub async fn ingest(config: &Path) -> anyhow::Result<ExitCode> {
             info!(%addr, "ingest HTTP: /healthz /metrics /screen");
             let hub = ScreenHub::default();
             tokio::spawn(screen::watch(cfg.mqtt.clone(), hub.clone(), cancel.clone()));
+            let access = http::Access {
+                tokens: cfg
+                    .http
+                    .tokens_path
+                    .clone()
+                    .unwrap_or_else(|| crate::auth::beside(config)),
+                loopback_open: cfg.http.loopback_open,
+                backoff: Default::default(),
+            };
             Some(tokio::spawn(http::serve(
                 listener,
                 health.clone(),
                 prometheus,
                 hub,
+                access,
                 cancel.clone(),
             )))
         }

@@ -247,7 +247,7 @@ impl Pipeline {
                     .api
                     .tokens_path
                     .clone()
-                    .unwrap_or_else(|| api::auth::beside(config)),
+                    .unwrap_or_else(|| crate::auth::beside(config)),
                 backoff: Arc::default(),
             };
             tokio::spawn(api::serve::serve(

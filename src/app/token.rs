@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Context as _;
 
 use crate::{
-    api::auth::{self, Role, TokenFile},
+    auth::{self, Role, TokenFile},
     cli::{TokenAction, TokenArgs, TokenRole},
 };
 

@@ -86,15 +86,26 @@ pub struct StoreConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    /// `/healthz` and `/metrics`; `off` to disable.
+    /// `/healthz`, `/metrics` and the screen; `off` to disable.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Bearer tokens for the screen and `/metrics` (`hazgate token --file …`): default
+    /// `{central.toml}.tokens.json`. `/healthz` stays open for load balancers.
+    #[serde(default)]
+    pub tokens_path: Option<std::path::PathBuf>,
+    /// Whether a client on the loopback address needs no token (a screen on the same
+    /// machine). Set false behind a reverse proxy on the same machine, whose requests
+    /// all come from loopback.
+    #[serde(default = "default_true")]
+    pub loopback_open: bool,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            tokens_path: None,
+            loopback_open: true,
         }
     }
 }

@@ -1,12 +1,18 @@
 //! Ingest's HTTP endpoint: `/healthz` for the load balancer, `/metrics` for
 //! Prometheus, and the command-centre screen (`/screen`, `/screen/events`).
 
-use std::sync::{atomic::Ordering, Arc};
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{atomic::Ordering, Arc},
+};
+
+use tracing::{error, warn};
 
 use axum::{
-    extract::State,
+    extract::{ConnectInfo, Request, State},
     http::{header, HeaderValue, StatusCode},
-    middleware,
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
     Json, Router,
@@ -18,6 +24,7 @@ use super::{
     screen::{ScreenHub, SCRIPT, STYLE},
     service::Health,
 };
+use crate::auth::{self, TokenFile};
 
 /// What every answer says to a browser: scripts and styles only from here (none
 /// inline), no data sent to others, not framed elsewhere, never sniffed, no referrer.
@@ -46,7 +53,19 @@ struct AppState {
     health: Arc<Health>,
     prometheus: Option<PrometheusHandle>,
     screen: ScreenHub,
+    access: Arc<Access>,
 }
+
+/// Who may see the screen and the metrics: the token scheme of the gateway's local API
+/// (`crate::auth`), any role. A browser brings its token once, as `/screen?token=…`,
+/// and keeps it in an HttpOnly, SameSite=Strict cookie.
+pub struct Access {
+    pub tokens: PathBuf,
+    pub loopback_open: bool,
+    pub backoff: auth::Backoff,
+}
+
+const COOKIE: &str = "hazgate_token";
 
 /// Serves until `cancel`.
 pub async fn serve(
@@ -54,10 +73,16 @@ pub async fn serve(
     health: Arc<Health>,
     prometheus: Option<PrometheusHandle>,
     screen: ScreenHub,
+    access: Access,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = Router::new()
-        .route("/healthz", get(healthz))
+    let state = AppState {
+        health,
+        prometheus,
+        screen,
+        access: Arc::new(access),
+    };
+    let guarded = Router::new()
         .route("/metrics", get(metrics))
         .route("/screen", get(|| async { ScreenHub::page() }))
         .route(
@@ -77,15 +102,93 @@ pub async fn serve(
             "/screen/events",
             get(|State(s): State<AppState>| async move { s.screen.events() }),
         )
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard));
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .merge(guarded)
         .layer(middleware::map_response(security_headers))
-        .with_state(AppState {
-            health,
-            prometheus,
-            screen,
-        });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
+        .with_state(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { cancel.cancelled().await })
+    .await
+}
+
+/// The token a request brings: `Authorization: Bearer`, the cookie, or `?token=`.
+fn presented(req: &Request) -> Option<String> {
+    let h = req.headers();
+    if let Some(t) = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some(t.trim().to_string());
+    }
+    let from_cookie = h
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("hazgate_token="));
+    if let Some(t) = from_cookie {
+        return Some(t.to_string());
+    }
+    req.uri()
+        .query()
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("token="))
+        .map(str::to_string)
+}
+
+/// Lets through loopback clients (where open) and anyone with a valid token; a token
+/// brought in the page's address becomes a cookie, and the address loses it.
+async fn guard(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let a = &s.access;
+    let token = presented(&req);
+    if a.loopback_open && peer.ip().is_loopback() && token.is_none() {
+        return next.run(req).await;
+    }
+    let Some(token) = token else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "a token is needed: open /screen?token=… once (hazgate token add NAME --role viewer), or send Authorization: Bearer …",
+        )
+            .into_response();
+    };
+    let valid = match tokio::task::block_in_place(|| TokenFile::load(&a.tokens)) {
+        Ok(file) => file.verify(&token).is_some(),
+        Err(e) => {
+            error!(error = %e, "ingest HTTP: the tokens file cannot be used; every token is refused");
+            false
+        }
+    };
+    if !valid {
+        let wait = a.backoff.failed(peer.ip());
+        warn!(%peer, "ingest HTTP: a token was refused");
+        tokio::time::sleep(wait).await;
+        return (StatusCode::UNAUTHORIZED, "the token is not recognised").into_response();
+    }
+    a.backoff.succeeded(peer.ip());
+    if req.uri().path() == "/screen" && req.uri().query().is_some_and(|q| q.contains("token=")) {
+        let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/screen");
+        return (
+            StatusCode::SEE_OTHER,
+            [
+                (header::LOCATION, "/screen".to_string()),
+                (header::SET_COOKIE, cookie),
+            ],
+        )
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// 200 when connected to the broker and the last store write succeeded, else 503;

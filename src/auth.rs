@@ -1,4 +1,5 @@
-//! Who may use the local API: named bearer tokens, each with a [`Role`].
+//! Who may use hazgate's HTTP sides — the gateway's local API and the centre's screen —
+//! named bearer tokens, each with a [`Role`].
 //!
 //! A token is 32 random bytes (`hzg_` + 64 hex digits), shown once when it is made
 //! (`hazgate token add NAME --role R`) and stored only as its SHA-256, in a JSON file
@@ -19,8 +20,31 @@ use std::{
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-pub use crate::commands::Role;
 use crate::reading::Timestamp;
+
+/// Who may send what. Each role may do what the one before it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads only.
+    Viewer,
+    /// Acknowledge, shelve and unshelve alarms; start and stop special operations.
+    Operator,
+    /// Also change thresholds and take points out of service.
+    Engineer,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Engineer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Engineer => "engineer",
+        }
+    }
+}
 
 /// One stored token: never the token itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,7 +83,7 @@ pub enum AuthError {
     BadName(String),
 }
 
-/// The default tokens file of a site file: `{file}.tokens.json`.
+/// The default tokens file of a configuration file: `{file}.tokens.json`.
 pub fn beside(config: &Path) -> PathBuf {
     let mut name = config.as_os_str().to_owned();
     name.push(".tokens.json");
