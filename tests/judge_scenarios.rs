@@ -942,3 +942,38 @@ fn a_process_transmitter_out_of_range_raises_its_limits_and_its_vendor_band_is_a
     assert!(run.alarm("LT-2", AlarmKind::Ll).state.is_active());
     assert!(run.alarm("LT-2", AlarmKind::L).state.is_active());
 }
+
+/// Found by the property test's upper bound: a shelve's end was not a deadline, and an
+/// end noticed while settling a point did not judge its source again, so the blind-spot
+/// yellow outlived its hold.
+#[test]
+fn a_shelve_ends_on_time_and_its_blind_spot_yellow_ends_one_hold_later() {
+    let mut run = Run::new();
+    run.command(
+        0.0,
+        Command::Shelve {
+            point: "AT-1".into(),
+            alarm: None,
+            duration_s: 1.0,
+            by: "op".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(run.colours("HS-3"), vec![(0, Colour::Yellow)], "blind spot");
+    // The next input after the shelve's end (here a reading of another source's point)
+    // ends it, and starts the hold.
+    run.good("GT-1", 2.0, 0.0);
+    let unshelved = run
+        .alarm_events("AT-1")
+        .iter()
+        .any(|e| e.2 == AlarmAction::Unshelved && e.0 == 2_000);
+    assert!(unshelved, "{:?}", run.alarm_events("AT-1"));
+    run.tick(601.0);
+    assert_eq!(run.engine.source_level(1).colour, Colour::Yellow, "held");
+    run.tick(602.0);
+    assert_eq!(
+        run.colours("HS-3"),
+        vec![(0, Colour::Yellow), (602_000, Colour::Blue)],
+        "blue one hold after the shelve ended"
+    );
+}

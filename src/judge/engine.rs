@@ -426,6 +426,9 @@ impl Engine {
         let mut next = i64::MAX;
         for a in &mut pa.alarms {
             if let Some(tr) = a.expire_shelving(now.0) {
+                // The alarm counts again (and the blind spot ends): the source must be
+                // judged again now, not at some later evaluation.
+                changed = true;
                 out.push(alarm_event(point, a, tr.into(), now, sample, None, false));
             }
             if a.bad_quality && a.kind != AlarmKind::Fault {
@@ -682,6 +685,7 @@ impl Engine {
                 }
                 let sample = pa.sample();
                 let mut any = false;
+                let mut ends = i64::MAX;
                 for a in pa
                     .alarms
                     .iter_mut()
@@ -690,7 +694,9 @@ impl Engine {
                     let tr = match cmd {
                         Command::Acknowledge { .. } => a.acknowledge(now.0, by),
                         Command::Shelve { duration_s, .. } => {
-                            Some(a.shelve(now.0, now.0 + (*duration_s * 1000.0) as i64))
+                            let until = now.0 + (*duration_s * 1000.0) as i64;
+                            ends = ends.min(until);
+                            Some(a.shelve(now.0, until))
                         }
                         _ => a.unshelve(),
                     };
@@ -702,6 +708,8 @@ impl Engine {
                 if !any && matches!(cmd, Command::Acknowledge { .. }) {
                     return Err(CommandError::NothingToAcknowledge(point.clone()));
                 }
+                // A shelve ends at a known instant: the first input then unshelves.
+                self.due(ends);
                 self.evaluate_source(p.source.0 as usize, now, out);
                 Ok(())
             }
