@@ -619,7 +619,10 @@ mod tests {
             } else {
                 AlarmAction::Cleared
             };
-            assert_eq!(*a, want, "event {i} of {toggles}: none lost, none reordered");
+            assert_eq!(
+                *a, want,
+                "event {i} of {toggles}: none lost, none reordered"
+            );
         }
     }
 }
