@@ -315,16 +315,7 @@ fn healthz_says_degraded_while_a_device_is_silent_and_ok_once_it_answers_again()
     let _ = poll_json(&rig.site, None);
     let api = free_port();
     let log = rig.dir.path().join("health.log");
-    let mut gw = Proc {
-        child: Command::new(BIN)
-            .args(["run", "--api", &format!("127.0.0.1:{api}"), "--config"])
-            .arg(&rig.site)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-        name: "hazgate run".into(),
-    };
+    let mut gw = common::mqtt::start_gateway_with_api(&rig.site, api, &log);
     let health = || -> Option<(u16, serde_json::Value)> {
         let (code, body) = try_http(api, "GET", "/healthz", None).ok()?;
         Some((code, serde_json::from_str(&body).ok()?))
@@ -702,17 +693,7 @@ fn local_api_writes_need_a_token_whose_role_allows_them_and_each_is_audited() {
     let eng = token(&site, "eng-wu", "engineer");
     let api = free_port();
     let log = rig.dir.path().join("api.log");
-    let mut gw = Proc {
-        child: Command::new(BIN)
-            .args(["run", "--api", &format!("127.0.0.1:{api}"), "--config"])
-            .arg(&site)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-        name: "hazgate run".into(),
-    };
-    wait_for_port(api, "the local API", Duration::from_secs(20));
+    let mut gw = common::mqtt::start_gateway_with_api(&site, api, &log);
     let post = |name: &str, body: &str, token: Option<&str>| {
         try_http_as(
             api,

@@ -7,12 +7,43 @@ mod common;
 
 use std::{
     path::Path,
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use common::{mqtt::*, *};
 use serde_json::json;
+
+/// A broker with a recording subscriber, a pymodbus detector reading `value` %LEL
+/// (changeable through `control`), and the one-detector site publishing to the broker.
+/// Fields drop in order: the subscriber's task, the detector, the broker, the directory.
+struct Scene {
+    sub: tokio::task::JoinHandle<()>,
+    _peer: Proc,
+    broker: Broker,
+    got: Received,
+    site: std::path::PathBuf,
+    control: std::path::PathBuf,
+    dir: tempfile::TempDir,
+}
+
+async fn scene(value: f64, uplink_extra: &str) -> Scene {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let (got, sub) = subscriber(broker.port, "hazgate/#").await;
+    let port = free_port();
+    let (peer, control) = detector(dir.path(), &PeerAt::Tcp(port), value);
+    let site = one_detector_site(dir.path(), &PeerAt::Tcp(port), broker.port, uplink_extra);
+    Scene {
+        sub,
+        _peer: peer,
+        broker,
+        got,
+        site,
+        control,
+        dir,
+    }
+}
 
 /// A pymodbus detector reading `value` %LEL, changeable through `control`.
 fn detector(dir: &Path, at: &PeerAt, value: f64) -> (Proc, std::path::PathBuf) {
@@ -45,34 +76,19 @@ fn raised_hh(got: &Received) -> usize {
         .count()
 }
 
-/// `hazgate run` with the local API on `api`, its log to `log`.
-fn run_with_api(site: &Path, api: u16, log: &Path) -> Gateway {
-    let child = Command::new(BIN)
-        .args(["run", "--api", &format!("127.0.0.1:{api}"), "--config"])
-        .arg(site)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    Gateway {
-        proc: Proc {
-            child,
-            name: "hazgate run".into(),
-        },
-        log: log.to_path_buf(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_started_during_a_leak_tells_the_centre_every_time() {
     // The race lost this in 3 of 3 starts on an idle machine: try 3 starts.
     for round in 0..3 {
-        let dir = tempfile::tempdir().unwrap();
-        let broker = Broker::start(dir.path());
-        let (got, sub) = subscriber(broker.port, "hazgate/#").await;
-        let port = free_port();
-        let (_peer, _) = detector(dir.path(), &PeerAt::Tcp(port), 60.0);
-        let site = one_detector_site(dir.path(), &PeerAt::Tcp(port), broker.port, "");
+        let Scene {
+            dir: _dir,
+            broker,
+            got,
+            sub,
+            site,
+            control: _,
+            _peer,
+        } = scene(60.0, "").await;
         let mut gw = start_gateway(&site, None);
         eventually(
             Duration::from_secs(20),
@@ -98,20 +114,22 @@ async fn a_gateway_started_during_a_leak_tells_the_centre_every_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_restart_the_retained_levels_are_the_gateways_not_the_last_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
-    let (got, sub) = subscriber(broker.port, "hazgate/#").await;
-    let port = free_port();
-    let (_peer, control) = detector(dir.path(), &PeerAt::Tcp(port), 60.0);
-    let site = one_detector_site(dir.path(), &PeerAt::Tcp(port), broker.port, "");
+    let Scene {
+        dir,
+        broker,
+        got,
+        sub,
+        site,
+        control,
+        _peer,
+    } = scene(60.0, "").await;
     let mut gw = start_gateway(&site, None);
     eventually(Duration::from_secs(20), "red", || raised_hh(&got) == 1).await;
     stop_gateway(&mut gw, &got).await;
     // The leak ends while the gateway is down.
     set_detector(&control, 0.0);
     let api = free_port();
-    let mut gw = run_with_api(&site, api, &dir.path().join("gw2.log"));
-    wait_for_port(api, "the gateway's API", Duration::from_secs(20));
+    let mut gw = start_gateway_with_api(&site, api, &dir.path().join("gw2.log"));
     // Whatever the gateway's state, the broker's retained levels say the same (within
     // a second or so of its connecting: the restatement goes out on connect).
     let start = Instant::now();
@@ -181,8 +199,7 @@ async fn a_broker_outage_shows_on_healthz_and_metrics_until_it_is_back() {
     let site = one_detector_site(dir.path(), &PeerAt::Tcp(port), broker_port, "");
     let api = free_port();
     let log = dir.path().join("gw.log");
-    let mut gw = run_with_api(&site, api, &log);
-    wait_for_port(api, "the gateway's API", Duration::from_secs(20));
+    let mut gw = start_gateway_with_api(&site, api, &log);
     // From start-up, before any event: the level gauges exist.
     let (_, metrics) = http(api, "GET", "/metrics", None);
     assert!(
@@ -330,19 +347,17 @@ fn seq_gaps(got: &Received) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_keeps_an_acknowledged_hh_and_a_shelve_under_the_same_alarm_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
-    let (got, sub) = subscriber(broker.port, "hazgate/#").await;
-    let port = free_port();
-    let (_peer, _) = detector(dir.path(), &PeerAt::Tcp(port), 60.0);
-    let site = one_detector_site(
-        dir.path(),
-        &PeerAt::Tcp(port),
-        broker.port,
-        "keepalive_s = 5",
-    );
+    let Scene {
+        dir,
+        broker,
+        got,
+        sub,
+        site,
+        control: _,
+        _peer,
+    } = scene(60.0, "keepalive_s = 5").await;
     let api = free_port();
-    let mut gw = run_with_api(&site, api, &dir.path().join("gw1.log"));
+    let mut gw = start_gateway_with_api(&site, api, &dir.path().join("gw1.log"));
     eventually(Duration::from_secs(20), "HH raised", || {
         alarm_events(&got, "hh", "raised").len() == 1
     })
@@ -373,8 +388,7 @@ async fn kill_9_keeps_an_acknowledged_hh_and_a_shelve_under_the_same_alarm_id() 
     // Power cut.
     gw.child.kill().unwrap();
     let _ = gw.child.wait();
-    let mut gw = run_with_api(&site, api, &dir.path().join("gw2.log"));
-    wait_for_port(api, "the restarted gateway", Duration::from_secs(20));
+    let mut gw = start_gateway_with_api(&site, api, &dir.path().join("gw2.log"));
     // Running and reading again: a new online status after the restart.
     let onlines = || {
         got.lock()
@@ -416,12 +430,15 @@ async fn kill_9_keeps_an_acknowledged_hh_and_a_shelve_under_the_same_alarm_id() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alarm_that_went_away_while_the_gateway_was_down_clears_once_at_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
-    let (got, sub) = subscriber(broker.port, "hazgate/#").await;
-    let port = free_port();
-    let (_peer, control) = detector(dir.path(), &PeerAt::Tcp(port), 60.0);
-    let site = one_detector_site(dir.path(), &PeerAt::Tcp(port), broker.port, "");
+    let Scene {
+        dir: _dir,
+        broker: _broker,
+        got,
+        sub,
+        site,
+        control,
+        _peer,
+    } = scene(60.0, "").await;
     let mut gw = start_gateway(&site, None);
     eventually(Duration::from_secs(20), "HH raised", || {
         alarm_events(&got, "hh", "raised").len() == 1
@@ -455,20 +472,17 @@ async fn an_alarm_that_went_away_while_the_gateway_was_down_clears_once_at_resta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_special_operation_survives_a_restart_and_the_centre_keeps_its_floor() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
-    let (got, sub) = subscriber(broker.port, "hazgate/#").await;
-    let port = free_port();
-    let (_peer, _) = detector(dir.path(), &PeerAt::Tcp(port), 5.0);
-    let site = one_detector_site(dir.path(), &PeerAt::Tcp(port), broker.port, "");
+    let Scene {
+        dir,
+        broker,
+        got,
+        sub,
+        site,
+        control: _,
+        _peer,
+    } = scene(5.0, "").await;
     let mut gw = start_gateway(&site, None);
-    eventually(Duration::from_secs(20), "online", || {
-        got.lock()
-            .unwrap()
-            .iter()
-            .any(|(t, v)| t.ends_with("/status") && v["state"] == "online")
-    })
-    .await;
+    wait_online(&got).await;
     let r = command(
         broker.port,
         &got,
@@ -480,8 +494,7 @@ async fn a_special_operation_survives_a_restart_and_the_centre_keeps_its_floor()
     gw.child.kill().unwrap();
     let _ = gw.child.wait();
     let api = free_port();
-    let mut gw = run_with_api(&site, api, &dir.path().join("gw2.log"));
-    wait_for_port(api, "the restarted gateway", Duration::from_secs(20));
+    let mut gw = start_gateway_with_api(&site, api, &dir.path().join("gw2.log"));
     let (_, body) = http(api, "GET", "/api/v1/state", None);
     let state: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(state["hazard_sources"][0]["colour"], "yellow", "{state}");
@@ -512,13 +525,16 @@ async fn a_special_operation_survives_a_restart_and_the_centre_keeps_its_floor()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_in_hh_keeps_the_alarm_and_the_red() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
-    let (got, sub) = subscriber(broker.port, "hazgate/#").await;
-    let port = free_port();
-    let (_peer, _) = detector(dir.path(), &PeerAt::Tcp(port), 60.0);
-    let site = one_detector_site(dir.path(), &PeerAt::Tcp(port), broker.port, "");
-    let mut gw = run_with_api(&site, free_port(), &dir.path().join("gw.log"));
+    let Scene {
+        dir,
+        broker,
+        got,
+        sub,
+        site,
+        control: _,
+        _peer,
+    } = scene(60.0, "").await;
+    let mut gw = start_gateway_with_api(&site, free_port(), &dir.path().join("gw.log"));
     eventually(Duration::from_secs(20), "HH raised", || {
         alarm_events(&got, "hh", "raised").len() == 1
     })

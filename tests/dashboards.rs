@@ -196,14 +196,7 @@ async fn every_panel_query_returns_rows_on_scenario_data_in_influxdb_1_6() {
     );
     let log = dir.path().join("gw.log");
     let mut gw = start_gateway(&site, Some(&log));
-    // Online means subscribed to its commands (the subscription goes out first).
-    eventually(Duration::from_secs(20), "the gateway online", || {
-        got.lock()
-            .unwrap()
-            .iter()
-            .any(|(t, v)| t.ends_with("/status") && v["state"] == "online")
-    })
-    .await;
+    wait_online(&got).await;
     let (client, mut el) = AsyncClient::new(
         MqttOptions::new("dash-operator", "127.0.0.1", broker.port),
         16,

@@ -398,14 +398,7 @@ impl Rig {
     /// a clean stop (its last status: offline).
     async fn gateway_for(&self, secs: u64, during: impl AsyncFnOnce()) {
         let mut gw = start_gateway(&self.site, None);
-        eventually(Duration::from_secs(20), "the gateway online", || {
-            self.got
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|(t, v)| t.ends_with("/status") && v["state"] == "online")
-        })
-        .await;
+        wait_online(&self.got).await;
         during().await;
         // The scenario's length is what is tested, not a wait for something.
         tokio::time::sleep(Duration::from_secs(secs)).await;

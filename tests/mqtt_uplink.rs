@@ -182,13 +182,7 @@ async fn commands_are_validated_answered_and_audited() {
     let site = demo_site_with_uplink(dir.path(), free_port(), &pty.a, broker.port, "");
     let _sim = start_simulator(&site, &pty.b, &[]);
     let mut _gw = start_gateway(&site, None);
-    eventually(Duration::from_secs(20), "gateway online", || {
-        got.lock()
-            .unwrap()
-            .iter()
-            .any(|(t, v)| t.ends_with("/status") && v["state"] == "online")
-    })
-    .await;
+    wait_online(&got).await;
 
     let mut o = MqttOptions::new("hazgate-test-operator", "127.0.0.1", broker.port);
     o.set_max_packet_size(1 << 20, 1 << 20);
@@ -207,7 +201,9 @@ async fn commands_are_validated_answered_and_audited() {
         ("shelve", r#"{"request_id":"r-long","by":"op","point":"GT-101","duration_s":1e9}"#.into(), "r-long", Some("at most 86400")),
         ("reboot", r#"{"request_id":"r-cmd","by":"op"}"#.into(), "r-cmd", Some("unknown command `reboot`")),
         ("ack", huge, "", Some("over the 16384-byte limit")),
-        ("special-operation", r#"{"request_id":"r-anon","by":"","hazard_source":"HS-03","active":true}"#.into(), "r-anon", Some("`by` must name")),
+        ("special-operation", r#"{"request_id":"r-kind","by":"safety-li","hazard_source":"HS-03","active":true,"kind":"dancing"}"#.into(), "r-kind",
+            Some("kind `dancing` is not a special operation of GB 30871-2022")),
+        ("special-operation", r#"{"request_id":"r-anon","by":"","hazard_source":"HS-03","active":true,"kind":"hot_work"}"#.into(), "r-anon", Some("`by` must name")),
         ("special-operation", r#"{"request_id":"r-ok","by":"safety-li","hazard_source":"HS-03","active":true,"kind":"hot_work"}"#.into(), "r-ok", None),
         ("thresholds", r#"{"request_id":"r-guard","by":"eng-wu","changes":[{"point":"GT-101","set":{"h":30}}]}"#.into(), "r-guard",
             Some("GT-101.h: first-level alarm 30 %LEL is above the 25 %LEL ceiling of GB/T 50493-2019 5.5.2")),
@@ -314,17 +310,7 @@ async fn commands_are_validated_answered_and_audited() {
     // A restart applies it again: the limit in force is the changed one.
     let log = dir.path().join("restart.log");
     let api = free_port();
-    let mut gw = Proc {
-        child: Command::new(BIN)
-            .args(["run", "--api", &format!("127.0.0.1:{api}"), "--config"])
-            .arg(&site)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-        name: "hazgate run".into(),
-    };
-    wait_for_port(api, "the restarted gateway's API", Duration::from_secs(20));
+    let mut gw = start_gateway_with_api(&site, api, &log);
     let (code, body) = http(api, "GET", "/api/v1/thresholds", None);
     assert_eq!(code, 200, "{body}");
     let settings: serde_json::Value = serde_json::from_str(&body).unwrap();

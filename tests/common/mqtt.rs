@@ -256,6 +256,39 @@ pub fn start_simulator(site: &Path, tty_b: &Path, extra: &[&str]) -> Proc {
     }
 }
 
+/// `hazgate run` with the local API on 127.0.0.1:`api` (info log to `log`), once the
+/// API listens.
+pub fn start_gateway_with_api(site: &Path, api: u16, log: &Path) -> Gateway {
+    let child = Command::new(BIN)
+        .args(["run", "--api", &format!("127.0.0.1:{api}"), "--config"])
+        .arg(site)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
+        .spawn()
+        .unwrap();
+    let gw = Gateway {
+        proc: Proc {
+            child,
+            name: "hazgate run".into(),
+        },
+        log: log.to_path_buf(),
+    };
+    wait_for_port(api, "the gateway's local API", Duration::from_secs(20));
+    gw
+}
+
+/// Waits until the gateway has said it is online (and so has subscribed to its
+/// commands: the subscription goes out before anything else).
+pub async fn wait_online(got: &Received) {
+    eventually(Duration::from_secs(20), "the gateway online", || {
+        got.lock()
+            .unwrap()
+            .iter()
+            .any(|(t, v)| t.ends_with("/status") && v["state"] == "online")
+    })
+    .await;
+}
+
 /// A running `hazgate run` and where its log goes (scanned for panics at its stop).
 pub struct Gateway {
     pub proc: Proc,
