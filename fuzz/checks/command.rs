@@ -40,7 +40,11 @@ pub fn check(data: &[u8]) -> bool {
     );
     // Absent, it is empty: the local API fills it from the token, the judge refuses an
     // anonymous command.
-    assert_eq!(r.by.as_str(), text("by").unwrap_or(""), "the request's sender");
+    assert_eq!(
+        r.by.as_str(),
+        text("by").unwrap_or(""),
+        "the request's sender"
+    );
     assert_eq!(r.command.by(), r.by, "the command names the same sender");
     match &r.command {
         Command::Acknowledge { point, .. }
