@@ -101,12 +101,11 @@ async fn a_gateway_started_during_a_leak_tells_the_centre_every_time() {
             },
         )
         .await;
-        let retained = retained(broker.port, "hazgate/#").await;
-        let hs1 = retained
-            .iter()
-            .find(|(t, _)| t.ends_with("/risk/HS-1"))
-            .unwrap_or_else(|| panic!("round {round}: no retained level: {retained:?}"));
-        assert_eq!(hs1.1["risk"]["to"], "red", "round {round}");
+        assert_eq!(
+            retained_colour(broker.port, "HS-1").await,
+            Some(json!("red")),
+            "round {round}"
+        );
         stop_gateway(&mut gw, &got).await;
         sub.abort();
     }
@@ -136,23 +135,18 @@ async fn after_a_restart_the_retained_levels_are_the_gateways_not_the_last_runs(
     loop {
         let (_, body) = http(api, "GET", "/api/v1/state", None);
         let state: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let retained = retained(broker.port, "hazgate/#").await;
-        let of = |scope: &str| {
-            retained
-                .iter()
-                .find(|(t, _)| t.ends_with(&format!("/risk/{scope}")))
-                .map(|(_, v)| v["risk"]["to"].clone())
-        };
+        let (hs1, ent) = (
+            retained_colour(broker.port, "HS-1").await,
+            retained_colour(broker.port, "enterprise").await,
+        );
         let want_hs1 = state["hazard_sources"][0]["colour"].clone();
         let want_ent = state["enterprise"]["colour"].clone();
-        if of("HS-1") == Some(want_hs1.clone()) && of("enterprise") == Some(want_ent.clone()) {
+        if hs1 == Some(want_hs1.clone()) && ent == Some(want_ent.clone()) {
             break;
         }
         assert!(
             start.elapsed() < Duration::from_secs(10),
-            "retained HS-1 {:?} / enterprise {:?}, gateway says {want_hs1} / {want_ent}",
-            of("HS-1"),
-            of("enterprise")
+            "retained HS-1 {hs1:?} / enterprise {ent:?}, gateway says {want_hs1} / {want_ent}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -505,12 +499,8 @@ async fn a_special_operation_survives_a_restart_and_the_centre_keeps_its_floor()
     // And the centre's retained level says so (restated on connect).
     let start = Instant::now();
     loop {
-        let retained = retained(broker.port, "hazgate/#").await;
-        let hs1 = retained
-            .iter()
-            .find(|(t, _)| t.ends_with("/risk/HS-1"))
-            .map(|(_, v)| v.clone());
-        if hs1.as_ref().is_some_and(|v| v["risk"]["to"] == "yellow") {
+        let hs1 = retained_colour(broker.port, "HS-1").await;
+        if hs1 == Some(json!("yellow")) {
             break;
         }
         assert!(
@@ -553,12 +543,11 @@ async fn a_reload_in_hh_keeps_the_alarm_and_the_red() {
             .contains("configuration reloaded")
     })
     .await;
-    let retained_red = || async {
-        let r = retained(broker.port, "hazgate/#").await;
-        r.iter()
-            .any(|(t, v)| t.ends_with("/risk/HS-1") && v["risk"]["to"] == "red")
-    };
-    assert!(retained_red().await, "red after the reload");
+    assert_eq!(
+        retained_colour(broker.port, "HS-1").await,
+        Some(json!("red")),
+        "red after the reload"
+    );
     stop_gateway(&mut gw, &got).await;
     assert_eq!(
         alarm_events(&got, "hh", "raised").len(),

@@ -378,6 +378,16 @@ pub async fn retained(
     got
 }
 
+/// The colour retained for a scope (`HS-01`, `enterprise`) as a new subscriber finds it.
+pub async fn retained_colour(port: u16, scope: &str) -> Option<serde_json::Value> {
+    let topic_end = format!("/risk/{scope}");
+    retained(port, "hazgate/#")
+        .await
+        .into_iter()
+        .find(|(t, _)| t.ends_with(&topic_end))
+        .map(|(_, v)| v["risk"]["to"].clone())
+}
+
 /// What a new subscriber finds retained on a gateway's `status` and `risk/…` topics is
 /// what the recording subscriber last received on each of them: the centre's picture
 /// after a restart is the gateway's latest word, not an older one.
