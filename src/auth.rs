@@ -85,9 +85,7 @@ pub enum AuthError {
 
 /// The default tokens file of a configuration file: `{file}.tokens.json`.
 pub fn beside(config: &Path) -> PathBuf {
-    let mut name = config.as_os_str().to_owned();
-    name.push(".tokens.json");
-    PathBuf::from(name)
+    crate::model::beside(config, ".tokens.json")
 }
 
 fn hash(token: &str) -> [u8; 32] {

@@ -187,7 +187,7 @@ impl Pipeline {
                     .api
                     .audit_path
                     .clone()
-                    .unwrap_or_else(|| beside(config, ".audit.jsonl"));
+                    .unwrap_or_else(|| crate::model::beside(config, ".audit.jsonl"));
                 Arc::new(AuditLog::open(&path).with_context(|| {
                     format!(
                         "cannot open the audit log {} (set [api] audit_path to a writable place)",
@@ -291,13 +291,6 @@ impl Pipeline {
         }
         log_stats(&self.stats);
     }
-}
-
-/// `{site file}{suffix}`: where the gateway keeps a file of its own by default.
-fn beside(config: &Path, suffix: &str) -> std::path::PathBuf {
-    let mut name = config.as_os_str().to_owned();
-    name.push(suffix);
-    std::path::PathBuf::from(name)
 }
 
 /// The local API's listener (and TLS), where it is not `off`: the `--api` flag, else

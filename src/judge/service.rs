@@ -162,9 +162,7 @@ pub struct Overrides {
 impl Overrides {
     /// The overrides file of a site file: `{file}.overrides.json`.
     pub fn beside(config: &Path) -> PathBuf {
-        let mut name = config.as_os_str().to_owned();
-        name.push(".overrides.json");
-        PathBuf::from(name)
+        crate::model::beside(config, ".overrides.json")
     }
 
     fn load(path: &Path) -> Result<Self, String> {

@@ -345,9 +345,7 @@ pub struct StateFile {
 impl StateFile {
     /// The default place: beside the site file, `{file}.state.json`.
     pub fn beside(config: &Path) -> PathBuf {
-        let mut name = config.as_os_str().to_owned();
-        name.push(".state.json");
-        PathBuf::from(name)
+        crate::model::beside(config, ".state.json")
     }
 
     /// Opens the state at start-up: reads it, and writes it straight back, so a place

@@ -12,5 +12,13 @@ pub mod validate;
 pub use load::{load_site, LoadError, SiteSource};
 pub use site::*;
 
+/// `{config file}{suffix}`: where a file of the gateway's (or the centre's) own lives by
+/// default — beside the configuration it belongs to, e.g. `site.toml.state.json`.
+pub fn beside(config: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = config.as_os_str().to_owned();
+    name.push(suffix);
+    std::path::PathBuf::from(name)
+}
+
 /// The built-in demo site, embedded so `hazgate demo` needs no files.
 pub const DEMO_SITE_TOML: &str = include_str!("../../firmware-config/demo-site.toml");
