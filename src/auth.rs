@@ -35,8 +35,6 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Engineer];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",

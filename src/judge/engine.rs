@@ -803,26 +803,6 @@ impl Engine {
             .ok_or_else(|| CommandError::UnknownPoint(id.to_string()))
     }
 
-    /// The colour the rules require for a source right now, before hold (the reported
-    /// colour is never below it).
-    pub fn required_colour(&self, source: usize, now: Timestamp) -> Colour {
-        let counted = self.counted_alarms(source);
-        let special = self.sources[source]
-            .special_operation
-            .as_ref()
-            .map(|s| s.since);
-        let names = |p: PointIndex| self.site.point(p).id.to_string();
-        required_colour(
-            &self.site.risk,
-            self.site.hazard_sources[source].level,
-            &counted,
-            special,
-            now,
-            &names,
-        )
-        .0
-    }
-
     /// Restates every source's level and the enterprise's as `snapshot` risk events, in
     /// the judge's own event order: a restatement can never overtake a change before it.
     pub fn restate_levels(&self, now: Timestamp, out: &mut Vec<Event>) {
