@@ -217,6 +217,43 @@ pub fn revoke(path: &Path, name: &str) -> Result<bool, AuthError> {
     Ok(true)
 }
 
+/// Why a presented token was not accepted.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The tokens file cannot be used: every token is refused until it is mended.
+    Unusable(AuthError),
+    /// Not one of ours (answered after the back-off's wait).
+    NotRecognised,
+}
+
+/// Who presents `token` from `peer`, per the tokens file at `path`: its name and role.
+/// A bad token is answered late ([`Backoff`]), counted and logged; `side` names the
+/// HTTP side in logs and metrics.
+pub async fn authenticate(
+    path: &Path,
+    backoff: &Backoff,
+    peer: IpAddr,
+    token: &str,
+    side: &'static str,
+) -> Result<(String, Role), Refusal> {
+    let file = match tokio::task::block_in_place(|| TokenFile::load(path)) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(side, error = %e, "the tokens file cannot be used; every token is refused");
+            return Err(Refusal::Unusable(e));
+        }
+    };
+    if let Some((name, role)) = file.verify(token) {
+        backoff.succeeded(peer);
+        return Ok((name.to_string(), role));
+    }
+    let wait = backoff.failed(peer);
+    metrics::counter!("hazgate_auth_failures_total", "side" => side).increment(1);
+    tracing::warn!(side, %peer, "a token was refused");
+    tokio::time::sleep(wait).await;
+    Err(Refusal::NotRecognised)
+}
+
 /// Slows down whoever keeps presenting bad tokens: each failure from an address doubles
 /// the wait before its next answer (from 100 ms, at most 5 s); a success clears it.
 #[derive(Debug, Default)]

@@ -31,12 +31,11 @@ use axum::{
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
-use tracing::{error, warn};
 
 use self::serve::Peer;
 use crate::{
     acquire::AcquireStats,
-    auth::{self, Role, TokenFile},
+    auth::{self, Refusal, Role},
     commands::{self, required_role, AuditLog, Channel, COMMANDS, MAX_COMMAND_BYTES},
     forward::health::UplinkHealth,
     judge::service::JudgeHandle,
@@ -129,29 +128,15 @@ async fn authenticate(
             "a bearer token is needed (Authorization: Bearer …; make one with `hazgate token add NAME --role ROLE`)".into(),
         ));
     };
-    let tokens = match tokio::task::block_in_place(|| TokenFile::load(&s.tokens)) {
-        Ok(t) => t,
-        Err(e) => {
-            error!(error = %e, "local API: the tokens file cannot be used; every token is refused");
-            return Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
-        }
-    };
-    match tokens.verify(presented) {
-        Some((name, role)) => {
-            s.backoff.succeeded(peer);
-            Ok((name.to_string(), role))
-        }
-        None => {
-            let wait = s.backoff.failed(peer);
-            metrics::counter!("hazgate_api_auth_failures_total").increment(1);
-            warn!(%peer, "local API: a token was refused");
-            tokio::time::sleep(wait).await;
-            Err(refuse(
+    auth::authenticate(&s.tokens, &s.backoff, peer, presented, "local_api")
+        .await
+        .map_err(|r| match r {
+            Refusal::Unusable(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            Refusal::NotRecognised => refuse(
                 StatusCode::UNAUTHORIZED,
                 "the token is not recognised".into(),
-            ))
-        }
-    }
+            ),
+        })
 }
 
 /// `POST /api/v1/commands/{name}`: the command's JSON as over MQTT; `by` is the token's

@@ -7,8 +7,6 @@ use std::{
     sync::{atomic::Ordering, Arc},
 };
 
-use tracing::{error, warn};
-
 use axum::{
     extract::{ConnectInfo, Request, State},
     http::{header, HeaderValue, StatusCode},
@@ -24,7 +22,7 @@ use super::{
     screen::{ScreenHub, SCRIPT, STYLE},
     service::Health,
 };
-use crate::auth::{self, TokenFile};
+use crate::auth;
 
 /// What every answer says to a browser: scripts and styles only from here (none
 /// inline), no data sent to others, not framed elsewhere, never sniffed, no referrer.
@@ -163,20 +161,12 @@ async fn guard(
         )
             .into_response();
     };
-    let valid = match tokio::task::block_in_place(|| TokenFile::load(&a.tokens)) {
-        Ok(file) => file.verify(&token).is_some(),
-        Err(e) => {
-            error!(error = %e, "ingest HTTP: the tokens file cannot be used; every token is refused");
-            false
-        }
-    };
-    if !valid {
-        let wait = a.backoff.failed(peer.ip());
-        warn!(%peer, "ingest HTTP: a token was refused");
-        tokio::time::sleep(wait).await;
+    if auth::authenticate(&a.tokens, &a.backoff, peer.ip(), &token, "screen")
+        .await
+        .is_err()
+    {
         return (StatusCode::UNAUTHORIZED, "the token is not recognised").into_response();
     }
-    a.backoff.succeeded(peer.ip());
     if req.uri().path() == "/screen" && req.uri().query().is_some_and(|q| q.contains("token=")) {
         let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/screen");
         return (
