@@ -23,9 +23,9 @@ use crate::{
     judge::{
         engine::{Event, ThresholdChange},
         service::JudgeHandle,
-        settings::AlarmKind,
         Command,
     },
+    model::alarm::AlarmKind,
     reading::Timestamp,
 };
 

@@ -12,10 +12,9 @@ use hazgate::{
     judge::{
         alarm::AlarmState,
         engine::{AlarmAction, AlarmEvent, AlarmView, Command, CommandError, Event, RiskScope},
-        settings::AlarmKind,
-        Colour, Engine,
+        Engine,
     },
-    model::Site,
+    model::{alarm::AlarmKind, risk::Colour, Site},
     reading::{Quality, RangeFlag, Raw, Reading, Timestamp, Value},
 };
 
@@ -701,7 +700,7 @@ fn an_esd_valve_leaving_its_normal_state_is_critical() {
 
 fn change(
     point: &str,
-    set: hazgate::judge::settings::AlarmSettingsFile,
+    set: hazgate::model::alarm::AlarmSettingsFile,
 ) -> hazgate::judge::engine::ThresholdChange {
     hazgate::judge::engine::ThresholdChange {
         point: point.into(),
@@ -711,7 +710,7 @@ fn change(
 
 #[test]
 fn thresholds_apply_atomically_and_keep_alarm_state() {
-    use hazgate::judge::settings::AlarmSettingsFile as S;
+    use hazgate::model::alarm::AlarmSettingsFile as S;
     let mut run = Run::new();
     run.good("GT-1", 0.0, 22.0); // H active at the default 20 %LEL
     let bad = Command::Thresholds {

@@ -65,7 +65,7 @@ fn analog_point(
         fault_codes: vec![0xFFFF],
         fault_point: None,
         normal: None,
-        alarms: hazgate::judge::settings::resolve(&Default::default(), PointKind::Analog, None),
+        alarms: hazgate::model::alarm::resolve(&Default::default(), PointKind::Analog, None),
     }
 }
 

@@ -9,11 +9,14 @@ use hazgate::{
     judge::{
         alarm::AlarmState,
         engine::{AlarmView, Command},
-        settings::{AlarmClass, AlarmKind},
         state::SavedJudge,
-        Colour, Engine, Event,
+        Engine, Event,
     },
-    model::{PointIndex, PointKind, Site},
+    model::{
+        alarm::{AlarmClass, AlarmKind},
+        risk::Colour,
+        PointIndex, PointKind, Site,
+    },
     reading::{Quality, RangeFlag, Raw, Reading, Timestamp, Value},
 };
 use proptest::prelude::*;
@@ -319,7 +322,7 @@ fn run_with_restarts(
             prop_assert!(reported <= ceiling, "source {s}: reported {reported:?} above {ceiling:?}, the most required within the {hold} ms hold, at {now} ms after {i:?}");
             prop_assert!(
                 !engine.source_level(s).reasons.is_empty()
-                    || reported == hazgate::judge::Colour::Blue,
+                    || reported == hazgate::model::risk::Colour::Blue,
                 "a colour needs its reasons"
             );
         }

@@ -23,9 +23,8 @@ use crate::{
     judge::{
         engine::{AlarmView, Event, RiskScope},
         service::{spawn_judge, Judge, StateView},
-        Colour,
     },
-    model::{load_site, Site, SiteSource, Transport, DEMO_SITE_TOML},
+    model::{load_site, risk::Colour, Site, SiteSource, Transport, DEMO_SITE_TOML},
     reading::{Quality, Timestamp},
     sim::{self, Endpoint, Listen, Simulator},
 };

@@ -7,34 +7,16 @@
 //! in — is the same for both, so the session talks to this adapter and never to either
 //! client directly.
 
-use std::time::Duration;
-
 use bytes::Bytes;
-use rumqttc::{v5, Outgoing, TlsConfiguration, Transport};
-use serde::{Deserialize, Serialize};
+use rumqttc::{v5, Outgoing, Transport};
 
-/// The MQTT protocol version spoken to the broker.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub enum Protocol {
-    /// MQTT 3.1.1: what every broker speaks; the default.
-    #[default]
-    #[serde(rename = "3.1.1", alias = "v3.1.1", alias = "4")]
-    V311,
-    /// MQTT 5: PUBACK reason codes, so a broker's refusal of a message is visible.
-    #[serde(rename = "5", alias = "v5", alias = "5.0")]
-    V5,
-}
+use crate::model::mqtt::{MqttEndpoint, Protocol, TlsFileError};
 
 /// Everything needed to open a connection, independent of the protocol version.
 pub struct LinkOptions {
-    pub client_id: String,
-    pub host: String,
-    pub port: u16,
-    pub keepalive: Duration,
+    pub endpoint: MqttEndpoint,
     /// QoS 1 publishes awaiting PUBACK at once.
     pub inflight: u16,
-    pub credentials: Option<(String, String)>,
-    pub tls: Option<TlsConfiguration>,
     /// The Last Will: topic and payload, published retained at QoS 1.
     pub will: (String, Vec<u8>),
 }
@@ -76,16 +58,12 @@ impl Link {
     ///
     /// Every connection starts a clean session: the spool, not the broker, holds what
     /// is unsent, and commands missed while offline are stale by the time we are back.
-    pub fn new(protocol: Protocol, o: LinkOptions) -> Self {
-        let transport = match o.tls {
-            Some(tls) => Transport::Tls(tls),
-            None => Transport::Tcp,
-        };
-        match protocol {
+    pub fn new(o: LinkOptions) -> Result<Self, TlsFileError> {
+        let e = o.endpoint;
+        Ok(match e.protocol {
             Protocol::V311 => {
-                let mut m = rumqttc::MqttOptions::new(o.client_id, o.host, o.port);
-                m.set_keep_alive(o.keepalive)
-                    .set_clean_session(true)
+                let mut m = e.v311_options()?;
+                m.set_clean_session(true)
                     .set_inflight(o.inflight)
                     .set_max_packet_size(MAX_PACKET as usize, MAX_PACKET as usize)
                     .set_last_will(rumqttc::LastWill::new(
@@ -93,11 +71,7 @@ impl Link {
                         o.will.1,
                         rumqttc::QoS::AtLeastOnce,
                         true,
-                    ))
-                    .set_transport(transport);
-                if let Some((u, p)) = o.credentials {
-                    m.set_credentials(u, p);
-                }
+                    ));
                 let (client, events) = rumqttc::AsyncClient::new(m, REQUEST_QUEUE);
                 Link::V311 {
                     client,
@@ -105,8 +79,8 @@ impl Link {
                 }
             }
             Protocol::V5 => {
-                let mut m = v5::MqttOptions::new(o.client_id, o.host, o.port);
-                m.set_keep_alive(o.keepalive)
+                let mut m = v5::MqttOptions::new(e.client_id, e.host, e.port);
+                m.set_keep_alive(e.keepalive)
                     .set_clean_start(true)
                     .set_outgoing_inflight_upper_limit(o.inflight)
                     .set_max_packet_size(Some(MAX_PACKET))
@@ -116,9 +90,11 @@ impl Link {
                         v5::mqttbytes::QoS::AtLeastOnce,
                         true,
                         None,
-                    ))
-                    .set_transport(transport);
-                if let Some((u, p)) = o.credentials {
+                    ));
+                if let Some(tls) = &e.tls {
+                    m.set_transport(Transport::Tls(tls.to_rumqttc()?));
+                }
+                if let Some((u, p)) = e.credentials {
                     m.set_credentials(u, p);
                 }
                 let (client, events) = v5::AsyncClient::new(m, REQUEST_QUEUE);
@@ -127,7 +103,7 @@ impl Link {
                     events: Box::new(events),
                 }
             }
-        }
+        })
     }
 
     /// Drives the connection one step. An error means the connection is down; the next

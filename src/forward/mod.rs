@@ -6,7 +6,6 @@
 //! commands. [`contract`] is the topic and payload contract of `docs/mqtt.md`.
 
 pub mod collect;
-pub mod config;
 pub mod contract;
 pub mod health;
 pub mod link;

@@ -20,7 +20,6 @@ use tracing::{debug, info, warn};
 
 use super::{
     collect::{frame, unframe, ReportByException},
-    config::UplinkConfig,
     contract::{CommandReply, Encoder, Status, Topics},
     health::UplinkHealth,
     link::{Link, LinkEvent, LinkOptions},
@@ -34,7 +33,7 @@ use crate::{
         engine::{Event, RiskScope},
         service::{Events, JudgeHandle},
     },
-    model::Site,
+    model::{uplink::UplinkConfig, Site},
     reading::{Reading, Timestamp},
 };
 
@@ -59,45 +58,8 @@ pub enum UplinkError {
         path: String,
         source: std::io::Error,
     },
-    #[error("uplink TLS file {path}")]
-    TlsFile {
-        path: String,
-        source: std::io::Error,
-    },
-}
-
-/// The connection settings: identity, keepalive, credentials, TLS, Last Will.
-fn link_options(
-    site: &Site,
-    cfg: &UplinkConfig,
-    will: Vec<u8>,
-    topics: &Topics,
-) -> Result<LinkOptions, UplinkError> {
-    let tls = cfg
-        .tls
-        .as_ref()
-        .map(|t| t.to_rumqttc())
-        .transpose()
-        .map_err(|(path, source)| UplinkError::TlsFile {
-            path: path.display().to_string(),
-            source,
-        })?;
-    Ok(LinkOptions {
-        client_id: cfg
-            .client_id
-            .clone()
-            .unwrap_or_else(|| format!("hazgate-{}", site.gateway.gateway_id)),
-        host: cfg.host.clone(),
-        port: cfg.port,
-        keepalive: Duration::from_secs(cfg.keepalive_s),
-        inflight: cfg.inflight,
-        credentials: cfg
-            .username
-            .clone()
-            .map(|u| (u, cfg.password.clone().unwrap_or_default())),
-        tls,
-        will: (topics.status(), will),
-    })
+    #[error("uplink: {0}")]
+    TlsFile(#[from] crate::model::mqtt::TlsFileError),
 }
 
 /// What the uplink needs before anything runs: its spool and audit log, opened (and
@@ -528,7 +490,11 @@ async fn session(
     // The Last Will is published by the broker, at a time we do not choose: it cannot
     // take a place in our counter without appearing out of order, so it carries seq 0.
     let will = encoder.status(0, Timestamp::now(), status(spool, "offline", started));
-    let mut link = Link::new(cfg.protocol, link_options(site, cfg, will, topics)?);
+    let mut link = Link::new(LinkOptions {
+        endpoint: cfg.endpoint(site.gateway.gateway_id.as_str()),
+        inflight: cfg.inflight,
+        will: (topics.status(), will),
+    })?;
     let mut connected = false;
     let mut backoff = Backoff::new(Duration::from_millis(500));
     let mut in_flight = InFlight::default();

@@ -7,9 +7,11 @@ use std::{net::SocketAddr, path::Path};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    forward::config::TlsConfig,
-    model::{load::load_toml, validate::FieldError, LoadError, SiteSource},
+use crate::model::{
+    load::load_toml,
+    mqtt::{MqttEndpoint, Protocol, TlsConfig},
+    validate::FieldError,
+    LoadError, SiteSource,
 };
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -142,21 +144,29 @@ fn default_listen() -> String {
 }
 
 impl MqttConfig {
-    /// Connection options common to ingest's sessions: broker, keepalive, credentials,
-    /// TLS. The caller sets what differs (session kind, acks, packet sizes).
+    /// This instance's broker connection as `client_id` (the screen's own session has
+    /// an id of its own); MQTT 3.1.1, which shared subscriptions work over.
+    pub fn endpoint(&self, client_id: String) -> MqttEndpoint {
+        MqttEndpoint {
+            host: self.host.clone(),
+            port: self.port,
+            protocol: Protocol::V311,
+            client_id,
+            credentials: self
+                .username
+                .clone()
+                .map(|u| (u, self.password.clone().unwrap_or_default())),
+            tls: self.tls.clone(),
+            keepalive: std::time::Duration::from_secs(self.keepalive_s),
+        }
+    }
+
+    /// rumqttc options as `client_id`; the caller sets what differs (session kind,
+    /// acks, packet sizes).
     pub fn options(&self, client_id: String) -> Result<rumqttc::MqttOptions, String> {
-        let mut o = rumqttc::MqttOptions::new(client_id, self.host.clone(), self.port);
-        o.set_keep_alive(std::time::Duration::from_secs(self.keepalive_s));
-        if let Some(u) = &self.username {
-            o.set_credentials(u.clone(), self.password.clone().unwrap_or_default());
-        }
-        if let Some(tls) = &self.tls {
-            let tls = tls
-                .to_rumqttc()
-                .map_err(|(p, e)| format!("mqtt.tls: {}: {e}", p.display()))?;
-            o.set_transport(rumqttc::Transport::Tls(tls));
-        }
-        Ok(o)
+        self.endpoint(client_id)
+            .v311_options()
+            .map_err(|e| format!("mqtt.tls: {e}"))
     }
 }
 
@@ -179,42 +189,44 @@ impl IngestConfig {
     }
 
     fn problems(&self) -> Vec<FieldError> {
-        let mut v: Vec<(&str, String)> = Vec::new();
         let m = &self.mqtt;
-        if m.host.trim().is_empty() {
-            v.push(("mqtt.host", "must name the broker".into()));
-        }
+        let password_without_user = m.username.is_none() && m.password.is_some();
+        let mut v: Vec<(String, String)> = (m.endpoint(m.client_id.clone()))
+            .problems(password_without_user)
+            .into_iter()
+            .map(|(field, message)| (format!("mqtt.{field}"), message))
+            .collect();
         if m.client_id.trim().is_empty() {
             v.push((
-                "mqtt.client_id",
+                "mqtt.client_id".into(),
                 "must be set, stable and unique per instance".into(),
             ));
         }
         for (field, value) in [("mqtt.group", &m.group), ("mqtt.prefix", &m.prefix)] {
             if value.is_empty() || value.contains(['+', '#', '/']) {
-                v.push((field, format!("`{value}` must be non-empty, without + # /")));
+                v.push((
+                    field.into(),
+                    format!("`{value}` must be non-empty, without + # /"),
+                ));
             }
         }
         if m.dead_letter_topic.is_empty() || m.dead_letter_topic.contains(['+', '#']) {
             v.push((
-                "mqtt.dead_letter_topic",
+                "mqtt.dead_letter_topic".into(),
                 "must be a topic without + or #".into(),
             ));
         }
-        if m.keepalive_s < 5 {
-            v.push(("mqtt.keepalive_s", "must be at least 5".into()));
-        }
         if m.max_message_bytes < 1024 {
-            v.push(("mqtt.max_message_bytes", "must be at least 1024".into()));
-        }
-        if m.username.is_none() && m.password.is_some() {
-            v.push(("mqtt.password", "needs a username".into()));
+            v.push((
+                "mqtt.max_message_bytes".into(),
+                "must be at least 1024".into(),
+            ));
         }
         let s = &self.store;
         match url_path(&s.url) {
-            Err(e) => v.push(("store.url", e)),
+            Err(e) => v.push(("store.url".into(), e)),
             Ok(path) if !path.is_empty() && path != "/" => v.push((
-                "store.url",
+                "store.url".into(),
                 format!(
                     "`{}`: no path allowed (the influxdb2 client would drop `{path}`)",
                     s.url
@@ -223,31 +235,28 @@ impl IngestConfig {
             Ok(_) => {}
         }
         if s.org.is_empty() {
-            v.push(("store.org", "must be set".into()));
+            v.push(("store.org".into(), "must be set".into()));
         }
         if s.bucket.is_empty() {
-            v.push(("store.bucket", "must be set".into()));
+            v.push(("store.bucket".into(), "must be set".into()));
         }
         if s.batch_max_points == 0 {
-            v.push(("store.batch_max_points", "must be at least 1".into()));
+            v.push(("store.batch_max_points".into(), "must be at least 1".into()));
         }
         if s.batch_max_ms == 0 {
-            v.push(("store.batch_max_ms", "must be at least 1".into()));
+            v.push(("store.batch_max_ms".into(), "must be at least 1".into()));
         }
         if s.timeout_s == 0 {
-            v.push(("store.timeout_s", "must be at least 1".into()));
+            v.push(("store.timeout_s".into(), "must be at least 1".into()));
         }
         if self.http.listen != "off" && self.http_addr().is_none() {
             v.push((
-                "http.listen",
+                "http.listen".into(),
                 format!("`{}`: expected IP:PORT or off", self.http.listen),
             ));
         }
         v.into_iter()
-            .map(|(path, message)| FieldError {
-                path: path.into(),
-                message,
-            })
+            .map(|(path, message)| FieldError { path, message })
             .collect()
     }
 }

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::settings::{AlarmClass, AlarmKind};
+use crate::model::alarm::{AlarmClass, AlarmKind};
 use crate::reading::RangeFlag;
 
 /// ISA-18.2 alarm states.

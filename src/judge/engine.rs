@@ -8,11 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     alarm::{analog_condition, limit_condition, Alarm, AlarmState, Transition},
-    risk::{required_colour, Colour, CountedAlarm, Reason, RiskLevel, SourceRisk},
-    settings::{self, AlarmClass, AlarmKind, AlarmSettings, AlarmSettingsFile},
+    risk::{required_colour, CountedAlarm, Reason, RiskLevel, SourceRisk},
 };
 use crate::{
-    model::{HazardSourceId, PointId, PointIndex, PointKind, Site},
+    model::{
+        alarm::{self, AlarmClass, AlarmKind, AlarmSettings, AlarmSettingsFile},
+        risk::Colour,
+        HazardSourceId, PointId, PointIndex, PointKind, Site,
+    },
     reading::{RangeFlag, Reading, Timestamp, Value},
 };
 
@@ -757,8 +760,8 @@ impl Engine {
             let pi = self.point_index(&c.point)?;
             let p = &mut site.points[pi.get()];
             let merged = p.alarms.to_file().merged_with(&c.set);
-            let new = settings::resolve(&merged, p.kind, p.normal);
-            for v in settings::guardrails(&new, p.kind, p.gas) {
+            let new = alarm::resolve(&merged, p.kind, p.normal);
+            for v in alarm::guardrails(&new, p.kind, p.gas) {
                 problems.push(format!("{}.{}: {}", p.id, v.field, v.message));
             }
             changed.push((pi, p.alarms.clone(), new.clone()));

@@ -30,12 +30,14 @@ use super::{
         AlarmCounts, AlarmView, Command, CommandError, Engine, Event, RiskScope, ThresholdChange,
     },
     risk::RiskLevel,
-    settings::{AlarmSettings, AlarmSettingsFile},
     state::{LoadedState, StateFile},
 };
 use crate::{
     acquire::LatestStore,
-    model::{HazardSourceKind, Site},
+    model::{
+        alarm::{AlarmSettings, AlarmSettingsFile},
+        HazardSourceKind, Site,
+    },
     reading::Timestamp,
 };
 

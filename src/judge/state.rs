@@ -28,9 +28,11 @@ use super::{
     alarm::AlarmState,
     engine::{Engine, SpecialOperation},
     risk::RiskLevel,
-    settings::AlarmKind,
 };
-use crate::reading::{RangeFlag, Timestamp};
+use crate::{
+    model::alarm::AlarmKind,
+    reading::{RangeFlag, Timestamp},
+};
 
 /// The saved form. `version` changes when the form does; an unknown version is refused.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::judge::{settings::AlarmSettingsFile, RiskConfig};
+use super::{alarm::AlarmSettingsFile, risk::RiskConfig};
 
 /// The whole gateway configuration file.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -31,7 +31,7 @@ pub struct SiteFile {
     pub risk: RiskConfig,
     /// MQTT uplink to the park's centre; none = no forwarding.
     #[serde(default)]
-    pub uplink: Option<crate::forward::config::UplinkConfig>,
+    pub uplink: Option<super::uplink::UplinkConfig>,
     /// The local HTTP API: where it listens, its tokens, TLS.
     #[serde(default)]
     pub api: ApiConfig,

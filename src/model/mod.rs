@@ -3,10 +3,14 @@
 //! [`file`] is the TOML as written; [`validate::compile`] checks it and builds the
 //! [`site::Site`] that every other stage reads.
 
+pub mod alarm;
 pub mod file;
 pub mod gas;
 pub mod load;
+pub mod mqtt;
+pub mod risk;
 pub mod site;
+pub mod uplink;
 pub mod validate;
 
 pub use load::{load_site, LoadError, SiteSource};

@@ -77,8 +77,8 @@ pub struct Site {
     pub channels: Vec<Channel>,
     pub points: Vec<Point>,
     pub stale_after_periods: u32,
-    pub risk: crate::judge::RiskConfig,
-    pub uplink: Option<crate::forward::config::UplinkConfig>,
+    pub risk: super::risk::RiskConfig,
+    pub uplink: Option<super::uplink::UplinkConfig>,
     pub api: super::file::ApiConfig,
 }
 
@@ -290,7 +290,7 @@ pub struct Point {
     pub fault_point: Option<PointIndex>,
     pub normal: Option<bool>,
     /// Effective alarm settings (defaults merged, guardrails checked).
-    pub alarms: crate::judge::settings::AlarmSettings,
+    pub alarms: crate::model::alarm::AlarmSettings,
 }
 
 impl Point {

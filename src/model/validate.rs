@@ -6,12 +6,12 @@
 
 use std::{collections::HashMap, fmt, time::Duration};
 
+use super::alarm::{self, AlarmSettingsFile};
 use super::{
     file::{ApiConfig, ChannelFile, ChannelKind, DeviceFile, PointFile, SiteFile},
     gas,
     site::*,
 };
-use crate::judge::settings::{self, AlarmSettingsFile};
 
 /// One problem in a configuration, located by its field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -668,7 +668,7 @@ fn compile_point(
         Scaling::Range { eng, .. } => Some(eng),
         Scaling::Linear { .. } => None,
     });
-    let mut merged = settings::kind_defaults(p.kind, gas, span);
+    let mut merged = alarm::kind_defaults(p.kind, gas, span);
     for layer in defaults {
         if let Some(d) = layer.get(&p.kind) {
             merged = merged.merged_with(d);
@@ -677,8 +677,8 @@ fn compile_point(
     if let Some(own) = &p.alarms {
         merged = merged.merged_with(own);
     }
-    let alarms = settings::resolve(&merged, p.kind, p.normal);
-    for v in settings::guardrails(&alarms, p.kind, gas) {
+    let alarms = alarm::resolve(&merged, p.kind, p.normal);
+    for v in alarm::guardrails(&alarms, p.kind, gas) {
         errors.push(
             format!("{path}.alarms.{}", v.field),
             format!("point {}: {}", p.id, v.message),
@@ -736,7 +736,7 @@ fn placeholder_point(p: &PointFile, index: PointIndex, source: SourceIndex) -> P
         fault_codes: Vec::new(),
         fault_point: None,
         normal: None,
-        alarms: settings::resolve(&AlarmSettingsFile::default(), p.kind, None),
+        alarms: alarm::resolve(&AlarmSettingsFile::default(), p.kind, None),
     }
 }
 

@@ -1,10 +1,10 @@
 //! `[uplink]` in the site file: where and how the gateway publishes.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use super::link::Protocol;
+use super::mqtt::{MqttEndpoint, Protocol, TlsConfig};
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -53,35 +53,6 @@ pub struct UplinkConfig {
     pub inflight: u16,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// PEM CA certificate the broker's certificate must chain to.
-    pub ca_file: PathBuf,
-    /// PEM client certificate and key, for brokers that require them.
-    #[serde(default)]
-    pub cert_file: Option<PathBuf>,
-    #[serde(default)]
-    pub key_file: Option<PathBuf>,
-}
-
-impl TlsConfig {
-    /// rumqttc's TLS settings (rustls), with the PEM files read; an unreadable file is
-    /// an error naming it.
-    pub fn to_rumqttc(&self) -> Result<rumqttc::TlsConfiguration, (PathBuf, std::io::Error)> {
-        let read = |p: &PathBuf| std::fs::read(p).map_err(|e| (p.clone(), e));
-        let client_auth = match (&self.cert_file, &self.key_file) {
-            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
-            _ => None,
-        };
-        Ok(rumqttc::TlsConfiguration::Simple {
-            ca: read(&self.ca_file)?,
-            alpn: None,
-            client_auth,
-        })
-    }
-}
-
 fn default_port() -> u16 {
     1883
 }
@@ -111,23 +82,35 @@ fn default_inflight() -> u16 {
 }
 
 impl UplinkConfig {
+    /// The broker connection; the client id defaults to `hazgate-{gateway_id}`, stable
+    /// so the broker knows the gateway again.
+    pub fn endpoint(&self, gateway_id: &str) -> MqttEndpoint {
+        MqttEndpoint {
+            host: self.host.clone(),
+            port: self.port,
+            protocol: self.protocol,
+            client_id: self
+                .client_id
+                .clone()
+                .unwrap_or_else(|| format!("hazgate-{gateway_id}")),
+            credentials: self
+                .username
+                .clone()
+                .map(|u| (u, self.password.clone().unwrap_or_default())),
+            tls: self.tls.clone(),
+            keepalive: Duration::from_secs(self.keepalive_s),
+        }
+    }
+
     /// Problems as (field, message).
     pub fn validate(&self) -> Vec<(&'static str, String)> {
-        let mut v = Vec::new();
-        if self.host.trim().is_empty() {
-            v.push(("host", "must name the broker".to_string()));
-        }
-        if self.port == 0 {
-            v.push(("port", "must not be 0".to_string()));
-        }
+        let password_without_user = self.username.is_none() && self.password.is_some();
+        let mut v = self.endpoint("").problems(password_without_user);
         if self.prefix.is_empty() || self.prefix.contains(['+', '#']) {
             v.push((
                 "prefix",
                 format!("`{}` must be non-empty, without + or #", self.prefix),
             ));
-        }
-        if self.keepalive_s < 5 {
-            v.push(("keepalive_s", "must be at least 5".to_string()));
         }
         if self.spool_max_bytes < 64 << 10 {
             v.push(("spool_max_bytes", "must be at least 64 KiB".to_string()));
@@ -143,14 +126,6 @@ impl UplinkConfig {
         }
         if self.inflight == 0 {
             v.push(("inflight", "must be at least 1".to_string()));
-        }
-        if let Some(t) = &self.tls {
-            if t.cert_file.is_some() != t.key_file.is_some() {
-                v.push(("tls", "cert_file and key_file go together".to_string()));
-            }
-        }
-        if self.username.is_none() && self.password.is_some() {
-            v.push(("password", "needs a username".to_string()));
         }
         v
     }
