@@ -4,7 +4,9 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{app, sim::ScenarioKind};
+use crate::app;
+#[cfg(feature = "edge")]
+use crate::sim::ScenarioKind;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,6 +39,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    #[cfg(feature = "edge")]
     /// Run the gateway daemon: poll every device of the site continuously.
     Run {
         #[arg(long, short)]
@@ -58,8 +61,10 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    #[cfg(feature = "edge")]
     /// Serve a site file's devices as Modbus slaves, with a scripted scenario.
     Simulate(SimulateArgs),
+    #[cfg(feature = "edge")]
     /// Commissioning read: poll every device once and print each point.
     Poll {
         #[arg(long, short)]
@@ -71,8 +76,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[cfg(feature = "edge")]
     /// Run the built-in demo site: simulator and gateway in one process, live view.
     Demo(DemoArgs),
+    #[cfg(feature = "centre")]
     /// Central ingest: subscribe to the gateways (shared subscription) and write to the
     /// time-series store (InfluxDB v2 write API); acknowledges only what is stored.
     Ingest {
@@ -120,6 +127,7 @@ pub enum TokenRole {
     Engineer,
 }
 
+#[cfg(feature = "edge")]
 #[derive(Debug, Args)]
 pub struct ScenarioArgs {
     /// Scripted behaviour of the simulated site.
@@ -140,6 +148,7 @@ pub struct ScenarioArgs {
     pub recover_after: Option<f64>,
 }
 
+#[cfg(feature = "edge")]
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     #[arg(long, short)]
@@ -156,6 +165,7 @@ pub struct SimulateArgs {
     pub duration: Option<f64>,
 }
 
+#[cfg(feature = "edge")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// A site file instead of the built-in demo site.
@@ -192,6 +202,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            #[cfg(feature = "edge")]
             Command::Run {
                 config,
                 stats_interval,
@@ -199,14 +210,18 @@ pub fn main() -> ExitCode {
                 no_watch,
             } => app::run::run(&config, stats_interval, api.as_deref(), !no_watch).await,
             Command::Check { files } => app::check::check(&files),
+            #[cfg(feature = "centre")]
             Command::Ingest { config } => app::ingest::ingest(&config).await,
             Command::Token(args) => app::token::token(args),
+            #[cfg(feature = "edge")]
             Command::Simulate(args) => app::simulate::simulate(args).await,
+            #[cfg(feature = "edge")]
             Command::Poll {
                 config,
                 device,
                 json,
             } => app::poll::poll(&config, device.as_deref(), json).await,
+            #[cfg(feature = "edge")]
             Command::Demo(args) => app::demo::demo(args).await,
         }
     });

@@ -6,16 +6,22 @@
 //! MQTT and the local API alike. The [`model`] is the only global shape; [`sim`] serves a site's
 //! devices for demos, training and load tests.
 
+#[cfg(feature = "edge")]
 pub mod acquire;
+#[cfg(feature = "edge")]
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod backoff;
 pub mod cli;
+#[cfg(feature = "edge")]
 pub mod commands;
+#[cfg(feature = "edge")]
 pub mod forward;
+#[cfg(feature = "centre")]
 pub mod ingest;
 pub mod judge;
 pub mod model;
 pub mod reading;
+#[cfg(feature = "edge")]
 pub mod sim;

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 bash tests/setup-peers.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
+# Each half (edge, centre) builds alone; the edge carries no centre dependency.
+bash tests/seam.sh
 # Benchmarks and the fuzz target must keep compiling (running them is not a test).
 cargo bench --no-run --quiet
 cargo check --quiet --manifest-path fuzz/Cargo.toml

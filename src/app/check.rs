@@ -4,7 +4,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use crate::{
-    ingest::config::IngestConfig,
+    model::central::IngestConfig,
     model::{load_site, SiteSource},
 };
 

@@ -6,8 +6,9 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::model::central::IngestConfig;
+
 use crate::ingest::{
-    config::IngestConfig,
     http,
     screen::{self, ScreenHub},
     service::{run_ingest, Health},

@@ -1,10 +1,15 @@
 //! The subcommands, each a thin composition of library stages.
 
 pub mod check;
+#[cfg(feature = "edge")]
 pub mod demo;
+#[cfg(feature = "centre")]
 pub mod ingest;
+#[cfg(feature = "edge")]
 pub mod poll;
+#[cfg(feature = "edge")]
 pub mod run;
+#[cfg(feature = "edge")]
 pub mod simulate;
 pub mod token;
 
@@ -14,10 +19,14 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+#[cfg(feature = "edge")]
 use crate::{
-    cli::{LogArgs, LogFormat, ScenarioArgs},
-    model::{load_site, Site, SiteSource},
+    cli::ScenarioArgs,
     sim::{Scenario, Timing},
+};
+use crate::{
+    cli::{LogArgs, LogFormat},
+    model::{load_site, Site, SiteSource},
 };
 
 /// Structured logs on stderr; RUST_LOG wins over `--log-level`.
@@ -56,6 +65,7 @@ pub fn load(path: &Path) -> anyhow::Result<Arc<Site>> {
 }
 
 /// Binds the scenario options to a site.
+#[cfg(feature = "edge")]
 pub fn scenario(site: &Site, args: &ScenarioArgs) -> anyhow::Result<Scenario> {
     let secs = |s: f64, what: &str| -> anyhow::Result<Duration> {
         Duration::try_from_secs_f64(s)

@@ -7,7 +7,6 @@
 //! only what is stored; [`http`] serves health, metrics and the command-centre
 //! [`screen`]. Schema of what is stored: `docs/storage.md`.
 
-pub mod config;
 pub mod decoders;
 pub mod http;
 pub mod message;

@@ -26,8 +26,8 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::config::MqttConfig;
 use super::subscriber::{self, Seen};
+use crate::model::central::MqttConfig;
 
 /// The page: HTML, CSS and script in one file.
 pub const PAGE: &str = include_str!("screen.html");

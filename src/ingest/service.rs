@@ -33,10 +33,12 @@ use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::backoff::Backoff;
+use crate::{
+    backoff::Backoff,
+    model::central::{IngestConfig, MqttConfig, StoreConfig},
+};
 
 use super::{
-    config::{IngestConfig, MqttConfig, StoreConfig},
     decoders::Decoders,
     message::{decode, Decoded, Gaps, Rejected, Stream, StreamPosition},
     subscriber::{self, Seen},

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use influxdb2::api::write::TimestampPrecision;
 
-use super::config::StoreConfig;
+use crate::model::central::StoreConfig;
 
 /// A store that accepts a batch of line protocol (ms timestamps), all or nothing.
 ///

@@ -9,6 +9,7 @@
 pub mod alarm;
 pub mod engine;
 pub mod risk;
+#[cfg(feature = "edge")]
 pub mod service;
 pub mod state;
 

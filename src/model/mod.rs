@@ -4,6 +4,7 @@
 //! [`site::Site`] that every other stage reads.
 
 pub mod alarm;
+pub mod central;
 pub mod file;
 pub mod gas;
 pub mod load;

@@ -1,4 +1,4 @@
-//! `central.toml`: where ingest subscribes, where it writes, where it serves.
+//! `central.toml`: where the centre's ingest subscribes, where it writes, where it serves.
 //!
 //! Every instance of a scaled-out ingest reads the same file except `mqtt.client_id`
 //! (stable per instance: its persistent session holds what it has not acknowledged).
