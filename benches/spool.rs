@@ -6,7 +6,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use hazgate::{
     forward::{
         collect::frame,
-        contract::Encoder,
+        encode::Encoder,
         spool::{Class, Spool},
     },
     model::{load_site, SiteSource, DEMO_SITE_TOML},

@@ -16,6 +16,7 @@ pub mod backoff;
 pub mod cli;
 #[cfg(feature = "edge")]
 pub mod commands;
+pub mod contract;
 #[cfg(feature = "edge")]
 pub mod forward;
 #[cfg(feature = "centre")]

@@ -23,8 +23,20 @@ impl Serialize for Timestamp {
 impl<'de> serde::Deserialize<'de> for Timestamp {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::parse_rfc3339(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not an RFC 3339 UTC time")))
+        // The readings of one scan share their time: a batch of 500 repeats one text.
+        thread_local! {
+            static LAST: std::cell::RefCell<(String, i64)> = std::cell::RefCell::default();
+        }
+        LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            if s.is_empty() || last.0 != *s {
+                let t = Self::parse_rfc3339(&s).ok_or_else(|| {
+                    serde::de::Error::custom(format!("`{s}` is not an RFC 3339 UTC time"))
+                })?;
+                *last = (s.into_owned(), t.0);
+            }
+            Ok(Timestamp(last.1))
+        })
     }
 }
 

@@ -6,7 +6,8 @@ mod common;
 use std::sync::Arc;
 
 use hazgate::{
-    forward::contract::{CommandReply, Encoder, Status},
+    contract::wire::{Envelope, Message},
+    forward::encode::{CommandReply, Encoder, GatewayState, Status},
     judge::{engine::Command, Engine, Event},
     model::{load_site, Site, SiteSource, DEMO_SITE_TOML},
     reading::{Quality, RangeFlag, Raw, Reading, Timestamp, Value},
@@ -41,6 +42,15 @@ fn assert_valid(bytes: &[u8]) -> Json {
         .map(|e| format!("{} at {}", e, e.instance_path))
         .collect();
     assert!(errors.is_empty(), "{msg}\n{}", errors.join("\n"));
+    // The centre decodes it into the same types the gateway encoded it from, and they
+    // write it back byte for byte: nothing the gateway sends is lost or renamed.
+    let typed: Envelope<Message> = serde_json::from_slice(bytes)
+        .unwrap_or_else(|e| panic!("the contract's types refuse {msg}: {e}"));
+    assert_eq!(
+        serde_json::to_vec(&typed).unwrap(),
+        bytes,
+        "decoded and encoded again, {msg} changed"
+    );
     msg
 }
 
@@ -188,8 +198,8 @@ fn every_published_message_type_validates() {
     assert!(msg["readings"][0].get("under_range").is_none());
     assert_eq!(msg["ts"], "2026-11-23T07:42:59.200Z");
     let status = Status {
-        state: "online",
-        version: env!("CARGO_PKG_VERSION"),
+        state: GatewayState::Online,
+        version: env!("CARGO_PKG_VERSION").into(),
         uptime_s: 12,
         spool_events: 0,
         spool_telemetry: 3,

@@ -6,7 +6,7 @@
 //! commands. [`contract`] is the topic and payload contract of `docs/mqtt.md`.
 
 pub mod collect;
-pub mod contract;
+pub mod encode;
 pub mod health;
 pub mod link;
 pub mod session;

@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 
 use super::{
     collect::{frame, unframe, ReportByException},
-    contract::{CommandReply, Encoder, Status, Topics},
+    encode::{self, CommandReply, Encoder, GatewayState, Status},
     health::UplinkHealth,
     link::{Link, LinkEvent, LinkOptions},
     spool::{Class, Spool, SpoolError},
@@ -29,6 +29,7 @@ use crate::{
     acquire::LatestStore,
     backoff::Backoff,
     commands::{self, AuditLog, Channel},
+    contract::Topics,
     judge::{
         engine::{Event, RiskScope},
         service::{Events, JudgeHandle},
@@ -125,7 +126,7 @@ pub async fn run_uplink(
         audit,
         health,
     } = files;
-    let topics = Topics::new(&cfg.prefix, &site);
+    let topics = encode::topics(&cfg.prefix, &site);
     let started = Instant::now();
     let wake = Arc::new(tokio::sync::Notify::new());
     let collector = tokio::spawn(collect(
@@ -149,11 +150,11 @@ pub async fn run_uplink(
     .await
 }
 
-fn status(spool: &Spool, state: &'static str, started: Instant) -> Status {
+fn status(spool: &Spool, state: GatewayState, started: Instant) -> Status<'static> {
     let d = spool.depth().unwrap_or_default();
     Status {
         state,
-        version: env!("CARGO_PKG_VERSION"),
+        version: env!("CARGO_PKG_VERSION").into(),
         uptime_s: started.elapsed().as_secs(),
         spool_events: d.events,
         spool_telemetry: d.telemetry,
@@ -183,7 +184,7 @@ async fn collect(
     cancel: CancellationToken,
     started: Instant,
 ) {
-    let topics = Topics::new(&cfg.prefix, &site);
+    let topics = encode::topics(&cfg.prefix, &site);
     let encoder = Encoder::new(&site);
     let mut rbe = ReportByException::new(&site, cfg.publish_deadband_pct);
     let mut readings_rx = store.subscribe();
@@ -308,7 +309,7 @@ fn commit(
             Item::Status => frame(
                 &topics.status(),
                 true,
-                &encoder.status(seq, now, status(spool, "online", started)),
+                &encoder.status(seq, now, status(spool, GatewayState::Online, started)),
             ),
         })
     });
@@ -346,10 +347,10 @@ impl Commands {
             commands::execute(&self.judge, &self.audit, Channel::Mqtt, name, payload, None).await;
         let error = outcome.result.err();
         let reply = CommandReply {
-            request_id: outcome.request_id,
-            command: name.to_string(),
+            request_id: outcome.request_id.map(Into::into),
+            command: name.to_string().into(),
             ok: error.is_none(),
-            error,
+            error: error.map(Into::into),
         };
         let encoder = Encoder::new(site);
         let topic = topics.reply(name);
@@ -489,7 +490,11 @@ async fn session(
     let encoder = Encoder::new(site);
     // The Last Will is published by the broker, at a time we do not choose: it cannot
     // take a place in our counter without appearing out of order, so it carries seq 0.
-    let will = encoder.status(0, Timestamp::now(), status(spool, "offline", started));
+    let will = encoder.status(
+        0,
+        Timestamp::now(),
+        status(spool, GatewayState::Offline, started),
+    );
     let mut link = Link::new(LinkOptions {
         endpoint: cfg.endpoint(site.gateway.gateway_id.as_str()),
         inflight: cfg.inflight,
@@ -603,7 +608,7 @@ async fn goodbye(
     let bye = encoder.status(
         block_in_place(|| spool.reserve_seq())?,
         Timestamp::now(),
-        status(spool, "offline", started),
+        status(spool, GatewayState::Offline, started),
     );
     let mut acked_bye = !link.try_publish(&topics.status(), true, bye);
     let _ = tokio::time::timeout(Duration::from_secs(1), async {

@@ -8,8 +8,12 @@
 //! [`screen`]. Schema of what is stored: `docs/storage.md`.
 
 pub mod decoders;
+pub mod gaps;
 pub mod http;
+pub mod line;
 pub mod message;
+pub mod points;
+pub mod schema;
 pub mod screen;
 pub mod service;
 pub mod subscriber;

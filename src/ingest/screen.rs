@@ -20,14 +20,21 @@ use axum::response::{
     Html,
 };
 use rumqttc::{AsyncClient, QoS};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::subscriber::{self, Seen};
-use crate::model::central::MqttConfig;
+use crate::{
+    contract::{
+        every_gateway,
+        wire::{Alarm, GatewayState, Risk, Scope},
+        Stream, Topic,
+    },
+    model::central::MqttConfig,
+};
 
 /// The page: HTML, CSS and script in one file.
 pub const PAGE: &str = include_str!("screen.html");
@@ -71,6 +78,22 @@ pub struct AlarmLine {
     pub limit: Option<f64>,
 }
 
+impl AlarmLine {
+    fn new(enterprise: String, a: &Alarm<'_>) -> Self {
+        Self {
+            ts: a.ts.to_rfc3339(),
+            enterprise,
+            hazard_source: a.hazard_source.to_string(),
+            point: a.point.to_string(),
+            alarm: a.alarm.as_str().to_string(),
+            class: a.class.as_str().to_string(),
+            action: a.action.as_str().to_string(),
+            value: a.value,
+            limit: a.limit,
+        }
+    }
+}
+
 /// Everything the page shows.
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct Picture {
@@ -91,72 +114,64 @@ pub struct Screen {
 impl Screen {
     /// Takes one message; true when the picture changed.
     pub fn apply(&mut self, prefix: &str, topic: &str, payload: &[u8]) -> bool {
-        let levels: Vec<&str> = topic.split('/').collect();
-        if levels.len() < 6 || levels[0] != prefix || levels[1] != "v1" {
+        let Some(topic) = Topic::parse(prefix, topic) else {
             return false;
-        }
+        };
+        let g = topic.gateway;
         let key = (
-            levels[2].to_string(),
-            levels[3].to_string(),
-            levels[4].to_string(),
+            g.park.to_string(),
+            g.enterprise.to_string(),
+            g.gateway.to_string(),
         );
         let Ok(v) = serde_json::from_slice::<Value>(payload) else {
             return false;
         };
-        let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        match (levels[5], levels.get(6), v["type"].as_str()) {
-            ("risk", Some(_), Some("risk")) => {
-                let r = &v["risk"];
-                let colour = s(&r["to"]);
-                if !["blue", "yellow", "orange", "red"].contains(&colour.as_str()) {
-                    return false;
+        match (topic.stream, v["type"].as_str()) {
+            (Stream::RiskOf, Some("risk")) => match Risk::deserialize(&v["risk"]) {
+                Ok(r) => self.apply_risk(key, &r),
+                Err(_) => false,
+            },
+            (Stream::Alarm, Some("alarm")) => match Alarm::deserialize(&v["alarm"]) {
+                Ok(a) => {
+                    self.alarms.push_front(AlarmLine::new(key.1, &a));
+                    self.alarms.truncate(FEED_LEN);
+                    true
                 }
-                if r["scope"] == "enterprise" {
-                    self.enterprise_colour.insert(key, colour);
-                    return true;
+                Err(_) => false,
+            },
+            (Stream::Status, Some("status")) => match GatewayState::deserialize(&v["state"]) {
+                Ok(state) => {
+                    let online = state == GatewayState::Online;
+                    self.online.insert(key, online) != Some(online)
                 }
-                let tile = SourceTile {
-                    id: s(&r["id"]),
-                    colour,
-                    reasons: r["reasons"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|x| format!("{} ({})", s(&x["rule"]), s(&x["colour"])))
-                        .collect(),
-                    since: s(&r["ts"]),
-                };
-                if tile.id.is_empty() {
-                    return false;
-                }
-                self.sources
-                    .entry(key)
-                    .or_default()
-                    .insert(tile.id.clone(), tile);
-                true
-            }
-            ("alarm", None, Some("alarm")) => {
-                let a = &v["alarm"];
-                self.alarms.push_front(AlarmLine {
-                    ts: s(&a["ts"]),
-                    enterprise: key.1,
-                    hazard_source: s(&a["hazard_source"]),
-                    point: s(&a["point"]),
-                    alarm: s(&a["alarm"]),
-                    class: s(&a["class"]),
-                    action: s(&a["action"]),
-                    value: a["value"].as_f64(),
-                    limit: a["limit"].as_f64(),
-                });
-                self.alarms.truncate(FEED_LEN);
-                true
-            }
-            ("status", None, Some("status")) => {
-                let online = v["state"] == "online";
-                self.online.insert(key, online) != Some(online)
-            }
+                Err(_) => false,
+            },
             _ => false,
         }
+    }
+
+    fn apply_risk(&mut self, key: (String, String, String), r: &Risk<'_>) -> bool {
+        let colour = r.to.as_str().to_string();
+        let id = match (r.scope, &r.id) {
+            (Scope::Enterprise, _) => {
+                self.enterprise_colour.insert(key, colour);
+                return true;
+            }
+            (Scope::HazardSource, Some(id)) if !id.is_empty() => id.to_string(),
+            (Scope::HazardSource, _) => return false,
+        };
+        let tile = SourceTile {
+            id: id.clone(),
+            colour,
+            reasons: r
+                .reasons
+                .iter()
+                .map(|x| format!("{} ({})", x.rule, x.colour.as_str()))
+                .collect(),
+            since: r.ts.to_rfc3339(),
+        };
+        self.sources.entry(key).or_default().insert(id, tile);
+        true
     }
 
     pub fn picture(&self) -> Picture {
@@ -255,7 +270,8 @@ pub async fn watch(cfg: MqttConfig, hub: ScreenHub, cancel: CancellationToken) {
     o.set_clean_session(true)
         .set_max_packet_size(cfg.max_message_bytes.max(1 << 20), 1 << 16);
     let (client, mut eventloop) = AsyncClient::new(o, 16);
-    let filters = ["risk/+", "alarm", "status"].map(|s| format!("{}/v1/+/+/+/{s}", cfg.prefix));
+    let filters =
+        [Stream::RiskOf, Stream::Alarm, Stream::Status].map(|s| every_gateway(&cfg.prefix, s));
     let on = |seen| match seen {
         Seen::Connected { .. } => info!("screen watching the broker"),
         Seen::Message(p) => {

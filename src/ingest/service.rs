@@ -35,12 +35,14 @@ use tracing::{debug, info, warn};
 
 use crate::{
     backoff::Backoff,
+    contract::{every_gateway, Stream},
     model::central::{IngestConfig, MqttConfig, StoreConfig},
 };
 
 use super::{
     decoders::Decoders,
-    message::{decode, Decoded, Gaps, Rejected, Stream, StreamPosition},
+    gaps::{Gaps, StreamPosition},
+    message::{decode, Decoded, Rejected},
     subscriber::{self, Seen},
     writer::PointWriter,
 };
@@ -87,15 +89,11 @@ pub async fn run_ingest<W: PointWriter>(
         health.clone(),
         cancel.clone(),
     ));
-    let filters: Vec<String> = Stream::ALL
+    let filters: Vec<String> = Stream::PUBLISHED
         .iter()
         .map(|s| {
-            format!(
-                "$share/{}/{}/v1/+/+/+/{}",
-                cfg.mqtt.group,
-                cfg.mqtt.prefix,
-                s.topic_level()
-            )
+            let every = every_gateway(&cfg.mqtt.prefix, *s);
+            format!("$share/{}/{every}", cfg.mqtt.group)
         })
         .collect();
     // Decoding jobs in arrival order: results are taken in that order, so batches and
@@ -210,10 +208,7 @@ fn record_gap(gaps: &mut Gaps, pos: &StreamPosition, lines: &mut Vec<u8>) {
     metrics::counter!("hazgate_ingest_seq_gaps_total", "gateway" => pos.gateway.clone(), "stream" => pos.stream())
         .increment(missing);
     warn!(gateway = %pos.gateway, stream = pos.stream(), missing, before = pos.n, "messages lost in a gateway's stream");
-    match pos.gap_line(missing, now_ms()) {
-        Ok(line) => lines.extend_from_slice(&line),
-        Err(e) => warn!(detail = %e.detail, "cannot form the seq_gap point"),
-    }
+    lines.extend_from_slice(&pos.gap_line(missing, now_ms()));
 }
 
 fn mqtt_options(cfg: &MqttConfig) -> Result<MqttOptions, String> {

@@ -11,28 +11,8 @@ use serde::Serialize;
 use crate::model::alarm::{AlarmClass, AlarmKind};
 use crate::reading::RangeFlag;
 
-/// ISA-18.2 alarm states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlarmState {
-    Normal,
-    ActiveUnacknowledged,
-    ActiveAcknowledged,
-    ReturnedUnacknowledged,
-}
-
-impl AlarmState {
-    pub fn is_active(self) -> bool {
-        matches!(self, Self::ActiveUnacknowledged | Self::ActiveAcknowledged)
-    }
-
-    pub fn is_unacknowledged(self) -> bool {
-        matches!(
-            self,
-            Self::ActiveUnacknowledged | Self::ReturnedUnacknowledged
-        )
-    }
-}
+/// ISA-18.2 alarm states: the contract's vocabulary, defined there.
+pub use crate::contract::wire::AlarmState;
 
 /// What happened to an alarm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

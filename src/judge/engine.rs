@@ -19,18 +19,8 @@ use crate::{
     reading::{RangeFlag, Reading, Timestamp, Value},
 };
 
-/// What an alarm event reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlarmAction {
-    Raised,
-    Cleared,
-    Acknowledged,
-    Shelved,
-    Unshelved,
-    OutOfService,
-    InService,
-}
+/// What an alarm event reports: the contract's vocabulary, defined there.
+pub use crate::contract::wire::AlarmAction;
 
 impl From<Transition> for AlarmAction {
     fn from(t: Transition) -> Self {

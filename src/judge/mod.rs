@@ -12,5 +12,6 @@ pub mod risk;
 #[cfg(feature = "edge")]
 pub mod service;
 pub mod state;
+pub mod wire;
 
 pub use engine::{Command, CommandError, Engine, Event};

@@ -19,6 +19,16 @@ pub enum AlarmClass {
     Critical,
 }
 
+impl AlarmClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+}
+
 /// Which condition of a point an alarm watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -123,7 +133,7 @@ impl AlarmSettingsFile {
 }
 
 /// Effective settings of one point, in engineering units and milliseconds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlarmSettings {
     pub hh: Option<f64>,
     pub h: Option<f64>,

@@ -1,0 +1,429 @@
+//! Every payload on the wire, one type each, serialised by the gateway and decoded by
+//! the centre from the same definitions (`docs/mqtt.md`, schemas in `docs/schema/`).
+//!
+//! Text is `Cow<str>`: the gateway borrows its site's names, the centre borrows from
+//! the received message; neither copies. Enums are the contract's vocabulary — a value
+//! outside it does not decode.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    model::{
+        alarm::{AlarmClass, AlarmKind, AlarmSettings},
+        risk::Colour,
+        PointKind,
+    },
+    reading::{self, Timestamp},
+};
+
+/// Text on the wire, borrowed where it can be.
+pub type Text<'a> = Cow<'a, str>;
+
+/// The fields every message carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Head<'a> {
+    /// Per gateway, persistent, never repeated (0 only on the Last Will).
+    pub seq: u64,
+    /// The message's number in its stream — events or telemetry (v1.3; absent on the
+    /// Last Will).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stream_seq: u64,
+    pub ts: Timestamp,
+    #[serde(borrow)]
+    pub park: Text<'a>,
+    #[serde(borrow)]
+    pub enterprise: Text<'a>,
+    #[serde(borrow)]
+    pub gateway: Text<'a>,
+}
+
+/// A whole message: the head's fields, then the body's, in one JSON object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<'a, B> {
+    #[serde(flatten, borrow)]
+    pub head: Head<'a>,
+    #[serde(flatten)]
+    pub body: B,
+}
+
+/// Message bodies, tagged by `type`. Built, serialised and dropped (never stored or
+/// queued), so the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Message<'a> {
+    Telemetry {
+        #[serde(borrow)]
+        readings: Vec<Reading<'a>>,
+    },
+    Alarm {
+        #[serde(borrow)]
+        alarm: Alarm<'a>,
+    },
+    Risk {
+        #[serde(borrow)]
+        risk: Risk<'a>,
+    },
+    SpecialOperation {
+        #[serde(borrow)]
+        special_operation: SpecialOperation<'a>,
+    },
+    Thresholds {
+        #[serde(borrow)]
+        thresholds: Thresholds<'a>,
+    },
+    Status(#[serde(borrow)] Status<'a>),
+    CommandReply(#[serde(borrow)] CommandReply<'a>),
+}
+
+/// How far a reading can be trusted; `exception` beside it carries a Modbus code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quality {
+    Good,
+    CommFailure,
+    DeviceException,
+    SensorFault,
+    Stale,
+}
+
+impl Quality {
+    /// As stored (string fields are not kept by every store): good 0 … stale 4.
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+}
+
+impl From<reading::Quality> for Quality {
+    fn from(q: reading::Quality) -> Self {
+        match q {
+            reading::Quality::Good => Self::Good,
+            reading::Quality::CommFailure => Self::CommFailure,
+            reading::Quality::DeviceException(_) => Self::DeviceException,
+            reading::Quality::SensorFault => Self::SensorFault,
+            reading::Quality::Stale => Self::Stale,
+        }
+    }
+}
+
+/// A value in engineering units: a number, or a discrete state.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    Number(f64),
+    State(bool),
+}
+
+impl Value {
+    /// Discrete states as 1 / 0.
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Self::Number(x) => x,
+            Self::State(b) => f64::from(u8::from(b)),
+        }
+    }
+}
+
+impl From<reading::Value> for Value {
+    fn from(v: reading::Value) -> Self {
+        match v {
+            reading::Value::Analog(x) => Self::Number(x),
+            reading::Value::Discrete(b) => Self::State(b),
+        }
+    }
+}
+
+/// A reading in a telemetry batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reading<'a> {
+    #[serde(borrow)]
+    pub point: Text<'a>,
+    #[serde(borrow)]
+    pub hazard_source: Text<'a>,
+    /// The device the point is read from (v1.1; optional from older gateways).
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<Text<'a>>,
+    pub kind: PointKind,
+    pub value: Option<Value>,
+    #[serde(borrow)]
+    pub unit: Text<'a>,
+    pub quality: Quality,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception: Option<u8>,
+    /// Above the measuring range: the value is a bound (v1.2, sent only when true).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub over_range: bool,
+    /// Below the measuring range (v1.2, sent only when true).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub under_range: bool,
+    /// Acquisition time.
+    pub ts: Timestamp,
+}
+
+/// ISA-18.2 alarm states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmState {
+    Normal,
+    ActiveUnacknowledged,
+    ActiveAcknowledged,
+    ReturnedUnacknowledged,
+}
+
+impl AlarmState {
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::ActiveUnacknowledged | Self::ActiveAcknowledged)
+    }
+
+    pub fn is_unacknowledged(self) -> bool {
+        matches!(
+            self,
+            Self::ActiveUnacknowledged | Self::ReturnedUnacknowledged
+        )
+    }
+}
+
+/// What an alarm event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmAction {
+    Raised,
+    Cleared,
+    Acknowledged,
+    Shelved,
+    Unshelved,
+    OutOfService,
+    InService,
+}
+
+/// An alarm event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alarm<'a> {
+    pub ts: Timestamp,
+    /// The occurrence, `{point}:{alarm}:{raise ms}` (v1.3); null for an action on an
+    /// alarm in no occurrence.
+    #[serde(borrow, default)]
+    pub alarm_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub point: Text<'a>,
+    #[serde(borrow)]
+    pub hazard_source: Text<'a>,
+    pub alarm: AlarmKind,
+    pub class: AlarmClass,
+    pub action: AlarmAction,
+    pub state: AlarmState,
+    pub value: Option<f64>,
+    /// The value is a bound: the detector saturated (v1.2).
+    #[serde(default)]
+    pub over_range: bool,
+    pub limit: Option<f64>,
+    #[serde(borrow)]
+    pub by: Option<Text<'a>>,
+    pub bad_quality: bool,
+    pub shelved: bool,
+    pub out_of_service: bool,
+    /// The change happened while the gateway was down (v1.3, sent only when true).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub at_restart: bool,
+}
+
+/// Whose level a risk message gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    HazardSource,
+    Enterprise,
+}
+
+/// A level change, or a restatement of the current level (`snapshot`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Risk<'a> {
+    pub ts: Timestamp,
+    pub scope: Scope,
+    /// The hazard source (absent for the enterprise).
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Text<'a>>,
+    pub from: Colour,
+    pub to: Colour,
+    #[serde(borrow)]
+    pub reasons: Vec<Reason<'a>>,
+    /// Since when `to` holds (v1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// Not a change: the level restated (v1.3, sent only when true).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub snapshot: bool,
+}
+
+/// Why a scope has its colour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reason<'a> {
+    #[serde(borrow)]
+    pub rule: Text<'a>,
+    pub colour: Colour,
+    /// `{point}:{alarm}` of the alarms that meet the rule.
+    #[serde(borrow)]
+    pub alarms: Vec<Text<'a>>,
+    pub since: Timestamp,
+}
+
+/// A special operation (特殊作业) began or ended on a hazard source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpecialOperation<'a> {
+    pub ts: Timestamp,
+    #[serde(borrow)]
+    pub hazard_source: Text<'a>,
+    pub active: bool,
+    #[serde(borrow)]
+    pub kind: Text<'a>,
+    #[serde(borrow)]
+    pub by: Text<'a>,
+}
+
+/// A point's alarm settings changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds<'a> {
+    pub ts: Timestamp,
+    #[serde(borrow)]
+    pub point: Text<'a>,
+    #[serde(borrow)]
+    pub hazard_source: Text<'a>,
+    #[serde(borrow)]
+    pub by: Text<'a>,
+    pub old: Cow<'a, AlarmSettings>,
+    pub new: Cow<'a, AlarmSettings>,
+}
+
+/// Whether the gateway is connected; the Last Will says offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GatewayState {
+    Online,
+    Offline,
+}
+
+/// Gateway status, retained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status<'a> {
+    pub state: GatewayState,
+    #[serde(borrow)]
+    pub version: Text<'a>,
+    pub uptime_s: u64,
+    pub spool_events: u64,
+    pub spool_telemetry: u64,
+    pub spool_bytes: u64,
+    pub dropped_telemetry: u64,
+}
+
+/// The answer to a command, on `cmd/{name}/reply`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandReply<'a> {
+    #[serde(borrow)]
+    pub request_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub command: Text<'a>,
+    pub ok: bool,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Text<'a>>,
+}
+
+/// `as_str`: each enum's wire spelling, for stores and screens that key on it (a test
+/// holds it to the serde spelling).
+macro_rules! spelled {
+    ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),* }
+            }
+        }
+    };
+}
+
+spelled!(Quality { Good => "good", CommFailure => "comm_failure", DeviceException => "device_exception", SensorFault => "sensor_fault", Stale => "stale" });
+spelled!(AlarmState { Normal => "normal", ActiveUnacknowledged => "active_unacknowledged", ActiveAcknowledged => "active_acknowledged", ReturnedUnacknowledged => "returned_unacknowledged" });
+spelled!(AlarmAction { Raised => "raised", Cleared => "cleared", Acknowledged => "acknowledged", Shelved => "shelved", Unshelved => "unshelved", OutOfService => "out_of_service", InService => "in_service" });
+spelled!(Scope { HazardSource => "hazard_source", Enterprise => "enterprise" });
+spelled!(GatewayState { Online => "online", Offline => "offline" });
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serde_name<T: Serialize>(t: T) -> String {
+        serde_json::to_value(t)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn spellings_are_the_serde_names() {
+        use AlarmAction as A;
+        use AlarmState as S;
+        use Quality as Q;
+        for q in [
+            Q::Good,
+            Q::CommFailure,
+            Q::DeviceException,
+            Q::SensorFault,
+            Q::Stale,
+        ] {
+            assert_eq!(q.as_str(), serde_name(q));
+        }
+        for s in [
+            S::Normal,
+            S::ActiveUnacknowledged,
+            S::ActiveAcknowledged,
+            S::ReturnedUnacknowledged,
+        ] {
+            assert_eq!(s.as_str(), serde_name(s));
+        }
+        for a in [
+            A::Raised,
+            A::Cleared,
+            A::Acknowledged,
+            A::Shelved,
+            A::Unshelved,
+            A::OutOfService,
+            A::InService,
+        ] {
+            assert_eq!(a.as_str(), serde_name(a));
+        }
+        for s in [Scope::HazardSource, Scope::Enterprise] {
+            assert_eq!(s.as_str(), serde_name(s));
+        }
+        for g in [GatewayState::Online, GatewayState::Offline] {
+            assert_eq!(g.as_str(), serde_name(g));
+        }
+        for c in [AlarmClass::Low, AlarmClass::High, AlarmClass::Critical] {
+            assert_eq!(c.as_str(), serde_name(c));
+        }
+        for c in [Colour::Blue, Colour::Yellow, Colour::Orange, Colour::Red] {
+            assert_eq!(c.as_str(), serde_name(c));
+        }
+    }
+
+    #[test]
+    fn quality_codes_are_the_stored_ones() {
+        let codes = [
+            Quality::Good,
+            Quality::CommFailure,
+            Quality::DeviceException,
+            Quality::SensorFault,
+            Quality::Stale,
+        ]
+        .map(Quality::code);
+        assert_eq!(codes, [0, 1, 2, 3, 4]);
+    }
+}

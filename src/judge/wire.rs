@@ -1,0 +1,115 @@
+//! The judge's events in the contract's types ([`crate::contract::wire`]): borrowed,
+//! so putting an event on the wire copies no text.
+
+use std::borrow::Cow;
+
+use super::{
+    engine::{AlarmEvent, Event, RiskChange, RiskScope, SpecialOperationEvent, ThresholdsEvent},
+    risk::Reason,
+};
+use crate::contract::wire;
+
+impl<'a> From<&'a AlarmEvent> for wire::Alarm<'a> {
+    fn from(a: &'a AlarmEvent) -> Self {
+        Self {
+            ts: a.ts,
+            alarm_id: a.alarm_id.as_deref().map(Cow::Borrowed),
+            point: Cow::Borrowed(a.point.as_str()),
+            hazard_source: Cow::Borrowed(a.hazard_source.as_str()),
+            alarm: a.alarm,
+            class: a.class,
+            action: a.action,
+            state: a.state,
+            value: a.value,
+            over_range: a.over_range,
+            limit: a.limit,
+            by: a.by.as_deref().map(Cow::Borrowed),
+            bad_quality: a.bad_quality,
+            shelved: a.shelved,
+            out_of_service: a.out_of_service,
+            at_restart: a.at_restart,
+        }
+    }
+}
+
+impl<'a> From<&'a Reason> for wire::Reason<'a> {
+    fn from(r: &'a Reason) -> Self {
+        Self {
+            rule: Cow::Borrowed(&r.rule),
+            colour: r.colour,
+            alarms: r.alarms.iter().map(|a| Cow::Borrowed(a.as_str())).collect(),
+            since: r.since,
+        }
+    }
+}
+
+impl<'a> From<&'a RiskChange> for wire::Risk<'a> {
+    fn from(r: &'a RiskChange) -> Self {
+        let (scope, id) = match &r.scope {
+            RiskScope::HazardSource(id) => (wire::Scope::HazardSource, Some(id.as_str())),
+            RiskScope::Enterprise => (wire::Scope::Enterprise, None),
+        };
+        Self {
+            ts: r.ts,
+            scope,
+            id: id.map(Cow::Borrowed),
+            from: r.from,
+            to: r.to,
+            reasons: r.reasons.iter().map(Into::into).collect(),
+            since: Some(r.since),
+            snapshot: r.snapshot,
+        }
+    }
+}
+
+impl<'a> From<&'a SpecialOperationEvent> for wire::SpecialOperation<'a> {
+    fn from(s: &'a SpecialOperationEvent) -> Self {
+        Self {
+            ts: s.ts,
+            hazard_source: Cow::Borrowed(s.hazard_source.as_str()),
+            active: s.active,
+            kind: Cow::Borrowed(&s.kind),
+            by: Cow::Borrowed(&s.by),
+        }
+    }
+}
+
+impl<'a> From<&'a ThresholdsEvent> for wire::Thresholds<'a> {
+    fn from(t: &'a ThresholdsEvent) -> Self {
+        Self {
+            ts: t.ts,
+            point: Cow::Borrowed(t.point.as_str()),
+            hazard_source: Cow::Borrowed(t.hazard_source.as_str()),
+            by: Cow::Borrowed(&t.by),
+            old: Cow::Borrowed(&t.old),
+            new: Cow::Borrowed(&t.new),
+        }
+    }
+}
+
+impl<'a> From<&'a Event> for wire::Message<'a> {
+    fn from(e: &'a Event) -> Self {
+        match e {
+            Event::Alarm(a) => Self::Alarm { alarm: a.into() },
+            Event::Risk(r) => Self::Risk { risk: r.into() },
+            Event::SpecialOperation(s) => Self::SpecialOperation {
+                special_operation: s.into(),
+            },
+            Event::Thresholds(t) => Self::Thresholds {
+                thresholds: t.as_ref().into(),
+            },
+        }
+    }
+}
+
+impl Event {
+    /// The event's own time: the time of its message.
+    pub fn ts(&self) -> crate::reading::Timestamp {
+        match self {
+            Event::Alarm(a) => a.ts,
+            Event::Risk(r) => r.ts,
+            Event::SpecialOperation(s) => s.ts,
+            Event::Thresholds(t) => t.ts,
+        }
+    }
+}
