@@ -236,7 +236,15 @@ pub async fn authenticate(
     token: &str,
     side: &'static str,
 ) -> Result<(String, Role), Refusal> {
-    let file = match tokio::task::block_in_place(|| TokenFile::load(path)) {
+    let owned = path.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || TokenFile::load(&owned)).await;
+    let loaded = loaded.unwrap_or_else(|e| {
+        Err(AuthError::Read {
+            path: path.display().to_string(),
+            source: std::io::Error::other(e),
+        })
+    });
+    let file = match loaded {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(side, error = %e, "the tokens file cannot be used; every token is refused");

@@ -12,7 +12,7 @@ use std::{
     fs::OpenOptions,
     io::Write,
     path::{Path, PathBuf},
-    sync::Mutex,
+    sync::{Arc, Mutex},
 };
 
 use serde::{Deserialize, Serialize};
@@ -304,12 +304,35 @@ impl AuditLog {
     pub fn append(&self, entry: &AuditEntry<'_>) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
         line.push(b'\n');
+        self.append_line(&line)
+    }
+
+    /// Appends `entry` off the async runtime (the write ends in an fsync); a failure is
+    /// loud: logged, and counted in `hazgate_audit_write_failures_total`.
+    pub async fn record(self: &Arc<Self>, entry: &AuditEntry<'_>) {
+        let written = match serde_json::to_vec(entry) {
+            Ok(mut line) => {
+                line.push(b'\n');
+                let log = self.clone();
+                tokio::task::spawn_blocking(move || log.append_line(&line))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            }
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        if let Err(e) = written {
+            tracing::error!(error = %e, path = %self.path.display(), "audit log write failed");
+            metrics::counter!("hazgate_audit_write_failures_total").increment(1);
+        }
+    }
+
+    fn append_line(&self, line: &[u8]) -> std::io::Result<()> {
         let _one_writer = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)?;
-        f.write_all(&line)?;
+        f.write_all(line)?;
         f.sync_data()
     }
 }
@@ -326,7 +349,7 @@ pub struct Outcome {
 /// name), is who sends it, whatever the payload says.
 pub async fn execute(
     judge: &JudgeHandle,
-    audit: &AuditLog,
+    audit: &Arc<AuditLog>,
     channel: Channel,
     name: &str,
     payload: &[u8],
@@ -368,10 +391,7 @@ pub async fn execute(
             Err(_) => Json::Null,
         },
     };
-    if let Err(e) = tokio::task::block_in_place(|| audit.append(&entry)) {
-        tracing::error!(error = %e, path = %audit.path().display(), "audit log write failed");
-        metrics::counter!("hazgate_audit_write_failures_total").increment(1);
-    }
+    audit.record(&entry).await;
     match error {
         None => {
             tracing::info!(?channel, command = name, ?request_id, by = ?sender, "command applied")
@@ -384,8 +404,8 @@ pub async fn execute(
 }
 
 /// Records a command refused before it was read (the sender's role does not allow it).
-pub fn audit_refusal(
-    audit: &AuditLog,
+pub async fn audit_refusal(
+    audit: &Arc<AuditLog>,
     channel: Channel,
     name: &str,
     payload: &[u8],
@@ -404,10 +424,7 @@ pub fn audit_refusal(
         request: audit_text(payload),
         changes: Json::Null,
     };
-    if let Err(e) = tokio::task::block_in_place(|| audit.append(&entry)) {
-        tracing::error!(error = %e, path = %audit.path().display(), "audit log write failed");
-        metrics::counter!("hazgate_audit_write_failures_total").increment(1);
-    }
+    audit.record(&entry).await;
     tracing::warn!(?channel, command = name, by, error, "command refused");
 }
 

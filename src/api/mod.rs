@@ -165,7 +165,7 @@ async fn post_command(
             role.as_str(),
             needed.as_str()
         );
-        commands::audit_refusal(&s.audit, Channel::LocalApi, &name, &body, &who, &error);
+        commands::audit_refusal(&s.audit, Channel::LocalApi, &name, &body, &who, &error).await;
         return refuse(StatusCode::FORBIDDEN, error);
     }
     let outcome = commands::execute(

@@ -6,8 +6,11 @@
 //! commands. [`contract`] is the topic and payload contract of `docs/mqtt.md`.
 
 pub mod collect;
+pub mod collector;
+pub mod delivery;
 pub mod encode;
 pub mod health;
 pub mod link;
 pub mod session;
 pub mod spool;
+pub mod spool_thread;

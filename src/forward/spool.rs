@@ -90,6 +90,9 @@ pub struct Depth {
 pub enum SpoolError {
     #[error("spool storage: {0}")]
     Storage(#[from] redb::Error),
+    /// The spool's thread has stopped (it panicked): nothing more can be spooled.
+    #[error("the spool's thread has stopped")]
+    Stopped,
 }
 
 fn storage<E: Into<redb::Error>>(e: E) -> SpoolError {

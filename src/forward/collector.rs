@@ -1,0 +1,231 @@
+//! The collector task: readings (by exception, and in full every integrity period) and
+//! the judge's events into the spool, one durable commit per window — or at once for an
+//! event, so an alarm never waits for the window.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::{
+    sync::{broadcast, Notify},
+    time::Instant,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::{
+    collect::{frame, ReportByException},
+    encode::{self, Encoder, GatewayState, Status},
+    health::UplinkHealth,
+    spool::{Class, Spool},
+    spool_thread::SpoolThread,
+};
+use crate::{
+    acquire::LatestStore,
+    contract::Topics,
+    judge::{
+        engine::{Event, RiskScope},
+        service::{Events, JudgeHandle},
+    },
+    model::{uplink::UplinkConfig, Site},
+    reading::{Reading, Timestamp},
+};
+
+/// How often collected messages are committed to the spool (one fsync each).
+const COMMIT_WINDOW: Duration = Duration::from_millis(200);
+
+/// What the collector takes in besides readings: the judge's ordered events, and the
+/// judge itself, asked to restate its levels every integrity period.
+pub struct Inputs {
+    pub store: LatestStore,
+    pub judge: JudgeHandle,
+    pub events: Events,
+}
+
+/// Where the collector commits, and what it tells when it has.
+pub struct Collector {
+    pub site: Arc<Site>,
+    pub cfg: UplinkConfig,
+    pub spool: SpoolThread,
+    pub health: Arc<UplinkHealth>,
+    /// Woken after each commit: the session sends at once.
+    pub wake: Arc<Notify>,
+    pub started: Instant,
+}
+
+impl Collector {
+    /// Collects until `cancel`, then takes no more readings but drains the judge's
+    /// events to their end (the judge stopped), so its last decisions are spooled.
+    pub async fn run(self, mut inputs: Inputs, cancel: CancellationToken) {
+        let mut rbe = ReportByException::new(&self.site, self.cfg.publish_deadband_pct);
+        let mut readings_rx = inputs.store.subscribe();
+        let mut batch = Batch::default();
+        let mut window = tokio::time::interval(COMMIT_WINDOW);
+        let period = Duration::from_secs(self.cfg.integrity_period_s);
+        // The first integrity tick is now: every level is restated at start-up.
+        let mut integrity = tokio::time::interval(period);
+        let mut stopping = false;
+        loop {
+            let mut flush = false;
+            tokio::select! {
+                () = cancel.cancelled(), if !stopping => stopping = true,
+                batch_in = readings_rx.recv(), if !stopping => match batch_in {
+                    Ok(b) => batch.telemetry.extend(b.iter().filter(|r| rbe.passes(r))),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let all = inputs.store.snapshot().into_iter().flatten();
+                        batch.telemetry.extend(all.filter(|r| rbe.passes(r)));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => stopping = true,
+                },
+                ev = inputs.events.recv() => match ev {
+                    // Alarms and risk changes go out at once, not at the next window.
+                    Some(e) => {
+                        batch.events.push(e);
+                        flush = true;
+                    }
+                    // The judge has stopped and everything it decided is here.
+                    None => {
+                        self.commit(&mut batch).await;
+                        break;
+                    }
+                },
+                _ = integrity.tick(), if !stopping => {
+                    batch.telemetry.extend(inputs.store.snapshot().into_iter().flatten());
+                    batch.status_due = true;
+                    inputs.judge.restate_levels();
+                }
+                _ = window.tick() => flush = true,
+            }
+            if flush && !batch.is_empty() {
+                self.commit(&mut batch).await;
+            }
+        }
+    }
+
+    /// Commits the batch in one transaction (one fsync) on the spool's thread. On
+    /// failure the batch is kept for the next window, the failure logged and shown on
+    /// `/healthz`.
+    async fn commit(&self, batch: &mut Batch) {
+        let job = Commit {
+            site: self.site.clone(),
+            topics: encode::topics(&self.cfg.prefix, &self.site),
+            per_message: self.cfg.max_readings_per_message,
+            started: self.started,
+            batch: std::mem::take(batch),
+        };
+        let (result, back) = match self.spool.run(move |s| job.append(s)).await {
+            Ok(done) => done,
+            Err(e) => (Err(e), Batch::default()),
+        };
+        match result {
+            Ok(seqs) => {
+                debug!(messages = seqs.len(), "spooled");
+                self.health.spool_ok();
+            }
+            Err(e) => {
+                warn!(error = %e, "spool write failed; kept in memory and retried next window");
+                self.health.spool_failed(e.to_string());
+                *batch = back;
+            }
+        }
+        self.wake.notify_one();
+    }
+}
+
+/// What the collector has gathered since its last commit.
+#[derive(Default)]
+struct Batch {
+    telemetry: Vec<Reading>,
+    events: Vec<Arc<Event>>,
+    status_due: bool,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.telemetry.is_empty() && self.events.is_empty() && !self.status_due
+    }
+}
+
+/// One commit, owned, to run on the spool's thread.
+struct Commit {
+    site: Arc<Site>,
+    topics: Topics,
+    per_message: usize,
+    started: Instant,
+    batch: Batch,
+}
+
+impl Commit {
+    /// Appends the batch's messages, each encoded with the seq the spool gives it;
+    /// returns the batch beside the result so a failed commit loses nothing.
+    fn append(self, spool: &Spool) -> (Result<Vec<u64>, super::spool::SpoolError>, Batch) {
+        enum Item<'a> {
+            Event(&'a Event, String, bool),
+            Telemetry(&'a [Reading]),
+            Status,
+        }
+        let mut items: Vec<Item> = Vec::new();
+        let mut classes = Vec::new();
+        for e in &self.batch.events {
+            for (topic, retain) in event_topics(&self.topics, e) {
+                items.push(Item::Event(e, topic, retain));
+                classes.push(Class::Event);
+            }
+        }
+        for chunk in self.batch.telemetry.chunks(self.per_message) {
+            items.push(Item::Telemetry(chunk));
+            classes.push(Class::Telemetry);
+        }
+        if self.batch.status_due {
+            items.push(Item::Status);
+            classes.push(Class::Event);
+        }
+        let encoder = Encoder::new(&self.site);
+        let now = Timestamp::now();
+        let topics = &self.topics;
+        let result = spool.append(&classes, |i, seq| match &items[i] {
+            Item::Event(e, topic, retain) => frame(topic, *retain, &encoder.event(seq, e)),
+            Item::Telemetry(rs) => {
+                frame(&topics.telemetry(), false, &encoder.telemetry(seq, now, rs))
+            }
+            Item::Status => {
+                let status = status(spool, GatewayState::Online, self.started);
+                frame(&topics.status(), true, &encoder.status(seq, now, status))
+            }
+        });
+        drop(items);
+        (result, self.batch)
+    }
+}
+
+/// The gateway's status message body.
+pub fn status(spool: &Spool, state: GatewayState, started: Instant) -> Status<'static> {
+    let d = spool.depth().unwrap_or_default();
+    Status {
+        state,
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_s: started.elapsed().as_secs(),
+        spool_events: d.events,
+        spool_telemetry: d.telemetry,
+        spool_bytes: d.bytes,
+        dropped_telemetry: d.dropped_telemetry,
+    }
+}
+
+/// The topics an event goes to: (topic, retained). A change of level goes to the event
+/// stream and, retained, to its scope's own topic; a restatement only to the latter.
+fn event_topics(topics: &Topics, e: &Event) -> Vec<(String, bool)> {
+    match e {
+        Event::Alarm(_) | Event::Thresholds(_) => vec![(topics.alarm(), false)],
+        Event::SpecialOperation(_) => vec![(topics.risk(), false)],
+        Event::Risk(r) => {
+            let own = match &r.scope {
+                RiskScope::HazardSource(id) => topics.risk_of(id.as_str()),
+                RiskScope::Enterprise => topics.risk_of("enterprise"),
+            };
+            if r.snapshot {
+                vec![(own, true)]
+            } else {
+                vec![(topics.risk(), false), (own, true)]
+            }
+        }
+    }
+}

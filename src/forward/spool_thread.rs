@@ -1,0 +1,112 @@
+//! The spool behind one owner thread: every write (append, ack, seq reservation) and
+//! the sender's reads run there, in the order they were asked for, and async callers
+//! await the answer instead of blocking a runtime worker on an fsync. Because the queue
+//! is first-in first-out, an acknowledgement handed over before a read of what is
+//! pending is applied before that read — the session need not wait for it.
+//!
+//! `/healthz` and the metrics read the spool's depth directly: redb readers see a
+//! consistent snapshot beside the writer.
+
+use std::sync::{mpsc, Arc};
+
+use tokio::sync::oneshot;
+use tracing::{error, warn};
+
+use super::spool::{Spool, SpoolError};
+
+type Job = Box<dyn FnOnce(&Spool) + Send>;
+
+/// A handle to the spool's thread; the thread ends when the last handle is dropped.
+#[derive(Clone)]
+pub struct SpoolThread {
+    jobs: mpsc::Sender<Job>,
+    spool: Arc<Spool>,
+}
+
+impl SpoolThread {
+    /// Starts the thread that owns every change to `spool`.
+    pub fn start(spool: Arc<Spool>) -> std::io::Result<Self> {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let owned = spool.clone();
+        std::thread::Builder::new()
+            .name("hazgate-spool".into())
+            .spawn(move || {
+                for job in rx {
+                    job(&owned);
+                }
+            })?;
+        Ok(Self { jobs, spool })
+    }
+
+    /// Runs `f` on the spool's thread, after everything asked for before it; an error
+    /// only when the thread has stopped.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Spool) -> T + Send + 'static,
+    ) -> Result<T, SpoolError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |spool| {
+            let _ = tx.send(f(spool));
+        });
+        if self.jobs.send(job).is_err() {
+            return Err(SpoolError::Stopped);
+        }
+        rx.await.map_err(|_| SpoolError::Stopped)
+    }
+
+    /// [`SpoolThread::run`] for a spool operation, its own error and a stopped
+    /// thread's in one.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Spool) -> Result<T, SpoolError> + Send + 'static,
+    ) -> Result<T, SpoolError> {
+        self.run(f).await?
+    }
+
+    /// Removes acknowledged records without waiting: a failure is logged there (the
+    /// record is then sent again, which the centre counts as a resend, not a loss).
+    pub fn ack(&self, seq: u64) {
+        let job: Job = Box::new(move |spool| {
+            if let Err(e) = spool.ack(&[seq]) {
+                warn!(error = %e, seq, "spool ack failed; the message will be sent again");
+            }
+        });
+        if self.jobs.send(job).is_err() {
+            error!(
+                seq,
+                "spool thread stopped; ack lost, the message will be sent again"
+            );
+        }
+    }
+
+    /// The spool itself, for readers (depth, oldest record).
+    pub fn spool(&self) -> &Arc<Spool> {
+        &self.spool
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forward::spool::Class;
+
+    /// On the current-thread runtime (no `block_in_place`): appends, acks and reads
+    /// happen in the order asked for.
+    #[tokio::test(flavor = "current_thread")]
+    async fn calls_run_in_order_off_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Arc::new(Spool::open(&dir.path().join("s.redb"), 1 << 20).unwrap());
+        let t = SpoolThread::start(spool).unwrap();
+        let seqs = t
+            .call(|s| s.append(&[Class::Event, Class::Event], |i, _| vec![i as u8]))
+            .await
+            .unwrap();
+        t.ack(seqs[0]);
+        let pending = t.call(|s| s.pending(10, |_| false)).await.unwrap();
+        assert_eq!(
+            pending.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [seqs[1]],
+            "the ack was applied before the read asked for after it"
+        );
+    }
+}
