@@ -22,7 +22,7 @@ use crate::{
         service::{spawn_judge_with, JudgeFiles, Overrides},
         state::StateFile,
     },
-    model::{file::ApiConfig, Site},
+    model::{file::ApiConfig, problems::Problems, Site},
 };
 
 pub async fn run(
@@ -303,8 +303,10 @@ async fn api_listener(
     let listen = flag
         .or(site.api.listen.as_deref())
         .unwrap_or(ApiConfig::DEFAULT_LISTEN);
-    if let Some((field, problem)) = site.api.check_listen(listen).into_iter().next() {
-        anyhow::bail!("the local API cannot start: api.{field}: {problem}");
+    let mut problems = Problems::default();
+    site.api.check_listen(listen, &mut problems.at("api"));
+    if let Some(problem) = problems.into_vec().into_iter().next() {
+        anyhow::bail!("the local API cannot start: {problem}");
     }
     if listen == "off" {
         return Ok(None);

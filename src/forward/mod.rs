@@ -1,9 +1,11 @@
 //! Forward: what leaves the gateway for the park's monitoring centre.
 //!
-//! [`collect`] turns readings (by exception) and judge events into framed messages in
-//! the durable [`spool`]; [`session`] publishes them over MQTT through [`link`] (3.1.1
-//! or 5) and removes each on its PUBACK; [`command`] validates and audits remote
-//! commands. [`contract`] is the topic and payload contract of `docs/mqtt.md`.
+//! The [`collector`] task turns readings (by exception, [`collect`]) and judge events
+//! into messages ([`encode`], in the contract's types) committed to the durable
+//! [`spool`], which one thread owns ([`spool_thread`]). The [`session`] publishes them
+//! over MQTT through [`link`] (3.1.1 or 5); [`delivery`] is its pure bookkeeping of
+//! what is in flight and what a PUBACK releases. [`health`] is what `/healthz` and
+//! `/metrics` say of it. Remote commands enter by `crate::commands`.
 
 pub mod collect;
 pub mod collector;

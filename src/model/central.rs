@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{
     load::load_toml,
     mqtt::{MqttEndpoint, Protocol, TlsConfig},
-    validate::FieldError,
+    problems::{At, FieldError, Problems},
     LoadError, SiteSource,
 };
 
@@ -189,75 +189,71 @@ impl IngestConfig {
     }
 
     fn problems(&self) -> Vec<FieldError> {
-        let m = &self.mqtt;
-        let password_without_user = m.username.is_none() && m.password.is_some();
-        let mut v: Vec<(String, String)> = (m.endpoint(m.client_id.clone()))
-            .problems(password_without_user)
-            .into_iter()
-            .map(|(field, message)| (format!("mqtt.{field}"), message))
-            .collect();
-        if m.client_id.trim().is_empty() {
-            v.push((
-                "mqtt.client_id".into(),
-                "must be set, stable and unique per instance".into(),
-            ));
+        let mut p = Problems::default();
+        self.mqtt.check(&mut p.at("mqtt"));
+        self.store.check(&mut p.at("store"));
+        if self.http.listen != "off" && self.http_addr().is_none() {
+            p.push(
+                "http.listen",
+                format!("`{}`: expected IP:PORT or off", self.http.listen),
+            );
         }
-        for (field, value) in [("mqtt.group", &m.group), ("mqtt.prefix", &m.prefix)] {
+        p.into_vec()
+    }
+}
+
+impl MqttConfig {
+    fn check(&self, p: &mut At<'_>) {
+        let password_without_user = self.username.is_none() && self.password.is_some();
+        self.endpoint(self.client_id.clone())
+            .check(password_without_user, p);
+        if self.client_id.trim().is_empty() {
+            p.push("client_id", "must be set, stable and unique per instance");
+        }
+        for (field, value) in [("group", &self.group), ("prefix", &self.prefix)] {
             if value.is_empty() || value.contains(['+', '#', '/']) {
-                v.push((
-                    field.into(),
-                    format!("`{value}` must be non-empty, without + # /"),
-                ));
+                p.push(field, format!("`{value}` must be non-empty, without + # /"));
             }
         }
-        if m.dead_letter_topic.is_empty() || m.dead_letter_topic.contains(['+', '#']) {
-            v.push((
-                "mqtt.dead_letter_topic".into(),
-                "must be a topic without + or #".into(),
-            ));
+        if self.dead_letter_topic.is_empty() || self.dead_letter_topic.contains(['+', '#']) {
+            p.push("dead_letter_topic", "must be a topic without + or #");
         }
-        if m.max_message_bytes < 1024 {
-            v.push((
-                "mqtt.max_message_bytes".into(),
-                "must be at least 1024".into(),
-            ));
+        if self.max_message_bytes < 1024 {
+            p.push("max_message_bytes", "must be at least 1024");
         }
-        let s = &self.store;
-        match url_path(&s.url) {
-            Err(e) => v.push(("store.url".into(), e)),
-            Ok(path) if !path.is_empty() && path != "/" => v.push((
-                "store.url".into(),
+    }
+}
+
+impl StoreConfig {
+    fn check(&self, p: &mut At<'_>) {
+        match url_path(&self.url) {
+            Err(e) => p.push("url", e),
+            Ok(path) if !path.is_empty() && path != "/" => p.push(
+                "url",
                 format!(
                     "`{}`: no path allowed (the influxdb2 client would drop `{path}`)",
-                    s.url
+                    self.url
                 ),
-            )),
+            ),
             Ok(_) => {}
         }
-        if s.org.is_empty() {
-            v.push(("store.org".into(), "must be set".into()));
+        for (field, empty) in [
+            ("org", self.org.is_empty()),
+            ("bucket", self.bucket.is_empty()),
+        ] {
+            if empty {
+                p.push(field, "must be set");
+            }
         }
-        if s.bucket.is_empty() {
-            v.push(("store.bucket".into(), "must be set".into()));
+        for (field, zero) in [
+            ("batch_max_points", self.batch_max_points == 0),
+            ("batch_max_ms", self.batch_max_ms == 0),
+            ("timeout_s", self.timeout_s == 0),
+        ] {
+            if zero {
+                p.push(field, "must be at least 1");
+            }
         }
-        if s.batch_max_points == 0 {
-            v.push(("store.batch_max_points".into(), "must be at least 1".into()));
-        }
-        if s.batch_max_ms == 0 {
-            v.push(("store.batch_max_ms".into(), "must be at least 1".into()));
-        }
-        if s.timeout_s == 0 {
-            v.push(("store.timeout_s".into(), "must be at least 1".into()));
-        }
-        if self.http.listen != "off" && self.http_addr().is_none() {
-            v.push((
-                "http.listen".into(),
-                format!("`{}`: expected IP:PORT or off", self.http.listen),
-            ));
-        }
-        v.into_iter()
-            .map(|(path, message)| FieldError { path, message })
-            .collect()
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{alarm::AlarmSettingsFile, risk::RiskConfig};
+use super::{alarm::AlarmSettingsFile, problems::At, risk::RiskConfig};
 
 /// The whole gateway configuration file.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -66,33 +66,30 @@ pub struct ApiConfig {
 impl ApiConfig {
     pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8088";
 
-    /// Checks an address (`off`, or `IP:PORT`) against the TLS settings: problems as
-    /// (field, message).
-    pub fn check_listen(&self, listen: &str) -> Vec<(&'static str, String)> {
-        let mut v = Vec::new();
+    /// Checks an address (`off`, or `IP:PORT`) against the TLS settings.
+    pub fn check_listen(&self, listen: &str, p: &mut At<'_>) {
         if self.cert_file.is_some() != self.key_file.is_some() {
-            v.push((
+            p.push(
                 "cert_file",
-                "cert_file and key_file go together (TLS needs both)".to_string(),
-            ));
+                "cert_file and key_file go together (TLS needs both)",
+            );
         }
         if listen == "off" {
-            return v;
+            return;
         }
         match listen.parse::<std::net::SocketAddr>() {
-            Err(_) => v.push((
+            Err(_) => p.push(
                 "listen",
                 format!("`{listen}` is not IP:PORT (e.g. 127.0.0.1:8088) or `off`"),
-            )),
-            Ok(a) if !a.ip().is_loopback() && self.cert_file.is_none() => v.push((
+            ),
+            Ok(a) if !a.ip().is_loopback() && self.cert_file.is_none() => p.push(
                 "listen",
                 format!(
                     "`{listen}` is reachable from the network, and the API's tokens would cross it in clear: set api.cert_file and api.key_file (TLS), or listen on 127.0.0.1 (and reach it through a TLS reverse proxy)"
                 ),
-            )),
+            ),
             Ok(_) => {}
         }
-        v
     }
 }
 

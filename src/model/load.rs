@@ -5,11 +5,7 @@ use std::{fmt, path::Path};
 
 use config::{Config, Environment, File, FileFormat};
 
-use super::{
-    file::SiteFile,
-    site::Site,
-    validate::{compile, FieldError},
-};
+use super::{file::SiteFile, problems::FieldError, site::Site, validate::compile};
 
 /// Why a configuration could not be used. Each line names the file and the field.
 #[derive(Debug)]

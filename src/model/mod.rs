@@ -9,6 +9,7 @@ pub mod file;
 pub mod gas;
 pub mod load;
 pub mod mqtt;
+pub mod problems;
 pub mod risk;
 pub mod site;
 pub mod uplink;

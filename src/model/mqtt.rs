@@ -6,6 +6,8 @@ use std::{path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
+use super::problems::At;
+
 /// The MQTT protocol version spoken to the broker.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub enum Protocol {
@@ -74,28 +76,25 @@ pub struct MqttEndpoint {
 }
 
 impl MqttEndpoint {
-    /// Problems of the connection fields, as (field, message); the caller prefixes its
-    /// section.
-    pub fn problems(&self, password_without_user: bool) -> Vec<(&'static str, String)> {
-        let mut v = Vec::new();
+    /// Checks the connection fields; paths are relative to the caller's section.
+    pub fn check(&self, password_without_user: bool, p: &mut At<'_>) {
         if self.host.trim().is_empty() {
-            v.push(("host", "must name the broker".to_string()));
+            p.push("host", "must name the broker");
         }
         if self.port == 0 {
-            v.push(("port", "must not be 0".to_string()));
+            p.push("port", "must not be 0");
         }
         if self.keepalive < Duration::from_secs(5) {
-            v.push(("keepalive_s", "must be at least 5".to_string()));
+            p.push("keepalive_s", "must be at least 5");
         }
         if let Some(t) = &self.tls {
             if t.cert_file.is_some() != t.key_file.is_some() {
-                v.push(("tls", "cert_file and key_file go together".to_string()));
+                p.push("tls", "cert_file and key_file go together");
             }
         }
         if password_without_user {
-            v.push(("password", "needs a username".to_string()));
+            p.push("password", "needs a username");
         }
-        v
     }
 
     /// MQTT 3.1.1 options: broker, keepalive, credentials, TLS. The caller sets what

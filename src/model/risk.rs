@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::alarm::AlarmClass;
+use super::{alarm::AlarmClass, problems::At};
 
 /// Risk colours, ordered from low to major risk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
@@ -191,38 +191,30 @@ pub fn default_rules() -> Vec<RiskRule> {
 }
 
 impl RiskConfig {
-    /// Problems with a table, as (field, message).
-    pub fn validate(&self) -> Vec<(String, String)> {
-        let mut v = Vec::new();
+    /// Checks the table; paths are relative to `[risk]`.
+    pub fn validate(&self, p: &mut At<'_>) {
         if !(self.hold_s.is_finite() && self.hold_s >= 0.0) {
-            v.push(("risk.hold_s".into(), "must be ≥ 0 seconds".into()));
+            p.push("hold_s", "must be ≥ 0 seconds");
         }
         if !(self.persistence_s.is_finite() && self.persistence_s > 0.0) {
-            v.push((
-                "risk.persistence_s".into(),
-                "must be above 0 seconds".into(),
-            ));
+            p.push("persistence_s", "must be above 0 seconds");
         }
         for (i, r) in self.rules.iter().enumerate() {
             if let Some(l) = r.levels.iter().find(|l| !(1..=4).contains(*l)) {
-                v.push((
-                    format!("risk.rules[{i}].levels"),
+                p.push(
+                    &format!("rules[{i}].levels"),
                     format!("levels are 1..=4, got {l}"),
-                ));
+                );
             }
             if r.min_points == 0 {
-                v.push((
-                    format!("risk.rules[{i}].min_points"),
-                    "must be at least 1".into(),
-                ));
+                p.push(&format!("rules[{i}].min_points"), "must be at least 1");
             }
             if r.class.is_none() && !r.special_operation {
-                v.push((
-                    format!("risk.rules[{i}]"),
-                    "a rule needs a class or special_operation = true".into(),
-                ));
+                p.push(
+                    &format!("rules[{i}]"),
+                    "a rule needs a class or special_operation = true",
+                );
             }
         }
-        v
     }
 }

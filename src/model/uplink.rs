@@ -4,7 +4,10 @@ use std::{path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use super::mqtt::{MqttEndpoint, Protocol, TlsConfig};
+use super::{
+    mqtt::{MqttEndpoint, Protocol, TlsConfig},
+    problems::At,
+};
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -102,31 +105,30 @@ impl UplinkConfig {
         }
     }
 
-    /// Problems as (field, message).
-    pub fn validate(&self) -> Vec<(&'static str, String)> {
+    /// Checks the section; paths are relative to it.
+    pub fn validate(&self, p: &mut At<'_>) {
         let password_without_user = self.username.is_none() && self.password.is_some();
-        let mut v = self.endpoint("").problems(password_without_user);
+        self.endpoint("").check(password_without_user, p);
         if self.prefix.is_empty() || self.prefix.contains(['+', '#']) {
-            v.push((
+            p.push(
                 "prefix",
                 format!("`{}` must be non-empty, without + or #", self.prefix),
-            ));
+            );
         }
         if self.spool_max_bytes < 64 << 10 {
-            v.push(("spool_max_bytes", "must be at least 64 KiB".to_string()));
+            p.push("spool_max_bytes", "must be at least 64 KiB");
         }
         if self.integrity_period_s == 0 {
-            v.push(("integrity_period_s", "must be at least 1".to_string()));
+            p.push("integrity_period_s", "must be at least 1");
         }
         if !(self.publish_deadband_pct.is_finite() && self.publish_deadband_pct >= 0.0) {
-            v.push(("publish_deadband_pct", "must be ≥ 0".to_string()));
+            p.push("publish_deadband_pct", "must be ≥ 0");
         }
         if self.max_readings_per_message == 0 {
-            v.push(("max_readings_per_message", "must be at least 1".to_string()));
+            p.push("max_readings_per_message", "must be at least 1");
         }
         if self.inflight == 0 {
-            v.push(("inflight", "must be at least 1".to_string()));
+            p.push("inflight", "must be at least 1");
         }
-        v
     }
 }

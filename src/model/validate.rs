@@ -4,63 +4,24 @@
 //! disagree. Every problem is collected (not just the first), each with the field path
 //! an engineer can find in the file, e.g. `hazard_sources[1].points[4].address`.
 
-use std::{collections::HashMap, fmt, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use super::alarm::{self, AlarmSettingsFile};
 use super::{
     file::{ApiConfig, ChannelFile, ChannelKind, DeviceFile, PointFile, SiteFile},
     gas,
+    problems::{FieldError, Problems},
     site::*,
 };
 
-/// One problem in a configuration, located by its field path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub path: String,
-    pub message: String,
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
-#[derive(Default)]
-struct Errors(Vec<FieldError>);
-
-impl Errors {
-    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError {
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-}
-
-/// Characters that would break an MQTT topic level or a line-protocol tag.
-fn check_identifier(errors: &mut Errors, path: &str, value: &str) {
-    if value.is_empty() {
-        errors.push(path, "must not be empty");
-    } else if let Some(c) = value
-        .chars()
-        .find(|c| matches!(c, '/' | '+' | '#' | ',' | '=' | '"') || c.is_whitespace())
-    {
-        errors.push(
-            path,
-            format!("`{value}` contains `{c}`; ids go into MQTT topics and store tags"),
-        );
-    }
-}
-
 /// Validates `file` and builds the site, or returns every problem found.
 pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
-    let mut errors = Errors::default();
+    let mut errors = Problems::default();
 
     let g = &file.gateway;
-    check_identifier(&mut errors, "gateway.park_id", &g.park_id);
-    check_identifier(&mut errors, "gateway.enterprise_id", &g.enterprise_id);
-    check_identifier(&mut errors, "gateway.gateway_id", &g.gateway_id);
+    errors.identifier("gateway.park_id", &g.park_id);
+    errors.identifier("gateway.enterprise_id", &g.enterprise_id);
+    errors.identifier("gateway.gateway_id", &g.gateway_id);
     if g.enterprise_name.trim().is_empty() {
         errors.push("gateway.enterprise_name", "must not be empty");
     }
@@ -84,17 +45,11 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
         .listen
         .as_deref()
         .unwrap_or(ApiConfig::DEFAULT_LISTEN);
-    for (field, message) in file.api.check_listen(listen) {
-        errors.push(format!("api.{field}"), message);
-    }
+    file.api.check_listen(listen, &mut errors.at("api"));
     if let Some(u) = &file.uplink {
-        for (field, message) in u.validate() {
-            errors.push(format!("uplink.{field}"), message);
-        }
+        u.validate(&mut errors.at("uplink"));
     }
-    for (path, message) in file.risk.validate() {
-        errors.push(path, message);
-    }
+    file.risk.validate(&mut errors.at("risk"));
 
     // Point ids first, so fault_point references can point forward.
     let mut point_ids: HashMap<&str, (PointIndex, String)> = HashMap::new();
@@ -117,7 +72,7 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
     let mut source_ids: HashMap<&str, usize> = HashMap::new();
     for (si, source) in file.hazard_sources.iter().enumerate() {
         let path = format!("hazard_sources[{si}]");
-        check_identifier(&mut errors, &format!("{path}.id"), &source.id);
+        errors.identifier(&format!("{path}.id"), &source.id);
         if let Some(first) = source_ids.insert(&source.id, si) {
             errors.push(
                 format!("{path}.id"),
@@ -176,7 +131,7 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
         });
     }
 
-    if errors.0.is_empty() {
+    if errors.is_empty() {
         attach_points_to_devices(&mut site);
         check_overlaps_and_faults(file, &site, &mut errors);
         check_block_fits(file, &site, &mut errors);
@@ -185,10 +140,10 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
         errors.push("hazard_sources", "a site needs at least one hazard source");
     }
 
-    if errors.0.is_empty() {
+    if errors.is_empty() {
         Ok(site)
     } else {
-        Err(errors.0)
+        Err(errors.into_vec())
     }
 }
 
@@ -196,14 +151,14 @@ type DeviceIndex<'a> = HashMap<&'a str, ((usize, usize), String)>;
 
 fn compile_channels<'a>(
     channels: &'a [ChannelFile],
-    errors: &mut Errors,
+    errors: &mut Problems,
 ) -> (Vec<Channel>, DeviceIndex<'a>) {
     let mut out = Vec::new();
     let mut devices: DeviceIndex<'a> = HashMap::new();
     let mut channel_ids: HashMap<&str, usize> = HashMap::new();
     for (ci, ch) in channels.iter().enumerate() {
         let path = format!("channels[{ci}]");
-        check_identifier(errors, &format!("{path}.id"), &ch.id);
+        errors.identifier(&format!("{path}.id"), &ch.id);
         if let Some(first) = channel_ids.insert(&ch.id, ci) {
             errors.push(
                 format!("{path}.id"),
@@ -219,7 +174,7 @@ fn compile_channels<'a>(
         let mut devs = Vec::new();
         for (di, dev) in ch.devices.iter().enumerate() {
             let dpath = format!("{path}.devices[{di}]");
-            check_identifier(errors, &format!("{dpath}.id"), &dev.id);
+            errors.identifier(&format!("{dpath}.id"), &dev.id);
             if let Some((_, first)) = devices.get(dev.id.as_str()) {
                 errors.push(
                     format!("{dpath}.id"),
@@ -258,7 +213,7 @@ fn compile_channels<'a>(
     (out, devices)
 }
 
-fn compile_transport(ch: &ChannelFile, path: &str, errors: &mut Errors) -> Transport {
+fn compile_transport(ch: &ChannelFile, path: &str, errors: &mut Problems) -> Transport {
     let mut misplaced = |field: &str, present: bool, kinds: &str| {
         if present {
             errors.push(
@@ -340,7 +295,7 @@ fn compile_transport(ch: &ChannelFile, path: &str, errors: &mut Errors) -> Trans
     }
 }
 
-fn compile_device(dev: &DeviceFile, path: &str, errors: &mut Errors) -> Device {
+fn compile_device(dev: &DeviceFile, path: &str, errors: &mut Problems) -> Device {
     if dev.poll_interval_ms < 10 {
         errors.push(
             format!("{path}.poll_interval_ms"),
@@ -405,10 +360,10 @@ fn compile_point(
     devices: &DeviceIndex<'_>,
     point_ids: &HashMap<&str, (PointIndex, String)>,
     defaults: [&std::collections::BTreeMap<PointKind, AlarmSettingsFile>; 2],
-    errors: &mut Errors,
+    errors: &mut Problems,
 ) -> Option<Point> {
-    let before = errors.0.len();
-    check_identifier(errors, &format!("{path}.id"), &p.id);
+    let before = errors.len();
+    errors.identifier(&format!("{path}.id"), &p.id);
 
     let device = match devices.get(p.device.as_str()) {
         Some((at, _)) => *at,
@@ -685,7 +640,7 @@ fn compile_point(
         );
     }
 
-    if errors.0.len() > before {
+    if errors.len() > before {
         return None;
     }
     Some(Point {
@@ -761,7 +716,7 @@ fn point_path(file: &SiteFile, index: PointIndex) -> String {
     format!("points[{}]", index.get())
 }
 
-fn check_overlaps_and_faults(file: &SiteFile, site: &Site, errors: &mut Errors) {
+fn check_overlaps_and_faults(file: &SiteFile, site: &Site, errors: &mut Problems) {
     for (_, device) in site.devices() {
         let mut spans: Vec<&Point> = device.points.iter().map(|&i| site.point(i)).collect();
         spans.sort_by_key(|p| (p.register.table, p.register.address));
@@ -808,7 +763,7 @@ fn check_overlaps_and_faults(file: &SiteFile, site: &Site, errors: &mut Errors) 
     }
 }
 
-fn check_block_fits(file: &SiteFile, site: &Site, errors: &mut Errors) {
+fn check_block_fits(file: &SiteFile, site: &Site, errors: &mut Problems) {
     for (_, device) in site.devices() {
         for &i in &device.points {
             let p = site.point(i);
