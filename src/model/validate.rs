@@ -4,9 +4,12 @@
 //! disagree. Every problem is collected (not just the first), each with the field path
 //! an engineer can find in the file, e.g. `hazard_sources[1].points[4].address`.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Duration,
+};
 
-use super::alarm::{self, AlarmSettingsFile};
+use super::alarm::{self, AlarmSettings, AlarmSettingsFile};
 use super::{
     file::{ApiConfig, ChannelFile, ChannelKind, DeviceFile, PointFile, SiteFile},
     gas,
@@ -100,18 +103,18 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
         for (pi, point) in source.points.iter().enumerate() {
             let path = format!("{path}.points[{pi}]");
             let index = PointIndex(site.points.len() as u32);
-            if let Some(p) = compile_point(
-                point,
-                &path,
+            let cx = PointContext {
+                channels: &site.channels,
+                devices: &device_index,
+                point_ids: &point_ids,
+                defaults: [&file.alarm_defaults, &source.alarm_defaults],
+            };
+            let at = Placement {
                 index,
-                source_index,
-                &source_id,
-                &site.channels,
-                &device_index,
-                &point_ids,
-                [&file.alarm_defaults, &source.alarm_defaults],
-                &mut errors,
-            ) {
+                source: source_index,
+                source_id: &source_id,
+            };
+            if let Some(p) = compile_point(point, &path, at, &cx, &mut errors) {
                 members.push(index);
                 site.points.push(p);
             } else {
@@ -349,23 +352,94 @@ fn compile_device(dev: &DeviceFile, path: &str, errors: &mut Problems) -> Device
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What compiling a point needs from the rest of the site.
+struct PointContext<'a> {
+    channels: &'a [Channel],
+    devices: &'a DeviceIndex<'a>,
+    /// Every point id, for `fault_point` references (which may point forward).
+    point_ids: &'a HashMap<&'a str, (PointIndex, String)>,
+    /// `[alarm_defaults]` of the site, then of the point's hazard source.
+    defaults: [&'a BTreeMap<PointKind, AlarmSettingsFile>; 2],
+}
+
+/// Where a point sits in the compiled site.
+struct Placement<'a> {
+    index: PointIndex,
+    source: SourceIndex,
+    source_id: &'a HazardSourceId,
+}
+
+/// Checks one point and compiles it, or None (with its problems in `errors`).
 fn compile_point(
     p: &PointFile,
     path: &str,
-    index: PointIndex,
-    source: SourceIndex,
-    source_id: &HazardSourceId,
-    channels: &[Channel],
-    devices: &DeviceIndex<'_>,
-    point_ids: &HashMap<&str, (PointIndex, String)>,
-    defaults: [&std::collections::BTreeMap<PointKind, AlarmSettingsFile>; 2],
+    at: Placement<'_>,
+    cx: &PointContext<'_>,
     errors: &mut Problems,
 ) -> Option<Point> {
     let before = errors.len();
     errors.identifier(&format!("{path}.id"), &p.id);
+    let device = device_of(p, path, cx.devices, errors);
+    let register = compile_register(p, path, errors);
+    let scaling = compile_scaling(p, register.data_type, path, errors);
+    let loop_current = compile_loop_current(p, path, errors);
+    if let Some([lo, hi]) = p.valid_range {
+        if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+            errors.push(
+                format!("{path}.valid_range"),
+                format!("needs min < max, got [{lo}, {hi}]"),
+            );
+        }
+    }
+    let (gas, unit) = compile_gas(p, path, errors);
+    let fault_point = p
+        .fault_point
+        .as_deref()
+        .and_then(|id| match cx.point_ids.get(id) {
+            Some((i, _)) => Some(*i),
+            None => {
+                errors.push(format!("{path}.fault_point"), format!("no point `{id}`"));
+                None
+            }
+        });
+    if p.normal.is_some() && register.data_type != DataType::Bool {
+        errors.push(format!("{path}.normal"), "only for discrete points");
+    }
+    let alarms = compile_alarms(p, gas, &scaling, cx.defaults, path, errors);
+    if errors.len() > before {
+        return None;
+    }
+    Some(Point {
+        id: PointId::new(&p.id),
+        index: at.index,
+        name: p.name.clone(),
+        source: at.source,
+        source_id: at.source_id.clone(),
+        kind: p.kind,
+        gas,
+        device,
+        // Compiled only when the device exists (errors above return None otherwise).
+        device_id: cx.channels[device.0].devices[device.1].id.clone(),
+        register,
+        scaling,
+        loop_current,
+        unit,
+        valid_range: p.valid_range,
+        fault_codes: p.fault_codes.clone(),
+        fault_point,
+        normal: p.normal,
+        alarms,
+    })
+}
 
-    let device = match devices.get(p.device.as_str()) {
+/// The point's device as (channel, device) indices.
+fn device_of(
+    p: &PointFile,
+    path: &str,
+    devices: &DeviceIndex<'_>,
+    errors: &mut Problems,
+) -> (usize, usize) {
+    match devices.get(p.device.as_str()) {
         Some((at, _)) => *at,
         None => {
             errors.push(
@@ -374,9 +448,12 @@ fn compile_point(
             );
             (usize::MAX, usize::MAX)
         }
-    };
+    }
+}
 
-    // Data type: discrete kinds and bit tables are bool; analog kinds never are.
+/// Table, address, data type, word order and bit, checked together: discrete kinds
+/// and bit tables are bool, analog kinds never are.
+fn compile_register(p: &PointFile, path: &str, errors: &mut Problems) -> RegisterSpec {
     let data_type = match (p.data_type, p.kind.is_discrete() || p.table.is_bit_table()) {
         (Some(t), _) => t,
         (None, true) => DataType::Bool,
@@ -448,7 +525,16 @@ fn compile_point(
         );
     }
 
-    // Scaling.
+    register
+}
+
+/// scale/offset or raw_range/eng_range, one or the other.
+fn compile_scaling(
+    p: &PointFile,
+    data_type: DataType,
+    path: &str,
+    errors: &mut Problems,
+) -> Scaling {
     let linear = p.scale.is_some() || p.offset.is_some();
     let scaling = match (p.raw_range, p.eng_range) {
         (Some(_), _) | (_, Some(_)) if linear => {
@@ -497,7 +583,12 @@ fn compile_point(
         errors.push(format!("{path}.scale"), "a bool point takes no scaling");
     }
 
-    let loop_current = match (p.loop_current, p.raw_range) {
+    scaling
+}
+
+/// The 4–20 mA loop's fault bands (NE43), from the counts at 4 and 20 mA.
+fn compile_loop_current(p: &PointFile, path: &str, errors: &mut Problems) -> Option<LoopCurrent> {
+    match (p.loop_current, p.raw_range) {
         (Some(lc), Some(raw)) => {
             let (below, above) = lc.resolved(p.kind);
             if !(below < 4.0 && above > 20.0) {
@@ -523,18 +614,15 @@ fn compile_point(
             None
         }
         (None, _) => None,
-    };
-
-    if let Some([lo, hi]) = p.valid_range {
-        if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-            errors.push(
-                format!("{path}.valid_range"),
-                format!("needs min < max, got [{lo}, {hi}]"),
-            );
-        }
     }
+}
 
-    // Gas detectors: unit and gas name.
+/// A gas detector's gas and unit (GB/T 50493-2019: combustible in %LEL, toxic in ppm).
+fn compile_gas(
+    p: &PointFile,
+    path: &str,
+    errors: &mut Problems,
+) -> (Option<&'static gas::Gas>, String) {
     let mut unit = p.unit.clone();
     let gas = match p.gas.as_deref() {
         Some(name) => match gas::lookup(name) {
@@ -604,23 +692,20 @@ fn compile_point(
         _ => {}
     }
 
-    let fault_point = p
-        .fault_point
-        .as_deref()
-        .and_then(|id| match point_ids.get(id) {
-            Some((i, _)) => Some(*i),
-            None => {
-                errors.push(format!("{path}.fault_point"), format!("no point `{id}`"));
-                None
-            }
-        });
-    if p.normal.is_some() && data_type != DataType::Bool {
-        errors.push(format!("{path}.normal"), "only for discrete points");
-    }
+    (gas, unit)
+}
 
-    // Alarm settings: kind defaults → site → hazard source → point; then guardrails.
+/// Alarm settings: kind defaults → site → hazard source → point; then the guardrails.
+fn compile_alarms(
+    p: &PointFile,
+    gas: Option<&'static gas::Gas>,
+    scaling: &Scaling,
+    defaults: [&BTreeMap<PointKind, AlarmSettingsFile>; 2],
+    path: &str,
+    errors: &mut Problems,
+) -> AlarmSettings {
     let span = p.valid_range.or(match scaling {
-        Scaling::Range { eng, .. } => Some(eng),
+        Scaling::Range { eng, .. } => Some(*eng),
         Scaling::Linear { .. } => None,
     });
     let mut merged = alarm::kind_defaults(p.kind, gas, span);
@@ -640,30 +725,7 @@ fn compile_point(
         );
     }
 
-    if errors.len() > before {
-        return None;
-    }
-    Some(Point {
-        id: PointId::new(&p.id),
-        index,
-        name: p.name.clone(),
-        source,
-        source_id: source_id.clone(),
-        kind: p.kind,
-        gas,
-        device,
-        // Compiled only when the device exists (errors above return None otherwise).
-        device_id: channels[device.0].devices[device.1].id.clone(),
-        register,
-        scaling,
-        loop_current,
-        unit,
-        valid_range: p.valid_range,
-        fault_codes: p.fault_codes.clone(),
-        fault_point,
-        normal: p.normal,
-        alarms,
-    })
+    alarms
 }
 
 fn placeholder_point(p: &PointFile, index: PointIndex, source: SourceIndex) -> Point {
