@@ -6,6 +6,10 @@
 //! MQTT and the local API alike. The [`model`] is the only global shape; [`sim`] serves a site's
 //! devices for demos, training and load tests.
 
+// `unwrap()` / `expect()` only where the invariant is proven on the spot (and said so
+// in an `allow` beside it); tests may unwrap.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 #[cfg(feature = "edge")]
 pub mod acquire;
 #[cfg(feature = "edge")]

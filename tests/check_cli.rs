@@ -215,7 +215,7 @@ fn a_missing_file_is_a_clear_error() {
 fn the_central_ingest_file_is_checked_field_by_field() {
     let dir = tempfile::tempdir().unwrap();
     let good = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/central.toml"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/central.toml"),
     )
     .unwrap();
     let (ok, out) = run_check(dir.path(), "central.toml", &good, &[]);

@@ -315,7 +315,7 @@ fn healthz_says_degraded_while_a_device_is_silent_and_ok_once_it_answers_again()
     let _ = poll_json(&rig.site, None);
     let api = free_port();
     let log = rig.dir.path().join("health.log");
-    let mut gw = common::mqtt::start_gateway_with_api(&rig.site, api, &log);
+    let mut gw = mqtt::start_gateway_with_api(&rig.site, api, &log);
     let health = || -> Option<(u16, serde_json::Value)> {
         let (code, body) = try_http(api, "GET", "/healthz", None).ok()?;
         Some((code, serde_json::from_str(&body).ok()?))
@@ -693,7 +693,7 @@ fn local_api_writes_need_a_token_whose_role_allows_them_and_each_is_audited() {
     let eng = token(&site, "eng-wu", "engineer");
     let api = free_port();
     let log = rig.dir.path().join("api.log");
-    let mut gw = common::mqtt::start_gateway_with_api(&site, api, &log);
+    let mut gw = mqtt::start_gateway_with_api(&site, api, &log);
     let post = |name: &str, body: &str, token: Option<&str>| {
         try_http_as(
             api,

@@ -321,8 +321,7 @@ fn run_with_restarts(
                 .unwrap_or(Colour::Blue);
             prop_assert!(reported <= ceiling, "source {s}: reported {reported:?} above {ceiling:?}, the most required within the {hold} ms hold, at {now} ms after {i:?}");
             prop_assert!(
-                !engine.source_level(s).reasons.is_empty()
-                    || reported == hazgate::model::risk::Colour::Blue,
+                !engine.source_level(s).reasons.is_empty() || reported == Colour::Blue,
                 "a colour needs its reasons"
             );
         }

@@ -44,7 +44,7 @@ fn assert_valid(bytes: &[u8]) -> Json {
     assert!(errors.is_empty(), "{msg}\n{}", errors.join("\n"));
     // The centre decodes it into the same types the gateway encoded it from, and they
     // write it back byte for byte: nothing the gateway sends is lost or renamed.
-    let typed: Envelope<Message> = serde_json::from_slice(bytes)
+    let typed: Envelope<'_, Message<'_>> = serde_json::from_slice(bytes)
         .unwrap_or_else(|e| panic!("the contract's types refuse {msg}: {e}"));
     assert_eq!(
         serde_json::to_vec(&typed).unwrap(),

@@ -134,6 +134,8 @@ pub fn opt_secs(s: Option<f64>) -> anyhow::Result<Option<Duration>> {
 /// Parsing a large site file builds a transient TOML tree many times the size of the
 /// compiled site (≈ 50 MB for 10,000 points); glibc keeps such freed arenas mapped.
 /// Handing them back once after loading keeps a gateway's steady RSS at what it uses.
+// The crate's one unsafe call (lints deny unsafe code elsewhere).
+#[allow(unsafe_code)]
 pub fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap pages to the kernel; it touches no

@@ -162,7 +162,7 @@ impl Commit {
             Telemetry(&'a [Reading]),
             Status,
         }
-        let mut items: Vec<Item> = Vec::new();
+        let mut items: Vec<Item<'_>> = Vec::new();
         let mut classes = Vec::new();
         for e in &self.batch.events {
             for (topic, retain) in event_topics(&self.topics, e) {

@@ -90,11 +90,11 @@ impl<'s> Encoder<'s> {
         self.to_vec(seq.into(), event.ts(), Message::from(event))
     }
 
-    pub fn status(&self, seq: impl Into<Seq>, ts: Timestamp, status: Status) -> Vec<u8> {
+    pub fn status(&self, seq: impl Into<Seq>, ts: Timestamp, status: Status<'_>) -> Vec<u8> {
         self.to_vec(seq.into(), ts, Message::Status(status))
     }
 
-    pub fn reply(&self, seq: impl Into<Seq>, ts: Timestamp, reply: CommandReply) -> Vec<u8> {
+    pub fn reply(&self, seq: impl Into<Seq>, ts: Timestamp, reply: CommandReply<'_>) -> Vec<u8> {
         self.to_vec(seq.into(), ts, Message::CommandReply(reply))
     }
 }

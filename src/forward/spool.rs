@@ -24,9 +24,9 @@ use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
 
-const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
-const TELEMETRY: TableDefinition<u64, &[u8]> = TableDefinition::new("telemetry");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const EVENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("events");
+const TELEMETRY: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("telemetry");
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
 const NEXT_SEQ: &str = "next_seq";
 const NEXT_EVENT_SEQ: &str = "next_event_seq";
@@ -141,7 +141,7 @@ impl Spool {
             let mut meta = txn.open_table(META).map_err(storage)?;
             let mut events = txn.open_table(EVENTS).map_err(storage)?;
             let mut telemetry = txn.open_table(TELEMETRY).map_err(storage)?;
-            let get = |meta: &redb::Table<&str, u64>, k| -> Result<u64, SpoolError> {
+            let get = |meta: &redb::Table<'_, &str, u64>, k| -> Result<u64, SpoolError> {
                 Ok(meta
                     .get(k)
                     .map_err(storage)?

@@ -73,7 +73,7 @@ pub fn decode(
     if let Some(violation) = schema::violation(message_type, &v) {
         return Err(reject("schema_invalid", violation));
     }
-    let head: Head = typed(&v)?;
+    let head: Head<'_> = typed(&v)?;
     check_identity(&head, topic.gateway)?;
     let mut points = Points::new(topic.gateway, head.seq);
     let newest_ms = map(
@@ -152,17 +152,17 @@ fn map(
 ) -> Result<Option<i64>, Rejected> {
     let ts = match message_type {
         "telemetry" => {
-            let readings: Vec<Reading> = typed(&v["readings"])?;
+            let readings: Vec<Reading<'_>> = typed(&v["readings"])?;
             points.readings(&readings);
             readings.iter().map(|r| r.ts.0).max()
         }
         "alarm" => {
-            let a: Alarm = typed(&v["alarm"])?;
+            let a: Alarm<'_> = typed(&v["alarm"])?;
             points.alarm(&a);
             Some(a.ts.0)
         }
         "risk" => {
-            let r: Risk = typed(&v["risk"])?;
+            let r: Risk<'_> = typed(&v["risk"])?;
             // A retained copy of a change is stored already, from `risk`; a
             // restatement (`snapshot`) is stored from wherever it comes.
             if stream == Stream::RiskOf && !r.snapshot {
@@ -172,17 +172,17 @@ fn map(
             Some(r.ts.0)
         }
         "special_operation" => {
-            let o: SpecialOperation = typed(&v["special_operation"])?;
+            let o: SpecialOperation<'_> = typed(&v["special_operation"])?;
             points.special_operation(&o);
             Some(o.ts.0)
         }
         "thresholds" => {
-            let t: Thresholds = typed(&v["thresholds"])?;
+            let t: Thresholds<'_> = typed(&v["thresholds"])?;
             points.thresholds(&t);
             Some(t.ts.0)
         }
         "status" => {
-            let s: Status = typed(v)?;
+            let s: Status<'_> = typed(v)?;
             // The Last Will (seq 0) was built when the gateway connected: its own `ts`
             // would put "offline" before the "online" it follows.
             let ts = if head.seq == 0 {

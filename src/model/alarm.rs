@@ -429,7 +429,7 @@ mod tests {
             &'a str,
             &'a str,
         );
-        let cases: &[Case] = &[
+        let cases: &[Case<'_>] = &[
             (
                 "combustible h above 25",
                 AlarmSettingsFile {
