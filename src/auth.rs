@@ -10,7 +10,6 @@
 
 use std::{
     collections::HashMap,
-    io::Write,
     net::IpAddr,
     path::{Path, PathBuf},
     sync::Mutex,
@@ -158,18 +157,8 @@ impl TokenFile {
             path: path.display().to_string(),
             source,
         };
-        let tmp = path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| write(std::io::Error::other(e)))?;
-        {
-            let mut o = std::fs::OpenOptions::new();
-            o.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-            let mut f = o.open(&tmp).map_err(write)?;
-            f.write_all(&bytes).map_err(write)?;
-            f.sync_all().map_err(write)?;
-        }
-        std::fs::rename(&tmp, path).map_err(write)
+        crate::durable::replace(path, &bytes, crate::durable::Access::Owner).map_err(write)
     }
 }
 

@@ -21,6 +21,7 @@ pub mod cli;
 #[cfg(feature = "edge")]
 pub mod commands;
 pub mod contract;
+pub mod durable;
 #[cfg(feature = "edge")]
 pub mod forward;
 #[cfg(feature = "centre")]

@@ -2,8 +2,8 @@
 //!
 //! A channel is one medium (a TCP connection, a serial line), so its devices are
 //! polled strictly one transaction at a time; channels run in parallel and never wait
-//! for each other. A device that stops answering is backed off exponentially (probed
-//! once per back-off period with no retries) so its timeouts do not eat the bus time
+//! for each other. A device that stops answering is backed off exponentially, with
+//! jitter ([`Backoff`]; probed once per back-off period with no retries) so its timeouts do not eat the bus time
 //! of its neighbours.
 
 use std::{
@@ -19,12 +19,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::{
-    model::{DeviceId, Site},
+    backoff::Backoff,
+    model::{ChannelId, DeviceId, Site},
     reading::{Quality, Reading},
 };
 
 use super::{
-    device::{poll_device, PlannedDevice},
+    device::{poll_device, PlannedDevice, PollOutcome},
     latest::LatestStore,
     link::Link,
 };
@@ -123,8 +124,8 @@ struct DeviceState {
     interval: Duration,
     max_backoff: Duration,
     next_due: Instant,
-    /// Set while the device is down; the current back-off period.
-    backoff: Option<Duration>,
+    /// Set while the device is down: its probes' back-off (doubling, jittered).
+    backoff: Option<Backoff>,
     last_good: Instant,
     stale_reported: bool,
 }
@@ -139,29 +140,7 @@ pub async fn run_channel(
 ) {
     let ch = &site.channels[channel];
     let mut link = Link::new(ch.transport.clone(), ch.inter_frame_delay);
-    let now = Instant::now();
-    let first_counter: usize = site.channels[..channel]
-        .iter()
-        .map(|c| c.devices.len())
-        .sum();
-    let n = ch.devices.len().max(1) as u32;
-    let mut devices: Vec<DeviceState> = ch
-        .devices
-        .iter()
-        .enumerate()
-        .map(|(i, d)| DeviceState {
-            plan: PlannedDevice::new(&site, channel, i),
-            id: d.id.clone(),
-            counters: first_counter + i,
-            interval: d.poll_interval,
-            max_backoff: d.max_backoff,
-            // Spread first polls over one period so devices do not all fire at once.
-            next_due: now + d.poll_interval * i as u32 / n,
-            backoff: None,
-            last_good: now,
-            stale_reported: false,
-        })
-        .collect();
+    let mut devices = device_states(&site, channel);
     if devices.is_empty() {
         return;
     }
@@ -181,66 +160,120 @@ pub async fn run_channel(
         }
         let (readings, outcome) =
             poll_device(&site, &d.plan, &mut link, probing.then_some(0)).await;
-
-        let c = &stats.devices[d.counters].1;
-        c.requests
-            .fetch_add(u64::from(outcome.requests), Ordering::Relaxed);
-        c.timeouts
-            .fetch_add(u64::from(outcome.timeouts), Ordering::Relaxed);
-        c.comm_errors
-            .fetch_add(u64::from(outcome.comm_errors), Ordering::Relaxed);
-        c.exceptions
-            .fetch_add(u64::from(outcome.exceptions), Ordering::Relaxed);
-        c.readings
-            .fetch_add(readings.len() as u64, Ordering::Relaxed);
-        let good = readings.iter().filter(|r| r.quality.is_good()).count();
-        c.good_readings.fetch_add(good as u64, Ordering::Relaxed);
-
+        count(&stats, &ch.id, d, &outcome, &readings);
         let now = Instant::now();
-        c.down.store(outcome.device_down, Ordering::Relaxed);
-        let labels = [("channel", ch.id.to_string()), ("device", d.id.to_string())];
-        metrics::counter!("hazgate_poll_requests_total", &labels)
-            .increment(u64::from(outcome.requests));
-        metrics::counter!("hazgate_poll_timeouts_total", &labels)
-            .increment(u64::from(outcome.timeouts));
-        metrics::counter!("hazgate_poll_exceptions_total", &labels)
-            .increment(u64::from(outcome.exceptions));
-        metrics::counter!("hazgate_readings_total", &labels).increment(readings.len() as u64);
-        let result = if outcome.device_down { "failed" } else { "ok" };
-        metrics::counter!("hazgate_polls_total", "channel" => ch.id.to_string(), "device" => d.id.to_string(), "result" => result)
-            .increment(1);
-        if outcome.device_down {
-            c.polls_failed.fetch_add(1, Ordering::Relaxed);
-            let backoff = match d.backoff {
-                None => {
-                    warn!(channel = %ch.id, device = %d.id, error = outcome.last_error.as_deref().unwrap_or(""),
-                        "device not answering; backing off");
-                    d.interval
-                }
-                Some(b) => {
-                    debug!(channel = %ch.id, device = %d.id, backoff_ms = b.as_millis() as u64, "probe failed");
-                    (b * 2).min(d.max_backoff)
-                }
-            };
-            d.backoff = Some(backoff);
-            d.next_due = now + backoff;
-        } else {
-            c.polls_ok.fetch_add(1, Ordering::Relaxed);
-            if probing {
-                info!(channel = %ch.id, device = %d.id, "device answering again");
-                d.backoff = None;
-                d.next_due = now + d.interval;
-            } else {
-                d.next_due = next_period(due, d.interval, now);
-            }
-            d.last_good = now;
-            d.stale_reported = false;
-        }
+        reschedule(&ch.id, d, &outcome, due, now);
         store.publish(readings);
         mark_stale(&site, &mut devices, &store, now);
     }
     link.disconnect().await;
     info!(channel = %ch.id, "channel stopped");
+}
+
+/// The channel's devices, their first polls spread over one period so they do not all
+/// fire at once.
+fn device_states(site: &Site, channel: usize) -> Vec<DeviceState> {
+    let ch = &site.channels[channel];
+    let now = Instant::now();
+    let first_counter: usize = site.channels[..channel]
+        .iter()
+        .map(|c| c.devices.len())
+        .sum();
+    let n = ch.devices.len().max(1) as u32;
+    ch.devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| DeviceState {
+            plan: PlannedDevice::new(site, channel, i),
+            id: d.id.clone(),
+            counters: first_counter + i,
+            interval: d.poll_interval,
+            max_backoff: d.max_backoff,
+            next_due: now + d.poll_interval * i as u32 / n,
+            backoff: None,
+            last_good: now,
+            stale_reported: false,
+        })
+        .collect()
+}
+
+/// One poll's outcome into the device's counters and the metrics.
+fn count(
+    stats: &AcquireStats,
+    channel: &ChannelId,
+    d: &DeviceState,
+    outcome: &PollOutcome,
+    readings: &[Reading],
+) {
+    let c = &stats.devices[d.counters].1;
+    c.requests
+        .fetch_add(u64::from(outcome.requests), Ordering::Relaxed);
+    c.timeouts
+        .fetch_add(u64::from(outcome.timeouts), Ordering::Relaxed);
+    c.comm_errors
+        .fetch_add(u64::from(outcome.comm_errors), Ordering::Relaxed);
+    c.exceptions
+        .fetch_add(u64::from(outcome.exceptions), Ordering::Relaxed);
+    c.readings
+        .fetch_add(readings.len() as u64, Ordering::Relaxed);
+    let good = readings.iter().filter(|r| r.quality.is_good()).count();
+    c.good_readings.fetch_add(good as u64, Ordering::Relaxed);
+    c.down.store(outcome.device_down, Ordering::Relaxed);
+    let polls = if outcome.device_down {
+        &c.polls_failed
+    } else {
+        &c.polls_ok
+    };
+    polls.fetch_add(1, Ordering::Relaxed);
+    let labels = [
+        ("channel", channel.to_string()),
+        ("device", d.id.to_string()),
+    ];
+    metrics::counter!("hazgate_poll_requests_total", &labels)
+        .increment(u64::from(outcome.requests));
+    metrics::counter!("hazgate_poll_timeouts_total", &labels)
+        .increment(u64::from(outcome.timeouts));
+    metrics::counter!("hazgate_poll_exceptions_total", &labels)
+        .increment(u64::from(outcome.exceptions));
+    metrics::counter!("hazgate_readings_total", &labels).increment(readings.len() as u64);
+    let result = if outcome.device_down { "failed" } else { "ok" };
+    metrics::counter!("hazgate_polls_total", "channel" => channel.to_string(), "device" => d.id.to_string(), "result" => result)
+        .increment(1);
+}
+
+/// When the device is polled next: on its period while it answers; while it is down,
+/// probed on a back-off from one period doubling to its `max_backoff`.
+fn reschedule(
+    channel: &ChannelId,
+    d: &mut DeviceState,
+    outcome: &PollOutcome,
+    due: Instant,
+    now: Instant,
+) {
+    if outcome.device_down {
+        let backoff = match &mut d.backoff {
+            Some(b) => {
+                debug!(channel = %channel, device = %d.id, backoff_ms = b.delay().as_millis() as u64, "probe failed");
+                b
+            }
+            None => {
+                warn!(channel = %channel, device = %d.id, error = outcome.last_error.as_deref().unwrap_or(""),
+                    "device not answering; backing off");
+                d.backoff
+                    .insert(Backoff::with_max(d.interval, d.max_backoff))
+            }
+        };
+        d.next_due = now + backoff.failed();
+        return;
+    }
+    if d.backoff.take().is_some() {
+        info!(channel = %channel, device = %d.id, "device answering again");
+        d.next_due = now + d.interval;
+    } else {
+        d.next_due = next_period(due, d.interval, now);
+    }
+    d.last_good = now;
+    d.stale_reported = false;
 }
 
 /// The next due instant after `due` that is still in the future, keeping the phase

@@ -186,15 +186,9 @@ impl Overrides {
             let entry = self.points.entry(c.point.clone()).or_default();
             *entry = entry.merged_with(&c.set);
         }
-        // Write a new file and rename it over the old one: never a torn file.
-        let tmp = self.path.with_extension("json.tmp");
+        // A new file renamed over the old one, the directory fsynced: never torn.
         let bytes = serde_json::to_vec_pretty(&self.points).map_err(std::io::Error::other)?;
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut f, &bytes)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)
+        crate::durable::replace(&self.path, &bytes, crate::durable::Access::Default)
     }
 }
 

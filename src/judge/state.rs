@@ -18,7 +18,6 @@
 
 use std::{
     collections::BTreeMap,
-    io::Write,
     path::{Path, PathBuf},
 };
 
@@ -410,21 +409,6 @@ impl StateFile {
             source,
         };
         let bytes = serde_json::to_vec(state).map_err(|e| write(std::io::Error::other(e)))?;
-        let tmp = self.path.with_extension("json.tmp");
-        let dir = self
-            .path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(write)?;
-        {
-            let mut f = std::fs::File::create(&tmp).map_err(write)?;
-            f.write_all(&bytes).map_err(write)?;
-            f.sync_all().map_err(write)?;
-        }
-        std::fs::rename(&tmp, &self.path).map_err(write)?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(write)
+        crate::durable::replace(&self.path, &bytes, crate::durable::Access::Default).map_err(write)
     }
 }

@@ -280,7 +280,7 @@ impl Simulator {
                 bank.mode = self.scenario.device_mode(&bank.id, t);
                 for &p in &d.points {
                     let point = self.site.point(p);
-                    let v = self.scenario.value(point, t, rng.gen_range(-1.0..=1.0));
+                    let v = self.scenario.value(point, t, rng.random_range(-1.0..=1.0));
                     bank.write_point(point, v);
                 }
             }
@@ -289,7 +289,7 @@ impl Simulator {
 
     /// Advances the scenario every `tick` until cancelled.
     pub async fn run_scenario(self: Arc<Self>, tick: Duration, cancel: CancellationToken) {
-        let mut rng = SmallRng::from_entropy();
+        let mut rng = SmallRng::from_os_rng();
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
