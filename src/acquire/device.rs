@@ -89,19 +89,19 @@ pub async fn poll_device(
             outcome.requests += 1;
             let r = link.read(dev.unit_id, block, dev.timeout).await;
             match &r {
-                Err(e @ BlockError::Comm(msg)) => {
+                Err(e) if e.is_comm() => {
                     if e.is_timeout() {
                         outcome.timeouts += 1;
                     } else {
                         outcome.comm_errors += 1;
                     }
-                    outcome.last_error = Some(msg.clone());
+                    outcome.last_error = Some(e.to_string());
                     if attempt < retries {
                         attempt += 1;
                         continue;
                     }
                 }
-                Err(BlockError::Exception(_)) => outcome.exceptions += 1,
+                Err(_) => outcome.exceptions += 1,
                 Ok(_) => {}
             }
             break r;
@@ -115,7 +115,7 @@ pub async fn poll_device(
                     .iter()
                     .map(|&p| failed(p, Quality::DeviceException(code), ts)),
             ),
-            Err(BlockError::Comm(_)) => {
+            Err(_) => {
                 outcome.device_down = true;
                 readings.extend(
                     block

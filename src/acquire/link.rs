@@ -30,18 +30,33 @@ pub enum BlockData {
     Bits(Vec<bool>),
 }
 
-/// Why a block has no data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a block has no data. Every kind but [`BlockError::Exception`] is a
+/// communication failure: the link is treated as down.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
     /// The device answered with a Modbus exception: it is alive.
+    #[error("Modbus exception {0}")]
     Exception(u8),
-    /// Timeout, connection failure, garbled or mismatched frame: treat the link as down.
-    Comm(String),
+    #[error("connect {transport}: {error}")]
+    Connect { transport: String, error: String },
+    #[error("timeout after {} ms", .0.as_millis())]
+    Timeout(Duration),
+    /// The connection failed mid-transaction, or the frame was garbled.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// A well-formed answer to another question (function or length).
+    #[error("response does not match request of {count} from {start}: {got}")]
+    Mismatch { count: u16, start: u16, got: String },
 }
 
 impl BlockError {
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Self::Comm(m) if m.starts_with("timeout"))
+        matches!(self, Self::Timeout(_))
+    }
+
+    /// Whether the link is to be treated as down (anything but an exception).
+    pub fn is_comm(&self) -> bool {
+        !matches!(self, Self::Exception(_))
     }
 }
 
@@ -136,7 +151,7 @@ impl Link {
         let result = self.transact(unit, block, deadline).await;
         let rtu = self.transport.is_rtu_framed();
         let mut gap = self.inter_frame_delay;
-        if let Err(BlockError::Comm(_)) = &result {
+        if result.as_ref().is_err_and(BlockError::is_comm) {
             self.disconnect().await;
             // On an RTU line, let a late or garbled answer drain before the next frame.
             if rtu {
@@ -159,20 +174,18 @@ impl Link {
             None => self
                 .connect(deadline)
                 .await
-                .map_err(|e| BlockError::Comm(format!("connect {}: {e}", self.transport)))?,
+                .map_err(|e| BlockError::Connect {
+                    transport: self.transport.to_string(),
+                    error: e.to_string(),
+                })?,
         };
         ctx.set_slave(Slave(unit));
         let remaining = deadline
             .saturating_sub(started.elapsed())
             .max(Duration::from_millis(1));
         let answer = match timeout(remaining, ctx.call(request_for(block))).await {
-            Err(_) => {
-                return Err(BlockError::Comm(format!(
-                    "timeout after {} ms",
-                    deadline.as_millis()
-                )))
-            }
-            Ok(Err(e)) => return Err(BlockError::Comm(format!("transport: {e}"))),
+            Err(_) => return Err(BlockError::Timeout(deadline)),
+            Ok(Err(e)) => return Err(BlockError::Transport(e.to_string())),
             Ok(Ok(Err(exception))) => {
                 self.ctx = Some(ctx);
                 return Err(BlockError::Exception(u8::from(exception)));
@@ -212,11 +225,11 @@ pub fn block_data(block: &Block, answer: Response) -> Result<BlockData, BlockErr
         {
             Ok(BlockData::Words(words))
         }
-        (_, other) => Err(BlockError::Comm(format!(
-            "response does not match request of {count} from {}: {}",
-            block.start,
-            describe(&other)
-        ))),
+        (_, other) => Err(BlockError::Mismatch {
+            count: block.count,
+            start: block.start,
+            got: describe(&other),
+        }),
     }
 }
 
