@@ -12,6 +12,19 @@ use rumqttc::{v5, Outgoing, Transport};
 
 use crate::model::mqtt::{MqttEndpoint, Protocol, TlsFileError};
 
+/// Why the connection is down, or a request could not be queued.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error(transparent)]
+    V311(#[from] rumqttc::ConnectionError),
+    #[error(transparent)]
+    V5(#[from] v5::ConnectionError),
+    #[error(transparent)]
+    Request(#[from] rumqttc::ClientError),
+    #[error(transparent)]
+    RequestV5(#[from] v5::ClientError),
+}
+
 /// Everything needed to open a connection, independent of the protocol version.
 pub struct LinkOptions {
     pub endpoint: MqttEndpoint,
@@ -108,11 +121,11 @@ impl Link {
 
     /// Drives the connection one step. An error means the connection is down; the next
     /// call reconnects at once (the caller paces it).
-    pub async fn poll(&mut self) -> Result<LinkEvent, String> {
+    pub async fn poll(&mut self) -> Result<LinkEvent, LinkError> {
         match self {
             Link::V311 { events, .. } => {
                 use rumqttc::{Event, Packet};
-                Ok(match events.poll().await.map_err(|e| e.to_string())? {
+                Ok(match events.poll().await? {
                     Event::Incoming(Packet::ConnAck(a)) => LinkEvent::Connected {
                         code: format!("{:?}", a.code),
                     },
@@ -131,7 +144,7 @@ impl Link {
             Link::V5 { events, .. } => {
                 use v5::mqttbytes::v5::{Packet, PubAckReason};
                 use v5::Event;
-                Ok(match events.poll().await.map_err(|e| e.to_string())? {
+                Ok(match events.poll().await? {
                     Event::Incoming(Packet::ConnAck(a)) => LinkEvent::Connected {
                         code: format!("{:?}", a.code),
                     },
@@ -166,14 +179,14 @@ impl Link {
     }
 
     /// Queues a QoS 1 subscription.
-    pub fn try_subscribe(&self, filter: &str) -> Result<(), String> {
+    pub fn try_subscribe(&self, filter: &str) -> Result<(), LinkError> {
         match self {
-            Link::V311 { client, .. } => client
-                .try_subscribe(filter, rumqttc::QoS::AtLeastOnce)
-                .map_err(|e| e.to_string()),
-            Link::V5 { client, .. } => client
-                .try_subscribe(filter, v5::mqttbytes::QoS::AtLeastOnce)
-                .map_err(|e| e.to_string()),
+            Link::V311 { client, .. } => {
+                Ok(client.try_subscribe(filter, rumqttc::QoS::AtLeastOnce)?)
+            }
+            Link::V5 { client, .. } => {
+                Ok(client.try_subscribe(filter, v5::mqttbytes::QoS::AtLeastOnce)?)
+            }
         }
     }
 

@@ -20,7 +20,7 @@ use super::{
     delivery::{Ack, Delivery},
     encode::{self, CommandReply, Encoder, GatewayState},
     health::UplinkHealth,
-    link::{Link, LinkEvent, LinkOptions},
+    link::{Link, LinkError, LinkEvent, LinkOptions},
     spool::{Class, Spool, SpoolError},
     spool_thread::SpoolThread,
 };
@@ -269,7 +269,7 @@ impl Uplink {
     }
 
     /// The connection is down (or could not be made).
-    fn on_down(&mut self, e: &str, backoff: &Backoff) {
+    fn on_down(&mut self, e: &LinkError, backoff: &Backoff) {
         let c = &self.cfg;
         if self.connected {
             warn!(error = %e, "uplink lost; spooling until the broker is back");

@@ -36,7 +36,10 @@ use tracing::{debug, info, warn};
 use crate::{
     backoff::Backoff,
     contract::{every_gateway, Stream},
-    model::central::{IngestConfig, MqttConfig, StoreConfig},
+    model::{
+        central::{IngestConfig, MqttConfig, StoreConfig},
+        mqtt::TlsFileError,
+    },
 };
 
 use super::{
@@ -68,17 +71,25 @@ struct Accepted {
     position: Option<StreamPosition>,
 }
 
+/// Why ingest could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("mqtt.tls: {0}")]
+    Tls(#[from] TlsFileError),
+    #[error("cannot start decoding threads: {0}")]
+    Threads(std::io::Error),
+}
+
 /// Runs ingest until `cancel`.
 pub async fn run_ingest<W: PointWriter>(
     cfg: IngestConfig,
     writer: W,
     health: Arc<Health>,
     cancel: CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), IngestError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let options = mqtt_options(&cfg.mqtt)?;
-    let mut decoders =
-        Decoders::per_core().map_err(|e| format!("cannot start decoding threads: {e}"))?;
+    let mut decoders = Decoders::per_core().map_err(IngestError::Threads)?;
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
     let (tx, rx) = mpsc::unbounded_channel();
     let batcher = tokio::spawn(batcher(
@@ -211,7 +222,7 @@ fn record_gap(gaps: &mut Gaps, pos: &StreamPosition, lines: &mut Vec<u8>) {
     lines.extend_from_slice(&pos.gap_line(missing, now_ms()));
 }
 
-fn mqtt_options(cfg: &MqttConfig) -> Result<MqttOptions, String> {
+fn mqtt_options(cfg: &MqttConfig) -> Result<MqttOptions, TlsFileError> {
     let mut o = cfg.options(cfg.client_id.clone())?;
     o.set_clean_session(false)
         .set_manual_acks(true)

@@ -16,7 +16,20 @@ use crate::model::central::StoreConfig;
 /// The batch is rendered once and handed over as shared bytes, so a retry costs no
 /// re-encoding.
 pub trait PointWriter: Send + Sync + 'static {
-    fn write(&self, lines: Bytes) -> impl std::future::Future<Output = Result<(), String>> + Send;
+    fn write(
+        &self,
+        lines: Bytes,
+    ) -> impl std::future::Future<Output = Result<(), WriteError>> + Send;
+}
+
+/// Why a batch was not stored (it is then retried).
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The store refused the batch or could not be reached.
+    #[error(transparent)]
+    Store(#[from] influxdb2::RequestError),
+    #[error("no answer within {} s", .0.as_secs())]
+    NoAnswer(Duration),
 }
 
 /// The InfluxDB v2 write API (`POST /api/v2/write`, line protocol, ms precision):
@@ -40,7 +53,7 @@ impl InfluxWriter {
 }
 
 impl PointWriter for InfluxWriter {
-    async fn write(&self, lines: Bytes) -> Result<(), String> {
+    async fn write(&self, lines: Bytes) -> Result<(), WriteError> {
         // Success is exactly HTTP 204 (the crate's rule); anything else is an error.
         match tokio::time::timeout(
             self.timeout,
@@ -53,9 +66,8 @@ impl PointWriter for InfluxWriter {
         )
         .await
         {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {} s", self.timeout.as_secs())),
+            Ok(result) => Ok(result?),
+            Err(_) => Err(WriteError::NoAnswer(self.timeout)),
         }
     }
 }

@@ -154,6 +154,22 @@ impl JudgeHandle {
     }
 }
 
+/// Why the overrides file could not be used: a disk problem or a broken file, never a
+/// threshold the guardrails refuse (that is checked when the changes are applied).
+#[derive(Debug, thiserror::Error)]
+pub enum OverridesError {
+    #[error("cannot read the threshold overrides {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the threshold overrides {path} are not valid JSON: {source}")]
+    Invalid {
+        path: String,
+        source: serde_json::Error,
+    },
+}
+
 /// Alarm-setting changes made remotely, persisted beside the site file so they survive a
 /// restart: `{ "GT-101": { "h": 18.0 }, … }`, merged over the site file's settings.
 pub struct Overrides {
@@ -167,13 +183,22 @@ impl Overrides {
         crate::model::beside(config, ".overrides.json")
     }
 
-    fn load(path: &Path) -> Result<Self, String> {
+    fn load(path: &Path) -> Result<Self, OverridesError> {
+        let shown = || path.display().to_string();
         let points = match std::fs::read(path) {
             Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?
+                serde_json::from_slice(&bytes).map_err(|source| OverridesError::Invalid {
+                    path: shown(),
+                    source,
+                })?
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+            Err(source) => {
+                return Err(OverridesError::Read {
+                    path: shown(),
+                    source,
+                })
+            }
         };
         Ok(Self {
             path: path.to_path_buf(),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     load::load_toml,
-    mqtt::{MqttEndpoint, Protocol, TlsConfig},
+    mqtt::{MqttEndpoint, Protocol, TlsConfig, TlsFileError},
     problems::{At, FieldError, Problems},
     LoadError, SiteSource,
 };
@@ -163,10 +163,8 @@ impl MqttConfig {
 
     /// rumqttc options as `client_id`; the caller sets what differs (session kind,
     /// acks, packet sizes).
-    pub fn options(&self, client_id: String) -> Result<rumqttc::MqttOptions, String> {
-        self.endpoint(client_id)
-            .v311_options()
-            .map_err(|e| format!("mqtt.tls: {e}"))
+    pub fn options(&self, client_id: String) -> Result<rumqttc::MqttOptions, TlsFileError> {
+        self.endpoint(client_id).v311_options()
     }
 }
 
