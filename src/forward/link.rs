@@ -16,13 +16,14 @@ use crate::model::mqtt::{MqttEndpoint, Protocol, TlsFileError};
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     #[error(transparent)]
-    V311(#[from] rumqttc::ConnectionError),
+    V311(#[from] Box<rumqttc::ConnectionError>),
     #[error(transparent)]
-    V5(#[from] v5::ConnectionError),
+    V5(#[from] Box<v5::ConnectionError>),
+    /// A request (with the packet it carried) the client's queue did not take.
     #[error(transparent)]
-    Request(#[from] rumqttc::ClientError),
+    Request(#[from] Box<rumqttc::ClientError>),
     #[error(transparent)]
-    RequestV5(#[from] v5::ClientError),
+    RequestV5(#[from] Box<v5::ClientError>),
 }
 
 /// Everything needed to open a connection, independent of the protocol version.
@@ -125,7 +126,7 @@ impl Link {
         match self {
             Link::V311 { events, .. } => {
                 use rumqttc::{Event, Packet};
-                Ok(match events.poll().await? {
+                Ok(match events.poll().await.map_err(Box::new)? {
                     Event::Incoming(Packet::ConnAck(a)) => LinkEvent::Connected {
                         code: format!("{:?}", a.code),
                     },
@@ -144,7 +145,7 @@ impl Link {
             Link::V5 { events, .. } => {
                 use v5::mqttbytes::v5::{Packet, PubAckReason};
                 use v5::Event;
-                Ok(match events.poll().await? {
+                Ok(match events.poll().await.map_err(Box::new)? {
                     Event::Incoming(Packet::ConnAck(a)) => LinkEvent::Connected {
                         code: format!("{:?}", a.code),
                     },
@@ -181,12 +182,12 @@ impl Link {
     /// Queues a QoS 1 subscription.
     pub fn try_subscribe(&self, filter: &str) -> Result<(), LinkError> {
         match self {
-            Link::V311 { client, .. } => {
-                Ok(client.try_subscribe(filter, rumqttc::QoS::AtLeastOnce)?)
-            }
-            Link::V5 { client, .. } => {
-                Ok(client.try_subscribe(filter, v5::mqttbytes::QoS::AtLeastOnce)?)
-            }
+            Link::V311 { client, .. } => Ok(client
+                .try_subscribe(filter, rumqttc::QoS::AtLeastOnce)
+                .map_err(Box::new)?),
+            Link::V5 { client, .. } => Ok(client
+                .try_subscribe(filter, v5::mqttbytes::QoS::AtLeastOnce)
+                .map_err(Box::new)?),
         }
     }
 
