@@ -1,0 +1,331 @@
+//! Operator commands into the engine: acknowledge, shelve, out of service, special
+//! operations, thresholds — each checked, applied, and answered with its events.
+
+use serde::{Deserialize, Serialize};
+
+use std::sync::Arc;
+
+use super::{
+    alarm_event, alarms_for, AlarmAction, Engine, Event, SpecialOperation, SpecialOperationEvent,
+    ThresholdsEvent,
+};
+use crate::{
+    model::{
+        alarm::{self, AlarmKind, AlarmSettingsFile},
+        PointIndex,
+    },
+    reading::Timestamp,
+};
+
+/// Operator commands into the judge (from the local API now, MQTT later).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    /// Acknowledge one alarm of a point, or all of them.
+    Acknowledge {
+        point: String,
+        #[serde(default)]
+        alarm: Option<AlarmKind>,
+        by: String,
+    },
+    /// Shelve for a limited time (auto-unshelve).
+    Shelve {
+        point: String,
+        #[serde(default)]
+        alarm: Option<AlarmKind>,
+        duration_s: f64,
+        by: String,
+    },
+    Unshelve {
+        point: String,
+        #[serde(default)]
+        alarm: Option<AlarmKind>,
+        by: String,
+    },
+    /// Take a point out of service (maintenance) or back in.
+    OutOfService {
+        point: String,
+        enabled: bool,
+        by: String,
+    },
+    /// Change alarm settings of points, all or nothing, checked against the guardrails.
+    Thresholds {
+        changes: Vec<ThresholdChange>,
+        by: String,
+    },
+    /// Start or stop a special operation (特殊作业: hot work, confined space…) on a source.
+    SpecialOperation {
+        hazard_source: String,
+        active: bool,
+        #[serde(default)]
+        kind: String,
+        by: String,
+    },
+}
+
+impl Command {
+    /// Who sends the command.
+    pub fn by(&self) -> &str {
+        match self {
+            Command::Acknowledge { by, .. }
+            | Command::Shelve { by, .. }
+            | Command::Unshelve { by, .. }
+            | Command::OutOfService { by, .. }
+            | Command::Thresholds { by, .. }
+            | Command::SpecialOperation { by, .. } => by,
+        }
+    }
+}
+
+/// New settings for one point; only the fields given change.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdChange {
+    pub point: String,
+    pub set: AlarmSettingsFile,
+}
+
+/// Longest shelving an operator may set: shelving is temporary by definition.
+pub const MAX_SHELVE_S: f64 = 24.0 * 3600.0;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommandError {
+    #[error("no point `{0}`")]
+    UnknownPoint(String),
+    #[error("no hazard source `{0}`")]
+    UnknownSource(String),
+    #[error("point `{point}` has no `{alarm}` alarm")]
+    UnknownAlarm { point: String, alarm: String },
+    #[error("nothing to acknowledge on `{0}`")]
+    NothingToAcknowledge(String),
+    #[error("shelving duration must be above 0 and at most {max} s, got {got}")]
+    BadDuration { got: String, max: f64 },
+    #[error("`by` must name who sends the command")]
+    Anonymous,
+    #[error("thresholds rejected, nothing changed: {0}")]
+    Guardrail(String),
+    #[error("thresholds: no changes given")]
+    NoChanges,
+    /// Applied, but the file that keeps it across restarts could not be written.
+    #[error("applied, but not persisted to {path}: {error} (it is lost at the next restart)")]
+    NotPersisted { path: String, error: String },
+}
+
+impl Engine {
+    /// Applies an operator command; nothing changes when it is rejected.
+    pub fn on_command(
+        &mut self,
+        cmd: &Command,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Result<(), CommandError> {
+        let by = cmd.by();
+        if by.trim().is_empty() {
+            return Err(CommandError::Anonymous);
+        }
+        match cmd {
+            Command::Thresholds { changes, by } => self.change_thresholds(changes, by, now, out),
+            Command::SpecialOperation {
+                hazard_source,
+                active,
+                kind,
+                by,
+            } => self.special_operation_command(hazard_source, *active, kind, by, now, out),
+            Command::Acknowledge { point, alarm, .. }
+            | Command::Shelve { point, alarm, .. }
+            | Command::Unshelve { point, alarm, .. } => {
+                self.alarm_command(cmd, point, *alarm, by, now, out)
+            }
+            Command::OutOfService { point, enabled, by } => {
+                self.out_of_service_command(point, *enabled, by, now, out)
+            }
+        }
+    }
+
+    fn special_operation_command(
+        &mut self,
+        hazard_source: &str,
+        active: bool,
+        kind: &str,
+        by: &str,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Result<(), CommandError> {
+        let si = self
+            .site
+            .hazard_sources
+            .iter()
+            .position(|h| h.id.as_str() == hazard_source)
+            .ok_or_else(|| CommandError::UnknownSource(hazard_source.to_string()))?;
+        self.sources[si].special_operation = active.then(|| SpecialOperation {
+            kind: kind.to_string(),
+            by: by.to_string(),
+            since: now,
+        });
+        out.push(Event::SpecialOperation(SpecialOperationEvent {
+            ts: now,
+            hazard_source: self.site.hazard_sources[si].id.clone(),
+            active,
+            kind: kind.to_string(),
+            by: by.to_string(),
+        }));
+        self.evaluate_source(si, now, out);
+        Ok(())
+    }
+
+    /// Acknowledge, shelve or unshelve one alarm of a point, or all of them.
+    fn alarm_command(
+        &mut self,
+        cmd: &Command,
+        point: &str,
+        alarm: Option<AlarmKind>,
+        by: &str,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Result<(), CommandError> {
+        let pi = self.point_index(point)?;
+        let site = Arc::clone(&self.site);
+        let p = &site.points[pi.get()];
+        let pa = &mut self.points[pi.get()];
+        if let Some(k) = alarm {
+            if !pa.alarms.iter().any(|a| a.kind == k) {
+                return Err(CommandError::UnknownAlarm {
+                    point: point.to_string(),
+                    alarm: k.as_str().into(),
+                });
+            }
+        }
+        if let Command::Shelve { duration_s, .. } = cmd {
+            if !(*duration_s > 0.0 && *duration_s <= MAX_SHELVE_S) {
+                return Err(CommandError::BadDuration {
+                    got: duration_s.to_string(),
+                    max: MAX_SHELVE_S,
+                });
+            }
+        }
+        let sample = pa.sample();
+        let mut any = false;
+        let mut ends = i64::MAX;
+        for a in pa
+            .alarms
+            .iter_mut()
+            .filter(|a| alarm.is_none_or(|k| a.kind == k))
+        {
+            let tr = match cmd {
+                Command::Acknowledge { .. } => a.acknowledge(now.0, by),
+                Command::Shelve { duration_s, .. } => {
+                    let until = now.0 + (*duration_s * 1000.0) as i64;
+                    ends = ends.min(until);
+                    Some(a.shelve(now.0, until))
+                }
+                _ => a.unshelve(),
+            };
+            if let Some(tr) = tr {
+                any = true;
+                out.push(alarm_event(p, a, tr.into(), now, sample, Some(by), false));
+            }
+        }
+        if !any && matches!(cmd, Command::Acknowledge { .. }) {
+            return Err(CommandError::NothingToAcknowledge(point.to_string()));
+        }
+        // A shelve ends at a known instant: the first input then unshelves.
+        self.due(ends);
+        self.evaluate_source(p.source.0 as usize, now, out);
+        Ok(())
+    }
+
+    fn out_of_service_command(
+        &mut self,
+        point: &str,
+        enabled: bool,
+        by: &str,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Result<(), CommandError> {
+        let pi = self.point_index(point)?;
+        let site = Arc::clone(&self.site);
+        let p = &site.points[pi.get()];
+        let pa = &mut self.points[pi.get()];
+        if pa.out_of_service.is_some() == enabled {
+            return Ok(());
+        }
+        pa.out_of_service = enabled.then(|| (now.0, by.to_string()));
+        let action = if enabled {
+            AlarmAction::OutOfService
+        } else {
+            AlarmAction::InService
+        };
+        let sample = pa.sample();
+        for a in &pa.alarms {
+            out.push(alarm_event(p, a, action, now, sample, Some(by), enabled));
+        }
+        self.evaluate_source(p.source.0 as usize, now, out);
+        Ok(())
+    }
+
+    /// Validates every change first; applies all of them or none. Alarm states are kept
+    /// (an active H stays active and is re-judged against its new limit on the next
+    /// reading); only alarms whose limit is newly set appear.
+    fn change_thresholds(
+        &mut self,
+        changes: &[ThresholdChange],
+        by: &str,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Result<(), CommandError> {
+        if changes.is_empty() {
+            return Err(CommandError::NoChanges);
+        }
+        let mut site = (*self.site).clone();
+        let mut problems = Vec::new();
+        let mut changed = Vec::new();
+        for c in changes {
+            let pi = self.point_index(&c.point)?;
+            let p = &mut site.points[pi.get()];
+            let merged = p.alarms.to_file().merged_with(&c.set);
+            let new = alarm::resolve(&merged, p.kind, p.normal);
+            for v in alarm::guardrails(&new, p.kind, p.gas) {
+                problems.push(format!("{}.{}: {}", p.id, v.field, v.message));
+            }
+            changed.push((pi, p.alarms.clone(), new.clone()));
+            p.alarms = new;
+        }
+        if !problems.is_empty() {
+            return Err(CommandError::Guardrail(problems.join("; ")));
+        }
+        let site = Arc::new(site);
+        for (pi, old, new) in changed {
+            let p = &site.points[pi.get()];
+            let pa = &mut self.points[pi.get()];
+            let mut fresh = alarms_for(p);
+            for a in &mut fresh {
+                if let Some(prev) = pa.alarms.iter().find(|x| x.kind == a.kind) {
+                    let class = a.class;
+                    *a = prev.clone();
+                    a.class = class;
+                }
+            }
+            pa.alarms = fresh;
+            out.push(Event::Thresholds(Box::new(ThresholdsEvent {
+                ts: now,
+                point: p.id.clone(),
+                hazard_source: p.source_id.clone(),
+                by: by.to_string(),
+                old,
+                new,
+            })));
+        }
+        self.site = site;
+        for s in 0..self.sources.len() {
+            self.evaluate_source(s, now, out);
+        }
+        Ok(())
+    }
+
+    fn point_index(&self, id: &str) -> Result<PointIndex, CommandError> {
+        self.site
+            .point_by_id(id)
+            .map(|p| p.index)
+            .ok_or_else(|| CommandError::UnknownPoint(id.to_string()))
+    }
+}
