@@ -1,0 +1,182 @@
+//! Cross-field checks of a site file and its compilation into a [`Site`].
+//!
+//! Checking and building are one walk over the file so that the two can never
+//! disagree. Every problem is collected (not just the first), each with the field path
+//! an engineer can find in the file, e.g. `hazard_sources[1].points[4].address`.
+//!
+//! Here the whole site and its hazard sources; [`channels`] compiles channels and
+//! devices, [`point`] one point, [`layout`] the checks across points (overlapping
+//! registers, fault points, request sizes).
+
+mod channels;
+mod layout;
+mod point;
+
+use channels::{compile_channels, DeviceIndex};
+use layout::{attach_points_to_devices, check_block_fits, check_overlaps_and_faults};
+use point::{compile_point, placeholder_point, Placement, PointContext};
+
+use std::collections::HashMap;
+
+use super::{
+    file::{ApiConfig, HazardSourceFile, SiteFile},
+    problems::{FieldError, Problems},
+    site::*,
+};
+
+/// Validates `file` and builds the site, or returns every problem found.
+pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
+    let mut errors = Problems::default();
+    check_sections(file, &mut errors);
+    let (channels, device_index) = compile_channels(&file.channels, &mut errors);
+    let mut site = Site {
+        gateway: file.gateway.clone(),
+        hazard_sources: Vec::new(),
+        channels,
+        points: Vec::new(),
+        stale_after_periods: file.acquisition.stale_after_periods,
+        risk: file.risk.clone(),
+        uplink: file.uplink.clone(),
+        api: file.api.clone(),
+    };
+    let point_ids = point_ids(file, &mut errors);
+    let mut source_ids: HashMap<&str, usize> = HashMap::new();
+    for (si, source) in file.hazard_sources.iter().enumerate() {
+        if let Some(first) = source_ids.insert(&source.id, si) {
+            errors.push(
+                format!("hazard_sources[{si}].id"),
+                format!(
+                    "duplicate hazard source id `{}` (first at hazard_sources[{first}])",
+                    source.id
+                ),
+            );
+        }
+        let cx = PointContext {
+            channels: &site.channels,
+            devices: &device_index,
+            point_ids: &point_ids,
+            defaults: [&file.alarm_defaults, &source.alarm_defaults],
+        };
+        let (hazard_source, points) =
+            compile_source(source, si, site.points.len(), &cx, &mut errors);
+        site.points.extend(points);
+        site.hazard_sources.push(hazard_source);
+    }
+    if errors.is_empty() {
+        attach_points_to_devices(&mut site);
+        check_overlaps_and_faults(file, &site, &mut errors);
+        check_block_fits(file, &site, &mut errors);
+    }
+    if file.hazard_sources.is_empty() {
+        errors.push("hazard_sources", "a site needs at least one hazard source");
+    }
+    if errors.is_empty() {
+        Ok(site)
+    } else {
+        Err(errors.into_vec())
+    }
+}
+
+/// The gateway's identity and the whole-site sections (`[acquisition]`, `[api]`,
+/// `[uplink]`, `[risk]`).
+fn check_sections(file: &SiteFile, errors: &mut Problems) {
+    let g = &file.gateway;
+    errors.identifier("gateway.park_id", &g.park_id);
+    errors.identifier("gateway.enterprise_id", &g.enterprise_id);
+    errors.identifier("gateway.gateway_id", &g.gateway_id);
+    if g.enterprise_name.trim().is_empty() {
+        errors.push("gateway.enterprise_name", "must not be empty");
+    }
+    if file.acquisition.stale_after_periods == 0 {
+        errors.push("acquisition.stale_after_periods", "must be at least 1");
+    }
+    let listen = file
+        .api
+        .listen
+        .as_deref()
+        .unwrap_or(ApiConfig::DEFAULT_LISTEN);
+    file.api.check_listen(listen, &mut errors.at("api"));
+    if let Some(u) = &file.uplink {
+        u.validate(&mut errors.at("uplink"));
+    }
+    file.risk.validate(&mut errors.at("risk"));
+}
+
+/// Every point id with its dense index, first, so `fault_point` references can point
+/// forward; a duplicate is a problem at its second place.
+fn point_ids<'f>(
+    file: &'f SiteFile,
+    errors: &mut Problems,
+) -> HashMap<&'f str, (PointIndex, String)> {
+    let mut point_ids: HashMap<&str, (PointIndex, String)> = HashMap::new();
+    let mut next = 0u32;
+    for (si, source) in file.hazard_sources.iter().enumerate() {
+        for (pi, point) in source.points.iter().enumerate() {
+            let path = format!("hazard_sources[{si}].points[{pi}]");
+            if let Some((_, first)) = point_ids.get(point.id.as_str()) {
+                errors.push(
+                    format!("{path}.id"),
+                    format!("duplicate point id `{}` (first at {first})", point.id),
+                );
+            } else {
+                point_ids.insert(&point.id, (PointIndex(next), path));
+            }
+            next += 1;
+        }
+    }
+    point_ids
+}
+
+/// One hazard source (GB 18218-2018 level 1–4) and its points, indexed from `first`;
+/// a bad point keeps its place (a placeholder) so indices stay dense.
+fn compile_source(
+    source: &HazardSourceFile,
+    si: usize,
+    first: usize,
+    cx: &PointContext<'_>,
+    errors: &mut Problems,
+) -> (HazardSource, Vec<Point>) {
+    let path = format!("hazard_sources[{si}]");
+    errors.identifier(&format!("{path}.id"), &source.id);
+    if !(1..=4).contains(&source.level) {
+        errors.push(
+            format!("{path}.level"),
+            format!(
+                "major-hazard level must be 1 (most dangerous) to 4 (GB 18218-2018), got {}",
+                source.level
+            ),
+        );
+    }
+    if source.name.trim().is_empty() {
+        errors.push(format!("{path}.name"), "must not be empty");
+    }
+    let source_index = SourceIndex(si as u32);
+    let source_id = HazardSourceId::new(&source.id);
+    let mut members = Vec::new();
+    let mut points = Vec::new();
+    for (pi, point) in source.points.iter().enumerate() {
+        let index = PointIndex((first + pi) as u32);
+        let at = Placement {
+            index,
+            source: source_index,
+            source_id: &source_id,
+        };
+        match compile_point(point, &format!("{path}.points[{pi}]"), at, cx, errors) {
+            Some(p) => {
+                members.push(index);
+                points.push(p);
+            }
+            None => points.push(placeholder_point(point, index, source_index)),
+        }
+    }
+    let hazard_source = HazardSource {
+        id: source_id,
+        name: source.name.clone(),
+        kind: source.kind,
+        level: source.level,
+        r_value: source.r_value,
+        responsible: source.responsible.clone(),
+        points: members,
+    };
+    (hazard_source, points)
+}
