@@ -8,6 +8,8 @@
 
 pub mod alarm;
 pub mod engine;
+#[cfg(feature = "edge")]
+mod files;
 pub mod risk;
 #[cfg(feature = "edge")]
 pub mod service;

@@ -12,7 +12,7 @@
 
 use std::{
     collections::BTreeMap,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -25,19 +25,16 @@ pub const EVENT_BACKLOG: usize = 4096;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use super::files::{restore, save_if_changed};
+pub use super::files::{Overrides, OverridesError};
 use super::{
-    engine::{
-        AlarmCounts, AlarmView, Command, CommandError, Engine, Event, RiskScope, ThresholdChange,
-    },
+    engine::{AlarmCounts, AlarmView, Command, CommandError, Engine, Event, RiskScope},
     risk::RiskLevel,
-    state::{LoadedState, StateFile},
+    state::LoadedState,
 };
 use crate::{
     acquire::LatestStore,
-    model::{
-        alarm::{AlarmSettings, AlarmSettingsFile},
-        HazardSourceKind, Site,
-    },
+    model::{alarm::AlarmSettings, HazardSourceKind, Site},
     reading::Timestamp,
 };
 
@@ -154,69 +151,6 @@ impl JudgeHandle {
     }
 }
 
-/// Why the overrides file could not be used: a disk problem or a broken file, never a
-/// threshold the guardrails refuse (that is checked when the changes are applied).
-#[derive(Debug, thiserror::Error)]
-pub enum OverridesError {
-    #[error("cannot read the threshold overrides {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("the threshold overrides {path} are not valid JSON: {source}")]
-    Invalid {
-        path: String,
-        source: serde_json::Error,
-    },
-}
-
-/// Alarm-setting changes made remotely, persisted beside the site file so they survive a
-/// restart: `{ "GT-101": { "h": 18.0 }, … }`, merged over the site file's settings.
-pub struct Overrides {
-    path: PathBuf,
-    points: BTreeMap<String, AlarmSettingsFile>,
-}
-
-impl Overrides {
-    /// The overrides file of a site file: `{file}.overrides.json`.
-    pub fn beside(config: &Path) -> PathBuf {
-        crate::model::beside(config, ".overrides.json")
-    }
-
-    fn load(path: &Path) -> Result<Self, OverridesError> {
-        let shown = || path.display().to_string();
-        let points = match std::fs::read(path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|source| OverridesError::Invalid {
-                    path: shown(),
-                    source,
-                })?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(source) => {
-                return Err(OverridesError::Read {
-                    path: shown(),
-                    source,
-                })
-            }
-        };
-        Ok(Self {
-            path: path.to_path_buf(),
-            points,
-        })
-    }
-
-    fn record(&mut self, changes: &[ThresholdChange]) -> std::io::Result<()> {
-        for c in changes {
-            let entry = self.points.entry(c.point.clone()).or_default();
-            *entry = entry.merged_with(&c.set);
-        }
-        // A new file renamed over the old one, the directory fsynced: never torn.
-        let bytes = serde_json::to_vec_pretty(&self.points).map_err(std::io::Error::other)?;
-        crate::durable::replace(&self.path, &bytes, crate::durable::Access::Default)
-    }
-}
-
 /// A running judge: how to reach it, its events, its task.
 pub struct Judge {
     pub handle: JudgeHandle,
@@ -276,35 +210,6 @@ struct Io {
     events: mpsc::Sender<Arc<Event>>,
 }
 
-/// Saves the engine's state whenever it changed; a failure is loud (log once per new
-/// error, metric, `/healthz`) and retried at the next change.
-struct Persist {
-    file: StateFile,
-    problem: Arc<Mutex<Option<String>>>,
-}
-
-impl Persist {
-    fn save(&self, engine: &Engine) {
-        let result = self.file.save(&engine.save());
-        let mut problem = self.problem.lock().unwrap_or_else(|p| p.into_inner());
-        match result {
-            Ok(()) => {
-                if problem.take().is_some() {
-                    info!(path = %self.file.path.display(), "judge state written again");
-                }
-            }
-            Err(e) => {
-                let text = format!("{e}: {}", e.source_text());
-                metrics::counter!("hazgate_state_write_failures_total").increment(1);
-                if problem.as_deref() != Some(text.as_str()) {
-                    error!(error = %text, "judge state not saved: a restart now would forget acknowledgements, shelves and special operations");
-                }
-                *problem = Some(text);
-            }
-        }
-    }
-}
-
 async fn run(
     site: Arc<Site>,
     io: Io,
@@ -329,28 +234,7 @@ async fn run(
         }
     };
     if let Some(o) = &overrides {
-        if !o.points.is_empty() {
-            let changes: Vec<ThresholdChange> = o
-                .points
-                .iter()
-                .map(|(point, set)| ThresholdChange {
-                    point: point.clone(),
-                    set: set.clone(),
-                })
-                .collect();
-            let cmd = Command::Thresholds {
-                changes,
-                by: "overrides-file".into(),
-            };
-            match engine.on_command(&cmd, clock.now(Timestamp::now()), &mut out) {
-                Ok(()) => {
-                    info!(points = o.points.len(), path = %o.path.display(), "threshold overrides applied")
-                }
-                Err(e) => {
-                    error!(error = %e, path = %o.path.display(), "threshold overrides rejected; running with the site file's settings")
-                }
-            }
-        }
+        o.apply(&mut engine, clock.now(Timestamp::now()), &mut out);
     }
     let persist = files
         .state
@@ -385,35 +269,7 @@ async fn run(
             _ = tick.tick() => engine.on_tick(clock.now(Timestamp::now()), &mut out),
             Some(req) = requests.recv() => {
                 let now = clock.now(Timestamp::now());
-                match req {
-                    Request::Command(cmd, reply) => {
-                        let before = out.len();
-                        let mut result = engine.on_command(&cmd, now, &mut out);
-                        if let (Ok(()), Command::Thresholds { changes, .. }, Some(o)) = (&result, &cmd, overrides.as_mut()) {
-                            if let Err(e) = o.record(changes) {
-                                // Applied but not persisted: say so, the operator must know.
-                                error!(error = %e, path = %o.path.display(), "threshold change applied but not persisted");
-                                result = Err(CommandError::NotPersisted { path: o.path.display().to_string(), error: e.to_string() });
-                            }
-                        }
-                        match &result {
-                            Ok(()) => info!(?cmd, "command applied"),
-                            Err(e) => warn!(?cmd, error = %e, "command rejected"),
-                        }
-                        let _ = reply.send(result.map(|()| out[before..].to_vec()));
-                    }
-                    Request::State(reply) => {
-                        let _ = reply.send(state_view(&site, &engine, now));
-                    }
-                    Request::Alarms(reply) => {
-                        let _ = reply.send(engine.alarm_views());
-                    }
-                    Request::Thresholds(reply) => {
-                        let settings = engine.site().points.iter().map(|p| (p.id.to_string(), p.alarms.clone()));
-                        let _ = reply.send(settings.collect());
-                    }
-                    Request::RestateLevels => engine.restate_levels(now, &mut out),
-                }
+                answer(req, &mut engine, overrides.as_mut(), now, &mut out);
             }
         }
         save_if_changed(&mut engine, &out, persist.as_ref());
@@ -425,42 +281,52 @@ async fn run(
     }
 }
 
-/// Restores the saved state onto the engine; the file is then written on every change.
-fn restore(
+/// Answers one request: a command (persisting a threshold change in the overrides
+/// file) or a query.
+fn answer(
+    req: Request,
     engine: &mut Engine,
-    loaded: LoadedState,
-    problem: Arc<Mutex<Option<String>>>,
-) -> Persist {
-    let path = loaded.file.path.display().to_string();
-    // The counter exists from start-up, at 0 while all is well.
-    metrics::counter!("hazgate_state_write_failures_total").increment(0);
-    if let Some(p) = &loaded.problem {
-        error!(error = %p, "judge state unreadable: starting without it (acknowledgements, shelves and special operations are forgotten)");
-        *problem.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.clone());
-    }
-    match &loaded.saved {
-        Some(saved) => {
-            let r = engine.restore(saved);
-            info!(path, points = r.points, sources = r.sources, unknown = ?r.unknown, "judge state restored");
+    overrides: Option<&mut Overrides>,
+    now: Timestamp,
+    out: &mut Vec<Event>,
+) {
+    match req {
+        Request::Command(cmd, reply) => {
+            let before = out.len();
+            let mut result = engine.on_command(&cmd, now, out);
+            if let (Ok(()), Command::Thresholds { changes, .. }, Some(o)) =
+                (&result, &cmd, overrides)
+            {
+                if let Err(e) = o.record(changes) {
+                    // Applied but not persisted: say so, the operator must know.
+                    error!(error = %e, path = %o.path.display(), "threshold change applied but not persisted");
+                    result = Err(CommandError::NotPersisted {
+                        path: o.path.display().to_string(),
+                        error: e.to_string(),
+                    });
+                }
+            }
+            match &result {
+                Ok(()) => info!(?cmd, "command applied"),
+                Err(e) => warn!(?cmd, error = %e, "command rejected"),
+            }
+            let _ = reply.send(result.map(|()| out[before..].to_vec()));
         }
-        None => info!(path, "no judge state saved yet: starting fresh"),
-    }
-    Persist {
-        file: loaded.file,
-        problem,
-    }
-}
-
-/// Saves when the judge decided something (other than restating levels) or its hold
-/// clocks moved.
-fn save_if_changed(engine: &mut Engine, out: &[Event], persist: Option<&Persist>) {
-    let decided = out
-        .iter()
-        .any(|e| !matches!(e, Event::Risk(r) if r.snapshot));
-    if engine.take_unsaved() | decided {
-        if let Some(p) = persist {
-            p.save(engine);
+        Request::State(reply) => {
+            let _ = reply.send(state_view(engine.site(), engine, now));
         }
+        Request::Alarms(reply) => {
+            let _ = reply.send(engine.alarm_views());
+        }
+        Request::Thresholds(reply) => {
+            let settings = engine.site().points.iter();
+            let _ = reply.send(
+                settings
+                    .map(|p| (p.id.to_string(), p.alarms.clone()))
+                    .collect(),
+            );
+        }
+        Request::RestateLevels => engine.restate_levels(now, out),
     }
 }
 
