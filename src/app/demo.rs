@@ -20,11 +20,12 @@ use std::collections::VecDeque;
 use crate::{
     acquire::{spawn_acquisition, AcquireStats, LatestStore},
     cli::DemoArgs,
+    contract::wire::AlarmState,
     judge::{
         engine::{AlarmView, Event, RiskScope},
         service::{spawn_judge, Judge, StateView},
     },
-    model::{load_site, risk::Colour, Site, SiteSource, Transport, DEMO_SITE_TOML},
+    model::{load_site, risk::Colour, PointIndex, Site, SiteSource, Transport, DEMO_SITE_TOML},
     reading::{Quality, Timestamp},
     sim::{self, Endpoint, Listen, Simulator},
 };
@@ -51,49 +52,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let sim_cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
-    // Serve every channel locally; keep the gateway-side pty ends open for the run so
-    // the simulator's side never sees a hang-up between reconnects.
-    let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let mut listen = HashMap::new();
-    let mut gateway_pty_paths = HashMap::new();
-    let mut held_open = Vec::new();
-    for (ci, ch) in site.channels.iter().enumerate() {
-        match ch.transport {
-            Transport::Rtu { .. } => {
-                let (sim_end, gw_end) = tokio_serial::SerialStream::pair()
-                    .context("cannot create a pseudo-terminal pair for the RTU channel")?;
-                let path = tokio_serial::SerialPort::name(&gw_end)
-                    .context("the pseudo-terminal has no device path")?;
-                gateway_pty_paths.insert(ci, path);
-                held_open.push(gw_end);
-                listen.insert(ci, Listen::Port(sim_end));
-            }
-            _ => {
-                listen.insert(ci, Listen::Addr(loopback));
-            }
-        }
-    }
     let simulator = Simulator::new(site.clone(), scenario.clone());
-    let endpoints = sim::start(&simulator, listen, &sim_cancel, &mut tasks).await?;
-
-    // The gateway's view of the same site, pointed at the local endpoints.
-    let mut gw_site: Site = (*site).clone();
-    for (ci, ch) in gw_site.channels.iter_mut().enumerate() {
-        match (&mut ch.transport, &endpoints[ci]) {
-            (Transport::Tcp { host, port }, Endpoint::Tcp(a))
-            | (Transport::RtuOverTcp { host, port }, Endpoint::RtuOverTcp(a)) => {
-                *host = a.ip().to_string();
-                *port = a.port();
-            }
-            (Transport::Rtu { path, .. }, _) => {
-                if let Some(p) = gateway_pty_paths.remove(&ci) {
-                    *path = p;
-                }
-            }
-            _ => {}
-        }
-    }
-    let gw_site = Arc::new(gw_site);
+    let local = serve_locally(&site, &simulator, &sim_cancel, &mut tasks).await?;
+    let gw_site = local.gateway_site(&site);
     let store = LatestStore::new(gw_site.points.len(), 256);
     let stats = Arc::new(AcquireStats::new(&gw_site));
     let Judge {
@@ -138,8 +99,75 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let _ = judge_task.await;
     sim_cancel.cancel();
     while tasks.join_next().await.is_some() {}
-    drop(held_open);
+    drop(local);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The simulator's endpoints, and the gateway-side pty ends kept open for the run so
+/// the simulator's side never sees a hang-up between reconnects.
+struct Local {
+    endpoints: Vec<Endpoint>,
+    pty_paths: HashMap<usize, String>,
+    _held_open: Vec<tokio_serial::SerialStream>,
+}
+
+/// Serves every channel of `site` locally: TCP channels on loopback ports, RTU
+/// channels on pseudo-terminal pairs.
+async fn serve_locally(
+    site: &Site,
+    simulator: &Arc<Simulator>,
+    cancel: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> anyhow::Result<Local> {
+    let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let mut listen = HashMap::new();
+    let mut pty_paths = HashMap::new();
+    let mut held_open = Vec::new();
+    for (ci, ch) in site.channels.iter().enumerate() {
+        match ch.transport {
+            Transport::Rtu { .. } => {
+                let (sim_end, gw_end) = tokio_serial::SerialStream::pair()
+                    .context("cannot create a pseudo-terminal pair for the RTU channel")?;
+                let path = tokio_serial::SerialPort::name(&gw_end)
+                    .context("the pseudo-terminal has no device path")?;
+                pty_paths.insert(ci, path);
+                held_open.push(gw_end);
+                listen.insert(ci, Listen::Port(sim_end));
+            }
+            _ => {
+                listen.insert(ci, Listen::Addr(loopback));
+            }
+        }
+    }
+    let endpoints = sim::start(simulator, listen, cancel, tasks).await?;
+    Ok(Local {
+        endpoints,
+        pty_paths,
+        _held_open: held_open,
+    })
+}
+
+impl Local {
+    /// The gateway's view of the same site, pointed at the local endpoints.
+    fn gateway_site(&self, site: &Site) -> Arc<Site> {
+        let mut gw_site: Site = site.clone();
+        for (ci, ch) in gw_site.channels.iter_mut().enumerate() {
+            match (&mut ch.transport, &self.endpoints[ci]) {
+                (Transport::Tcp { host, port }, Endpoint::Tcp(a))
+                | (Transport::RtuOverTcp { host, port }, Endpoint::RtuOverTcp(a)) => {
+                    *host = a.ip().to_string();
+                    *port = a.port();
+                }
+                (Transport::Rtu { path, .. }, _) => {
+                    if let Some(p) = self.pty_paths.get(&ci) {
+                        path.clone_from(p);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Arc::new(gw_site)
+    }
 }
 
 const RESET: &str = "\x1b[0m";
@@ -269,46 +297,7 @@ pub fn render(
             source.id, source.name, source.level, source.kind
         );
         for &pi in &source.points {
-            let p = site.point(pi);
-            let (value, quality) = match store.get(pi) {
-                Some(r) => (
-                    r.value.map_or_else(|| "-".into(), |v| v.to_string()),
-                    Some(r.quality),
-                ),
-                None => ("…".into(), None),
-            };
-            let (qs, q_reset) = match (quality, tty) {
-                (Some(q), true) => (quality_style(q), RESET),
-                _ => ("", ""),
-            };
-            let qtext = quality.map_or_else(|| "waiting".to_string(), |q| q.to_string());
-            let alarms: Vec<String> = view
-                .alarms
-                .iter()
-                .filter(|a| a.point == p.id)
-                .map(|a| {
-                    let st = match (a.out_of_service, a.shelved_until.is_some(), a.state) {
-                        (true, _, _) => "OOS",
-                        (_, true, _) => "shelved",
-                        (_, _, crate::judge::alarm::AlarmState::ActiveUnacknowledged) => "ACTIVE",
-                        (_, _, crate::judge::alarm::AlarmState::ActiveAcknowledged) => "active ack",
-                        (_, _, crate::judge::alarm::AlarmState::ReturnedUnacknowledged) => {
-                            "returned"
-                        }
-                        _ => "",
-                    };
-                    format!("{}:{st}", a.alarm.as_str().to_uppercase())
-                })
-                .collect();
-            let _ = writeln!(
-                s,
-                "  {:<10} {:<28} {:>10} {:<6} {qs}{qtext}{q_reset} {}",
-                p.id,
-                truncate(&p.name, 28),
-                value,
-                p.unit,
-                alarms.join(" ")
-            );
+            point_line(&mut s, site, store, pi, tty, view);
         }
     }
     let _ = writeln!(s, "\n{bold}events{reset}");
@@ -319,6 +308,56 @@ pub fn render(
         s.push_str("----\n");
     }
     s
+}
+
+/// One point's line: id, name, value, unit, quality and its alarms.
+fn point_line(
+    s: &mut String,
+    site: &Site,
+    store: &LatestStore,
+    pi: PointIndex,
+    tty: bool,
+    view: &View<'_>,
+) {
+    use std::fmt::Write as _;
+    let p = site.point(pi);
+    let (value, quality) = match store.get(pi) {
+        Some(r) => (
+            r.value.map_or_else(|| "-".into(), |v| v.to_string()),
+            Some(r.quality),
+        ),
+        None => ("…".into(), None),
+    };
+    let (qs, q_reset) = match (quality, tty) {
+        (Some(q), true) => (quality_style(q), RESET),
+        _ => ("", ""),
+    };
+    let qtext = quality.map_or_else(|| "waiting".to_string(), |q| q.to_string());
+    let alarms: Vec<String> = view
+        .alarms
+        .iter()
+        .filter(|a| a.point == p.id)
+        .map(|a| {
+            let st = match (a.out_of_service, a.shelved_until.is_some(), a.state) {
+                (true, _, _) => "OOS",
+                (_, true, _) => "shelved",
+                (_, _, AlarmState::ActiveUnacknowledged) => "ACTIVE",
+                (_, _, AlarmState::ActiveAcknowledged) => "active ack",
+                (_, _, AlarmState::ReturnedUnacknowledged) => "returned",
+                _ => "",
+            };
+            format!("{}:{st}", a.alarm.as_str().to_uppercase())
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "  {:<10} {:<28} {:>10} {:<6} {qs}{qtext}{q_reset} {}",
+        p.id,
+        truncate(&p.name, 28),
+        value,
+        p.unit,
+        alarms.join(" ")
+    );
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -179,23 +179,7 @@ impl Pipeline {
             Some(cfg) => Some(UplinkFiles::open(cfg).context("the uplink cannot start")?),
             None => None,
         };
-        // One audit log for both command channels: the uplink's, or the API's own.
-        let audit = match &files {
-            Some(f) => f.audit.clone(),
-            None => {
-                let path = site
-                    .api
-                    .audit_path
-                    .clone()
-                    .unwrap_or_else(|| crate::model::beside(config, ".audit.jsonl"));
-                Arc::new(AuditLog::open(&path).with_context(|| {
-                    format!(
-                        "cannot open the audit log {} (set [api] audit_path to a writable place)",
-                        path.display()
-                    )
-                })?)
-            }
-        };
+        let audit = audit_log(site, config, files.as_ref())?;
         // Likewise the judge's state: read, and known writable, before anything runs.
         let state_path = site
             .gateway
@@ -250,12 +234,8 @@ impl Pipeline {
                     .unwrap_or_else(|| crate::auth::beside(config)),
                 backoff: Arc::default(),
             };
-            tokio::spawn(api::serve::serve(
-                l,
-                tls,
-                api::router(state),
-                cancel.clone(),
-            ))
+            let router = api::router(state);
+            tokio::spawn(api::serve::serve(l, tls, router, cancel.clone()))
         });
         if stats_interval > 0 {
             tokio::spawn(report_stats(
@@ -291,6 +271,29 @@ impl Pipeline {
         }
         log_stats(&self.stats);
     }
+}
+
+/// One audit log for both command channels: the uplink's, or the API's own.
+fn audit_log(
+    site: &Site,
+    config: &Path,
+    uplink: Option<&UplinkFiles>,
+) -> anyhow::Result<Arc<AuditLog>> {
+    if let Some(f) = uplink {
+        return Ok(f.audit.clone());
+    }
+    let path = site
+        .api
+        .audit_path
+        .clone()
+        .unwrap_or_else(|| crate::model::beside(config, ".audit.jsonl"));
+    let log = AuditLog::open(&path).with_context(|| {
+        format!(
+            "cannot open the audit log {} (set [api] audit_path to a writable place)",
+            path.display()
+        )
+    })?;
+    Ok(Arc::new(log))
 }
 
 /// The local API's listener (and TLS), where it is not `off`: the `--api` flag, else

@@ -297,6 +297,24 @@ pub fn guardrails(
     let mut v = Vec::new();
     let mut push =
         |field: &'static str, message: String| v.push(GuardrailViolation { field, message });
+    check_numbers(s, &mut push);
+    match kind {
+        PointKind::CombustibleGas | PointKind::ToxicGas => check_gas_detector(s, &mut push),
+        _ => {}
+    }
+    match kind {
+        PointKind::CombustibleGas => check_combustible(s, &mut push),
+        PointKind::ToxicGas => check_toxic(s, gas, &mut push),
+        _ => {}
+    }
+    v
+}
+
+type Push<'a> = dyn FnMut(&'static str, String) + 'a;
+
+/// Finite numbers, a deadband ≥ 0, a rate above 0, and LL < L < H < HH among the
+/// limits that are set.
+fn check_numbers(s: &AlarmSettings, push: &mut Push<'_>) {
     for (field, val) in [
         ("hh", s.hh),
         ("h", s.h),
@@ -316,7 +334,6 @@ pub fn guardrails(
     if s.rate_per_min.is_some_and(|r| r <= 0.0) {
         push("rate_per_min", "must be above 0".into());
     }
-    // Ordering LL < L < H < HH among the limits that are set.
     let ordered: Vec<(&'static str, f64)> = [("ll", s.ll), ("l", s.l), ("h", s.h), ("hh", s.hh)]
         .into_iter()
         .filter_map(|(n, x)| x.map(|x| (n, x)))
@@ -332,58 +349,65 @@ pub fn guardrails(
             );
         }
     }
-    let gas_detector = matches!(kind, PointKind::CombustibleGas | PointKind::ToxicGas);
-    if gas_detector {
-        for (field, val) in [("l", s.l), ("ll", s.ll)] {
-            if val.is_some() {
-                push(
-                    field,
-                    "gas detectors alarm on rising concentration: use h / hh".into(),
-                );
-            }
-        }
-        if s.h.is_none() || s.hh.is_none() {
+}
+
+/// A gas detector alarms on rising concentration, at two levels.
+fn check_gas_detector(s: &AlarmSettings, push: &mut Push<'_>) {
+    for (field, val) in [("l", s.l), ("ll", s.ll)] {
+        if val.is_some() {
             push(
-                if s.h.is_none() { "h" } else { "hh" },
-                format!("a gas detector needs both its first-level (h) and second-level (hh) alarm ({CLAUSE_GAS_SETPOINTS})"),
+                field,
+                "gas detectors alarm on rising concentration: use h / hh".into(),
             );
         }
     }
-    match kind {
-        PointKind::CombustibleGas => {
-            if let Some(h) = s.h.filter(|h| *h > 25.0) {
-                push("h", format!("first-level alarm {h} %LEL is above the 25 %LEL ceiling of {CLAUSE_GAS_SETPOINTS}"));
-            }
-            if let Some(hh) = s.hh.filter(|hh| *hh > 50.0) {
-                push("hh", format!("second-level alarm {hh} %LEL is above the 50 %LEL ceiling of {CLAUSE_GAS_SETPOINTS}"));
-            }
-        }
-        PointKind::ToxicGas => {
-            if let Some((g, oel)) = gas.and_then(|g| g.oel_ppm.map(|o| (g, o))) {
-                if let Some(h) = s.h.filter(|h| *h > oel * (1.0 + 1e-9)) {
-                    push(
-                        "h",
-                        format!(
-                            "first-level alarm {h} ppm is above 100 %OEL of {} ({oel} ppm), the ceiling of {CLAUSE_GAS_SETPOINTS}",
-                            g.name
-                        ),
-                    );
-                }
-                if let Some(hh) = s.hh.filter(|hh| *hh > 2.0 * oel * (1.0 + 1e-9)) {
-                    push(
-                        "hh",
-                        format!(
-                            "second-level alarm {hh} ppm is above 200 %OEL of {} ({} ppm), the ceiling of {CLAUSE_GAS_SETPOINTS}",
-                            g.name,
-                            2.0 * oel
-                        ),
-                    );
-                }
-            }
-        }
-        _ => {}
+    if s.h.is_none() || s.hh.is_none() {
+        push(
+            if s.h.is_none() { "h" } else { "hh" },
+            format!("a gas detector needs both its first-level (h) and second-level (hh) alarm ({CLAUSE_GAS_SETPOINTS})"),
+        );
     }
-    v
+}
+
+/// Combustible gas: first level ≤ 25 %LEL, second ≤ 50 %LEL.
+fn check_combustible(s: &AlarmSettings, push: &mut Push<'_>) {
+    if let Some(h) = s.h.filter(|h| *h > 25.0) {
+        push(
+            "h",
+            format!(
+                "first-level alarm {h} %LEL is above the 25 %LEL ceiling of {CLAUSE_GAS_SETPOINTS}"
+            ),
+        );
+    }
+    if let Some(hh) = s.hh.filter(|hh| *hh > 50.0) {
+        push("hh", format!("second-level alarm {hh} %LEL is above the 50 %LEL ceiling of {CLAUSE_GAS_SETPOINTS}"));
+    }
+}
+
+/// Toxic gas: first level ≤ 100 %OEL, second ≤ 200 %OEL of the gas.
+fn check_toxic(s: &AlarmSettings, gas: Option<&Gas>, push: &mut Push<'_>) {
+    let Some((g, oel)) = gas.and_then(|g| g.oel_ppm.map(|o| (g, o))) else {
+        return;
+    };
+    if let Some(h) = s.h.filter(|h| *h > oel * (1.0 + 1e-9)) {
+        push(
+            "h",
+            format!(
+                "first-level alarm {h} ppm is above 100 %OEL of {} ({oel} ppm), the ceiling of {CLAUSE_GAS_SETPOINTS}",
+                g.name
+            ),
+        );
+    }
+    if let Some(hh) = s.hh.filter(|hh| *hh > 2.0 * oel * (1.0 + 1e-9)) {
+        push(
+            "hh",
+            format!(
+                "second-level alarm {hh} ppm is above 200 %OEL of {} ({} ppm), the ceiling of {CLAUSE_GAS_SETPOINTS}",
+                g.name,
+                2.0 * oel
+            ),
+        );
+    }
 }
 
 #[cfg(test)]
