@@ -100,13 +100,7 @@ pub async fn run_ingest<W: PointWriter>(
         health.clone(),
         cancel.clone(),
     ));
-    let filters: Vec<String> = Stream::PUBLISHED
-        .iter()
-        .map(|s| {
-            let every = every_gateway(&cfg.mqtt.prefix, *s);
-            format!("$share/{}/{every}", cfg.mqtt.group)
-        })
-        .collect();
+    let filters = shared_filters(&cfg.mqtt);
     // Decoding jobs in arrival order: results are taken in that order, so batches and
     // acknowledgements follow the order the broker sent the messages in.
     let (jobs, pending) = mpsc::unbounded_channel();
@@ -167,6 +161,17 @@ pub async fn run_ingest<W: PointWriter>(
     })
     .await;
     Ok(())
+}
+
+/// Every stream of every gateway, shared among the instances of one group.
+fn shared_filters(cfg: &MqttConfig) -> Vec<String> {
+    Stream::PUBLISHED
+        .iter()
+        .map(|s| {
+            let every = every_gateway(&cfg.prefix, *s);
+            format!("$share/{}/{every}", cfg.group)
+        })
+        .collect()
 }
 
 type DecodeJob = tokio::sync::oneshot::Receiver<Result<Accepted, (Publish, Rejected)>>;

@@ -109,19 +109,6 @@ impl Scenario {
         timing: Timing,
         target: Option<&str>,
     ) -> Result<Self, String> {
-        let by_target = |pred: &dyn Fn(&Point) -> bool| -> Result<Option<PointIndex>, String> {
-            match target {
-                Some(id) => match site.point_by_id(id) {
-                    Some(p) if pred(p) => Ok(Some(p.index)),
-                    Some(p) => Err(format!(
-                        "point {id} ({}) does not fit scenario {kind}",
-                        p.kind.as_str()
-                    )),
-                    None => Err(format!("no point {id}")),
-                },
-                None => Ok(site.points.iter().find(|p| pred(p)).map(|p| p.index)),
-            }
-        };
         let mut s = Scenario {
             kind,
             timing,
@@ -129,53 +116,17 @@ impl Scenario {
             fault_bit: None,
             target_device: None,
         };
-        let need = |p: Option<PointIndex>, what: &str| {
-            p.ok_or_else(|| format!("scenario {kind} needs a {what} point in the site"))
-        };
+        let find = Finder { site, kind, target };
+        let single = |k: PointKind| find.need(&|p| p.kind == k, k.as_str());
         match kind {
             ScenarioKind::Steady => {}
-            ScenarioKind::GasLeak => {
-                s.target_point = Some(need(
-                    by_target(&|p| p.kind == PointKind::CombustibleGas)?,
-                    "combustible_gas",
-                )?)
-            }
-            ScenarioKind::ToxicLeak => {
-                s.target_point = Some(need(
-                    by_target(&|p| p.kind == PointKind::ToxicGas)?,
-                    "toxic_gas",
-                )?)
-            }
-            ScenarioKind::Overfill => {
-                s.target_point = Some(need(by_target(&|p| p.kind == PointKind::Level)?, "level")?)
-            }
-            ScenarioKind::SisTrip => {
-                s.target_point = Some(need(
-                    by_target(&|p| p.kind == PointKind::SisTrip)?,
-                    "sis_trip",
-                )?)
-            }
-            ScenarioKind::Bypass => {
-                s.target_point = Some(need(
-                    by_target(&|p| p.kind == PointKind::InterlockBypass)?,
-                    "interlock_bypass",
-                )?)
-            }
+            ScenarioKind::GasLeak => s.target_point = Some(single(PointKind::CombustibleGas)?),
+            ScenarioKind::ToxicLeak => s.target_point = Some(single(PointKind::ToxicGas)?),
+            ScenarioKind::Overfill => s.target_point = Some(single(PointKind::Level)?),
+            ScenarioKind::SisTrip => s.target_point = Some(single(PointKind::SisTrip)?),
+            ScenarioKind::Bypass => s.target_point = Some(single(PointKind::InterlockBypass)?),
             ScenarioKind::DetectorFault => {
-                let is_gas =
-                    |p: &Point| matches!(p.kind, PointKind::CombustibleGas | PointKind::ToxicGas);
-                // Prefer a 4–20 mA detector (the loop current drops below 3.8 mA), else
-                // one with a fault bit.
-                let on_loop = by_target(&|p| is_gas(p) && p.loop_current.is_some());
-                let p = match on_loop {
-                    Ok(Some(p)) => p,
-                    _ => need(
-                        by_target(&|p| {
-                            is_gas(p) && (p.loop_current.is_some() || p.fault_point.is_some())
-                        })?,
-                        "gas detector with loop_current or fault_point",
-                    )?,
-                };
+                let p = find.faulty_detector()?;
                 let point = site.point(p);
                 if point.loop_current.is_none() {
                     s.fault_bit = point.fault_point;
@@ -183,19 +134,7 @@ impl Scenario {
                 s.target_point = Some(p);
             }
             ScenarioKind::DeadDevice | ScenarioKind::Exception => {
-                let device = match target {
-                    Some(id) => site
-                        .devices()
-                        .find(|(_, d)| d.id.as_str() == id)
-                        .map(|(_, d)| d.id.clone())
-                        .ok_or_else(|| format!("no device {id}"))?,
-                    None => site
-                        .devices()
-                        .map(|(_, d)| d.id.clone())
-                        .next()
-                        .ok_or("the site has no devices")?,
-                };
-                s.target_device = Some(device);
+                s.target_device = Some(find.device()?);
             }
         }
         Ok(s)
@@ -286,6 +225,63 @@ fn baseline(point: &Point, noise: f64) -> SimValue {
         _ => {
             let [lo, hi] = span(point);
             SimValue::Eng(lo + (hi - lo) * (0.45 + 0.005 * noise))
+        }
+    }
+}
+
+/// Finds what a scenario acts on: the `--target` if given (and fitting), else the first
+/// that fits.
+struct Finder<'a> {
+    site: &'a Site,
+    kind: ScenarioKind,
+    target: Option<&'a str>,
+}
+
+impl Finder<'_> {
+    fn point(&self, fits: &dyn Fn(&Point) -> bool) -> Result<Option<PointIndex>, String> {
+        let Some(id) = self.target else {
+            return Ok(self.site.points.iter().find(|p| fits(p)).map(|p| p.index));
+        };
+        match self.site.point_by_id(id) {
+            Some(p) if fits(p) => Ok(Some(p.index)),
+            Some(p) => Err(format!(
+                "point {id} ({}) does not fit scenario {}",
+                p.kind.as_str(),
+                self.kind
+            )),
+            None => Err(format!("no point {id}")),
+        }
+    }
+
+    fn need(&self, fits: &dyn Fn(&Point) -> bool, what: &str) -> Result<PointIndex, String> {
+        self.point(fits)?
+            .ok_or_else(|| format!("scenario {} needs a {what} point in the site", self.kind))
+    }
+
+    /// A 4–20 mA gas detector (the loop current drops below 3.8 mA), else one with a
+    /// fault bit.
+    fn faulty_detector(&self) -> Result<PointIndex, String> {
+        let is_gas = |p: &Point| matches!(p.kind, PointKind::CombustibleGas | PointKind::ToxicGas);
+        if let Ok(Some(p)) = self.point(&|p| is_gas(p) && p.loop_current.is_some()) {
+            return Ok(p);
+        }
+        self.need(
+            &|p| is_gas(p) && (p.loop_current.is_some() || p.fault_point.is_some()),
+            "gas detector with loop_current or fault_point",
+        )
+    }
+
+    fn device(&self) -> Result<DeviceId, String> {
+        let mut devices = self.site.devices().map(|(_, d)| &d.id);
+        match self.target {
+            Some(id) => devices
+                .find(|d| d.as_str() == id)
+                .cloned()
+                .ok_or_else(|| format!("no device {id}")),
+            None => devices
+                .next()
+                .cloned()
+                .ok_or_else(|| "the site has no devices".to_string()),
         }
     }
 }
