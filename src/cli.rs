@@ -1,10 +1,10 @@
-//! Command-line interface: clap definitions and dispatch to [`crate::app`].
+//! Command-line interface: the clap definitions. [`crate::app::main`] parses them and
+//! runs the command.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::app;
 #[cfg(feature = "edge")]
 use crate::sim::ScenarioKind;
 
@@ -183,53 +183,4 @@ pub struct DemoArgs {
     /// file's `risk.hold_s`, 600 s by default), so the walk back down is visible.
     #[arg(long, default_value_t = 20.0)]
     pub hold: f64,
-}
-
-/// Parses arguments, sets up logging and runs the chosen command.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    app::init_logging(&cli.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("hazgate: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            #[cfg(feature = "edge")]
-            Command::Run {
-                config,
-                stats_interval,
-                api,
-                no_watch,
-            } => app::run::run(&config, stats_interval, api.as_deref(), !no_watch).await,
-            Command::Check { files } => app::check::check(&files),
-            #[cfg(feature = "centre")]
-            Command::Ingest { config } => app::ingest::ingest(&config).await,
-            Command::Token(args) => app::token::token(args),
-            #[cfg(feature = "edge")]
-            Command::Simulate(args) => app::simulate::simulate(args).await,
-            #[cfg(feature = "edge")]
-            Command::Poll {
-                config,
-                device,
-                json,
-            } => app::poll::poll(&config, device.as_deref(), json).await,
-            #[cfg(feature = "edge")]
-            Command::Demo(args) => app::demo::demo(args).await,
-        }
-    });
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("hazgate: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
 }

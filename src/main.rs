@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    hazgate::cli::main()
+    hazgate::app::main()
 }

@@ -13,7 +13,7 @@ pub mod run;
 pub mod simulate;
 pub mod token;
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{path::Path, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
@@ -24,8 +24,10 @@ use crate::{
     cli::ScenarioArgs,
     sim::{Scenario, Timing},
 };
+use clap::Parser as _;
+
 use crate::{
-    cli::{LogArgs, LogFormat},
+    cli::{Cli, Command, LogArgs, LogFormat},
     model::{load_site, Site, SiteSource},
 };
 
@@ -142,5 +144,54 @@ pub fn release_freed_memory() {
     // live allocation and is safe to call at any time from any thread.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Parses arguments, sets up logging and runs the chosen command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hazgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            #[cfg(feature = "edge")]
+            Command::Run {
+                config,
+                stats_interval,
+                api,
+                no_watch,
+            } => run::run(&config, stats_interval, api.as_deref(), !no_watch).await,
+            Command::Check { files } => check::check(&files),
+            #[cfg(feature = "centre")]
+            Command::Ingest { config } => ingest::ingest(&config).await,
+            Command::Token(args) => token::token(args),
+            #[cfg(feature = "edge")]
+            Command::Simulate(args) => simulate::simulate(args).await,
+            #[cfg(feature = "edge")]
+            Command::Poll {
+                config,
+                device,
+                json,
+            } => poll::poll(&config, device.as_deref(), json).await,
+            #[cfg(feature = "edge")]
+            Command::Demo(args) => demo::demo(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hazgate: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
