@@ -1,10 +1,15 @@
 //! hazgate — an edge gateway that keeps watch over major hazard sources
-//! (重大危险源) at chemical sites.
+//! (重大危险源) at chemical sites, and the centre that stores and shows what the
+//! gateways send.
 //!
-//! Data flows one way: [`acquire`] (Modbus polling) → judge (alarms, four-colour risk)
-//! → forward (MQTT). Operator commands enter the judge by one path, [`commands`], from
-//! MQTT and the local API alike. The [`model`] is the only global shape; [`sim`] serves a site's
-//! devices for demos, training and load tests.
+//! Data flows one way: [`acquire`] (Modbus polling) → [`judge`] (alarms, four-colour
+//! risk) → [`forward`] (durable spool, MQTT) → [`ingest`] at the centre (time-series
+//! store, the command-centre screen). Operator commands enter the judge by one path,
+//! [`commands`], from MQTT and the local [`api`] alike. [`model`] (configuration and the
+//! compiled site) is at the bottom of the graph; [`contract`] is the one home of the
+//! MQTT topics and payloads both sides speak; [`sim`] serves a site's devices for
+//! demos, training and load tests. The `edge` and `centre` features build either half
+//! alone; `docs/architecture.md` has the picture and what each module may import.
 
 // `unwrap()` / `expect()` only where the invariant is proven on the spot (and said so
 // in an `allow` beside it); tests may unwrap.

@@ -163,7 +163,7 @@ pub struct Judge {
 #[derive(Debug, Default)]
 pub struct JudgeFiles {
     pub overrides: Option<PathBuf>,
-    /// Opened (and known writable) at start-up by [`StateFile::open`].
+    /// Opened (and known writable) at start-up by [`super::state::StateFile::open`].
     pub state: Option<LoadedState>,
 }
 

@@ -1,7 +1,11 @@
-//! The site model: gateway identity, hazard sources, channels, devices and points.
+//! Configuration, at the bottom of the dependency graph: the site model (gateway
+//! identity, hazard sources, channels, devices and points) and every section of the
+//! gateway's and the centre's files.
 //!
-//! [`file`] is the TOML as written; [`validate::compile`] checks it and builds the
-//! [`site::Site`] that every other stage reads.
+//! [`mod@file`] is the site file as written, with its sections beside it ([`alarm`],
+//! [`risk`], [`uplink`], [`mqtt`]; [`central`] is the centre's file);
+//! [`validate::compile`] checks it — every problem collected by [`problems`] with its
+//! field path — and builds the [`site::Site`] that every other stage reads.
 
 pub mod alarm;
 pub mod central;

@@ -1,6 +1,6 @@
 //! What both sides need to reach a broker: the gateway's `[uplink]` and the centre's
 //! `[mqtt]` each compile their connection fields into one [`MqttEndpoint`], checked by
-//! one [`MqttEndpoint::problems`] and turned into rumqttc options in one place.
+//! one [`MqttEndpoint::check`] and turned into rumqttc options in one place.
 
 use std::{path::PathBuf, time::Duration};
 

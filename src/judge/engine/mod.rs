@@ -3,7 +3,7 @@
 //! be replayed over stored history exactly as it ran live.
 //!
 //! Here: the state and the readings and the clock coming in. [`events`] is what comes
-//! out, [`commands`] what operators send in, [`colour`] the four-colour evaluation of
+//! out, [`commands`] what operators send in, `colour` the four-colour evaluation of
 //! sources and the enterprise, [`views`] what the local API shows.
 
 mod colour;

@@ -107,7 +107,7 @@ impl Engine {
 /// An alarm as the local API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlarmView {
-    /// The occurrence's id while the alarm is not normal (see [`AlarmEvent::alarm_id`]).
+    /// The occurrence's id while the alarm is not normal (see `AlarmEvent::alarm_id`).
     pub alarm_id: Option<String>,
     pub point: PointId,
     pub hazard_source: HazardSourceId,

@@ -4,8 +4,8 @@
 //! disagree. Every problem is collected (not just the first), each with the field path
 //! an engineer can find in the file, e.g. `hazard_sources[1].points[4].address`.
 //!
-//! Here the whole site and its hazard sources; [`channels`] compiles channels and
-//! devices, [`point`] one point, [`layout`] the checks across points (overlapping
+//! Here the whole site and its hazard sources; `channels` compiles channels and
+//! devices, `point` one point, `layout` the checks across points (overlapping
 //! registers, fault points, request sizes).
 
 mod channels;
