@@ -13,8 +13,11 @@ WARMUP=10
 WORK=$(mktemp -d)
 trap 'kill $SIM $GW 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-cargo build --release --quiet
-BIN=target/release/hazgate
+# HAZGATE_BIN=path compares another build (nothing is built then).
+if [ -n "${HAZGATE_BIN:-}" ]; then BIN=$HAZGATE_BIN; else
+  cargo build --release --quiet
+  BIN=target/release/hazgate
+fi
 python3 bench/gen-site.py --points 10000 --devices 20 --channels 4 > "$WORK/site.toml"
 $BIN check "$WORK/site.toml"
 

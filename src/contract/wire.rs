@@ -109,11 +109,38 @@ impl From<reading::Quality> for Quality {
 }
 
 /// A value in engineering units: a number, or a discrete state.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Value {
     Number(f64),
     State(bool),
+}
+
+/// By hand, not `untagged`: serde's untagged enums buffer each value and try every
+/// variant in turn, and a telemetry batch holds hundreds of values.
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Value;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number or a boolean")
+            }
+            fn visit_f64<E>(self, x: f64) -> Result<Value, E> {
+                Ok(Value::Number(x))
+            }
+            fn visit_i64<E>(self, x: i64) -> Result<Value, E> {
+                Ok(Value::Number(x as f64))
+            }
+            fn visit_u64<E>(self, x: u64) -> Result<Value, E> {
+                Ok(Value::Number(x as f64))
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+                Ok(Value::State(b))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 impl Value {
