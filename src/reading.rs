@@ -20,27 +20,60 @@ impl Serialize for Timestamp {
     }
 }
 
+/// Read back only in the form it is written (`2026-11-23T07:42:59.123Z`): the contract's
+/// schemas allow no other, and a decoder that took more would accept what they refuse.
 impl<'de> serde::Deserialize<'de> for Timestamp {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        // The readings of one scan share their time: a batch of 500 repeats one text.
-        thread_local! {
-            static LAST: std::cell::RefCell<(String, i64)> = std::cell::RefCell::default();
-        }
-        LAST.with(|last| {
-            let mut last = last.borrow_mut();
-            if s.is_empty() || last.0 != *s {
-                let t = Self::parse_rfc3339(&s).ok_or_else(|| {
-                    serde::de::Error::custom(format!("`{s}` is not an RFC 3339 UTC time"))
-                })?;
-                *last = (s.into_owned(), t.0);
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 UTC time with milliseconds")
             }
-            Ok(Timestamp(last.1))
-        })
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Timestamp, E> {
+                Timestamp::parse_wire(s).ok_or_else(|| {
+                    E::custom(format!(
+                        "`{s}` is not an RFC 3339 UTC time with milliseconds"
+                    ))
+                })
+            }
+        }
+        d.deserialize_str(Visit)
     }
 }
 
 impl Timestamp {
+    /// Parses exactly what [`Timestamp::to_rfc3339`] writes. The readings of one scan
+    /// share their time, so the last text parsed is remembered (a batch of 500 readings
+    /// repeats one).
+    pub fn parse_wire(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        let shape = b.len() == 24
+            && b.iter().enumerate().all(|(i, c)| match i {
+                4 | 7 => *c == b'-',
+                10 => *c == b'T',
+                13 | 16 => *c == b':',
+                19 => *c == b'.',
+                23 => *c == b'Z',
+                _ => c.is_ascii_digit(),
+            });
+        if !shape {
+            return None;
+        }
+        thread_local! {
+            static LAST: std::cell::Cell<([u8; 24], i64)> = const { std::cell::Cell::new(([0; 24], 0)) };
+        }
+        let (text, ms) = LAST.get();
+        if text == b[..] {
+            return Some(Self(ms));
+        }
+        let t = Self::parse_rfc3339(s)?;
+        let mut key = [0u8; 24];
+        key.copy_from_slice(b);
+        LAST.set((key, t.0));
+        Some(t)
+    }
+
     /// Parses what [`Timestamp::to_rfc3339`] writes (and other RFC 3339 UTC forms).
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
         let t = humantime::parse_rfc3339_weak(s).ok()?;

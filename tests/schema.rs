@@ -291,3 +291,211 @@ fn the_schemas_reject_broken_messages() {
         "type": "command_reply", "request_id": null, "command": "ack", "ok": false});
     assert!(!reply.is_valid(&failed), "a failed reply must say why");
 }
+
+/// One message of every type the gateway publishes (events from the real engine, a
+/// threshold change among them), as (topic suffix, payload).
+fn one_of_each(site: &Arc<Site>) -> Vec<(String, Vec<u8>)> {
+    let enc = Encoder::new(site);
+    let mut events = events(site);
+    let mut e = Engine::new(site.clone(), Timestamp(0));
+    let change = Command::Thresholds {
+        changes: vec![hazgate::judge::engine::ThresholdChange {
+            point: "GT-101".into(),
+            set: serde_json::from_str(r#"{"h": 18.0}"#).unwrap(),
+        }],
+        by: "engineer-wang".into(),
+    };
+    e.on_command(&change, Timestamp(7_000), &mut events)
+        .unwrap();
+    let mut out: Vec<(String, Vec<u8>)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, ev)| {
+            let suffix = match ev {
+                Event::Alarm(_) | Event::Thresholds(_) => "alarm",
+                _ => "risk",
+            };
+            (suffix.to_string(), enc.event(i as u64 + 1, ev))
+        })
+        .collect();
+    let reading = |id: &str, value, quality, range| Reading {
+        point: site.point_by_id(id).unwrap().index,
+        value,
+        quality,
+        ts: Timestamp(1_795_419_779_123),
+        raw: Raw::None,
+        range,
+    };
+    let readings = [
+        reading(
+            "GT-101",
+            Some(Value::Analog(1.5)),
+            Quality::Good,
+            RangeFlag::Within,
+        ),
+        reading(
+            "XS-101",
+            Some(Value::Discrete(true)),
+            Quality::Good,
+            RangeFlag::Within,
+        ),
+        reading(
+            "AT-301",
+            None,
+            Quality::DeviceException(2),
+            RangeFlag::Within,
+        ),
+        reading(
+            "GT-102",
+            Some(Value::Analog(120.0)),
+            Quality::Good,
+            RangeFlag::Over,
+        ),
+    ];
+    out.push((
+        "telemetry".into(),
+        enc.telemetry(100, Timestamp(5), &readings),
+    ));
+    let status = |state| Status {
+        state,
+        version: "0.1.0".into(),
+        uptime_s: 12,
+        spool_events: 0,
+        spool_telemetry: 3,
+        spool_bytes: 900,
+        dropped_telemetry: 0,
+    };
+    out.push((
+        "status".into(),
+        enc.status(101, Timestamp(0), status(GatewayState::Online)),
+    ));
+    out.push((
+        "status".into(),
+        enc.status(0, Timestamp(0), status(GatewayState::Offline)),
+    ));
+    for (ok, error) in [(true, None), (false, Some("no point `X`".into()))] {
+        let reply = CommandReply {
+            request_id: ok.then(|| "r-1".into()),
+            command: "ack".into(),
+            ok,
+            error,
+        };
+        out.push(("cmd/ack/reply".into(), enc.reply(102, Timestamp(0), reply)));
+    }
+    out
+}
+
+/// Every way a field can be wrong: what a broken or foreign gateway might send.
+fn mutants(msg: &Json) -> Vec<Json> {
+    let replacements = [
+        Json::Null,
+        "".into(),
+        "a b".into(),
+        "x/y".into(),
+        "blue".into(),
+        "2026-11-23T07:42:59Z".into(),
+        0.into(),
+        (-1).into(),
+        1.5.into(),
+        256.into(),
+        true.into(),
+        serde_json::json!([]),
+        serde_json::json!({}),
+    ];
+    let mut out = Vec::new();
+    let mut paths = Vec::new();
+    collect_paths(msg, &mut Vec::new(), &mut paths);
+    for path in &paths {
+        for r in &replacements {
+            let mut m = msg.clone();
+            *pointer(&mut m, path) = r.clone();
+            out.push(m);
+        }
+        let (parent, last) = path.split_at(path.len().saturating_sub(1));
+        let Some(key) = last.first() else { continue };
+        let mut removed = msg.clone();
+        if let Json::Object(o) = pointer(&mut removed, parent) {
+            o.remove(key);
+            out.push(removed);
+        }
+        let mut added = msg.clone();
+        if let Json::Object(o) = pointer(&mut added, parent) {
+            o.insert("unexpected".into(), 1.into());
+            out.push(added);
+        }
+    }
+    out
+}
+
+fn collect_paths(v: &Json, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match v {
+        Json::Object(o) => {
+            for (k, x) in o {
+                at.push(k.clone());
+                out.push(at.clone());
+                collect_paths(x, at, out);
+                at.pop();
+            }
+        }
+        Json::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                at.push(i.to_string());
+                out.push(at.clone());
+                collect_paths(x, at, out);
+                at.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn pointer<'v>(v: &'v mut Json, path: &[String]) -> &'v mut Json {
+    path.iter().fold(v, |v, k| match v {
+        Json::Array(a) => &mut a[k.parse::<usize>().unwrap()],
+        other => &mut other[k.as_str()],
+    })
+}
+
+/// The centre decodes straight into the contract's types and consults the schemas only
+/// to explain a refusal, so the types must accept nothing the schemas refuse: over
+/// every message type and every single-field mutation of it (removed, retyped, an
+/// unknown field added), whatever the decoder accepts validates.
+#[test]
+fn the_centre_accepts_nothing_the_schemas_refuse() {
+    let site = site();
+    let (mut accepted, mut refused) = (0, 0);
+    for (suffix, bytes) in one_of_each(&site) {
+        let msg: Json = serde_json::from_slice(&bytes).unwrap();
+        let topic = format!(
+            "hazgate/v1/{}/{}/{}/{suffix}",
+            msg["park"].as_str().unwrap(),
+            msg["enterprise"].as_str().unwrap(),
+            msg["gateway"].as_str().unwrap()
+        );
+        assert!(
+            hazgate::ingest::message::decode("hazgate", &topic, &bytes, 1 << 20, 0).is_ok(),
+            "the original {msg} is accepted"
+        );
+        for m in mutants(&msg) {
+            let payload = serde_json::to_vec(&m).unwrap();
+            match hazgate::ingest::message::decode("hazgate", &topic, &payload, 1 << 20, 0) {
+                Ok(_) => {
+                    accepted += 1;
+                    let errors: Vec<String> = schema_for(&m)
+                        .iter_errors(&m)
+                        .map(|e| format!("{e} at {}", e.instance_path))
+                        .collect();
+                    assert!(
+                        errors.is_empty(),
+                        "decoded although the schema refuses it: {m}\n{errors:?}"
+                    );
+                }
+                Err(_) => refused += 1,
+            }
+        }
+    }
+    assert!(
+        accepted > 50 && refused > 500,
+        "{accepted} accepted, {refused} refused"
+    );
+}

@@ -21,6 +21,82 @@ use crate::{
 /// Text on the wire, borrowed where it can be.
 pub type Text<'a> = Cow<'a, str>;
 
+/// An identifier on the wire (park, enterprise, gateway, hazard source, point, device):
+/// non-empty, without `/ + #` or whitespace — it is also a topic level and a store tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Id<'a>(pub Text<'a>);
+
+impl<'a> From<&'a str> for Id<'a> {
+    fn from(s: &'a str) -> Self {
+        Id(Cow::Borrowed(s))
+    }
+}
+
+impl std::ops::Deref for Id<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Id<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether `s` may be an [`Id`].
+pub fn is_id(s: &str) -> bool {
+    !s.is_empty()
+        && !s
+            .chars()
+            .any(|c| matches!(c, '/' | '+' | '#') || c.is_whitespace())
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Id<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Id<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an id: non-empty, without / + # or whitespace")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Id<'de>, E> {
+                is_id(s)
+                    .then_some(Id(Cow::Borrowed(s)))
+                    .ok_or_else(|| E::custom(format!("`{s}` is not an id")))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Id<'de>, E> {
+                is_id(s)
+                    .then(|| Id(Cow::Owned(s.to_string())))
+                    .ok_or_else(|| E::custom(format!("`{s}` is not an id")))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
+}
+
+/// For a field the contract allows to be absent but not null: serde would take a null
+/// `Option` as `None`; with this (and `default`), null is an error, as in the schemas.
+fn some<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// For a field the contract requires but allows to be null: serde takes a missing
+/// `Option` as `None`; with this, a missing field is an error, as in the schemas.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d)
+}
+
 /// The fields every message carries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Head<'a> {
@@ -32,11 +108,11 @@ pub struct Head<'a> {
     pub stream_seq: u64,
     pub ts: Timestamp,
     #[serde(borrow)]
-    pub park: Text<'a>,
+    pub park: Id<'a>,
     #[serde(borrow)]
-    pub enterprise: Text<'a>,
+    pub enterprise: Id<'a>,
     #[serde(borrow)]
-    pub gateway: Text<'a>,
+    pub gateway: Id<'a>,
 }
 
 /// A whole message: the head's fields, then the body's, in one JSON object.
@@ -164,20 +240,31 @@ impl From<reading::Value> for Value {
 
 /// A reading in a telemetry batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Reading<'a> {
     #[serde(borrow)]
-    pub point: Text<'a>,
+    pub point: Id<'a>,
     #[serde(borrow)]
-    pub hazard_source: Text<'a>,
+    pub hazard_source: Id<'a>,
     /// The device the point is read from (v1.1; optional from older gateways).
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<Text<'a>>,
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "some",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub device: Option<Id<'a>>,
     pub kind: PointKind,
+    #[serde(deserialize_with = "present")]
     pub value: Option<Value>,
     #[serde(borrow)]
     pub unit: Text<'a>,
     pub quality: Quality,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "some",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub exception: Option<u8>,
     /// Above the measuring range: the value is a bound (v1.2, sent only when true).
     #[serde(default, skip_serializing_if = "is_false")]
@@ -227,6 +314,7 @@ pub enum AlarmAction {
 
 /// An alarm event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Alarm<'a> {
     pub ts: Timestamp,
     /// The occurrence, `{point}:{alarm}:{raise ms}` (v1.3); null for an action on an
@@ -234,19 +322,21 @@ pub struct Alarm<'a> {
     #[serde(borrow, default)]
     pub alarm_id: Option<Text<'a>>,
     #[serde(borrow)]
-    pub point: Text<'a>,
+    pub point: Id<'a>,
     #[serde(borrow)]
-    pub hazard_source: Text<'a>,
+    pub hazard_source: Id<'a>,
     pub alarm: AlarmKind,
     pub class: AlarmClass,
     pub action: AlarmAction,
     pub state: AlarmState,
+    #[serde(deserialize_with = "present")]
     pub value: Option<f64>,
     /// The value is a bound: the detector saturated (v1.2).
     #[serde(default)]
     pub over_range: bool,
+    #[serde(deserialize_with = "present")]
     pub limit: Option<f64>,
-    #[serde(borrow)]
+    #[serde(deserialize_with = "present")]
     pub by: Option<Text<'a>>,
     pub bad_quality: bool,
     pub shelved: bool,
@@ -266,18 +356,28 @@ pub enum Scope {
 
 /// A level change, or a restatement of the current level (`snapshot`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Risk<'a> {
     pub ts: Timestamp,
     pub scope: Scope,
     /// The hazard source (absent for the enterprise).
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<Text<'a>>,
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "some",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub id: Option<Id<'a>>,
     pub from: Colour,
     pub to: Colour,
     #[serde(borrow)]
     pub reasons: Vec<Reason<'a>>,
     /// Since when `to` holds (v1.3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "some",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub since: Option<Timestamp>,
     /// Not a change: the level restated (v1.3, sent only when true).
     #[serde(default, skip_serializing_if = "is_false")]
@@ -286,6 +386,7 @@ pub struct Risk<'a> {
 
 /// Why a scope has its colour.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Reason<'a> {
     #[serde(borrow)]
     pub rule: Text<'a>,
@@ -298,10 +399,11 @@ pub struct Reason<'a> {
 
 /// A special operation (特殊作业) began or ended on a hazard source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SpecialOperation<'a> {
     pub ts: Timestamp,
     #[serde(borrow)]
-    pub hazard_source: Text<'a>,
+    pub hazard_source: Id<'a>,
     pub active: bool,
     #[serde(borrow)]
     pub kind: Text<'a>,
@@ -311,12 +413,13 @@ pub struct SpecialOperation<'a> {
 
 /// A point's alarm settings changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Thresholds<'a> {
     pub ts: Timestamp,
     #[serde(borrow)]
-    pub point: Text<'a>,
+    pub point: Id<'a>,
     #[serde(borrow)]
-    pub hazard_source: Text<'a>,
+    pub hazard_source: Id<'a>,
     #[serde(borrow)]
     pub by: Text<'a>,
     pub old: Cow<'a, AlarmSettings>,
@@ -347,7 +450,7 @@ pub struct Status<'a> {
 /// The answer to a command, on `cmd/{name}/reply`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandReply<'a> {
-    #[serde(borrow)]
+    #[serde(deserialize_with = "present")]
     pub request_id: Option<Text<'a>>,
     #[serde(borrow)]
     pub command: Text<'a>,
@@ -373,6 +476,249 @@ spelled!(AlarmState { Normal => "normal", ActiveUnacknowledged => "active_unackn
 spelled!(AlarmAction { Raised => "raised", Cleared => "cleared", Acknowledged => "acknowledged", Shelved => "shelved", Unshelved => "unshelved", OutOfService => "out_of_service", InService => "in_service" });
 spelled!(Scope { HazardSource => "hazard_source", Enterprise => "enterprise" });
 spelled!(GatewayState { Online => "online", Offline => "offline" });
+
+impl Message<'_> {
+    /// The message's `type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Message::Telemetry { .. } => "telemetry",
+            Message::Alarm { .. } => "alarm",
+            Message::Risk { .. } => "risk",
+            Message::SpecialOperation { .. } => "special_operation",
+            Message::Thresholds { .. } => "thresholds",
+            Message::Status(_) => "status",
+            Message::CommandReply(_) => "command_reply",
+        }
+    }
+}
+
+/// Any message as the centre reads it, in one pass over its bytes and without a tree
+/// in between: the head, the `type`, and every body's fields, each optional.
+/// [`Incoming::into_message`] then checks that exactly the fields of the message's type
+/// are there. Unknown fields are refused, as the schemas refuse them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Incoming<'a> {
+    seq: u64,
+    #[serde(default, deserialize_with = "some")]
+    stream_seq: Option<u64>,
+    ts: Timestamp,
+    #[serde(borrow)]
+    park: Id<'a>,
+    #[serde(borrow)]
+    enterprise: Id<'a>,
+    #[serde(borrow)]
+    gateway: Id<'a>,
+    #[serde(rename = "type", borrow)]
+    message_type: Text<'a>,
+    #[serde(borrow, default, deserialize_with = "some")]
+    readings: Option<Vec<Reading<'a>>>,
+    #[serde(borrow, default, deserialize_with = "some")]
+    alarm: Option<Alarm<'a>>,
+    #[serde(borrow, default, deserialize_with = "some")]
+    risk: Option<Risk<'a>>,
+    #[serde(borrow, default, deserialize_with = "some")]
+    special_operation: Option<SpecialOperation<'a>>,
+    #[serde(borrow, default, deserialize_with = "some")]
+    thresholds: Option<Thresholds<'a>>,
+    #[serde(default, deserialize_with = "some")]
+    state: Option<GatewayState>,
+    #[serde(borrow, default, deserialize_with = "some")]
+    version: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "some")]
+    uptime_s: Option<u64>,
+    #[serde(default, deserialize_with = "some")]
+    spool_events: Option<u64>,
+    #[serde(default, deserialize_with = "some")]
+    spool_telemetry: Option<u64>,
+    #[serde(default, deserialize_with = "some")]
+    spool_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "some")]
+    dropped_telemetry: Option<u64>,
+    /// Present (possibly null) or absent.
+    #[serde(default, deserialize_with = "some")]
+    request_id: Option<Option<Text<'a>>>,
+    #[serde(borrow, default, deserialize_with = "some")]
+    command: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "some")]
+    ok: Option<bool>,
+    #[serde(borrow, default, deserialize_with = "some")]
+    error: Option<Text<'a>>,
+}
+
+impl<'a> Incoming<'a> {
+    /// The head and the body, or what breaks the contract.
+    pub fn into_message(self) -> Result<(Head<'a>, Message<'a>), String> {
+        let status = self.message_type == "status";
+        if self.seq == 0 && !status {
+            return Err("seq must be at least 1".into());
+        }
+        if self.stream_seq == Some(0) {
+            return Err("stream_seq must be at least 1".into());
+        }
+        self.only(&self.fields_of_type()?)?;
+        let head = Head {
+            seq: self.seq,
+            stream_seq: self.stream_seq.unwrap_or(0),
+            ts: self.ts,
+            park: self.park,
+            enterprise: self.enterprise,
+            gateway: self.gateway,
+        };
+        let body = match &*self.message_type {
+            "telemetry" => telemetry(self.readings)?,
+            "alarm" => Message::Alarm {
+                alarm: required(self.alarm, "alarm")?,
+            },
+            "risk" => risk(required(self.risk, "risk")?)?,
+            "special_operation" => {
+                special_operation(required(self.special_operation, "special_operation")?)?
+            }
+            "thresholds" => thresholds(required(self.thresholds, "thresholds")?)?,
+            "status" => Message::Status(Status {
+                state: required(self.state, "state")?,
+                version: required(self.version, "version")?,
+                uptime_s: required(self.uptime_s, "uptime_s")?,
+                spool_events: required(self.spool_events, "spool_events")?,
+                spool_telemetry: required(self.spool_telemetry, "spool_telemetry")?,
+                spool_bytes: required(self.spool_bytes, "spool_bytes")?,
+                dropped_telemetry: required(self.dropped_telemetry, "dropped_telemetry")?,
+            }),
+            _ => command_reply(self.request_id, self.command, self.ok, self.error)?,
+        };
+        Ok((head, body))
+    }
+
+    /// The body fields the message's type has.
+    fn fields_of_type(&self) -> Result<Vec<&'static str>, String> {
+        Ok(match &*self.message_type {
+            "telemetry" => vec!["readings"],
+            "alarm" => vec!["alarm"],
+            "risk" => vec!["risk"],
+            "special_operation" => vec!["special_operation"],
+            "thresholds" => vec!["thresholds"],
+            "status" => vec![
+                "state",
+                "version",
+                "uptime_s",
+                "spool_events",
+                "spool_telemetry",
+                "spool_bytes",
+                "dropped_telemetry",
+            ],
+            "command_reply" => vec!["request_id", "command", "ok", "error"],
+            other => return Err(format!("unknown type `{other}`")),
+        })
+    }
+
+    /// No body field of another type.
+    fn only(&self, allowed: &[&str]) -> Result<(), String> {
+        let present = [
+            ("readings", self.readings.is_some()),
+            ("alarm", self.alarm.is_some()),
+            ("risk", self.risk.is_some()),
+            ("special_operation", self.special_operation.is_some()),
+            ("thresholds", self.thresholds.is_some()),
+            ("state", self.state.is_some()),
+            ("version", self.version.is_some()),
+            ("uptime_s", self.uptime_s.is_some()),
+            ("spool_events", self.spool_events.is_some()),
+            ("spool_telemetry", self.spool_telemetry.is_some()),
+            ("spool_bytes", self.spool_bytes.is_some()),
+            ("dropped_telemetry", self.dropped_telemetry.is_some()),
+            ("request_id", self.request_id.is_some()),
+            ("command", self.command.is_some()),
+            ("ok", self.ok.is_some()),
+            ("error", self.error.is_some()),
+        ];
+        match present.iter().find(|(f, p)| *p && !allowed.contains(f)) {
+            Some((f, _)) => Err(format!("`{f}` does not belong in a {}", self.message_type)),
+            None => Ok(()),
+        }
+    }
+}
+
+fn required<T>(v: Option<T>, field: &str) -> Result<T, String> {
+    v.ok_or_else(|| format!("missing field `{field}`"))
+}
+
+fn telemetry(readings: Option<Vec<Reading<'_>>>) -> Result<Message<'_>, String> {
+    let readings = required(readings, "readings")?;
+    if readings.is_empty() {
+        return Err("readings must not be empty".into());
+    }
+    for r in &readings {
+        if r.exception == Some(0) {
+            return Err("exception codes are 1..=255".into());
+        }
+        if r.quality == Quality::DeviceException && r.exception.is_none() {
+            return Err(format!(
+                "{}: a device exception needs its `exception` code",
+                r.point
+            ));
+        }
+        let no_value = matches!(r.quality, Quality::CommFailure | Quality::DeviceException);
+        if no_value && r.value.is_some() {
+            return Err(format!(
+                "{}: no value comes with {}",
+                r.point,
+                r.quality.as_str()
+            ));
+        }
+    }
+    Ok(Message::Telemetry { readings })
+}
+
+fn risk(risk: Risk<'_>) -> Result<Message<'_>, String> {
+    if risk.scope == Scope::HazardSource && risk.id.is_none() {
+        return Err("a hazard source's risk needs its `id`".into());
+    }
+    Ok(Message::Risk { risk })
+}
+
+fn special_operation(o: SpecialOperation<'_>) -> Result<Message<'_>, String> {
+    if o.by.is_empty() {
+        return Err("special_operation.by must not be empty".into());
+    }
+    Ok(Message::SpecialOperation {
+        special_operation: o,
+    })
+}
+
+fn thresholds(t: Thresholds<'_>) -> Result<Message<'_>, String> {
+    if t.by.is_empty() {
+        return Err("thresholds.by must not be empty".into());
+    }
+    for s in [&t.old, &t.new] {
+        let delays = [s.on_delay_ms, s.off_delay_ms, s.fault_delay_ms];
+        // JSON has no NaN: a deadband is a number, below zero or not.
+        if s.deadband < 0.0 || delays.iter().any(|d| *d < 0) {
+            return Err("deadband and delays must be ≥ 0".into());
+        }
+    }
+    Ok(Message::Thresholds { thresholds: t })
+}
+
+fn command_reply<'a>(
+    request_id: Option<Option<Text<'a>>>,
+    command: Option<Text<'a>>,
+    ok: Option<bool>,
+    error: Option<Text<'a>>,
+) -> Result<Message<'a>, String> {
+    let ok = required(ok, "ok")?;
+    if error.as_deref() == Some("") {
+        return Err("error must not be empty".into());
+    }
+    if !ok && error.is_none() {
+        return Err("a refused command's reply needs its `error`".into());
+    }
+    Ok(Message::CommandReply(CommandReply {
+        request_id: required(request_id, "request_id")?,
+        command: required(command, "command")?,
+        ok,
+        error,
+    }))
+}
 
 fn is_false(b: &bool) -> bool {
     !*b

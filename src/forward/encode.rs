@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::spool::Seq;
 use crate::{
     contract::{
-        wire::{Envelope, Head, Message, Reading as WireReading},
+        wire::{Envelope, Head, Id, Message, Reading as WireReading},
         GatewayPath, Topics,
     },
     judge::engine::Event,
@@ -50,9 +50,9 @@ impl<'s> Encoder<'s> {
                 seq: seq.seq,
                 stream_seq: seq.stream_seq,
                 ts,
-                park: Cow::Borrowed(&*g.park_id),
-                enterprise: Cow::Borrowed(&*g.enterprise_id),
-                gateway: Cow::Borrowed(&*g.gateway_id),
+                park: Id::from(&*g.park_id),
+                enterprise: Id::from(&*g.enterprise_id),
+                gateway: Id::from(&*g.gateway_id),
             },
             body,
         };
@@ -68,9 +68,9 @@ impl<'s> Encoder<'s> {
             .map(|r| {
                 let p = self.site.point(r.point);
                 WireReading {
-                    point: Cow::Borrowed(p.id.as_str()),
-                    hazard_source: Cow::Borrowed(p.source_id.as_str()),
-                    device: Some(Cow::Borrowed(p.device_id.as_str())),
+                    point: Id::from(p.id.as_str()),
+                    hazard_source: Id::from(p.source_id.as_str()),
+                    device: Some(Id::from(p.device_id.as_str())),
                     kind: p.kind,
                     value: r.value.map(Into::into),
                     unit: Cow::Borrowed(&p.unit),

@@ -1,18 +1,19 @@
 //! One MQTT message from a gateway → checked → points for the store.
 //!
 //! The topic is parsed by the contract ([`crate::contract::Topic`]); the payload is
-//! checked against the contract's JSON Schemas ([`super::schema`]), so the centre
-//! accepts exactly what `docs/mqtt.md` promises, then decoded into the contract's own
-//! types ([`crate::contract::wire`]) — never walked by string keys — and mapped to its
-//! measurement ([`super::points`], `docs/storage.md`). Everything here is pure: no I/O,
-//! so it is tested and fuzzed without a broker or a store.
+//! decoded straight into the contract's own types ([`crate::contract::wire`]) — never
+//! walked by string keys — which accept no more than the contract's JSON Schemas
+//! (`docs/schema/`, held to the types by `tests/schema.rs`); a refused message is
+//! checked against the schemas ([`super::schema`]) to say what is wrong. Each message
+//! is then mapped to its measurement ([`super::points`], `docs/storage.md`).
+//! Everything here is pure: no I/O, so it is tested and fuzzed without a broker or a
+//! store.
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::{gaps::StreamPosition, points::Points, schema};
 use crate::contract::{
-    wire::{Alarm, Head, Reading, Risk, SpecialOperation, Status, Thresholds},
+    wire::{Head, Incoming, Message},
     GatewayPath, Stream, Topic,
 };
 
@@ -46,6 +47,10 @@ pub struct Decoded {
 
 /// Checks one message and maps it to points. `received_ms` stamps what has no time of
 /// its own worth keeping (the Last Will, built when the gateway connected).
+///
+/// The payload is decoded straight into the contract's types ([`Incoming`]), which
+/// refuse whatever the schemas refuse (a test holds them to each other); only a refused
+/// message is read again, against the schemas, to say exactly what is wrong.
 pub fn decode(
     prefix: &str,
     topic: &str,
@@ -67,23 +72,17 @@ pub fn decode(
             format!("{} bytes, over the {max_bytes}-byte limit", payload.len()),
         ));
     }
-    let v: Value = serde_json::from_slice(payload)
-        .map_err(|e| reject("not_json", format!("not JSON: {e}")))?;
-    let message_type = message_type(topic.stream, &v)?;
-    if let Some(violation) = schema::violation(message_type, &v) {
-        return Err(reject("schema_invalid", violation));
+    let typed = serde_json::from_slice::<Incoming<'_>>(payload)
+        .map_err(|e| e.to_string())
+        .and_then(Incoming::into_message);
+    let (head, message) = typed.map_err(|e| diagnose(topic.stream, payload, e))?;
+    let message_type = message.type_name();
+    if !topic.stream.types().contains(&message_type) {
+        return Err(wrong_type(topic.stream, message_type));
     }
-    let head: Head<'_> = typed(&v)?;
     check_identity(&head, topic.gateway)?;
     let mut points = Points::new(topic.gateway, head.seq);
-    let newest_ms = map(
-        &mut points,
-        message_type,
-        topic.stream,
-        &v,
-        &head,
-        received_ms,
-    )?;
+    let newest_ms = map(&mut points, &message, topic.stream, &head, received_ms);
     let position = (head.stream_seq > 0).then(|| StreamPosition {
         park: topic.gateway.park.to_string(),
         enterprise: topic.gateway.enterprise.to_string(),
@@ -100,36 +99,39 @@ pub fn decode(
     })
 }
 
-/// The payload's `type`, if it belongs on the topic's stream.
-fn message_type(stream: Stream, v: &Value) -> Result<&'static str, Rejected> {
+/// Why a message the contract's types refused was refused: not JSON, a type that does
+/// not belong on its topic, or the first schema violation (the types' own words when
+/// the schema has none to say).
+fn diagnose(stream: Stream, payload: &[u8], typed: String) -> Rejected {
+    let v: Value = match serde_json::from_slice(payload) {
+        Ok(v) => v,
+        Err(e) => return reject("not_json", format!("not JSON: {e}")),
+    };
     let message_type = v["type"].as_str().unwrap_or_default();
-    stream
-        .types()
-        .iter()
-        .copied()
-        .find(|t| *t == message_type)
-        .ok_or_else(|| {
-            reject(
-                "wrong_type",
-                format!(
-                    "type `{message_type}` does not belong on `{}`",
-                    stream.filter()
-                ),
-            )
-        })
+    let Some(message_type) = stream.types().iter().find(|t| **t == message_type) else {
+        return wrong_type(stream, message_type);
+    };
+    reject(
+        "schema_invalid",
+        schema::violation(message_type, &v).unwrap_or(typed),
+    )
 }
 
-/// A schema-checked part of the message in its contract type. A failure here is a gap
-/// between the schema and the types (a time the pattern allows but no calendar has).
-fn typed<'v, T: Deserialize<'v>>(v: &'v Value) -> Result<T, Rejected> {
-    T::deserialize(v).map_err(|e| reject("schema_invalid", e.to_string()))
+fn wrong_type(stream: Stream, message_type: &str) -> Rejected {
+    reject(
+        "wrong_type",
+        format!(
+            "type `{message_type}` does not belong on `{}`",
+            stream.filter()
+        ),
+    )
 }
 
 fn check_identity(head: &Head<'_>, topic: GatewayPath<'_>) -> Result<(), Rejected> {
     for (field, ours, theirs) in [
-        ("park", &head.park, topic.park),
-        ("enterprise", &head.enterprise, topic.enterprise),
-        ("gateway", &head.gateway, topic.gateway),
+        ("park", &*head.park, topic.park),
+        ("enterprise", &*head.enterprise, topic.enterprise),
+        ("gateway", &*head.gateway, topic.gateway),
     ] {
         if ours != theirs {
             return Err(reject(
@@ -144,45 +146,36 @@ fn check_identity(head: &Head<'_>, topic: GatewayPath<'_>) -> Result<(), Rejecte
 /// The message's points; returns the newest gateway time among them.
 fn map(
     points: &mut Points<'_>,
-    message_type: &str,
+    message: &Message<'_>,
     stream: Stream,
-    v: &Value,
     head: &Head<'_>,
     received_ms: i64,
-) -> Result<Option<i64>, Rejected> {
-    let ts = match message_type {
-        "telemetry" => {
-            let readings: Vec<Reading<'_>> = typed(&v["readings"])?;
-            points.readings(&readings);
+) -> Option<i64> {
+    match message {
+        Message::Telemetry { readings } => {
+            points.readings(readings);
             readings.iter().map(|r| r.ts.0).max()
         }
-        "alarm" => {
-            let a: Alarm<'_> = typed(&v["alarm"])?;
-            points.alarm(&a);
-            Some(a.ts.0)
+        Message::Alarm { alarm } => {
+            points.alarm(alarm);
+            Some(alarm.ts.0)
         }
-        "risk" => {
-            let r: Risk<'_> = typed(&v["risk"])?;
-            // A retained copy of a change is stored already, from `risk`; a
-            // restatement (`snapshot`) is stored from wherever it comes.
-            if stream == Stream::RiskOf && !r.snapshot {
-                return Ok(None);
-            }
-            points.risk(&r);
-            Some(r.ts.0)
+        // A retained copy of a change is stored already, from `risk`; a restatement
+        // (`snapshot`) is stored from wherever it comes.
+        Message::Risk { risk } if stream == Stream::RiskOf && !risk.snapshot => None,
+        Message::Risk { risk } => {
+            points.risk(risk);
+            Some(risk.ts.0)
         }
-        "special_operation" => {
-            let o: SpecialOperation<'_> = typed(&v["special_operation"])?;
-            points.special_operation(&o);
-            Some(o.ts.0)
+        Message::SpecialOperation { special_operation } => {
+            points.special_operation(special_operation);
+            Some(special_operation.ts.0)
         }
-        "thresholds" => {
-            let t: Thresholds<'_> = typed(&v["thresholds"])?;
-            points.thresholds(&t);
-            Some(t.ts.0)
+        Message::Thresholds { thresholds } => {
+            points.thresholds(thresholds);
+            Some(thresholds.ts.0)
         }
-        "status" => {
-            let s: Status<'_> = typed(v)?;
+        Message::Status(status) => {
             // The Last Will (seq 0) was built when the gateway connected: its own `ts`
             // would put "offline" before the "online" it follows.
             let ts = if head.seq == 0 {
@@ -190,12 +183,12 @@ fn map(
             } else {
                 head.ts.0
             };
-            points.status(&s, ts);
+            points.status(status, ts);
             Some(ts)
         }
-        _ => None, // command_reply: counted in the stream, nothing stored
-    };
-    Ok(ts)
+        // Counted in the stream, nothing stored.
+        Message::CommandReply(_) => None,
+    }
 }
 
 #[cfg(test)]

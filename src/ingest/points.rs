@@ -244,7 +244,11 @@ mod tests {
     use std::borrow::Cow;
 
     use super::*;
-    use crate::{contract::wire::Value, model::PointKind, reading::Timestamp};
+    use crate::{
+        contract::wire::{Id, Value},
+        model::PointKind,
+        reading::Timestamp,
+    };
 
     /// The cached prefix and hand-written fields are the line the general builder
     /// writes for the same reading.
@@ -286,9 +290,9 @@ mod tests {
             ("BIG", "kPa", None, Quality::Good, Some(1e21), true, false),
         ] {
             let r = Reading {
-                point: Cow::Borrowed(point),
-                hazard_source: Cow::Borrowed("HS-01"),
-                device: Some(Cow::Borrowed("D1")),
+                point: Id::from(point),
+                hazard_source: Id::from("HS-01"),
+                device: Some(Id::from("D1")),
                 kind: PointKind::Pressure,
                 value: value.map(Value::Number),
                 unit: Cow::Borrowed(unit),

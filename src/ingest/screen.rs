@@ -304,8 +304,14 @@ pub async fn watch(cfg: MqttConfig, hub: ScreenHub, cancel: CancellationToken) {
 mod tests {
     use super::*;
 
+    /// A risk message as a gateway sends it (the enterprise's without an `id`).
     fn risk(id: &str, scope: &str, to: &str) -> Vec<u8> {
-        format!(r#"{{"type":"risk","risk":{{"ts":"2026-11-23T07:00:00.000Z","scope":"{scope}","id":"{id}","from":"blue","to":"{to}","reasons":[{{"rule":"high alarm","colour":"{to}","alarms":[],"since":"2026-11-23T07:00:00.000Z"}}]}}}}"#).into_bytes()
+        let id = if id.is_empty() {
+            String::new()
+        } else {
+            format!(r#""id":"{id}","#)
+        };
+        format!(r#"{{"type":"risk","risk":{{"ts":"2026-11-23T07:00:00.000Z","scope":"{scope}",{id}"from":"blue","to":"{to}","reasons":[{{"rule":"high alarm","colour":"{to}","alarms":[],"since":"2026-11-23T07:00:00.000Z"}}]}}}}"#).into_bytes()
     }
 
     #[test]

@@ -7,15 +7,15 @@ use super::{
     engine::{AlarmEvent, Event, RiskChange, RiskScope, SpecialOperationEvent, ThresholdsEvent},
     risk::Reason,
 };
-use crate::contract::wire;
+use crate::contract::wire::{self, Id};
 
 impl<'a> From<&'a AlarmEvent> for wire::Alarm<'a> {
     fn from(a: &'a AlarmEvent) -> Self {
         Self {
             ts: a.ts,
             alarm_id: a.alarm_id.as_deref().map(Cow::Borrowed),
-            point: Cow::Borrowed(a.point.as_str()),
-            hazard_source: Cow::Borrowed(a.hazard_source.as_str()),
+            point: Id::from(a.point.as_str()),
+            hazard_source: Id::from(a.hazard_source.as_str()),
             alarm: a.alarm,
             class: a.class,
             action: a.action,
@@ -52,7 +52,7 @@ impl<'a> From<&'a RiskChange> for wire::Risk<'a> {
         Self {
             ts: r.ts,
             scope,
-            id: id.map(Cow::Borrowed),
+            id: id.map(Id::from),
             from: r.from,
             to: r.to,
             reasons: r.reasons.iter().map(Into::into).collect(),
@@ -66,7 +66,7 @@ impl<'a> From<&'a SpecialOperationEvent> for wire::SpecialOperation<'a> {
     fn from(s: &'a SpecialOperationEvent) -> Self {
         Self {
             ts: s.ts,
-            hazard_source: Cow::Borrowed(s.hazard_source.as_str()),
+            hazard_source: Id::from(s.hazard_source.as_str()),
             active: s.active,
             kind: Cow::Borrowed(&s.kind),
             by: Cow::Borrowed(&s.by),
@@ -78,8 +78,8 @@ impl<'a> From<&'a ThresholdsEvent> for wire::Thresholds<'a> {
     fn from(t: &'a ThresholdsEvent) -> Self {
         Self {
             ts: t.ts,
-            point: Cow::Borrowed(t.point.as_str()),
-            hazard_source: Cow::Borrowed(t.hazard_source.as_str()),
+            point: Id::from(t.point.as_str()),
+            hazard_source: Id::from(t.hazard_source.as_str()),
             by: Cow::Borrowed(&t.by),
             old: Cow::Borrowed(&t.old),
             new: Cow::Borrowed(&t.new),

@@ -132,21 +132,38 @@ impl AlarmSettingsFile {
     }
 }
 
-/// Effective settings of one point, in engineering units and milliseconds.
+/// Effective settings of one point, in engineering units and milliseconds. Read back
+/// only whole (every field present, null where unset), as it is written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AlarmSettings {
+    #[serde(deserialize_with = "present")]
     pub hh: Option<f64>,
+    #[serde(deserialize_with = "present")]
     pub h: Option<f64>,
+    #[serde(deserialize_with = "present")]
     pub l: Option<f64>,
+    #[serde(deserialize_with = "present")]
     pub ll: Option<f64>,
     pub deadband: f64,
     pub on_delay_ms: i64,
     pub off_delay_ms: i64,
+    #[serde(deserialize_with = "present")]
     pub rate_per_min: Option<f64>,
     /// The abnormal value of a discrete point; `None` = the point raises no discrete alarm.
+    #[serde(deserialize_with = "present")]
     pub alarm_on: Option<bool>,
     pub fault_delay_ms: i64,
     pub classes: BTreeMap<AlarmKind, AlarmClass>,
+}
+
+/// A field that must be there, null or not (serde takes a missing `Option` as `None`).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d)
 }
 
 impl AlarmSettings {
