@@ -59,7 +59,7 @@ impl Collector {
         let mut readings_rx = inputs.store.subscribe();
         let mut batch = Batch::default();
         let mut window = tokio::time::interval(COMMIT_WINDOW);
-        let period = Duration::from_secs(self.cfg.integrity_period_s);
+        let period = self.cfg.integrity_period();
         // The first integrity tick is now: every level is restated at start-up.
         let mut integrity = tokio::time::interval(period);
         let mut stopping = false;

@@ -301,7 +301,7 @@ async fn batcher<W: PointWriter>(
     health: Arc<Health>,
     cancel: CancellationToken,
 ) {
-    let max_wait = Duration::from_millis(cfg.batch_max_ms);
+    let max_wait = cfg.batch_max_wait();
     let mut batch: Vec<Accepted> = Vec::new();
     let mut points = 0usize;
     let mut opened = Instant::now();

@@ -47,7 +47,7 @@ impl InfluxWriter {
             client: influxdb2::Client::new(cfg.url.clone(), cfg.org.clone(), cfg.token.clone()),
             org: cfg.org.clone(),
             bucket: cfg.bucket.clone(),
-            timeout: Duration::from_secs(cfg.timeout_s),
+            timeout: cfg.timeout(),
         }
     }
 }

@@ -83,7 +83,7 @@ pub fn required_colour(
         break;
     }
     // Persistence: an alarm left unacknowledged too long raises the source one colour.
-    let limit = (config.persistence_s * 1000.0) as i64;
+    let limit = config.persistence().as_millis() as i64;
     let stale: Vec<&CountedAlarm> = alarms
         .iter()
         .filter(|a| a.unacknowledged && a.note.is_none() && now.0 - a.since.0 > limit)

@@ -223,6 +223,16 @@ impl MqttConfig {
 }
 
 impl StoreConfig {
+    /// How long one write attempt may take before it counts as failed.
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout_s)
+    }
+
+    /// How long the oldest message of a batch may wait for the batch to be written.
+    pub fn batch_max_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.batch_max_ms)
+    }
+
     fn check(&self, p: &mut At<'_>) {
         match url_path(&self.url) {
             Err(e) => p.push("url", e),

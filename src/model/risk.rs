@@ -191,6 +191,16 @@ pub fn default_rules() -> Vec<RiskRule> {
 }
 
 impl RiskConfig {
+    /// How long a colour's conditions must stay absent before the source goes down.
+    pub fn hold(&self) -> std::time::Duration {
+        std::time::Duration::try_from_secs_f64(self.hold_s).unwrap_or_default()
+    }
+
+    /// How long an alarm may stand unacknowledged before its source goes up a colour.
+    pub fn persistence(&self) -> std::time::Duration {
+        std::time::Duration::try_from_secs_f64(self.persistence_s).unwrap_or_default()
+    }
+
     /// Checks the table; paths are relative to `[risk]`.
     pub fn validate(&self, p: &mut At<'_>) {
         if !(self.hold_s.is_finite() && self.hold_s >= 0.0) {

@@ -105,6 +105,11 @@ impl UplinkConfig {
         }
     }
 
+    /// How often every point is sent in full and every level restated.
+    pub fn integrity_period(&self) -> Duration {
+        Duration::from_secs(self.integrity_period_s)
+    }
+
     /// Checks the section; paths are relative to it.
     pub fn validate(&self, p: &mut At<'_>) {
         let password_without_user = self.username.is_none() && self.password.is_some();
