@@ -8,8 +8,7 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use axum::{Extension, Router};
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::conn::auto,
+    rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
 use tokio::net::TcpListener;
@@ -87,9 +86,10 @@ pub async fn serve(
         let service = TowerToHyperService::new(app.clone().layer(Extension(Peer(peer))));
         let tls = tls.clone();
         tokio::spawn(async move {
-            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // HTTP/1.1 only: the API's clients (curl, scripts, a screen) need nothing
+            // more, and HTTP/2 would add its own stack to the gateway's binary.
+            let mut builder = hyper::server::conn::http1::Builder::new();
             builder
-                .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT);
             let served = match tls {
