@@ -53,6 +53,11 @@ impl Delivery {
         self.handed.contains(&seq)
     }
 
+    /// How many records are in flight.
+    pub fn in_flight_count(&self) -> usize {
+        self.handed.len()
+    }
+
     /// The seqs in flight, for a read of what to send next that skips them.
     pub fn in_flight(&self) -> HashSet<u64> {
         self.handed.clone()

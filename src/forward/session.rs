@@ -310,8 +310,13 @@ impl Uplink {
 
     /// Hands spooled records to the link up to the in-flight limit (events first).
     async fn fill(&mut self) {
-        let room = self.delivery.room(self.cfg.inflight, Instant::now());
-        if room == 0 {
+        let limit = self.cfg.inflight;
+        let room = self.delivery.room(limit, Instant::now());
+        // A read of the spool is a round trip to its thread: refill a quarter of the
+        // window at a time (or whenever nothing is in flight), not after every PUBACK.
+        let worth_it =
+            room >= usize::from(limit / 4).max(1) || self.delivery.in_flight_count() == 0;
+        if room == 0 || !worth_it {
             return;
         }
         let skip = self.delivery.in_flight();

@@ -14,7 +14,14 @@ use tracing::{error, warn};
 
 use super::spool::{Spool, SpoolError};
 
-type Job = Box<dyn FnOnce(&Spool) + Send>;
+/// What the spool's thread is asked to do.
+enum Job {
+    Run(Box<dyn FnOnce(&Spool) + Send>),
+    /// Remove an acknowledged record. Acknowledgements queued one after another are
+    /// removed in one transaction (one fsync), which is what lets a backlog drain at
+    /// the broker's pace rather than the disk's.
+    Ack(u64),
+}
 
 /// A handle to the spool's thread; the thread ends when the last handle is dropped.
 #[derive(Clone)]
@@ -30,11 +37,7 @@ impl SpoolThread {
         let owned = spool.clone();
         std::thread::Builder::new()
             .name("hazgate-spool".into())
-            .spawn(move || {
-                for job in rx {
-                    job(&owned);
-                }
-            })?;
+            .spawn(move || serve(&owned, &rx))?;
         Ok(Self { jobs, spool })
     }
 
@@ -45,9 +48,9 @@ impl SpoolThread {
         f: impl FnOnce(&Spool) -> T + Send + 'static,
     ) -> Result<T, SpoolError> {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |spool| {
+        let job = Job::Run(Box::new(move |spool| {
             let _ = tx.send(f(spool));
-        });
+        }));
         if self.jobs.send(job).is_err() {
             return Err(SpoolError::Stopped);
         }
@@ -66,12 +69,7 @@ impl SpoolThread {
     /// Removes acknowledged records without waiting: a failure is logged there (the
     /// record is then sent again, which the centre counts as a resend, not a loss).
     pub fn ack(&self, seq: u64) {
-        let job: Job = Box::new(move |spool| {
-            if let Err(e) = spool.ack(&[seq]) {
-                warn!(error = %e, seq, "spool ack failed; the message will be sent again");
-            }
-        });
-        if self.jobs.send(job).is_err() {
+        if self.jobs.send(Job::Ack(seq)).is_err() {
             error!(
                 seq,
                 "spool thread stopped; ack lost, the message will be sent again"
@@ -82,6 +80,31 @@ impl SpoolThread {
     /// The spool itself, for readers (depth, oldest record).
     pub fn spool(&self) -> &Arc<Spool> {
         &self.spool
+    }
+}
+
+/// The thread's loop: jobs in order, consecutive acknowledgements together.
+fn serve(spool: &Spool, jobs: &mpsc::Receiver<Job>) {
+    let mut next = None;
+    while let Some(job) = next.take().or_else(|| jobs.recv().ok()) {
+        match job {
+            Job::Run(f) => f(spool),
+            Job::Ack(seq) => {
+                let mut seqs = vec![seq];
+                while let Ok(job) = jobs.try_recv() {
+                    match job {
+                        Job::Ack(seq) => seqs.push(seq),
+                        other => {
+                            next = Some(other);
+                            break;
+                        }
+                    }
+                }
+                if let Err(e) = spool.ack(&seqs) {
+                    warn!(error = %e, messages = seqs.len(), "spool ack failed; the messages will be sent again");
+                }
+            }
+        }
     }
 }
 
@@ -108,5 +131,14 @@ mod tests {
             [seqs[1]],
             "the ack was applied before the read asked for after it"
         );
+        let more = t
+            .call(|s| s.append(&[Class::Event; 5], |i, _| vec![i as u8]))
+            .await
+            .unwrap();
+        for seq in std::iter::once(seqs[1]).chain(more.iter().copied()) {
+            t.ack(seq);
+        }
+        let depth = t.call(|s| s.depth()).await.unwrap();
+        assert_eq!(depth.events, 0, "acks queued together all applied");
     }
 }
