@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use super::{gaps::StreamPosition, points::Points, schema};
 use crate::contract::{
-    wire::{Head, Incoming, Message},
-    GatewayPath, Stream, Topic,
+    wire::{Head, Message},
+    GatewayPath, Incoming, Stream, Topic,
 };
 
 /// Why a message was refused (and dead-lettered). `cause` is a fixed word, for the
