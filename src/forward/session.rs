@@ -138,8 +138,17 @@ pub async fn run_uplink(
         events,
     };
     let collector = tokio::spawn(collector.run(inputs, cancel.clone()));
-    let uplink = Uplink::new(site, cfg, spool, health, Commands { judge, audit }, started)?;
-    uplink.run(&wake, &cancel, collector).await
+    let commands = Commands { judge, audit };
+    let result = match Uplink::new(site, cfg, spool.clone(), health, commands, started) {
+        Ok(uplink) => uplink.run(&wake, &cancel, collector).await,
+        Err(e) => {
+            collector.abort();
+            Err(e)
+        }
+    };
+    // The spool's file is free again when the uplink has stopped: a reload opens it.
+    spool.close().await;
+    result
 }
 
 /// Where commands go and are recorded.

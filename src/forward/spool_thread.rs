@@ -21,6 +21,9 @@ enum Job {
     /// removed in one transaction (one fsync), which is what lets a backlog drain at
     /// the broker's pace rather than the disk's.
     Ack(u64),
+    /// End the thread; the spool is closed (its file free to open again) when the
+    /// sender hears back.
+    Stop(oneshot::Sender<()>),
 }
 
 /// A handle to the spool's thread; the thread ends when the last handle is dropped.
@@ -37,7 +40,14 @@ impl SpoolThread {
         let owned = spool.clone();
         std::thread::Builder::new()
             .name("hazgate-spool".into())
-            .spawn(move || serve(&owned, &rx))?;
+            .spawn(move || {
+                let stopped = serve(&owned, &rx);
+                // Closed before anyone hears of it: a reload opens the same file next.
+                drop(owned);
+                if let Some(told) = stopped {
+                    let _ = told.send(());
+                }
+            })?;
         Ok(Self { jobs, spool })
     }
 
@@ -77,17 +87,28 @@ impl SpoolThread {
         }
     }
 
+    /// Stops the thread after what was asked before, and waits until it has let go of
+    /// the spool (its handles' readers keep theirs until they are dropped).
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.jobs.send(Job::Stop(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
     /// The spool itself, for readers (depth, oldest record).
     pub fn spool(&self) -> &Arc<Spool> {
         &self.spool
     }
 }
 
-/// The thread's loop: jobs in order, consecutive acknowledgements together.
-fn serve(spool: &Spool, jobs: &mpsc::Receiver<Job>) {
+/// The thread's loop: jobs in order, consecutive acknowledgements together. Returns
+/// whom to tell once it has stopped.
+fn serve(spool: &Spool, jobs: &mpsc::Receiver<Job>) -> Option<oneshot::Sender<()>> {
     let mut next = None;
     while let Some(job) = next.take().or_else(|| jobs.recv().ok()) {
         match job {
+            Job::Stop(told) => return Some(told),
             Job::Run(f) => f(spool),
             Job::Ack(seq) => {
                 let mut seqs = vec![seq];
@@ -106,6 +127,7 @@ fn serve(spool: &Spool, jobs: &mpsc::Receiver<Job>) {
             }
         }
     }
+    None
 }
 
 #[cfg(test)]
