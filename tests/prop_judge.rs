@@ -109,7 +109,7 @@ fn model_required(engine: &Engine, site: &Site, s: usize, now: i64) -> Colour {
         counted.push((v.point.to_string(), v.class));
         let since = v.raised_at.map_or(0, |t| t.0);
         if v.state == AlarmState::ActiveUnacknowledged
-            && now - since > (site.risk.persistence_s * 1000.0) as i64
+            && now - since > site.risk.persistence.as_millis() as i64
         {
             persisting = true;
         }
@@ -186,7 +186,7 @@ fn run_with_restarts(
     let mut engine = Engine::new(site.clone(), Timestamp(0));
     let mut now = 0i64;
     let mut events = Vec::new();
-    let hold = (site.risk.hold_s * 1000.0) as i64;
+    let hold = site.risk.hold.as_millis() as i64;
     // Per source, the model's required colour after each input: (time, colour).
     let mut required: Vec<Vec<(i64, Colour)>> =
         vec![vec![(0, Colour::Blue)]; site.hazard_sources.len()];

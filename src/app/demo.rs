@@ -44,7 +44,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let scenario = super::scenario(&site, &args.scenario)?;
     let site = {
         let mut s = (*site).clone();
-        s.risk.hold_s = args.hold.max(0.0);
+        s.risk.hold = Duration::try_from_secs_f64(args.hold.max(0.0)).unwrap_or_default();
         Arc::new(s)
     };
     // The gateway stops first, so its last poll does not race the simulator's exit.

@@ -25,7 +25,7 @@ use crate::{
         engine::{Event, RiskScope},
         service::{Events, JudgeHandle},
     },
-    model::{uplink::UplinkConfig, Site},
+    model::{uplink::Uplink, Site},
     reading::{Reading, Timestamp},
 };
 
@@ -43,7 +43,7 @@ pub struct Inputs {
 /// Where the collector commits, and what it tells when it has.
 pub struct Collector {
     pub site: Arc<Site>,
-    pub cfg: UplinkConfig,
+    pub cfg: Uplink,
     pub spool: SpoolThread,
     pub health: Arc<UplinkHealth>,
     /// Woken after each commit: the session sends at once.
@@ -59,7 +59,7 @@ impl Collector {
         let mut readings_rx = inputs.store.subscribe();
         let mut batch = Batch::default();
         let mut window = tokio::time::interval(COMMIT_WINDOW);
-        let period = self.cfg.integrity_period();
+        let period = self.cfg.integrity_period;
         // The first integrity tick is now: every level is restated at start-up.
         let mut integrity = tokio::time::interval(period);
         let mut stopping = false;

@@ -30,7 +30,7 @@ use crate::{
     commands::{self, AuditLog, Channel},
     contract::Topics,
     judge::service::{Events, JudgeHandle},
-    model::{uplink::UplinkConfig, Site},
+    model::{uplink::Uplink as UplinkSettings, Site},
     reading::Timestamp,
 };
 
@@ -70,7 +70,7 @@ pub struct UplinkFiles {
 }
 
 impl UplinkFiles {
-    pub fn open(cfg: &UplinkConfig) -> Result<Self, UplinkError> {
+    pub fn open(cfg: &UplinkSettings) -> Result<Self, UplinkError> {
         if let Some(dir) = cfg
             .spool_path
             .parent()
@@ -107,7 +107,7 @@ impl UplinkFiles {
 /// stopped), so its last decisions are spooled before the goodbye.
 pub async fn run_uplink(
     site: Arc<Site>,
-    cfg: UplinkConfig,
+    cfg: UplinkSettings,
     files: UplinkFiles,
     store: LatestStore,
     judge: JudgeHandle,
@@ -160,7 +160,7 @@ struct Commands {
 /// The MQTT session: connect, publish from the spool, release on PUBACK, reconnect.
 struct Uplink {
     site: Arc<Site>,
-    cfg: UplinkConfig,
+    cfg: UplinkSettings,
     topics: Topics,
     spool: SpoolThread,
     link: Link,
@@ -174,7 +174,7 @@ struct Uplink {
 impl Uplink {
     fn new(
         site: Arc<Site>,
-        cfg: UplinkConfig,
+        cfg: UplinkSettings,
         spool: SpoolThread,
         health: Arc<UplinkHealth>,
         commands: Commands,
@@ -186,7 +186,7 @@ impl Uplink {
         let offline = collector::status(spool.spool(), GatewayState::Offline, started);
         let will = Encoder::new(&site).status(0, Timestamp::now(), offline);
         let link = Link::new(LinkOptions {
-            endpoint: cfg.endpoint(site.gateway.gateway_id.as_str()),
+            endpoint: cfg.endpoint.clone(),
             inflight: cfg.inflight,
             will: (topics.status(), will),
         })?;
@@ -249,7 +249,7 @@ impl Uplink {
     async fn on_event(&mut self, ev: LinkEvent) -> bool {
         match ev {
             LinkEvent::Connected { code } => {
-                let c = &self.cfg;
+                let c = &self.cfg.endpoint;
                 info!(host = %c.host, port = c.port, protocol = ?c.protocol, code, "uplink connected");
                 self.connected = true;
                 self.health.connected();
@@ -279,7 +279,7 @@ impl Uplink {
 
     /// The connection is down (or could not be made).
     fn on_down(&mut self, e: &LinkError, backoff: &Backoff) {
-        let c = &self.cfg;
+        let c = &self.cfg.endpoint;
         if self.connected {
             warn!(error = %e, "uplink lost; spooling until the broker is back");
         } else {

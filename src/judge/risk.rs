@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     model::{
         alarm::{AlarmClass, AlarmKind},
-        risk::{Colour, RiskConfig},
+        risk::{Colour, Risk},
         PointIndex,
     },
     reading::Timestamp,
@@ -39,7 +39,7 @@ pub struct Reason {
 
 /// Evaluates the table for a source of `level`. `names` turns a point into its id.
 pub fn required_colour(
-    config: &RiskConfig,
+    config: &Risk,
     level: u8,
     alarms: &[CountedAlarm],
     special_operation: Option<Timestamp>,
@@ -83,7 +83,7 @@ pub fn required_colour(
         break;
     }
     // Persistence: an alarm left unacknowledged too long raises the source one colour.
-    let limit = config.persistence().as_millis() as i64;
+    let limit = config.persistence.as_millis() as i64;
     let stale: Vec<&CountedAlarm> = alarms
         .iter()
         .filter(|a| a.unacknowledged && a.note.is_none() && now.0 - a.since.0 > limit)
@@ -93,7 +93,7 @@ pub fn required_colour(
         reasons.push(Reason {
             rule: format!(
                 "alarm unacknowledged for more than {} s: one colour up",
-                config.persistence_s
+                config.persistence.as_secs_f64()
             ),
             colour,
             alarms: stale.iter().map(|a| describe(a, names)).collect(),
@@ -209,7 +209,7 @@ mod tests {
     fn colour(level: u8, alarms: &[CountedAlarm], special: bool) -> Colour {
         let names = |p: PointIndex| format!("P{}", p.0);
         required_colour(
-            &RiskConfig::default(),
+            &crate::model::risk::RiskConfig::default().compile(),
             level,
             alarms,
             special.then_some(Timestamp(0)),
@@ -257,7 +257,7 @@ mod tests {
         let mut a = alarm(0, AlarmClass::High, 0);
         a.unacknowledged = true;
         let names = |p: PointIndex| format!("P{}", p.0);
-        let cfg = RiskConfig::default();
+        let cfg = crate::model::risk::RiskConfig::default().compile();
         let (c, _) = required_colour(&cfg, 3, &[a.clone()], None, Timestamp(1_000), &names);
         assert_eq!(c, Colour::Yellow);
         let (c, reasons) = required_colour(&cfg, 3, &[a], None, Timestamp(1_800_001), &names);

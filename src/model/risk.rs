@@ -190,15 +190,27 @@ pub fn default_rules() -> Vec<RiskRule> {
     ]
 }
 
-impl RiskConfig {
+/// `[risk]` compiled: the rule table with its durations typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Risk {
     /// How long a colour's conditions must stay absent before the source goes down.
-    pub fn hold(&self) -> std::time::Duration {
-        std::time::Duration::try_from_secs_f64(self.hold_s).unwrap_or_default()
-    }
-
+    pub hold: std::time::Duration,
     /// How long an alarm may stand unacknowledged before its source goes up a colour.
-    pub fn persistence(&self) -> std::time::Duration {
-        std::time::Duration::try_from_secs_f64(self.persistence_s).unwrap_or_default()
+    pub persistence: std::time::Duration,
+    pub blind_detectors: u32,
+    pub rules: Vec<RiskRule>,
+}
+
+impl RiskConfig {
+    /// The section compiled (checked by [`RiskConfig::validate`] first).
+    pub fn compile(&self) -> Risk {
+        let secs = |s: f64| std::time::Duration::try_from_secs_f64(s).unwrap_or_default();
+        Risk {
+            hold: secs(self.hold_s),
+            persistence: secs(self.persistence_s),
+            blind_detectors: self.blind_detectors,
+            rules: self.rules.clone(),
+        }
     }
 
     /// Checks the table; paths are relative to `[risk]`.

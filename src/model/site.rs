@@ -77,8 +77,8 @@ pub struct Site {
     pub channels: Vec<Channel>,
     pub points: Vec<Point>,
     pub stale_after_periods: u32,
-    pub risk: super::risk::RiskConfig,
-    pub uplink: Option<super::uplink::UplinkConfig>,
+    pub risk: super::risk::Risk,
+    pub uplink: Option<super::uplink::Uplink>,
     pub api: super::file::ApiConfig,
 }
 

@@ -84,7 +84,39 @@ fn default_inflight() -> u16 {
     32
 }
 
+/// `[uplink]` compiled: what the uplink runs on, in typed values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Uplink {
+    /// The broker, with the client id resolved.
+    pub endpoint: MqttEndpoint,
+    pub prefix: String,
+    pub spool_path: PathBuf,
+    pub audit_path: PathBuf,
+    pub spool_max_bytes: u64,
+    /// A full snapshot of every point, and every level restated, this often.
+    pub integrity_period: Duration,
+    pub publish_deadband_pct: f64,
+    pub max_readings_per_message: usize,
+    pub inflight: u16,
+}
+
 impl UplinkConfig {
+    /// The section compiled for the gateway `gateway_id` (checked by
+    /// [`UplinkConfig::validate`] first).
+    pub fn compile(&self, gateway_id: &str) -> Uplink {
+        Uplink {
+            endpoint: self.endpoint(gateway_id),
+            prefix: self.prefix.clone(),
+            spool_path: self.spool_path.clone(),
+            audit_path: self.audit_path.clone(),
+            spool_max_bytes: self.spool_max_bytes,
+            integrity_period: Duration::from_secs(self.integrity_period_s),
+            publish_deadband_pct: self.publish_deadband_pct,
+            max_readings_per_message: self.max_readings_per_message,
+            inflight: self.inflight,
+        }
+    }
+
     /// The broker connection; the client id defaults to `hazgate-{gateway_id}`, stable
     /// so the broker knows the gateway again.
     pub fn endpoint(&self, gateway_id: &str) -> MqttEndpoint {
@@ -103,11 +135,6 @@ impl UplinkConfig {
             tls: self.tls.clone(),
             keepalive: Duration::from_secs(self.keepalive_s),
         }
-    }
-
-    /// How often every point is sent in full and every level restated.
-    pub fn integrity_period(&self) -> Duration {
-        Duration::from_secs(self.integrity_period_s)
     }
 
     /// Checks the section; paths are relative to it.

@@ -95,7 +95,7 @@ impl Engine {
         let (required, reasons) =
             required_colour(&site.risk, hs.level, &counted, special, now, &names);
         // Persistence escalates at a known instant: make sure an input wakes us then.
-        let persistence_ms = site.risk.persistence().as_millis() as i64;
+        let persistence_ms = site.risk.persistence.as_millis() as i64;
         let escalation = counted
             .iter()
             .filter(|a| a.unacknowledged && a.note.is_none())

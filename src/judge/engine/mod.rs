@@ -125,7 +125,7 @@ impl Engine {
                 special_operation: None,
             })
             .collect();
-        let hold_ms = site.risk.hold().as_millis() as i64;
+        let hold_ms = site.risk.hold.as_millis() as i64;
         Self {
             site,
             points,

@@ -35,8 +35,11 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
         channels,
         points: Vec::new(),
         stale_after_periods: file.acquisition.stale_after_periods,
-        risk: file.risk.clone(),
-        uplink: file.uplink.clone(),
+        risk: file.risk.compile(),
+        uplink: file
+            .uplink
+            .as_ref()
+            .map(|u| u.compile(&file.gateway.gateway_id)),
         api: file.api.clone(),
     };
     let point_ids = point_ids(file, &mut errors);
