@@ -55,6 +55,7 @@ impl Collector {
     /// Collects until `cancel`, then takes no more readings but drains the judge's
     /// events to their end (the judge stopped), so its last decisions are spooled.
     pub async fn run(self, mut inputs: Inputs, cancel: CancellationToken) {
+        let topics = encode::topics(&self.cfg.prefix, &self.site);
         let mut rbe = ReportByException::new(&self.site, self.cfg.publish_deadband_pct);
         let mut readings_rx = inputs.store.subscribe();
         let mut batch = Batch::default();
@@ -83,7 +84,7 @@ impl Collector {
                     }
                     // The judge has stopped and everything it decided is here.
                     None => {
-                        self.commit(&mut batch).await;
+                        self.commit(&topics, &mut batch).await;
                         break;
                     }
                 },
@@ -95,7 +96,7 @@ impl Collector {
                 _ = window.tick() => flush = true,
             }
             if flush && !batch.is_empty() {
-                self.commit(&mut batch).await;
+                self.commit(&topics, &mut batch).await;
             }
         }
     }
@@ -103,10 +104,10 @@ impl Collector {
     /// Commits the batch in one transaction (one fsync) on the spool's thread. On
     /// failure the batch is kept for the next window, the failure logged and shown on
     /// `/healthz`.
-    async fn commit(&self, batch: &mut Batch) {
+    async fn commit(&self, topics: &Topics, batch: &mut Batch) {
         let job = Commit {
             site: self.site.clone(),
-            topics: encode::topics(&self.cfg.prefix, &self.site),
+            topics: topics.clone(),
             per_message: self.cfg.max_readings_per_message,
             started: self.started,
             batch: std::mem::take(batch),
