@@ -122,6 +122,7 @@ const BAD: &[(&str, (&str, &str), &str)] = &[
     ("scale and range", ("scale = 0.01", "scale = 0.01\n  raw_range = [0.0, 1000.0]\n  eng_range = [0.0, 10.0]"), "hazard_sources[0].points[2].scale: use scale/offset or raw_range/eng_range, not both"),
     ("api open to the network without TLS", ("gateway_id = \"GW-1\"\n", "gateway_id = \"GW-1\"\n[api]\nlisten = \"0.0.0.0:8088\"\n"), "bad.toml: api.listen: `0.0.0.0:8088` is reachable from the network, and the API's tokens would cross it in clear: set api.cert_file and api.key_file (TLS)"),
     ("api cert without key", ("gateway_id = \"GW-1\"\n", "gateway_id = \"GW-1\"\n[api]\ncert_file = \"/etc/hazgate/api.pem\"\n"), "bad.toml: api.cert_file: cert_file and key_file go together"),
+    ("too many decimals", ("scale = 0.01", "scale = 0.01\n  decimals = 12"), "hazard_sources[0].points[2].decimals: must be 0–9, got 12"),
     ("loop without range", ("scale = 0.01", "scale = 0.01\n  loop_current = { fault_below_ma = 3.8, fault_above_ma = 20.5 }"), "hazard_sources[0].points[2].loop_current: needs raw_range"),
     ("duplicate point", ("id = \"GT-102\"", "id = \"GT-101\""), "hazard_sources[0].points[1].id: duplicate point id `GT-101` (first at hazard_sources[0].points[0])"),
     ("float in a coil", ("  table = \"holding\"\n  address = 2", "  table = \"coil\"\n  address = 2"), "hazard_sources[0].points[1].data_type: Coil table holds single bits"),

@@ -8,7 +8,7 @@ use hazgate::{
     },
     model::{
         BlockLimits, DataType, DeviceId, HazardSourceId, LoopCurrent, Point, PointId, PointIndex,
-        PointKind, RegisterSpec, RegisterTable, Scaling, SourceIndex, WordOrder,
+        PointKind, RegisterSpec, RegisterTable, Rounding, Scaling, SourceIndex, WordOrder,
     },
     reading::{Quality, Timestamp, Value},
 };
@@ -59,6 +59,7 @@ fn analog_point(
         device_id: DeviceId::new("D"),
         register: spec,
         scaling,
+        rounding: Rounding::NONE,
         loop_current,
         unit: String::new(),
         valid_range: valid,
@@ -67,6 +68,28 @@ fn analog_point(
         normal: None,
         alarms: hazgate::model::alarm::resolve(&Default::default(), PointKind::Analog, None),
     }
+}
+
+/// Decimal places printed by `{}` (Rust's shortest round-trip form).
+fn printed_places(v: f64) -> usize {
+    let s = v.to_string();
+    s.split_once('.').map_or(0, |(_, frac)| frac.len())
+}
+
+/// Scalings an engineer writes: short decimal steps and offsets, and 4–20 mA ranges.
+fn short_scaling() -> impl Strategy<Value = Scaling> {
+    let steps = prop::sample::select(vec![1.0, 0.1, 0.01, 0.001, 0.25, 0.5, 0.125, 2.0, 0.05]);
+    let offsets = prop::sample::select(vec![0.0, 0.5, -40.0, -273.15, 100.0]);
+    let ranges = prop::sample::select(vec![
+        ([4000.0, 20000.0], [0.0, 100.0]),
+        ([0.0, 4095.0], [0.0, 4095.0]),
+        ([6400.0, 32000.0], [-40.0, 60.0]),
+        ([0.0, 10000.0], [0.0, 2.5]),
+    ]);
+    prop_oneof![
+        (steps, offsets).prop_map(|(scale, offset)| Scaling::Linear { scale, offset }),
+        ranges.prop_map(|(raw, eng)| Scaling::Range { raw, eng }),
+    ]
 }
 
 fn any_data_type() -> impl Strategy<Value = DataType> {
@@ -85,6 +108,19 @@ fn any_data_type() -> impl Strategy<Value = DataType> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// The default rounding only removes float noise: the rounded value is the exact
+    /// decimal the scaling makes of an integer register (within 1e-9 relative), and it
+    /// prints with no more places than the rounding keeps (`292 × 0.1` prints `29.2`).
+    #[test]
+    fn default_rounding_is_exact_and_short(scaling in short_scaling(), raw in -40000i64..70000) {
+        let r = Rounding::of_scaling(&scaling);
+        let exact = scaling.apply(raw as f64);
+        let rounded = r.apply(exact);
+        prop_assert!((rounded - exact).abs() <= 1e-9 * exact.abs().max(1.0), "{exact} → {rounded}");
+        let places = usize::from(r.places().unwrap_or(u8::MAX));
+        prop_assert!(printed_places(rounded) <= places, "{rounded} has more than {places} places");
+    }
 
     #[test]
     fn encode_then_decode_is_identity((t, n) in typed_number(), o in order()) {

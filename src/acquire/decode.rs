@@ -210,7 +210,7 @@ pub fn decode_point(point: &Point, data: PointData<'_>, ts: Timestamp) -> Readin
             return reading(None, Quality::SensorFault, raw);
         }
     }
-    let eng = point.scaling.apply(raw_f);
+    let eng = point.rounding.apply(point.scaling.apply(raw_f));
     if !eng.is_finite() {
         return reading(None, Quality::SensorFault, raw);
     }

@@ -306,6 +306,11 @@ pub struct PointFile {
     pub raw_range: Option<[f64; 2]>,
     #[serde(default)]
     pub eng_range: Option<[f64; 2]>,
+    /// Decimal places the engineering value is rounded to (0–9). Default: exactly the
+    /// places one raw count resolves (scale 0.1 → 1); floating-point registers without
+    /// scaling are not rounded.
+    #[serde(default)]
+    pub decimals: Option<u8>,
     /// Treat raw_range as a 4–20 mA loop: `sensor_fault` outside the fault currents,
     /// over / under range between them and 20 / 4 mA (see [`LoopCurrentFile`]).
     #[serde(default)]
@@ -509,6 +514,10 @@ impl DataType {
             Self::U32 | Self::I32 | Self::F32 => 2,
             Self::U64 | Self::I64 | Self::F64 => 4,
         }
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, Self::F32 | Self::F64)
     }
 }
 

@@ -212,6 +212,72 @@ impl RegisterSpec {
     }
 }
 
+/// Rounds engineering values to the point's resolution, so `292 × 0.1` is `29.2`, not
+/// `29.200000000000003`: what is judged, shown and published is what the instrument
+/// resolves, and it prints short.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rounding {
+    /// 10^decimals, or 0 for no rounding.
+    factor: f64,
+}
+
+impl Rounding {
+    pub const NONE: Rounding = Rounding { factor: 0.0 };
+
+    /// Rounds to `decimals` places (at most [`Rounding::MAX_DECIMALS`]).
+    pub fn decimals(decimals: u8) -> Self {
+        Self {
+            factor: 10f64.powi(i32::from(decimals.min(Self::MAX_DECIMALS))),
+        }
+    }
+
+    pub const MAX_DECIMALS: u8 = 9;
+
+    /// The decimals, or None when values are not rounded.
+    pub fn places(&self) -> Option<u8> {
+        (self.factor > 0.0).then(|| self.factor.log10().round() as u8)
+    }
+
+    pub fn apply(&self, v: f64) -> f64 {
+        if self.factor == 0.0 {
+            return v;
+        }
+        let r = (v * self.factor).round() / self.factor;
+        // Values too large for the factor (|v| × 10^d beyond 2^53) are already coarser.
+        if r.is_finite() {
+            r
+        } else {
+            v
+        }
+    }
+
+    /// The decimals that show every value an integer register can give exactly: the
+    /// places of the step one count makes and of the offset (scale 0.1 → 1, 0.25 → 2,
+    /// 4000–20000 counts onto 0–100 → 5). A step with no short decimal form (100 / 3)
+    /// gets two places below its first digit.
+    pub fn of_scaling(scaling: &Scaling) -> Self {
+        let (step, offset) = match *scaling {
+            Scaling::Linear { scale, offset } => (scale, offset),
+            Scaling::Range {
+                raw: [r0, r1],
+                eng: [e0, e1],
+            } => ((e1 - e0) / (r1 - r0), e0 - r0 * (e1 - e0) / (r1 - r0)),
+        };
+        let places = |x: f64| {
+            (0..=Self::MAX_DECIMALS).find(|&d| {
+                let scaled = x.abs() * 10f64.powi(i32::from(d));
+                (scaled - scaled.round()).abs() <= 1e-9 * scaled.max(1.0)
+            })
+        };
+        let step_places = places(step).unwrap_or_else(|| {
+            let first = (-step.abs().log10()).ceil().max(0.0) as u8;
+            (first + 2).min(Self::MAX_DECIMALS)
+        });
+        let offset_places = places(offset).unwrap_or(Self::MAX_DECIMALS);
+        Self::decimals(step_places.max(offset_places))
+    }
+}
+
 /// Raw number → engineering units.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Scaling {
@@ -283,6 +349,8 @@ pub struct Point {
     pub device_id: DeviceId,
     pub register: RegisterSpec,
     pub scaling: Scaling,
+    /// The decimals the engineering value is rounded to (`decimals`, or the scaling's).
+    pub rounding: Rounding,
     pub loop_current: Option<LoopCurrent>,
     pub unit: String,
     pub valid_range: Option<[f64; 2]>,

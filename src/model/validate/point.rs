@@ -42,6 +42,7 @@ pub(super) fn compile_point(
     let device = device_of(p, path, cx.devices, errors);
     let register = compile_register(p, path, errors);
     let scaling = compile_scaling(p, register.data_type, path, errors);
+    let rounding = compile_rounding(p, register.data_type, &scaling, path, errors);
     let loop_current = compile_loop_current(p, path, errors);
     if let Some([lo, hi]) = p.valid_range {
         if !(lo.is_finite() && hi.is_finite() && lo < hi) {
@@ -82,6 +83,7 @@ pub(super) fn compile_point(
         device_id: cx.channels[device.0].devices[device.1].id.clone(),
         register,
         scaling,
+        rounding,
         loop_current,
         unit,
         valid_range: p.valid_range,
@@ -246,6 +248,30 @@ fn compile_scaling(
     scaling
 }
 
+/// `decimals`, or the places the scaling resolves. A float register carries its own
+/// resolution, unknown here: without `decimals` or scaling it is not rounded.
+fn compile_rounding(
+    p: &PointFile,
+    data_type: DataType,
+    scaling: &Scaling,
+    path: &str,
+    errors: &mut Problems,
+) -> Rounding {
+    match p.decimals {
+        Some(d) if d > Rounding::MAX_DECIMALS => {
+            errors.push(
+                format!("{path}.decimals"),
+                format!("must be 0–{}, got {d}", Rounding::MAX_DECIMALS),
+            );
+            Rounding::NONE
+        }
+        Some(d) => Rounding::decimals(d),
+        None if data_type == DataType::Bool => Rounding::NONE,
+        None if data_type.is_float() && *scaling == Scaling::IDENTITY => Rounding::NONE,
+        None => Rounding::of_scaling(scaling),
+    }
+}
+
 /// The 4–20 mA loop's fault bands (NE43), from the counts at 4 and 20 mA.
 fn compile_loop_current(p: &PointFile, path: &str, errors: &mut Problems) -> Option<LoopCurrent> {
     match (p.loop_current, p.raw_range) {
@@ -407,6 +433,7 @@ pub(super) fn placeholder_point(p: &PointFile, index: PointIndex, source: Source
             bit: None,
         },
         scaling: Scaling::IDENTITY,
+        rounding: Rounding::NONE,
         loop_current: None,
         unit: String::new(),
         valid_range: None,
