@@ -6,8 +6,8 @@
 Reads `mosquitto_sub -v` lines (topic, space, payload) on stdin, counts those that arrive
 in [START, START + WINDOW] (Unix seconds), and at EOF or the window's end prints one JSON line: messages, values, payload bytes, non-good readings and
 telemetry stream_seq gaps. A hazgate telemetry message is counted by its readings (one
-`"quality":` per reading, in either encoding); a Node-RED message is a JSON array of
-register values.
+`"quality":` per reading), a samples message by its values; a Node-RED message is a
+JSON array of register values.
 """
 import json
 import re
@@ -41,9 +41,14 @@ for line in sys.stdin.buffer:
         continue
     if not topic.endswith(b"/telemetry"):
         continue
-    n = payload.count(b'"quality":')
-    stats["values"] += n
-    stats["non_good"] += n - payload.count(b'"quality":"good"')
+    if b'"type":"samples"' in payload:
+        scans = json.loads(payload)["scans"]
+        stats["values"] += sum(len(s["values"]) for s in scans)
+        stats["non_good"] += sum(len(s.get("faults", ())) for s in scans)
+    else:
+        n = payload.count(b'"quality":')
+        stats["values"] += n
+        stats["non_good"] += n - payload.count(b'"quality":"good"')
     m = SEQ.search(payload)
     if m:
         seq = int(m.group(1))

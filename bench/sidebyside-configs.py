@@ -2,13 +2,16 @@
 """Writes the two gateways' configurations for bench/sidebyside.sh, for the same farm.
 
   site.toml   hazgate: a channel per unit id, every register an analog point (raw × 0.1),
-              the judge on (a high alarm per point, above what the farm serves: judged, never raised), [uplink] to the broker with
-              publish_deadband_pct = 0, so every reading of every poll is published.
+              the judge on (a high alarm per point, above what the farm serves: judged,
+              never raised), [uplink] to the broker with publish_deadband_pct = 0, so
+              every reading of every poll is published, as samples (--telemetry
+              readings for the self-describing form).
   flows.json  Node-RED + node-red-contrib-modbus: a client per unit id, a read node per
               125-register block every second, each block's array published to the broker
               (one message per block), as a Node-RED user would wire it.
 
     bench/sidebyside-configs.py --units 20 --regs 500 --modbus-port P --mqtt-port Q --out DIR
+        [--telemetry samples|readings]
 """
 import argparse
 import json
@@ -20,6 +23,7 @@ ap.add_argument("--regs", type=int, default=500)
 ap.add_argument("--modbus-port", type=int, required=True)
 ap.add_argument("--mqtt-port", type=int, required=True)
 ap.add_argument("--out", required=True)
+ap.add_argument("--telemetry", default="samples", choices=["samples", "readings"])
 args = ap.parse_args()
 BLOCK = 125
 
@@ -42,7 +46,7 @@ def site():
                        f'  alarms = {{ h = 450.0 }}\n')
     out.append(f'[uplink]\nhost = "127.0.0.1"\nport = {args.mqtt_port}\n'
                f'spool_path = "{args.out}/spool.redb"\naudit_path = "{args.out}/audit.jsonl"\n'
-               'publish_deadband_pct = 0\n')
+               f'publish_deadband_pct = 0\ntelemetry = "{args.telemetry}"\n')
     return "\n".join(out)
 
 

@@ -13,7 +13,8 @@
 #
 #   bench/sidebyside.sh [WORKLOADS] [REPS] [WINDOW] [WARMUP]
 #       WORKLOADS: registers per unit, comma-separated (default "500,2500" = 10k, 50k points)
-#       SYSTEMS=hazgate (or node-red) runs one side only.
+#       SYSTEMS=hazgate (or node-red) runs one side only; TELEMETRY=readings sends
+#       hazgate's self-describing telemetry instead of samples (v1.4, the default here).
 #
 # Installs Node-RED into bench/.node-red (npm) and uses the project's .venv pymodbus
 # (tests/setup-peers.sh). Figures on a shared 2-core machine are noisy: read ranges.
@@ -104,7 +105,7 @@ for regs in ${WORKLOADS//,/ }; do
   PIDS+=($!)
   until grep -q READY "$WORK/farm-$regs.log"; do sleep 0.1; done
   python3 bench/sidebyside-configs.py --units $UNITS --regs "$regs" --modbus-port "$FARM" \
-    --mqtt-port "$MQTT" --out "$WORK/cfg-$regs"
+    --mqtt-port "$MQTT" --out "$WORK/cfg-$regs" --telemetry "${TELEMETRY:-samples}"
   for ((rep = 1; rep <= REPS; rep++)); do
     for system in $SYSTEMS; do measure "$system" "$regs" "$rep"; done
   done

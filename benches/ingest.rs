@@ -3,7 +3,7 @@
 //! Throughput in readings; with the write to the store, this bounds ingest's rate.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hazgate::ingest::message::decode;
+use hazgate::ingest::{message::decode, tables::Tables};
 
 const READINGS: usize = 500;
 
@@ -29,7 +29,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(READINGS as u64));
     g.bench_function("decode_500_readings_to_line_protocol", |b| {
         b.iter(|| {
-            let d = decode("hazgate", topic, &msg, 1 << 20, 0).expect("valid");
+            let d = decode("hazgate", topic, &msg, 1 << 20, 0, &Tables::default()).expect("valid");
             d.lines.len()
         })
     });

@@ -13,7 +13,7 @@ use std::{
 };
 
 use common::{mqtt::*, *};
-use hazgate::ingest::message::decode;
+use hazgate::ingest::{message::decode, tables::Tables};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::Value;
 
@@ -248,7 +248,14 @@ async fn every_panel_query_returns_rows_on_scenario_data_in_influxdb_1_6() {
     let mut lines = Vec::new();
     let mut types = std::collections::BTreeSet::new();
     for (topic, v) in got.lock().unwrap().iter() {
-        let Ok(d) = decode("hazgate", topic, v.to_string().as_bytes(), 1 << 20, 0) else {
+        let Ok(d) = decode(
+            "hazgate",
+            topic,
+            v.to_string().as_bytes(),
+            1 << 20,
+            0,
+            &Tables::default(),
+        ) else {
             continue; // retained per-source copies and replies are not ingested
         };
         types.insert(d.message_type);

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use hazgate::{
     contract::wire::{Envelope, Message},
-    forward::encode::{CommandReply, Encoder, GatewayState, Status},
+    forward::encode::{table_name, CommandReply, Encoder, GatewayState, Status},
+    ingest::tables::Tables,
     judge::{engine::Command, Engine, Event},
     model::{load_site, Site, SiteSource, DEMO_SITE_TOML},
     reading::{Quality, RangeFlag, Raw, Reading, Timestamp, Value},
@@ -24,6 +25,8 @@ fn schema(name: &str) -> jsonschema::Validator {
 fn schema_for(msg: &Json) -> jsonschema::Validator {
     match msg["type"].as_str().unwrap() {
         "telemetry" => schema("telemetry.json"),
+        "samples" => schema("samples.json"),
+        "points" => schema("points.json"),
         "alarm" => schema("alarm.json"),
         "risk" => schema("risk.json"),
         "special_operation" => schema("special-operation.json"),
@@ -356,6 +359,34 @@ fn one_of_each(site: &Arc<Site>) -> Vec<(String, Vec<u8>)> {
         "telemetry".into(),
         enc.telemetry(100, Timestamp(5), &readings),
     ));
+    // The point table before the samples that use it, as a centre receives them.
+    let table = table_name(site);
+    let n = site.points.len();
+    for first in [0, n / 2] {
+        let page = enc.points_page(98, Timestamp(5), &table, first, n / 2 + n % 2);
+        out.push((format!("points/{table}/{first}"), page));
+    }
+    // A scan by run (a device's poll) and one by list, with a fault and a range flag.
+    let mut later = readings;
+    for r in &mut later {
+        r.ts = Timestamp(1_795_419_780_000);
+    }
+    let run: Vec<Reading> = site.points[..3]
+        .iter()
+        .map(|p| {
+            reading(
+                p.id.as_str(),
+                Some(Value::Analog(0.5)),
+                Quality::Good,
+                RangeFlag::Within,
+            )
+        })
+        .collect();
+    let both: Vec<Reading> = run.into_iter().chain(later).collect();
+    out.push((
+        "telemetry".into(),
+        enc.samples(99, Timestamp(5), &table, &both),
+    ));
     let status = |state| Status {
         state,
         version: "0.1.0".into(),
@@ -460,25 +491,52 @@ fn pointer<'v>(v: &'v mut Json, path: &[String]) -> &'v mut Json {
 /// to explain a refusal, so the types must accept nothing the schemas refuse: over
 /// every message type and every single-field mutation of it (removed, retyped, an
 /// unknown field added), whatever the decoder accepts validates.
+/// Each message of [`one_of_each`] — samples and point-table pages among them — is
+/// valid and decodes back byte for byte.
+#[test]
+fn one_of_each_is_valid_and_round_trips() {
+    let site = site();
+    let types: Vec<String> = one_of_each(&site)
+        .iter()
+        .map(|(_, bytes)| assert_valid(bytes)["type"].as_str().unwrap().to_string())
+        .collect();
+    for t in ["telemetry", "samples", "points", "status", "alarm", "risk"] {
+        assert!(types.iter().any(|x| x == t), "no {t} in {types:?}");
+    }
+}
+
 #[test]
 fn the_centre_accepts_nothing_the_schemas_refuse() {
     let site = site();
+    let tables = Tables::default();
     let (mut accepted, mut refused) = (0, 0);
-    for (suffix, bytes) in one_of_each(&site) {
-        let msg: Json = serde_json::from_slice(&bytes).unwrap();
-        let topic = format!(
+    let topic_of = |suffix: &str, msg: &Json| {
+        format!(
             "hazgate/v1/{}/{}/{}/{suffix}",
             msg["park"].as_str().unwrap(),
             msg["enterprise"].as_str().unwrap(),
             msg["gateway"].as_str().unwrap()
-        );
-        assert!(
-            hazgate::ingest::message::decode("hazgate", &topic, &bytes, 1 << 20, 0).is_ok(),
-            "the original {msg} is accepted"
-        );
+        )
+    };
+    let originals = one_of_each(&site);
+    // Every original first: the point table is then complete, as at a centre running
+    // for a while, and the samples' mutants reach the checks against it.
+    for (suffix, bytes) in &originals {
+        let msg: Json = serde_json::from_slice(bytes).unwrap();
+        let topic = topic_of(suffix, &msg);
+        if let Err(e) =
+            hazgate::ingest::message::decode("hazgate", &topic, bytes, 1 << 20, 0, &tables)
+        {
+            panic!("the original {msg} is refused: {e:?}");
+        }
+    }
+    for (suffix, bytes) in &originals {
+        let msg: Json = serde_json::from_slice(bytes).unwrap();
+        let topic = topic_of(suffix, &msg);
         for m in mutants(&msg) {
             let payload = serde_json::to_vec(&m).unwrap();
-            match hazgate::ingest::message::decode("hazgate", &topic, &payload, 1 << 20, 0) {
+            match hazgate::ingest::message::decode("hazgate", &topic, &payload, 1 << 20, 0, &tables)
+            {
                 Ok(_) => {
                     accepted += 1;
                     let errors: Vec<String> = schema_for(&m)
@@ -498,4 +556,87 @@ fn the_centre_accepts_nothing_the_schemas_refuse() {
         accepted > 50 && refused > 500,
         "{accepted} accepted, {refused} refused"
     );
+}
+
+/// A reading sent as a sample is stored exactly as the same reading sent in full: the
+/// point table gives back every name the sample leaves out. Over every point of the
+/// demo site, with each quality and range flag, by run and by list.
+#[test]
+fn samples_store_exactly_what_telemetry_stores() {
+    let site = site();
+    let enc = Encoder::new(&site);
+    let table = table_name(&site);
+    let tables = Tables::default();
+    let gw = "hazgate/v1/CP-320500-01/91320500MA1DEMO01X/GW-01";
+    let n = site.points.len();
+    for first in (0..n).step_by(7) {
+        let page = enc.points_page(1, Timestamp(5), &table, first, 7);
+        hazgate::ingest::message::decode(
+            "hazgate",
+            &format!("{gw}/points/{table}/{first}"),
+            &page,
+            1 << 20,
+            0,
+            &tables,
+        )
+        .unwrap();
+    }
+    let qualities = [
+        Quality::Good,
+        Quality::CommFailure,
+        Quality::DeviceException(2),
+        Quality::SensorFault,
+        Quality::Stale,
+    ];
+    let readings: Vec<Reading> = site
+        .points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let quality = qualities[i % qualities.len()];
+            let value = match quality {
+                Quality::CommFailure | Quality::DeviceException(_) => None,
+                _ if p.is_discrete() => Some(Value::Discrete(i % 2 == 0)),
+                _ => Some(Value::Analog(i as f64 / 8.0)),
+            };
+            let range = [RangeFlag::Within, RangeFlag::Over, RangeFlag::Under][i % 3];
+            Reading {
+                point: p.index,
+                value,
+                quality,
+                // Runs of three points share a time: some scans by run, and the
+                // reversed half below by list.
+                ts: Timestamp(1_795_419_779_000 + (i / 3) as i64),
+                raw: Raw::None,
+                range,
+            }
+        })
+        .collect();
+    let mut mixed = readings.clone();
+    mixed[n / 2..].reverse();
+    // Readings by exception: a few points of a poll, not following each other.
+    let sparse: Vec<Reading> = readings.iter().copied().step_by(2).collect();
+    for batch in [&readings, &mixed, &sparse] {
+        let full = enc.telemetry(7, Timestamp(9), batch);
+        let compact = enc.samples(7, Timestamp(9), &table, batch);
+        assert!(compact.len() < full.len());
+        let decode = |bytes: &[u8]| {
+            hazgate::ingest::message::decode(
+                "hazgate",
+                &format!("{gw}/telemetry"),
+                bytes,
+                1 << 20,
+                0,
+                &tables,
+            )
+            .unwrap()
+        };
+        let (a, b) = (decode(&full), decode(&compact));
+        assert_eq!(a.points, batch.len());
+        assert_eq!(
+            String::from_utf8(b.lines).unwrap(),
+            String::from_utf8(a.lines).unwrap()
+        );
+        assert_eq!(a.newest_ms, b.newest_ms);
+    }
 }

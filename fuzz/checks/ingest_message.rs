@@ -6,10 +6,48 @@
 //!
 //! Shared by the cargo-fuzz target and the corpus replay under `cargo test`.
 
-use hazgate::ingest::message::decode;
+use std::sync::LazyLock;
 
-const TOPICS: [&str; 7] = [
+use hazgate::{
+    contract::{
+        samples::{table_id, PointInfo},
+        wire::Id,
+        GatewayPath,
+    },
+    ingest::{message::decode, tables::Tables},
+    model::PointKind,
+};
+
+/// One registry across inputs, as at a running centre: a point-table page one input
+/// teaches can be used by a later input's samples.
+/// It knows one table from the start, for the corpus's samples to use.
+static TABLES: LazyLock<Tables> = LazyLock::new(|| {
+    let tables = Tables::default();
+    let points: Vec<PointInfo<'static>> = ["P0", "P1", "P2"]
+        .into_iter()
+        .map(|p| PointInfo {
+            point: Id(p.into()),
+            hazard_source: Id("HS".into()),
+            device: Id("D".into()),
+            kind: PointKind::Analog,
+            unit: "kPa".into(),
+        })
+        .collect();
+    let gw = GatewayPath {
+        park: "P1",
+        enterprise: "E1",
+        gateway: "G1",
+    };
+    let name = table_id(points.iter());
+    tables
+        .learn(gw, &name, 0, 3, &points)
+        .expect("a table hashing to its own name is learnt");
+    tables
+});
+
+const TOPICS: [&str; 8] = [
     "hazgate/v1/P1/E1/G1/telemetry",
+    "hazgate/v1/P1/E1/G1/points/0123456789abcdef/0",
     "hazgate/v1/P1/E1/G1/alarm",
     "hazgate/v1/P1/E1/G1/risk",
     "hazgate/v1/P1/E1/G1/status",
@@ -17,7 +55,9 @@ const TOPICS: [&str; 7] = [
     "hazgate/v1/P1/E1/G1/risk/HS-01",
     "hazgate/v1/P1/E1/G1/cmd/ack/reply",
 ];
-const CAUSES: [&str; 6] = [
+const CAUSES: [&str; 8] = [
+    "unknown_table",
+    "bad_table",
     "unknown_topic",
     "too_large",
     "not_json",
@@ -42,7 +82,7 @@ pub fn check(data: &[u8]) -> bool {
         return false;
     };
     let topic = TOPICS[usize::from(selector) % TOPICS.len()];
-    match decode("hazgate", topic, payload, 64 * 1024, 0) {
+    match decode("hazgate", topic, payload, 64 * 1024, 0, &TABLES) {
         Ok(d) => {
             assert!(payload.len() <= 64 * 1024);
             let text = std::str::from_utf8(&d.lines).expect("line protocol is UTF-8");

@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 
+use super::samples::{is_table_id, PointInfo, Scan};
 use super::wire::{
     some, Alarm, CommandReply, GatewayState, Head, Id, Message, Quality, Reading, Risk, Scope,
     SpecialOperation, Status, Text, Thresholds,
@@ -33,6 +34,16 @@ pub struct Incoming<'a> {
     message_type: Text<'a>,
     #[serde(borrow, default, deserialize_with = "some")]
     readings: Option<Vec<Reading<'a>>>,
+    #[serde(borrow, default, deserialize_with = "some")]
+    table: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "some")]
+    scans: Option<Vec<Scan>>,
+    #[serde(default, deserialize_with = "some")]
+    first: Option<u32>,
+    #[serde(default, deserialize_with = "some")]
+    total: Option<u32>,
+    #[serde(borrow, default, deserialize_with = "some")]
+    points: Option<Vec<PointInfo<'a>>>,
     #[serde(borrow, default, deserialize_with = "some")]
     alarm: Option<Alarm<'a>>,
     #[serde(borrow, default, deserialize_with = "some")]
@@ -87,6 +98,8 @@ impl<'a> Incoming<'a> {
         };
         let body = match &*self.message_type {
             "telemetry" => telemetry(self.readings)?,
+            "samples" => samples(self.table, self.scans)?,
+            "points" => points(self.table, self.first, self.total, self.points)?,
             "alarm" => Message::Alarm {
                 alarm: required(self.alarm, "alarm")?,
             },
@@ -113,6 +126,8 @@ impl<'a> Incoming<'a> {
     fn fields_of_type(&self) -> Result<Vec<&'static str>, String> {
         Ok(match &*self.message_type {
             "telemetry" => vec!["readings"],
+            "samples" => vec!["table", "scans"],
+            "points" => vec!["table", "first", "total", "points"],
             "alarm" => vec!["alarm"],
             "risk" => vec!["risk"],
             "special_operation" => vec!["special_operation"],
@@ -135,6 +150,11 @@ impl<'a> Incoming<'a> {
     fn only(&self, allowed: &[&str]) -> Result<(), String> {
         let present = [
             ("readings", self.readings.is_some()),
+            ("table", self.table.is_some()),
+            ("scans", self.scans.is_some()),
+            ("first", self.first.is_some()),
+            ("total", self.total.is_some()),
+            ("points", self.points.is_some()),
             ("alarm", self.alarm.is_some()),
             ("risk", self.risk.is_some()),
             ("special_operation", self.special_operation.is_some()),
@@ -187,6 +207,52 @@ fn telemetry(readings: Option<Vec<Reading<'_>>>) -> Result<Message<'_>, String> 
         }
     }
     Ok(Message::Telemetry { readings })
+}
+
+fn table(table: Option<Text<'_>>) -> Result<Text<'_>, String> {
+    let table = required(table, "table")?;
+    if !is_table_id(&table) {
+        return Err(format!("table `{table}` is not 16 lowercase hex digits"));
+    }
+    Ok(table)
+}
+
+fn samples<'a>(t: Option<Text<'a>>, scans: Option<Vec<Scan>>) -> Result<Message<'a>, String> {
+    let table = table(t)?;
+    let scans = required(scans, "scans")?;
+    if scans.is_empty() {
+        return Err("scans must not be empty".into());
+    }
+    for s in &scans {
+        s.check(None)?;
+    }
+    Ok(Message::Samples { table, scans })
+}
+
+fn points<'a>(
+    t: Option<Text<'a>>,
+    first: Option<u32>,
+    total: Option<u32>,
+    points: Option<Vec<PointInfo<'a>>>,
+) -> Result<Message<'a>, String> {
+    let table = table(t)?;
+    let (first, total) = (required(first, "first")?, required(total, "total")?);
+    let points = required(points, "points")?;
+    if points.is_empty() {
+        return Err("points must not be empty".into());
+    }
+    if u64::from(first) + points.len() as u64 > u64::from(total) {
+        return Err(format!(
+            "points {first}..{} lie beyond the table's {total}",
+            u64::from(first) + points.len() as u64
+        ));
+    }
+    Ok(Message::Points {
+        table,
+        first,
+        total,
+        points,
+    })
 }
 
 fn risk(risk: Risk<'_>) -> Result<Message<'_>, String> {

@@ -8,6 +8,7 @@
 //! 1.3 `stream_seq`, `alarm_id`, `at_restart`, `since`, `snapshot`.
 
 pub mod incoming;
+pub mod samples;
 pub mod topic;
 pub mod wire;
 
@@ -18,4 +19,4 @@ pub use topic::{every_gateway, GatewayPath, Stream, Topic, Topics};
 /// The contract's major version, the second topic level.
 pub const VERSION: &str = "v1";
 /// The newest minor version this build speaks.
-pub const MINOR: &str = "1.3";
+pub const MINOR: &str = "1.4";

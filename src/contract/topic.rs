@@ -16,6 +16,8 @@ pub enum Stream {
     RiskOf,
     /// `status`: retained; the Last Will says offline.
     Status,
+    /// `points/{table}/{first}`: retained pages of the point table (v1.4).
+    Points,
     /// `cmd/{name}`: a command to the gateway.
     Command,
     /// `cmd/{name}/reply`: its answer.
@@ -25,7 +27,10 @@ pub enum Stream {
 impl Stream {
     /// Every stream a gateway publishes on (the centre reads them all, so it sees each
     /// message of the gateway's event stream and can tell loss from a topic it skipped).
-    pub const PUBLISHED: [Stream; 6] = [
+    /// Point tables first: a centre subscribing in this order gets the retained tables
+    /// before the samples that use them.
+    pub const PUBLISHED: [Stream; 7] = [
+        Stream::Points,
         Stream::Telemetry,
         Stream::Alarm,
         Stream::Risk,
@@ -42,6 +47,7 @@ impl Stream {
             Stream::Risk => "risk",
             Stream::RiskOf => "risk/+",
             Stream::Status => "status",
+            Stream::Points => "points/+/+",
             Stream::Command => "cmd/+",
             Stream::Reply => "cmd/+/reply",
         }
@@ -50,7 +56,8 @@ impl Stream {
     /// The payload `type`s this stream may carry.
     pub fn types(self) -> &'static [&'static str] {
         match self {
-            Stream::Telemetry => &["telemetry"],
+            Stream::Telemetry => &["telemetry", "samples"],
+            Stream::Points => &["points"],
             Stream::Alarm => &["alarm", "thresholds"],
             Stream::Risk => &["risk", "special_operation"],
             Stream::RiskOf => &["risk"],
@@ -98,6 +105,9 @@ impl<'a> Topic<'a> {
             ["risk"] => (Stream::Risk, None),
             ["status"] => (Stream::Status, None),
             ["risk", scope] if !scope.is_empty() => (Stream::RiskOf, Some(*scope)),
+            ["points", table, first] if !table.is_empty() && !first.is_empty() => {
+                (Stream::Points, Some(*table))
+            }
             ["cmd", name] if !name.is_empty() => (Stream::Command, Some(*name)),
             ["cmd", name, "reply"] if !name.is_empty() => (Stream::Reply, Some(*name)),
             _ => return None,
@@ -141,6 +151,10 @@ impl Topics {
     }
     pub fn status(&self) -> String {
         format!("{}/status", self.base)
+    }
+    /// Retained page of the point table `table` starting at point `first`.
+    pub fn points(&self, table: &str, first: usize) -> String {
+        format!("{}/points/{table}/{first}", self.base)
     }
     /// What the gateway subscribes to for commands.
     pub fn commands(&self) -> String {

@@ -134,6 +134,22 @@ pub enum Message<'a> {
         #[serde(borrow)]
         readings: Vec<Reading<'a>>,
     },
+    /// Readings by index into the gateway's point table (v1.4, `docs/mqtt.md`).
+    Samples {
+        #[serde(borrow)]
+        table: Text<'a>,
+        scans: Vec<super::samples::Scan>,
+    },
+    /// A page of the gateway's point table (v1.4): points `first..first + len` of
+    /// `total`.
+    Points {
+        #[serde(borrow)]
+        table: Text<'a>,
+        first: u32,
+        total: u32,
+        #[serde(borrow)]
+        points: Vec<super::samples::PointInfo<'a>>,
+    },
     Alarm {
         #[serde(borrow)]
         alarm: Alarm<'a>,
@@ -482,6 +498,8 @@ impl Message<'_> {
     pub fn type_name(&self) -> &'static str {
         match self {
             Message::Telemetry { .. } => "telemetry",
+            Message::Samples { .. } => "samples",
+            Message::Points { .. } => "points",
             Message::Alarm { .. } => "alarm",
             Message::Risk { .. } => "risk",
             Message::SpecialOperation { .. } => "special_operation",

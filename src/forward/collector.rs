@@ -20,12 +20,16 @@ use super::{
 };
 use crate::{
     acquire::LatestStore,
+    contract::samples::PAGE,
     contract::Topics,
     judge::{
         engine::{Event, RiskScope},
         service::{Events, JudgeHandle},
     },
-    model::{uplink::Uplink, Site},
+    model::{
+        uplink::{TelemetryForm, Uplink},
+        Site,
+    },
     reading::{Reading, Timestamp},
 };
 
@@ -48,6 +52,9 @@ pub struct Collector {
     pub health: Arc<UplinkHealth>,
     /// Woken after each commit: the session sends at once.
     pub wake: Arc<Notify>,
+    /// Woken by the session on every connect: the point table is sent again (with
+    /// samples), as a broker may have lost what it retained.
+    pub restate_table: Arc<Notify>,
     pub started: Instant,
 }
 
@@ -56,9 +63,15 @@ impl Collector {
     /// events to their end (the judge stopped), so its last decisions are spooled.
     pub async fn run(self, mut inputs: Inputs, cancel: CancellationToken) {
         let topics = encode::topics(&self.cfg.prefix, &self.site);
+        // With samples, the table is named once and spooled before any sample.
+        let table: Option<Arc<str>> = (self.cfg.telemetry == TelemetryForm::Samples)
+            .then(|| encode::table_name(&self.site).into());
         let mut rbe = ReportByException::new(&self.site, self.cfg.publish_deadband_pct);
         let mut readings_rx = inputs.store.subscribe();
-        let mut batch = Batch::default();
+        let mut batch = Batch {
+            table_due: table.is_some(),
+            ..Batch::default()
+        };
         let mut window = tokio::time::interval(COMMIT_WINDOW);
         let period = self.cfg.integrity_period;
         // The first integrity tick is now: every level is restated at start-up.
@@ -84,7 +97,7 @@ impl Collector {
                     }
                     // The judge has stopped and everything it decided is here.
                     None => {
-                        self.commit(&topics, &mut batch).await;
+                        self.commit(&topics, &table, &mut batch).await;
                         break;
                     }
                 },
@@ -93,10 +106,13 @@ impl Collector {
                     batch.status_due = true;
                     inputs.judge.restate_levels();
                 }
+                () = self.restate_table.notified(), if table.is_some() && !stopping => {
+                    batch.table_due = true;
+                }
                 _ = window.tick() => flush = true,
             }
             if flush && !batch.is_empty() {
-                self.commit(&topics, &mut batch).await;
+                self.commit(&topics, &table, &mut batch).await;
             }
         }
     }
@@ -104,10 +120,11 @@ impl Collector {
     /// Commits the batch in one transaction (one fsync) on the spool's thread. On
     /// failure the batch is kept for the next window, the failure logged and shown on
     /// `/healthz`.
-    async fn commit(&self, topics: &Topics, batch: &mut Batch) {
+    async fn commit(&self, topics: &Topics, table: &Option<Arc<str>>, batch: &mut Batch) {
         let job = Commit {
             site: self.site.clone(),
             topics: topics.clone(),
+            table: table.clone(),
             per_message: self.cfg.max_readings_per_message,
             started: self.started,
             batch: std::mem::take(batch),
@@ -137,11 +154,13 @@ struct Batch {
     telemetry: Vec<Reading>,
     events: Vec<Arc<Event>>,
     status_due: bool,
+    /// The point table's pages are to be (re)sent.
+    table_due: bool,
 }
 
 impl Batch {
     fn is_empty(&self) -> bool {
-        self.telemetry.is_empty() && self.events.is_empty() && !self.status_due
+        self.telemetry.is_empty() && self.events.is_empty() && !self.status_due && !self.table_due
     }
 }
 
@@ -149,6 +168,8 @@ impl Batch {
 struct Commit {
     site: Arc<Site>,
     topics: Topics,
+    /// The point table's name when telemetry goes as samples.
+    table: Option<Arc<str>>,
     per_message: usize,
     started: Instant,
     batch: Batch,
@@ -160,11 +181,18 @@ impl Commit {
     fn append(self, spool: &Spool) -> (Result<Vec<u64>, super::spool::SpoolError>, Batch) {
         enum Item<'a> {
             Event(&'a Event, String, bool),
+            TablePage(usize),
             Telemetry(&'a [Reading]),
             Status,
         }
         let mut items: Vec<Item<'_>> = Vec::new();
         let mut classes = Vec::new();
+        if let (true, Some(_)) = (self.batch.table_due, &self.table) {
+            for first in (0..self.site.points.len()).step_by(PAGE) {
+                items.push(Item::TablePage(first));
+                classes.push(Class::Event);
+            }
+        }
         for e in &self.batch.events {
             for (topic, retain) in event_topics(&self.topics, e) {
                 items.push(Item::Event(e, topic, retain));
@@ -184,9 +212,19 @@ impl Commit {
         let topics = &self.topics;
         let result = spool.append(&classes, |i, seq| match &items[i] {
             Item::Event(e, topic, retain) => frame(topic, *retain, &encoder.event(seq, e)),
-            Item::Telemetry(rs) => {
-                frame(&topics.telemetry(), false, &encoder.telemetry(seq, now, rs))
+            Item::TablePage(first) => {
+                let name = self.table.as_deref().unwrap_or_default();
+                let page = encoder.points_page(seq, now, name, *first, PAGE);
+                frame(&topics.points(name, *first), true, &page)
             }
+            Item::Telemetry(rs) => match self.table.as_deref() {
+                Some(name) => frame(
+                    &topics.telemetry(),
+                    false,
+                    &encoder.samples(seq, now, name, rs),
+                ),
+                None => frame(&topics.telemetry(), false, &encoder.telemetry(seq, now, rs)),
+            },
             Item::Status => {
                 let status = status(spool, GatewayState::Online, self.started);
                 frame(&topics.status(), true, &encoder.status(seq, now, status))

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::spool::Seq;
 use crate::{
     contract::{
+        samples::{Fault, PointInfo, Scan, TableHasher},
         wire::{Envelope, Head, Id, Message, Reading as WireReading},
         GatewayPath, Topics,
     },
@@ -85,6 +86,39 @@ impl<'s> Encoder<'s> {
         self.to_vec(seq.into(), ts, Message::Telemetry { readings })
     }
 
+    /// A batch of readings as samples of the point table `table` (v1.4).
+    pub fn samples(
+        &self,
+        seq: impl Into<Seq>,
+        ts: Timestamp,
+        table: &str,
+        readings: &[Reading],
+    ) -> Vec<u8> {
+        let body = Message::Samples {
+            table: Cow::Borrowed(table),
+            scans: scans(readings),
+        };
+        self.to_vec(seq.into(), ts, body)
+    }
+
+    /// The page of the point table `table` from point `first`, at most `len` points.
+    pub fn points_page(
+        &self,
+        seq: impl Into<Seq>,
+        ts: Timestamp,
+        table: &str,
+        first: usize,
+        len: usize,
+    ) -> Vec<u8> {
+        let body = Message::Points {
+            table: Cow::Borrowed(table),
+            first: first as u32,
+            total: self.site.points.len() as u32,
+            points: point_infos(self.site).skip(first).take(len).collect(),
+        };
+        self.to_vec(seq.into(), ts, body)
+    }
+
     /// A judge event; its own time is the message time.
     pub fn event(&self, seq: impl Into<Seq>, event: &Event) -> Vec<u8> {
         self.to_vec(seq.into(), event.ts(), Message::from(event))
@@ -97,4 +131,76 @@ impl<'s> Encoder<'s> {
     pub fn reply(&self, seq: impl Into<Seq>, ts: Timestamp, reply: CommandReply<'_>) -> Vec<u8> {
         self.to_vec(seq.into(), ts, Message::CommandReply(reply))
     }
+}
+
+/// The site's point table as the contract names it (v1.4): point index `i` is the
+/// i-th item.
+pub fn point_infos(site: &Site) -> impl Iterator<Item = PointInfo<'_>> {
+    site.points.iter().map(|p| PointInfo {
+        point: Id::from(p.id.as_str()),
+        hazard_source: Id::from(p.source_id.as_str()),
+        device: Id::from(p.device_id.as_str()),
+        kind: p.kind,
+        unit: Cow::Borrowed(&p.unit),
+    })
+}
+
+/// The name of the site's point table.
+pub fn table_name(site: &Site) -> String {
+    let mut h = TableHasher::default();
+    point_infos(site).for_each(|p| h.add(&p));
+    h.name()
+}
+
+/// Readings as scans: one per run of readings with the same time (a device's poll, or
+/// a snapshot's), by first index where the points follow each other, else by list.
+pub fn scans(readings: &[Reading]) -> Vec<Scan> {
+    let mut out: Vec<Scan> = Vec::new();
+    let mut index: Vec<u32> = Vec::new();
+    let close = |scan: &mut Scan, index: &mut Vec<u32>| {
+        let run = index.windows(2).all(|w| w[1] == w[0].wrapping_add(1));
+        if run {
+            scan.first = index.first().copied();
+            index.clear();
+        } else {
+            scan.index = Some(std::mem::take(index));
+        }
+    };
+    for r in readings {
+        if out.last().is_none_or(|s| s.ts != r.ts) {
+            if let Some(s) = out.last_mut() {
+                close(s, &mut index);
+            }
+            out.push(Scan {
+                ts: r.ts,
+                first: None,
+                index: None,
+                values: Vec::new(),
+                faults: Vec::new(),
+                over_range: Vec::new(),
+                under_range: Vec::new(),
+            });
+        }
+        let Some(scan) = out.last_mut() else { break };
+        let i = r.point.get() as u32;
+        index.push(i);
+        scan.values.push(r.value.map(Into::into));
+        if !r.quality.is_good() {
+            scan.faults.push(Fault {
+                index: i,
+                quality: r.quality.into(),
+                exception: r.quality.exception_code(),
+            });
+        }
+        if r.range.is_over() {
+            scan.over_range.push(i);
+        }
+        if r.range.is_under() {
+            scan.under_range.push(i);
+        }
+    }
+    if let Some(s) = out.last_mut() {
+        close(s, &mut index);
+    }
+    out
 }

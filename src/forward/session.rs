@@ -124,7 +124,9 @@ pub async fn run_uplink(
     let spool = SpoolThread::start(spool).map_err(UplinkError::SpoolThread)?;
     let started = Instant::now();
     let wake = Arc::new(Notify::new());
+    let restate_table = Arc::new(Notify::new());
     let collector = Collector {
+        restate_table: restate_table.clone(),
         site: site.clone(),
         cfg: cfg.clone(),
         spool: spool.clone(),
@@ -138,7 +140,11 @@ pub async fn run_uplink(
         events,
     };
     let collector = tokio::spawn(collector.run(inputs, cancel.clone()));
-    let commands = Commands { judge, audit };
+    let commands = Commands {
+        judge,
+        audit,
+        restate_table,
+    };
     let result = match Uplink::new(site, cfg, spool.clone(), health, commands, started) {
         Ok(uplink) => uplink.run(&wake, &cancel, collector).await,
         Err(e) => {
@@ -151,10 +157,12 @@ pub async fn run_uplink(
     result
 }
 
-/// Where commands go and are recorded.
+/// Where commands go and are recorded, and whom a new connection tells.
 struct Commands {
     judge: JudgeHandle,
     audit: Arc<AuditLog>,
+    /// Tells the collector to send the point table again.
+    restate_table: Arc<Notify>,
 }
 
 /// The MQTT session: connect, publish from the spool, release on PUBACK, reconnect.
@@ -260,6 +268,7 @@ impl Uplink {
                 // Whatever the broker retained may be older than the gateway's state (a
                 // restart, levels changed while it was away): restate them.
                 self.commands.judge.restate_levels();
+                self.commands.restate_table.notify_one();
                 false
             }
             LinkEvent::Message { topic, payload } => match self.topics.command_name(&topic) {
@@ -356,7 +365,7 @@ impl Uplink {
     /// Applies one command by the one command path (which audits it), and spools the
     /// reply.
     async fn command(&mut self, name: &str, payload: &[u8]) {
-        let Commands { judge, audit } = &self.commands;
+        let Commands { judge, audit, .. } = &self.commands;
         let outcome = commands::execute(judge, audit, Channel::Mqtt, name, payload, None).await;
         let error = outcome.result.err();
         let reply = CommandReply {

@@ -11,9 +11,15 @@
 
 use serde_json::Value;
 
-use super::{gaps::StreamPosition, points::Points, schema};
+use super::{
+    gaps::StreamPosition,
+    points::Points,
+    schema,
+    tables::{Table, Tables},
+};
 use crate::contract::{
-    wire::{Head, Message},
+    samples::Scan,
+    wire::{Head, Id, Message, Quality, Reading},
     GatewayPath, Incoming, Stream, Topic,
 };
 
@@ -57,6 +63,7 @@ pub fn decode(
     payload: &[u8],
     max_bytes: usize,
     received_ms: i64,
+    tables: &Tables,
 ) -> Result<Decoded, Rejected> {
     let topic = Topic::parse(prefix, topic)
         .filter(|t| t.stream != Stream::Command)
@@ -81,13 +88,47 @@ pub fn decode(
         return Err(wrong_type(topic.stream, message_type));
     }
     check_identity(&head, topic.gateway)?;
+    let table;
+    let message = match message {
+        Message::Samples { table: name, scans } => {
+            table = tables.get(topic.gateway, &name).ok_or_else(|| {
+                reject(
+                    "unknown_table",
+                    format!("point table {name} of this gateway has not arrived (its retained `points/{name}/…` pages)"),
+                )
+            })?;
+            Message::Telemetry {
+                readings: expand(&table, &scans)?,
+            }
+        }
+        Message::Points {
+            table: name,
+            first,
+            total,
+            points,
+        } => {
+            if topic.name != Some(&*name) {
+                return Err(reject("bad_table", "the topic names another table"));
+            }
+            tables
+                .learn(topic.gateway, &name, first, total, &points)
+                .map_err(|e| reject("bad_table", e))?;
+            Message::Points {
+                table: name,
+                first,
+                total,
+                points,
+            }
+        }
+        m => m,
+    };
     let mut points = Points::new(topic.gateway, head.seq);
     let newest_ms = map(&mut points, &message, topic.stream, &head, received_ms);
     let position = (head.stream_seq > 0).then(|| StreamPosition {
         park: topic.gateway.park.to_string(),
         enterprise: topic.gateway.enterprise.to_string(),
         gateway: topic.gateway.gateway.to_string(),
-        telemetry: message_type == "telemetry",
+        telemetry: matches!(message_type, "telemetry" | "samples"),
         n: head.stream_seq,
     });
     Ok(Decoded {
@@ -97,6 +138,33 @@ pub fn decode(
         newest_ms,
         position,
     })
+}
+
+/// A sample's scans as the readings they stand for, named by the table.
+fn expand<'t>(table: &'t Table, scans: &[Scan]) -> Result<Vec<Reading<'t>>, Rejected> {
+    let mut out = Vec::with_capacity(scans.iter().map(|s| s.values.len()).sum());
+    for scan in scans {
+        scan.check(Some(table.points.len()))
+            .map_err(|e| reject("schema_invalid", e))?;
+        for (i, value) in scan.indices().zip(&scan.values) {
+            let p = &table.points[i as usize];
+            let fault = scan.faults.iter().find(|f| f.index == i);
+            out.push(Reading {
+                point: Id(p.point.0.as_ref().into()),
+                hazard_source: Id(p.hazard_source.0.as_ref().into()),
+                device: Some(Id(p.device.0.as_ref().into())),
+                kind: p.kind,
+                value: *value,
+                unit: p.unit.as_ref().into(),
+                quality: fault.map_or(Quality::Good, |f| f.quality),
+                exception: fault.and_then(|f| f.exception),
+                over_range: scan.over_range.contains(&i),
+                under_range: scan.under_range.contains(&i),
+                ts: scan.ts,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Why a message the contract's types refused was refused: not JSON, a type that does
@@ -187,7 +255,9 @@ fn map(
             Some(ts)
         }
         // Counted in the stream, nothing stored.
-        Message::CommandReply(_) => None,
+        Message::CommandReply(_) | Message::Points { .. } => None,
+        // Expanded into readings before mapping.
+        Message::Samples { .. } => None,
     }
 }
 
@@ -213,7 +283,7 @@ mod tests {
             r#"{"point":"GT-101","hazard_source":"HS-01","device":"D1","kind":"combustible_gas","value":12.5,"unit":"%LEL","quality":"good","ts":"2026-11-23T07:42:58.001Z"},
                {"point":"BP-101","hazard_source":"HS-01","kind":"interlock_bypass","value":null,"unit":"","quality":"device_exception","exception":2,"ts":"2026-11-23T07:42:58.002Z"}"#,
         );
-        let d = decode("hazgate", T, msg.as_bytes(), 1 << 20, 0).unwrap();
+        let d = decode("hazgate", T, msg.as_bytes(), 1 << 20, 0, &Tables::default()).unwrap();
         let text = String::from_utf8(d.lines.clone()).unwrap();
         let lines: Vec<String> = text.split_inclusive('\n').map(String::from).collect();
         assert_eq!(
@@ -255,7 +325,15 @@ mod tests {
             ),
         ];
         for (topic, payload, cause) in cases {
-            let r = decode("hazgate", topic, payload.as_bytes(), 1024, 0).unwrap_err();
+            let r = decode(
+                "hazgate",
+                topic,
+                payload.as_bytes(),
+                1024,
+                0,
+                &Tables::default(),
+            )
+            .unwrap_err();
             assert_eq!(r.cause, cause, "{topic} {payload}: {r:?}");
         }
     }
@@ -269,6 +347,7 @@ mod tests {
             msg.as_bytes(),
             1 << 20,
             0,
+            &Tables::default(),
         )
         .unwrap();
         let line = text(&d);
@@ -298,6 +377,7 @@ mod tests {
             will.as_bytes(),
             1 << 20,
             42,
+            &Tables::default(),
         )
         .unwrap();
         assert!(text(&d).ends_with(" 42\n"), "{}", text(&d));

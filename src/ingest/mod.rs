@@ -17,4 +17,5 @@ pub mod schema;
 pub mod screen;
 pub mod service;
 pub mod subscriber;
+pub mod tables;
 pub mod writer;

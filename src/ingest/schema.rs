@@ -19,6 +19,8 @@ macro_rules! schema {
 }
 
 static TELEMETRY: LazyLock<jsonschema::Validator> = schema!("telemetry.json");
+static SAMPLES: LazyLock<jsonschema::Validator> = schema!("samples.json");
+static POINTS: LazyLock<jsonschema::Validator> = schema!("points.json");
 static ALARM: LazyLock<jsonschema::Validator> = schema!("alarm.json");
 static RISK: LazyLock<jsonschema::Validator> = schema!("risk.json");
 static SPECIAL: LazyLock<jsonschema::Validator> = schema!("special-operation.json");
@@ -29,6 +31,8 @@ static STATUS: LazyLock<jsonschema::Validator> = schema!("status.json");
 fn validator(message_type: &str) -> Option<&'static jsonschema::Validator> {
     Some(match message_type {
         "telemetry" => &TELEMETRY,
+        "samples" => &SAMPLES,
+        "points" => &POINTS,
         "alarm" => &ALARM,
         "risk" => &RISK,
         "special_operation" => &SPECIAL,

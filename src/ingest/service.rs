@@ -35,7 +35,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     backoff::Backoff,
-    contract::{every_gateway, Stream},
+    contract::{every_gateway, Stream, Topic},
     model::{
         central::{IngestConfig, MqttConfig, StoreConfig},
         mqtt::TlsFileError,
@@ -47,6 +47,7 @@ use super::{
     gaps::{Gaps, StreamPosition},
     message::{decode, Decoded, Rejected},
     subscriber::{self, Seen},
+    tables::Tables,
     writer::PointWriter,
 };
 
@@ -90,6 +91,7 @@ pub async fn run_ingest<W: PointWriter>(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let options = mqtt_options(&cfg.mqtt)?;
     let mut decoders = Decoders::per_core().map_err(IngestError::Threads)?;
+    let tables = Arc::new(Tables::default());
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
     let (tx, rx) = mpsc::unbounded_channel();
     let batcher = tokio::spawn(batcher(
@@ -122,17 +124,25 @@ pub async fn run_ingest<W: PointWriter>(
         }
         Seen::Message(p) => {
             health.unacked.fetch_add(1, Ordering::Relaxed);
+            let p_topic = p.topic.clone();
             // Checking and rendering a message is the CPU-heavy part: it runs on the
             // decoding threads, so all cores work, and the event loop keeps polling
             // (pings, acks) meanwhile.
             let (prefix, max) = (cfg.mqtt.prefix.clone(), cfg.mqtt.max_message_bytes);
-            let job =
-                decoders.run(
-                    move || match decode(&prefix, &p.topic, &p.payload, max, now_ms()) {
-                        Ok(d) => Ok(accept(p, d)),
-                        Err(r) => Err((p, r)),
-                    },
-                );
+            let tables = tables.clone();
+            let work = move || match decode(&prefix, &p.topic, &p.payload, max, now_ms(), &tables) {
+                Ok(d) => Ok(accept(p, d)),
+                Err(r) => Err((p, r)),
+            };
+            // A page of a point table is learnt here, before any later message goes to
+            // a decoding thread: no sample can be decoded ahead of its table.
+            let job = if is_points_page(&cfg.mqtt.prefix, &p_topic) {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let _ = tx.send(work());
+                rx
+            } else {
+                decoders.run(work)
+            };
             let _ = jobs.send(job);
         }
         Seen::Down { error, retry_in } => {
@@ -163,15 +173,25 @@ pub async fn run_ingest<W: PointWriter>(
     Ok(())
 }
 
-/// Every stream of every gateway, shared among the instances of one group.
+/// Every stream of every gateway, shared among the instances of one group — but the
+/// point tables, which every instance needs and which a shared subscription would not
+/// deliver retained (MQTT 5 §4.8.2): those each instance subscribes to alone.
 fn shared_filters(cfg: &MqttConfig) -> Vec<String> {
     Stream::PUBLISHED
         .iter()
         .map(|s| {
             let every = every_gateway(&cfg.prefix, *s);
-            format!("$share/{}/{every}", cfg.group)
+            if *s == Stream::Points {
+                every
+            } else {
+                format!("$share/{}/{every}", cfg.group)
+            }
         })
         .collect()
+}
+
+fn is_points_page(prefix: &str, topic: &str) -> bool {
+    Topic::parse(prefix, topic).is_some_and(|t| t.stream == Stream::Points)
 }
 
 type DecodeJob = tokio::sync::oneshot::Receiver<Result<Accepted, (Publish, Rejected)>>;

@@ -54,6 +54,21 @@ pub struct UplinkConfig {
     /// QoS 1 messages awaiting PUBACK at once.
     #[serde(default = "default_inflight")]
     pub inflight: u16,
+    /// How readings are sent: `readings` (self-describing, ~150 bytes each) or
+    /// `samples` (v1.4: values by index into a retained point table, a few bytes each).
+    #[serde(default)]
+    pub telemetry: TelemetryForm,
+}
+
+/// The form of telemetry messages (`docs/mqtt.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TelemetryForm {
+    /// `type: telemetry`, every reading with its names: any v1 consumer reads it.
+    #[default]
+    Readings,
+    /// `type: samples` with the point table on `points/{table}/{first}`.
+    Samples,
 }
 
 fn default_port() -> u16 {
@@ -98,6 +113,7 @@ pub struct Uplink {
     pub publish_deadband_pct: f64,
     pub max_readings_per_message: usize,
     pub inflight: u16,
+    pub telemetry: TelemetryForm,
 }
 
 impl UplinkConfig {
@@ -114,6 +130,7 @@ impl UplinkConfig {
             publish_deadband_pct: self.publish_deadband_pct,
             max_readings_per_message: self.max_readings_per_message,
             inflight: self.inflight,
+            telemetry: self.telemetry,
         }
     }
 
