@@ -206,13 +206,66 @@ fn colour_level(c: &str) -> i64 {
     }
 }
 
+/// The point tables the broker carried: table → point id by index.
+fn tables(got: &Received) -> BTreeMap<String, BTreeMap<u64, String>> {
+    let mut t: BTreeMap<String, BTreeMap<u64, String>> = BTreeMap::new();
+    for (_, v) in got.lock().unwrap().iter() {
+        if v["type"] == "points" {
+            let first = v["first"].as_u64().unwrap();
+            let table = t.entry(v["table"].as_str().unwrap().into()).or_default();
+            for (i, p) in v["points"].as_array().unwrap().iter().enumerate() {
+                table.insert(first + i as u64, p["point"].as_str().unwrap().into());
+            }
+        }
+    }
+    t
+}
+
+fn value_of(v: &serde_json::Value) -> Option<f64> {
+    match v {
+        serde_json::Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        x => x.as_f64(),
+    }
+}
+
+/// Samples read with the table, by this test's own reading of docs/mqtt.md.
+fn expected_samples(e: &mut Expected, v: &serde_json::Value, table: &BTreeMap<u64, String>) {
+    for scan in v["scans"].as_array().unwrap() {
+        let values = scan["values"].as_array().unwrap();
+        let index: Vec<u64> = match scan["first"].as_u64() {
+            Some(f) => (f..f + values.len() as u64).collect(),
+            None => scan["index"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_u64().unwrap())
+                .collect(),
+        };
+        for (i, value) in index.iter().zip(values) {
+            let fault = scan["faults"]
+                .as_array()
+                .and_then(|f| f.iter().find(|f| f["index"].as_u64() == Some(*i)));
+            let q = fault.map_or(0, |f| quality_code(f["quality"].as_str().unwrap()));
+            e.readings.insert(
+                (table[i].clone(), ms(&scan["ts"])),
+                (value_of(value).map(Close), q),
+            );
+        }
+    }
+}
+
 fn expected(got: &Received) -> Expected {
     let mut e = Expected::default();
+    let tables = tables(got);
     for (topic, v) in got.lock().unwrap().iter() {
         if !topic.starts_with("hazgate/v1/CP-320500-01/") {
             continue;
         }
         match v["type"].as_str() {
+            Some("samples") => {
+                let table = &tables[v["table"].as_str().unwrap()];
+                expected_samples(&mut e, v, table);
+            }
             Some("telemetry") => {
                 for r in v["readings"].as_array().unwrap() {
                     let value = match &r["value"] {
@@ -344,13 +397,18 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
+    rig_with("").await
+}
+
+/// A rig whose site file's `[uplink]` has `extra` lines.
+async fn rig_with(extra: &str) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start_with(dir.path(), BROKER_CONF);
     let store = Store::start(dir.path());
     // Only the demo gateway's topics: the garbage (one message is 2 MiB) goes elsewhere.
     let (got, sub) = subscriber(broker.port, "hazgate/v1/CP-320500-01/#").await;
     let pty = socat_pair(dir.path());
-    let site = demo_site_with_uplink(dir.path(), free_port(), &pty.a, broker.port, "");
+    let site = demo_site_with_uplink(dir.path(), free_port(), &pty.a, broker.port, extra);
     Rig {
         tty_b: pty.b.clone(),
         _pty: pty,
@@ -495,6 +553,32 @@ async fn end_to_end_the_store_holds_exactly_what_the_gateway_published_and_garba
         "each cause logged once: {log}"
     );
     letters_sub.abort();
+    rig.sub.abort();
+}
+
+/// The same exactness with compact telemetry (v1.4): the store holds every reading the
+/// samples carried, named by the point table the gateway published, and nothing is
+/// dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samples_are_stored_exactly_as_the_gateway_published_them() {
+    let rig = rig_with("telemetry = \"samples\"").await;
+    let (_ingest, http) = rig.ingest("ingest-1");
+    let _sim = rig.simulate();
+    rig.gateway_for(8, async || {}).await;
+    let types: BTreeSet<String> = rig
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(_, v)| v["type"].as_str().map(String::from))
+        .collect();
+    assert!(
+        types.contains("samples") && types.contains("points") && !types.contains("telemetry"),
+        "{types:?}"
+    );
+    assert_stored_exactly(&rig.store, &rig.got).await;
+    assert_eq!(metric(http, "hazgate_ingest_dead_letters_total"), 0.0);
+    assert_eq!(metric(http, "hazgate_ingest_seq_gaps_total"), 0.0);
     rig.sub.abort();
 }
 
