@@ -303,6 +303,9 @@ fn alarms_for(p: &crate::model::Point) -> Vec<Alarm> {
         ));
     }
     alarms.push(Alarm::new(AlarmKind::Fault, s.class(AlarmKind::Fault)));
+    // Collected through a filter, the Vec has room for four: at 50,000 points the
+    // unused room alone was 11 MB.
+    alarms.shrink_to_fit();
     alarms
 }
 
