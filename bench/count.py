@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Counts the values that reach the broker, for bench/sidebyside.sh.
 
-    mosquitto_sub -v ... | bench/count.py START WINDOW
+    mosquitto_sub -v ... | bench/count.py START WINDOW [POINTS]
 
 Reads `mosquitto_sub -v` lines (topic, space, payload) on stdin, counts those that arrive
 in [START, START + WINDOW] (Unix seconds), and at EOF or the window's end prints one JSON line: messages, values, payload bytes, non-good readings and
@@ -17,11 +17,18 @@ import time
 
 SEQ = re.compile(rb'"stream_seq":(\d+)')
 START, WINDOW = float(sys.argv[1]), float(sys.argv[2])
+POINTS = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+# Values per acquisition second (samples only): every poll of every point delivered
+# means each second inside the window holds exactly POINTS values.
+per_second = {}
 stats = {"window": WINDOW, "messages": 0, "values": 0, "bytes": 0, "non_good": 0, "seq_gaps": 0, "resends": 0}
 last_seq = None
 
 
 def done(*_):
+    inner = sorted(per_second)[2:-2]  # the window's edges cut seconds short
+    stats["seconds"] = len(inner)
+    stats["exact_seconds"] = sum(per_second[k] == POINTS for k in inner)
     print(json.dumps(stats), flush=True)
     sys.exit(0)
 
@@ -43,8 +50,12 @@ for line in sys.stdin.buffer:
         continue
     if b'"type":"samples"' in payload:
         scans = json.loads(payload)["scans"]
-        stats["values"] += sum(len(s["values"]) for s in scans)
-        stats["non_good"] += sum(len(s.get("faults", ())) for s in scans)
+        for s in scans:
+            n = len(s["values"])
+            stats["values"] += n
+            stats["non_good"] += len(s.get("faults", ()))
+            second = s["ts"][:19]
+            per_second[second] = per_second.get(second, 0) + n
     else:
         n = payload.count(b'"quality":')
         stats["values"] += n

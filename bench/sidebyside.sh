@@ -71,7 +71,7 @@ measure() {
   # The subscriber counts what arrives in [t0, t0 + WINDOW], the span CPU is measured over.
   local t0; t0=$(python3 -c 'import time; print(time.time() + 2)')
   mosquitto_sub -p "$MQTT" -q 1 -v -t 'hazgate/#' -t 'farm/#' -W "$((WINDOW + 4))" 2>/dev/null \
-    | python3 bench/count.py "$t0" "$((WINDOW))" > "$dir/count.json" &
+    | python3 bench/count.py "$t0" "$((WINDOW))" "$((regs * UNITS))" > "$dir/count.json" &
   local counter=$!
   python3 -c "import time; time.sleep(max(0, $t0 - time.time()))"
   local c0 c1 t1 r1 samples=()
@@ -118,8 +118,12 @@ def rng(xs, f="{:.2f}"):
     lo, hi = min(xs), max(xs)
     return f.format(lo) if f.format(lo) == f.format(hi) else f"{f.format(lo)}–{f.format(hi)}"
 print()
-print("| workload | system | values/s at broker | CPU % of a core | CPU-s per M values | RSS steady MiB (first msg) | RSS slope MiB/min | seq gaps | non-good |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| workload | system | values/s at broker | CPU % of a core | CPU-s per M values | RSS steady MiB (first msg) | RSS slope MiB/min | seq gaps | non-good | complete seconds | bytes/value |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+def complete(rs):
+    """Seconds in which every point's reading arrived, of the seconds counted (samples)."""
+    n = sum(r.get("seconds", 0) for r in rs)
+    return f"{sum(r.get('exact_seconds', 0) for r in rs)}/{n}" if n else "–"
 summary = {}
 for points in sorted({r["points"] for r in rows}):
     for system in ("node-red", "hazgate"):
@@ -135,7 +139,8 @@ for points in sorted({r["points"] for r in rows}):
         summary[(points, system)] = (sorted(per_m)[len(per_m) // 2], sorted(rss)[len(rss) // 2])
         print(f"| {points // 1000}k points | {system} | {rng(vps, '{:,.0f}')} | {rng(cpu)} | {rng(per_m)} | "
               f"{rng(rss, '{:.0f}')} ({rng(first, '{:.0f}')}) | {rng(slope)} | "
-              f"{sum(r['seq_gaps'] for r in rs)} | {sum(r['non_good'] for r in rs)} |")
+              f"{sum(r['seq_gaps'] for r in rs)} | {sum(r['non_good'] for r in rs)} | "
+              f"{complete(rs)} | {sum(r['bytes'] for r in rs) / max(sum(r['values'] for r in rs), 1):.1f} |")
 print()
 for points in sorted({p for p, _ in summary}):
     if (points, "node-red") in summary and (points, "hazgate") in summary:
