@@ -183,6 +183,24 @@ fn run_with_restarts(
     inputs: &[Input],
     restarts: &[usize],
 ) -> Result<Outcome, TestCaseError> {
+    run_with(site, inputs, restarts, Sweep::Always)
+}
+
+/// How a clock tick is applied.
+#[derive(Clone, Copy)]
+enum Sweep {
+    /// `on_tick`: every point, every time.
+    Always,
+    /// `on_clock`: only when the engine's deadline has come.
+    WhenDue,
+}
+
+fn run_with(
+    site: &Arc<Site>,
+    inputs: &[Input],
+    restarts: &[usize],
+    sweep: Sweep,
+) -> Result<Outcome, TestCaseError> {
     let mut engine = Engine::new(site.clone(), Timestamp(0));
     let mut now = 0i64;
     let mut events = Vec::new();
@@ -248,7 +266,10 @@ fn run_with_restarts(
             }
             Input::Tick { dt_ms } => {
                 now += i64::from(*dt_ms);
-                engine.on_tick(Timestamp(now), &mut events);
+                match sweep {
+                    Sweep::Always => engine.on_tick(Timestamp(now), &mut events),
+                    Sweep::WhenDue => engine.on_clock(Timestamp(now), &mut events),
+                }
             }
             Input::Ack { point } => {
                 let id = site.point(PointIndex(*point)).id.to_string();
@@ -374,6 +395,16 @@ proptest! {
         prop_assert!(differ.is_none(), "alarm views differ: {:?}", differ);
         prop_assert_eq!(straight.views.len(), restarted.views.len());
         prop_assert_eq!(straight.levels, restarted.levels);
+    }
+
+    /// Sweeping only when the deadline has come changes nothing: every time-based
+    /// change (delays, shelving, holds, persistence) registers its instant.
+    #[test]
+    fn sweeping_when_due_is_sweeping_always(inputs in prop::collection::vec(input(50), 1..200)) {
+        let site = site();
+        let always = run_with(&site, &inputs, &[], Sweep::Always)?;
+        let due = run_with(&site, &inputs, &[], Sweep::WhenDue)?;
+        prop_assert_eq!(always, due);
     }
 
     #[test]

@@ -22,6 +22,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Events the judge may be ahead of its consumer before it waits (back-pressure).
 pub const EVENT_BACKLOG: usize = 4096;
+
+/// How often every point is swept whether or not something is due (a backstop for the
+/// deadline bookkeeping; [`Engine::on_clock`] sweeps when something is).
+const FULL_SWEEP: Duration = Duration::from_secs(60);
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -248,6 +252,7 @@ async fn run(
     // The gauges exist from start-up, not from the first event.
     record_gauges(&site, &engine);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_sweep = std::time::Instant::now();
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -266,7 +271,16 @@ async fn run(
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            _ = tick.tick() => engine.on_tick(clock.now(Timestamp::now()), &mut out),
+            _ = tick.tick() => {
+                let now = clock.now(Timestamp::now());
+                // What is due, each second; everything, each minute, as a backstop.
+                if last_sweep.elapsed() >= FULL_SWEEP {
+                    last_sweep = std::time::Instant::now();
+                    engine.on_tick(now, &mut out);
+                } else {
+                    engine.on_clock(now, &mut out);
+                }
+            }
             Some(req) = requests.recv() => {
                 let now = clock.now(Timestamp::now());
                 answer(req, &mut engine, overrides.as_mut(), now, &mut out);

@@ -268,6 +268,17 @@ impl Engine {
         changed
     }
 
+    /// The clock ticks: sweeps as [`Engine::on_tick`] does, but only when something is
+    /// due. Every time-based change registers its instant in `deadline`, so between
+    /// those instants a sweep of every point finds nothing (a property test holds the
+    /// two to the same events) — and at 10,000 points a sweep a second was a third of
+    /// the judge's work.
+    pub fn on_clock(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        if now.0 >= self.deadline {
+            self.on_tick(now, out);
+        }
+    }
+
     /// Time passes: delays complete, shelving expires, holds end, persistence escalates.
     pub fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Event>) {
         self.deadline = i64::MAX;
