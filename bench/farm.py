@@ -2,8 +2,8 @@
 """The side-by-side benchmark's device farm, on pymodbus (not our code).
 
 One Modbus TCP server with UNITS unit ids, each holding REGS holding registers. Every
-register changes every second: register a of unit u holds (a * 7 + u * 13 + second) %
-4000, laid in as a request is answered, so each poll of a gateway sees new values and a
+register changes every second: register a of unit u holds (a + 13 u + second) % 4000,
+laid in as a request is answered, so each poll of a gateway sees new values and a
 gateway that reports only changes reports them all.
 
     bench/farm.py --port P --units 20 --regs 500
@@ -22,11 +22,13 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 
 def device(unit, regs):
+    # value(a, s) = (a + 13 u + s) % 4000 is a slice of one precomputed cycle: laid in
+    # at C speed, so the farm keeps up with 400 requests/s on one core.
+    cycle = [k % 4000 for k in range(regs + 13 * unit + 4000 + 1)]
+
     async def action(_fc, start, _address, count, registers, _set):
-        second = int(time.time())
-        for i in range(len(registers)):
-            a = start + i
-            registers[i] = (a * 7 + unit * 13 + second) % 4000
+        at = start + 13 * unit + int(time.time()) % 4000
+        registers[:] = cycle[at:at + len(registers)]
         return None
 
     return SimDevice(

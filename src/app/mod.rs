@@ -60,8 +60,25 @@ pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle
 }
 
 /// Loads and validates a site file, with `HAZGATE__…` overrides.
+///
+/// Parsing makes a transient tree many times the size of the compiled site (≈ 300 MB
+/// for 50,000 points), and the compiled site's small allocations end up scattered among
+/// its nodes: freed, the tree leaves pages that one live string keeps resident. So the
+/// file is parsed on a thread of its own (another malloc arena) and the compiled site
+/// copied into this thread's arena, where it lies packed; the parsing arena is then all
+/// free and handed back. At 50,000 points: steady RSS 163 → 149 MB (`bench/sidebyside.sh`).
 pub fn load(path: &Path) -> anyhow::Result<Arc<Site>> {
-    let site = load_site(SiteSource::Path(path)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let parsed = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("load-site".into())
+            .spawn_scoped(s, || load_site(SiteSource::Path(path)))
+            .map(|h| h.join())
+    })
+    .map_err(|e| anyhow::anyhow!("cannot start a thread to load the site file: {e}"))?
+    .map_err(|_| anyhow::anyhow!("loading the site file panicked"))?
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let site = parsed.clone();
+    drop(parsed);
     release_freed_memory();
     Ok(Arc::new(site))
 }

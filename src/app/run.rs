@@ -38,6 +38,7 @@ pub async fn run(
     super::cancel_on_signal(cancel.clone(), None);
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(1);
     forward_hangups(reload_tx.clone());
+    trim_memory_periodically(cancel.clone());
     let _watcher = watch.then(|| watch_file(config, reload_tx));
     let started = std::time::Instant::now();
     loop {
@@ -90,6 +91,24 @@ pub async fn run(
     }
     info!("hazgate stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Hands memory freed since to the kernel once a minute (the first ten seconds after
+/// start, when start-up's transients are gone). glibc returns only the top of a heap by
+/// itself; freed pages in the middle — the load, a reload, a backlog drained — stay
+/// resident until trimmed (at 50,000 points: 153 → 143 MB). A trim walks the free
+/// lists: microseconds.
+fn trim_memory_periodically(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let start = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut every = tokio::time::interval_at(start, Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = every.tick() => super::release_freed_memory(),
+            }
+        }
+    });
 }
 
 /// Why a reload was asked for.
