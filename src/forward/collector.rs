@@ -187,7 +187,7 @@ impl Commit {
         }
         let mut items: Vec<Item<'_>> = Vec::new();
         let mut classes = Vec::new();
-        if let (true, Some(_)) = (self.batch.table_due, &self.table) {
+        if self.batch.table_due && self.table.is_some() {
             for first in (0..self.site.points.len()).step_by(PAGE) {
                 items.push(Item::TablePage(first));
                 classes.push(Class::Event);

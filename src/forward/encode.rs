@@ -13,7 +13,7 @@ use crate::{
         GatewayPath, Topics,
     },
     judge::engine::Event,
-    model::Site,
+    model::{Point, Site},
     reading::{Reading, Timestamp},
 };
 
@@ -110,11 +110,12 @@ impl<'s> Encoder<'s> {
         first: usize,
         len: usize,
     ) -> Vec<u8> {
+        let n = self.site.points.len();
         let body = Message::Points {
             table: Cow::Borrowed(table),
             first: first as u32,
             total: self.site.points.len() as u32,
-            points: point_infos(self.site).skip(first).take(len).collect(),
+            points: point_infos(&self.site.points[first.min(n)..(first + len).min(n)]).collect(),
         };
         self.to_vec(seq.into(), ts, body)
     }
@@ -133,10 +134,10 @@ impl<'s> Encoder<'s> {
     }
 }
 
-/// The site's point table as the contract names it (v1.4): point index `i` is the
-/// i-th item.
-pub fn point_infos(site: &Site) -> impl Iterator<Item = PointInfo<'_>> {
-    site.points.iter().map(|p| PointInfo {
+/// Points as the contract's point table names them (v1.4): for the site's whole
+/// `points`, point index `i` is the i-th item.
+pub fn point_infos(points: &[Point]) -> impl Iterator<Item = PointInfo<'_>> {
+    points.iter().map(|p| PointInfo {
         point: Id::from(p.id.as_str()),
         hazard_source: Id::from(p.source_id.as_str()),
         device: Id::from(p.device_id.as_str()),
@@ -148,7 +149,7 @@ pub fn point_infos(site: &Site) -> impl Iterator<Item = PointInfo<'_>> {
 /// The name of the site's point table.
 pub fn table_name(site: &Site) -> String {
     let mut h = TableHasher::default();
-    point_infos(site).for_each(|p| h.add(&p));
+    point_infos(&site.points).for_each(|p| h.add(&p));
     h.name()
 }
 

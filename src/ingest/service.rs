@@ -124,7 +124,7 @@ pub async fn run_ingest<W: PointWriter>(
         }
         Seen::Message(p) => {
             health.unacked.fetch_add(1, Ordering::Relaxed);
-            let p_topic = p.topic.clone();
+            let page = is_points_page(&cfg.mqtt.prefix, &p.topic);
             // Checking and rendering a message is the CPU-heavy part: it runs on the
             // decoding threads, so all cores work, and the event loop keeps polling
             // (pings, acks) meanwhile.
@@ -136,7 +136,7 @@ pub async fn run_ingest<W: PointWriter>(
             };
             // A page of a point table is learnt here, before any later message goes to
             // a decoding thread: no sample can be decoded ahead of its table.
-            let job = if is_points_page(&cfg.mqtt.prefix, &p_topic) {
+            let job = if page {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let _ = tx.send(work());
                 rx
