@@ -461,3 +461,32 @@ fn persistence_escalates_on_the_first_input_after_its_deadline() {
     }
     run(&site, &inputs).unwrap();
 }
+
+/// Found by the property above (on CI): a shelving that ends while its point is out of
+/// service ends on the first sweep after the point is back, whether or not every tick
+/// sweeps.
+#[test]
+fn shelving_that_ended_out_of_service_ends_when_back_in_service() {
+    let site = site();
+    let inputs = [
+        Input::OutOfService {
+            point: 24,
+            on: true,
+        },
+        Input::Shelve { point: 24, secs: 1 },
+        Input::Tick { dt_ms: 5000 },
+        Input::OutOfService {
+            point: 24,
+            on: false,
+        },
+        Input::Tick { dt_ms: 0 },
+    ];
+    let always = run_with(&site, &inputs, &[], Sweep::Always).unwrap();
+    let due = run_with(&site, &inputs, &[], Sweep::WhenDue).unwrap();
+    assert!(
+        due.views.iter().all(|v| v.shelved_until.is_none()),
+        "still shelved: {:?}",
+        due.views
+    );
+    assert_eq!(always, due);
+}

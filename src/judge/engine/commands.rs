@@ -259,6 +259,11 @@ impl Engine {
         for a in &pa.alarms {
             out.push(alarm_event(p, a, action, now, sample, Some(by), enabled));
         }
+        if !enabled {
+            // Sweeps skip a point out of service, so whatever fell due meanwhile (its
+            // shelving ending, a delay completing) is due now: the next input settles it.
+            self.due(now.0);
+        }
         self.evaluate_source(p.source.0 as usize, now, out);
         Ok(())
     }
