@@ -110,7 +110,7 @@ const BAD: &[(&str, (&str, &str), &str)] = &[
     ("overlap", ("  address = 2\n", "  address = 1\n"), "bad.toml: hazard_sources[0].points[1].address: overlaps point GT-101"),
     ("level out of range", ("level = 1", "level = 5"), "bad.toml: hazard_sources[0].level: major-hazard level must be 1"),
     ("unknown device", ("  device = \"D2\"", "  device = \"D9\""), "hazard_sources[0].points[2].device: no device `D9`"),
-    ("bad word order", ("word_order = \"CDAB\"", "word_order = \"ACBD\""), "hazard_sources[0].points[0].word_order: enum WordOrder does not have variant constructor ACBD"),
+    ("bad word order", ("word_order = \"CDAB\"", "word_order = \"ACBD\""), "hazard_sources[0].points[0].word_order: unknown value `ACBD`; expected one of `ABCD`, `BADC`, `CDAB`, `DCBA`"),
     ("toxic without gas", ("  gas = \"cl2\"\n", ""), "hazard_sources[0].points[2].gas: a toxic gas detector needs its gas"),
     ("unknown gas", ("gas = \"cl2\"", "gas = \"chlorine-ish\""), "hazard_sources[0].points[2].gas: unknown gas `chlorine-ish`"),
     ("combustible in ppm", ("  data_type = \"f32\"\n  word_order", "  data_type = \"f32\"\n  unit = \"ppm\"\n  word_order"), "hazard_sources[0].points[0].unit: a combustible gas detector reads %LEL"),
@@ -126,7 +126,7 @@ const BAD: &[(&str, (&str, &str), &str)] = &[
     ("loop without range", ("scale = 0.01", "scale = 0.01\n  loop_current = { fault_below_ma = 3.8, fault_above_ma = 20.5 }"), "hazard_sources[0].points[2].loop_current: needs raw_range"),
     ("duplicate point", ("id = \"GT-102\"", "id = \"GT-101\""), "hazard_sources[0].points[1].id: duplicate point id `GT-101` (first at hazard_sources[0].points[0])"),
     ("float in a coil", ("  table = \"holding\"\n  address = 2", "  table = \"coil\"\n  address = 2"), "hazard_sources[0].points[1].data_type: Coil table holds single bits"),
-    ("missing gateway field", ("park_id = \"P1\"\n", ""), "bad.toml: gateway: missing configuration field \"gateway.park_id\""),
+    ("missing gateway field", ("park_id = \"P1\"\n", ""), "bad.toml: gateway.park_id: required, and missing"),
     ("slash in an id", ("id = \"HS-1\"", "id = \"HS/1\""), "hazard_sources[0].id: `HS/1` contains `/`"),
     ("duplicate unit id", ("  id = \"D2\"\n  unit_id = 5", "  id = \"D2\"\n  unit_id = 5\n\n  [[channels.devices]]\n  id = \"D3\"\n  unit_id = 5"), "channels[1].devices[1].unit_id: unit id 5 already used by channels[1].devices[0]"),
     ("toml syntax", ("level = 1", "level = = 1"), "bad.toml:"),
@@ -140,7 +140,23 @@ const BAD: &[(&str, (&str, &str), &str)] = &[
     ("first level not below second", ("  word_order = \"CDAB\"", "  word_order = \"CDAB\"\n  alarms = { h = 20.0, hh = 15.0 }"),
         "hazard_sources[0].points[0].alarms.hh: point GT-101: hh = 15 must be above h = 20"),
     ("site default breaks the standard", ("[[channels]]\nid = \"tcp\"", "[alarm_defaults.combustible_gas]\nh = 26.0\n\n[[channels]]\nid = \"tcp\""),
-        "hazard_sources[0].points[1].alarms.h: point GT-102: first-level alarm 26 %LEL"),
+        "bad.toml: alarm_defaults.combustible_gas.h: first-level alarm 26 %LEL is above the 25 %LEL ceiling of GB/T 50493-2019 5.5.2 (applies to every combustible_gas point without its own `h`)"),
+    ("source default breaks the standard", ("level = 1\n", "level = 1\nalarm_defaults.combustible_gas = { hh = 55.0 }\n"),
+        "bad.toml: hazard_sources[0].alarm_defaults.combustible_gas.hh: second-level alarm 55 %LEL is above the 50 %LEL ceiling"),
+    ("default out of order with a built-in", ("[[channels]]\nid = \"tcp\"", "[alarm_defaults.combustible_gas]\nh = 24.0\nhh = 22.0\n\n[[channels]]\nid = \"tcp\""),
+        "bad.toml: alarm_defaults.combustible_gas.hh: hh = 22 must be above h = 24"),
+    ("misspelt defaults kind", ("[[channels]]\nid = \"tcp\"", "[alarm_defaults.combustible]\nh = 20.0\n\n[[channels]]\nid = \"tcp\""),
+        "bad.toml: alarm_defaults: unknown value `combustible`; expected one of `combustible_gas`, `toxic_gas`"),
+    ("text in a defaults number", ("[[channels]]\nid = \"tcp\"", "[alarm_defaults.combustible_gas]\nh = \"twenty\"\n\n[[channels]]\nid = \"tcp\""),
+        "bad.toml: alarm_defaults.combustible_gas.h: expected a number, got the text \"twenty\""),
+    ("address beyond 16 bits", ("  address = 2\n", "  address = 70000\n"),
+        "bad.toml: hazard_sources[0].points[1].address: 70000 is out of range: must be 0–65535"),
+    ("negative unit id", ("unit_id = 5", "unit_id = -1"),
+        "bad.toml: channels[1].devices[0].unit_id: -1 is negative: must be a whole number ≥ 0"),
+    ("misspelt parity", ("baud = 9600", "baud = 9600\nparity = \"od\""),
+        "bad.toml: channels[1].parity: unknown value `od`; expected one of `none`, `even`, `odd`"),
+    ("missing device id", ("  id = \"D1\"\n", ""),
+        "bad.toml: channels[0].devices[0].id: required, and missing"),
     ("unknown alarm field", ("  word_order = \"CDAB\"", "  word_order = \"CDAB\"\n  alarms = { hi = 20.0 }"),
         "hazard_sources[0].points[0].alarms.hi: unknown field `hi`"),
     ("risk rule with a bad level", ("[[channels]]\nid = \"tcp\"", "[risk]\nrules = [{ colour = \"red\", class = \"low\", levels = [7], description = \"x\" }]\n\n[[channels]]\nid = \"tcp\""),
@@ -202,6 +218,44 @@ fn environment_overrides_are_applied_and_checked() {
     assert!(ok, "{out}");
 }
 
+/// A setting inherited by many points is one problem, reported once.
+#[test]
+fn a_bad_default_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = BASE.replacen(
+        "[[channels]]\nid = \"tcp\"",
+        "[alarm_defaults.combustible_gas]\nh = 30.0\n\n[[channels]]\nid = \"tcp\"",
+        1,
+    );
+    let (ok, out) = run_check(dir.path(), "once.toml", &toml, &[]);
+    assert!(!ok);
+    assert_eq!(out.matches("first-level alarm 30 %LEL").count(), 1, "{out}");
+    assert!(!out.contains("points[0]"), "{out}");
+}
+
+/// An environment variable's mistake is the variable's, not the file's.
+#[test]
+fn an_environment_mistake_names_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value, expected) in [
+        (
+            "HAZGATE__GATEWAY__STALE",
+            "3",
+            "environment variable HAZGATE__GATEWAY__STALE: gateway.stale: unknown field `stale`",
+        ),
+        (
+            "HAZGATE__ACQUISITION__STALE_AFTER_PERIODS",
+            "abc",
+            "environment variable HAZGATE__ACQUISITION__STALE_AFTER_PERIODS: acquisition.stale_after_periods: expected a whole number",
+        ),
+    ] {
+        let (ok, out) = run_check(dir.path(), "env.toml", BASE, &[(var, value)]);
+        assert!(!ok, "{var}: {out}");
+        assert!(out.contains(expected), "{var}: {out}");
+        assert!(!out.contains("env.toml"), "{var}: blames the file: {out}");
+    }
+}
+
 #[test]
 fn a_missing_file_is_a_clear_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_hazgate"))
@@ -233,7 +287,7 @@ fn the_central_ingest_file_is_checked_field_by_field() {
         ),
         (
             good.replace("batch_max_ms = 200", "batch_max_ms = \"soon\""),
-            "central.toml: store.batch_max_ms: invalid type",
+            "central.toml: store.batch_max_ms: expected a whole number, got the text \"soon\"",
         ),
         (
             good.replace("keepalive_s = 30", "keepalive = 30"),

@@ -107,11 +107,32 @@ pub struct AlarmSettingsFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault_delay_s: Option<f64>,
     /// Class overrides per alarm kind, e.g. `{ h = "critical" }`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "super::plain::choice_keys",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub classes: BTreeMap<AlarmKind, AlarmClass>,
 }
 
 impl AlarmSettingsFile {
+    /// Whether this layer sets `field` (named as in the file, e.g. `h`).
+    pub fn sets(&self, field: &str) -> bool {
+        match field {
+            "hh" => self.hh.is_some(),
+            "h" => self.h.is_some(),
+            "l" => self.l.is_some(),
+            "ll" => self.ll.is_some(),
+            "deadband" => self.deadband.is_some(),
+            "on_delay_s" => self.on_delay_s.is_some(),
+            "off_delay_s" => self.off_delay_s.is_some(),
+            "rate_per_min" => self.rate_per_min.is_some(),
+            "alarm_on" => self.alarm_on.is_some(),
+            "fault_delay_s" => self.fault_delay_s.is_some(),
+            _ => false,
+        }
+    }
+
     /// `other`'s fields win where set.
     pub fn merged_with(&self, other: &AlarmSettingsFile) -> AlarmSettingsFile {
         let mut classes = self.classes.clone();
@@ -299,6 +320,8 @@ pub fn resolve(merged: &AlarmSettingsFile, kind: PointKind, normal: Option<bool>
 pub struct GuardrailViolation {
     /// The field, e.g. `h`.
     pub field: &'static str,
+    /// The other field of a pair out of order (`h` when `hh` is not above it).
+    pub against: Option<&'static str>,
     pub message: String,
 }
 
@@ -312,8 +335,13 @@ pub fn guardrails(
     gas: Option<&Gas>,
 ) -> Vec<GuardrailViolation> {
     let mut v = Vec::new();
-    let mut push =
-        |field: &'static str, message: String| v.push(GuardrailViolation { field, message });
+    let mut push = |field: &'static str, message: String| {
+        v.push(GuardrailViolation {
+            field,
+            against: None,
+            message,
+        })
+    };
     check_numbers(s, &mut push);
     match kind {
         PointKind::CombustibleGas | PointKind::ToxicGas => check_gas_detector(s, &mut push),
@@ -324,13 +352,13 @@ pub fn guardrails(
         PointKind::ToxicGas => check_toxic(s, gas, &mut push),
         _ => {}
     }
+    check_order(s, &mut v);
     v
 }
 
 type Push<'a> = dyn FnMut(&'static str, String) + 'a;
 
-/// Finite numbers, a deadband ≥ 0, a rate above 0, and LL < L < H < HH among the
-/// limits that are set.
+/// Finite numbers, a deadband ≥ 0, a rate above 0.
 fn check_numbers(s: &AlarmSettings, push: &mut Push<'_>) {
     for (field, val) in [
         ("hh", s.hh),
@@ -351,19 +379,24 @@ fn check_numbers(s: &AlarmSettings, push: &mut Push<'_>) {
     if s.rate_per_min.is_some_and(|r| r <= 0.0) {
         push("rate_per_min", "must be above 0".into());
     }
+}
+
+/// LL < L < H < HH among the limits that are set.
+fn check_order(s: &AlarmSettings, v: &mut Vec<GuardrailViolation>) {
     let ordered: Vec<(&'static str, f64)> = [("ll", s.ll), ("l", s.l), ("h", s.h), ("hh", s.hh)]
         .into_iter()
         .filter_map(|(n, x)| x.map(|x| (n, x)))
         .collect();
     for w in ordered.windows(2) {
         if w[0].1 >= w[1].1 {
-            push(
-                w[1].0,
-                format!(
+            v.push(GuardrailViolation {
+                field: w[1].0,
+                against: Some(w[0].0),
+                message: format!(
                     "{} = {} must be above {} = {}",
                     w[1].0, w[1].1, w[0].0, w[0].1
                 ),
-            );
+            });
         }
     }
 }

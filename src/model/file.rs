@@ -24,7 +24,7 @@ pub struct SiteFile {
     #[serde(default)]
     pub acquisition: AcquisitionFile,
     /// Site-wide alarm defaults per point kind, e.g. `[alarm_defaults.combustible_gas]`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::plain::choice_keys")]
     pub alarm_defaults: BTreeMap<PointKind, AlarmSettingsFile>,
     /// The four-colour rule table; the documented defaults when absent.
     #[serde(default)]
@@ -258,7 +258,7 @@ pub struct HazardSourceFile {
     #[serde(default)]
     pub responsible: Vec<String>,
     /// Alarm defaults per point kind for this source's points.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::plain::choice_keys")]
     pub alarm_defaults: BTreeMap<PointKind, AlarmSettingsFile>,
     #[serde(default)]
     pub points: Vec<PointFile>,

@@ -97,14 +97,33 @@ pub fn load_toml<T: serde::de::DeserializeOwned>(
         let path = if path == "." { String::new() } else { path };
         // config appends its own, less precise "for key `…`"; the path above says it.
         let message = e.into_inner().to_string();
-        let message = message
-            .split(" for key `")
-            .next()
-            .unwrap_or(&message)
-            .to_string();
-        single(name.clone(), &path, message)
+        let message = message.split(" for key `").next().unwrap_or(&message);
+        let origin = if env {
+            env_variable_for(&path).unwrap_or_else(|| name.clone())
+        } else {
+            name.clone()
+        };
+        let (path, message) = super::plain::located(&path, message);
+        single(origin, &path, message)
     })?;
     Ok((name, value))
+}
+
+/// The `HAZGATE__…` variable that set `path` (or a section above it), if one did: an
+/// error there is the variable's, not the file's, and the message should say so.
+fn env_variable_for(path: &str) -> Option<String> {
+    let path = path.to_ascii_lowercase();
+    std::env::vars_os().find_map(|(k, _)| {
+        let k = k.to_str()?;
+        let key = k
+            .strip_prefix("HAZGATE__")?
+            .to_ascii_lowercase()
+            .replace("__", ".");
+        let hit = path == key
+            || path.starts_with(&format!("{key}."))
+            || key.starts_with(&format!("{path}."));
+        hit.then(|| format!("environment variable {k}"))
+    })
 }
 
 fn single(file: String, path: &str, message: String) -> LoadError {

@@ -13,6 +13,7 @@ pub mod file;
 pub mod gas;
 pub mod load;
 pub mod mqtt;
+pub mod plain;
 pub mod problems;
 pub mod risk;
 pub mod site;

@@ -29,6 +29,18 @@ impl Problems {
         });
     }
 
+    /// Pushes unless the same problem is already there (one setting inherited by many
+    /// points is one problem).
+    pub fn push_once(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        let e = FieldError {
+            path: path.into(),
+            message: message.into(),
+        };
+        if !self.0.contains(&e) {
+            self.0.push(e);
+        }
+    }
+
     /// A view that prefixes every path with `section.` (e.g. `uplink.`).
     pub fn at<'p>(&'p mut self, section: &'p str) -> At<'p> {
         At {

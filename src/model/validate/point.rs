@@ -404,11 +404,43 @@ fn compile_alarms(
         merged = merged.merged_with(own);
     }
     let alarms = alarm::resolve(&merged, p.kind, p.normal);
+    let kind = p.kind.as_str();
+    let own = |field: &str| p.alarms.as_ref().is_some_and(|a| a.sets(field));
+    let layer = |field: &str| {
+        defaults
+            .iter()
+            .rposition(|d| d.get(&p.kind).is_some_and(|a| a.sets(field)))
+    };
     for v in alarm::guardrails(&alarms, p.kind, gas) {
-        errors.push(
-            format!("{path}.alarms.{}", v.field),
-            format!("point {}: {}", p.id, v.message),
-        );
+        // A built-in value is valid on its own: a pair out of order is the other
+        // field's doing.
+        let field = match v.against {
+            Some(other) if !own(v.field) && layer(v.field).is_none() => other,
+            _ => v.field,
+        };
+        // A value from a defaults section is reported once, at its key in the file.
+        match layer(field) {
+            Some(layer) if !own(field) => {
+                let (at, whose) = match layer {
+                    0 => ("alarm_defaults".to_string(), "every"),
+                    _ => {
+                        let source = path.split(".points[").next().unwrap_or(path);
+                        (format!("{source}.alarm_defaults"), "this source's")
+                    }
+                };
+                errors.push_once(
+                    format!("{at}.{kind}.{field}"),
+                    format!(
+                        "{} (applies to {whose} {kind} point without its own `{field}`)",
+                        v.message
+                    ),
+                );
+            }
+            _ => errors.push(
+                format!("{path}.alarms.{field}"),
+                format!("point {}: {}", p.id, v.message),
+            ),
+        }
     }
 
     alarms
