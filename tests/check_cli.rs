@@ -159,6 +159,13 @@ const BAD: &[(&str, (&str, &str), &str)] = &[
         "bad.toml: channels[0].devices[0].id: required, and missing"),
     ("unknown alarm field", ("  word_order = \"CDAB\"", "  word_order = \"CDAB\"\n  alarms = { hi = 20.0 }"),
         "hazard_sources[0].points[0].alarms.hi: unknown field `hi`"),
+    // Wiring mistakes that are certainly wrong.
+    ("two channels on one serial port", ("  id = \"D2\"\n  unit_id = 5\n", "  id = \"D2\"\n  unit_id = 5\n\n[[channels]]\nid = \"bus2\"\nkind = \"rtu\"\npath = \"/dev/ttyS1\"\nbaud = 9600\n"),
+        "bad.toml: channels[2].path: `/dev/ttyS1` is already channels[1]'s: two channels on one serial port garble each other's frames; put the devices under one channel"),
+    ("one server in two framings", ("  id = \"D2\"\n  unit_id = 5\n", "  id = \"D2\"\n  unit_id = 5\n\n[[channels]]\nid = \"tcp2\"\nkind = \"rtu_over_tcp\"\nhost = \"127.0.0.1\"\nport = 15020\n"),
+        "bad.toml: channels[2].kind: 127.0.0.1:15020 is channels[0]'s as `tcp`: one server speaks one framing"),
+    ("frames closer than 3.5 characters", ("baud = 9600", "baud = 9600\ninter_frame_delay_ms = 2"),
+        "bad.toml: channels[1].inter_frame_delay_ms: 2 ms is below 3.5 character times at 9600 baud (3.65 ms): frames would run together; set 4 or more, or leave it out"),
     ("risk rule with a bad level", ("[[channels]]\nid = \"tcp\"", "[risk]\nrules = [{ colour = \"red\", class = \"low\", levels = [7], description = \"x\" }]\n\n[[channels]]\nid = \"tcp\""),
         "risk.rules[0].levels: levels are 1..=4, got 7"),
 ];
@@ -216,6 +223,69 @@ fn environment_overrides_are_applied_and_checked() {
         &[("HAZGATE__GATEWAY__GATEWAY_ID", "GW-2")],
     );
     assert!(ok, "{out}");
+}
+
+/// (what, edit of BASE as (from, to), the warning): suspicious, so `check` passes and
+/// says why and what to do.
+const SUSPICIOUS: &[(&str, (&str, &str), &str)] = &[
+    ("Modicon address", ("  address = 2\n", "  address = 40101\n"),
+        "bad.toml: warning: hazard_sources[0].points[1].address: 40101 looks like Modicon numbering (4xxxx, counted from 40001): the protocol address is probably 100;"),
+    ("Modicon address of the other table", ("  table = \"holding\"\n  address = 2", "  table = \"input\"\n  address = 40003"),
+        "bad.toml: warning: hazard_sources[0].points[1].address: 40003 looks like Modicon numbering (4xxxx, counted from 40001): the protocol address is probably 2 — and 4xxxx is the holding table, not input"),
+    ("unit id 0 behind TCP", ("unit_id = 1", "unit_id = 0"),
+        "bad.toml: warning: channels[0].devices[0].unit_id: unit id 0 is broadcast, and nothing answers a read"),
+    ("timeout beyond the poll", ("unit_id = 1", "unit_id = 1\n  poll_interval_ms = 1000\n  timeout_ms = 600\n  retries = 1"),
+        "bad.toml: warning: channels[0].devices[0].timeout_ms: timeout_ms × (retries + 1) = 1200 ms is longer than poll_interval_ms = 1000 ms"),
+    ("gas detector polled slowly", ("unit_id = 1", "unit_id = 1\n  poll_interval_ms = 5000\n  max_backoff_ms = 60000"),
+        "bad.toml: warning: channels[0].devices[0].poll_interval_ms: gas detector GT-101 is polled every 5000 ms: a leak reaches the judge up to that late; poll gas detectors every 2000 ms or faster"),
+    ("second connection to one server", ("  id = \"D2\"\n  unit_id = 5\n", "  id = \"D2\"\n  unit_id = 5\n\n[[channels]]\nid = \"tcp2\"\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = 15020\n"),
+        "bad.toml: warning: channels[2].host: 127.0.0.1:15020 is also channels[0]: a second connection to one server"),
+];
+
+#[test]
+fn each_suspicious_setting_is_a_warning_with_its_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, clean) = run_check(dir.path(), "bad.toml", BASE, &[]);
+    assert!(!clean.contains("warning"), "{clean}");
+    let mut failures = Vec::new();
+    for (what, (from, to), expected) in SUSPICIOUS {
+        assert!(BASE.contains(from), "case {what}: BASE lacks {from:?}");
+        let toml = BASE.replacen(from, to, 1);
+        let (ok, out) = run_check(dir.path(), "bad.toml", &toml, &[]);
+        if !ok || !out.contains(expected) {
+            failures.push(format!(
+                "{what}: exit ok={ok}, expected `{expected}` in:\n{out}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// A site file in GBK is refused where it stops being UTF-8, not read as mojibake.
+#[test]
+fn a_file_not_in_utf8_is_refused_with_the_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gbk.toml");
+    // "示范" in GBK, where the enterprise name is.
+    let mut bytes = BASE.replacen("Check Co.", "@@", 1).into_bytes();
+    let at = bytes.windows(2).position(|w| w == b"@@").unwrap();
+    bytes.splice(at..at + 2, [0xca, 0xbe, 0xb7, 0xb6]);
+    std::fs::write(&path, &bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hazgate"))
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        // CA BE happens to be a valid UTF-8 pair; B7 is where decoding fails.
+        err.contains(&format!(
+            "gbk.toml: (file): not UTF-8 at byte {} (line 5): save the file as UTF-8",
+            at + 2
+        )),
+        "at {at}: {err}"
+    );
 }
 
 /// A setting inherited by many points is one problem, reported once.

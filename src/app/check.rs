@@ -38,14 +38,23 @@ pub fn check(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
             continue;
         }
         match load_site(SiteSource::Path(path)) {
-            Ok(site) => println!(
-                "{}: ok ({} hazard sources, {} channels, {} devices, {} points)",
-                path.display(),
-                site.hazard_sources.len(),
-                site.channels.len(),
-                site.devices().count(),
-                site.points.len()
-            ),
+            Ok(site) => {
+                let name = path
+                    .file_name()
+                    .unwrap_or(path.as_os_str())
+                    .to_string_lossy();
+                for w in &site.warnings {
+                    eprintln!("{name}: warning: {w}");
+                }
+                println!(
+                    "{}: ok ({} hazard sources, {} channels, {} devices, {} points)",
+                    path.display(),
+                    site.hazard_sources.len(),
+                    site.channels.len(),
+                    site.devices().count(),
+                    site.points.len()
+                )
+            }
             Err(e) => {
                 ok = false;
                 eprintln!("{e}");

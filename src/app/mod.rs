@@ -80,6 +80,9 @@ pub fn load(path: &Path) -> anyhow::Result<Arc<Site>> {
     let site = parsed.clone();
     drop(parsed);
     release_freed_memory();
+    for w in &site.warnings {
+        tracing::warn!(field = %w.path, "site file: {}", w.message);
+    }
     Ok(Arc::new(site))
 }
 

@@ -161,9 +161,9 @@ pub struct ChannelFile {
     pub stop_bits: Option<u8>,
     /// Silence kept between two transactions on the line, in milliseconds. On RS-485
     /// the Modbus RTU spec asks for 3.5 character times; slow or cheap slaves often
-    /// need more.
+    /// need more. Left out, an RTU line keeps exactly 3.5 character times at its baud.
     #[serde(default)]
-    pub inter_frame_delay_ms: u64,
+    pub inter_frame_delay_ms: Option<u64>,
     #[serde(default)]
     pub devices: Vec<DeviceFile>,
 }

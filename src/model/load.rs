@@ -69,9 +69,17 @@ pub fn load_toml<T: serde::de::DeserializeOwned>(
                     format!("cannot read {}: no such file", p.display()),
                 ));
             }
+            let bytes = std::fs::read(p).map_err(|e| {
+                single(
+                    name.clone(),
+                    "",
+                    format!("cannot read {}: {e}", p.display()),
+                )
+            })?;
+            let text = utf8(bytes).map_err(|m| single(name.clone(), "", m))?;
             (
                 name,
-                Config::builder().add_source(File::from(p).format(FileFormat::Toml)),
+                Config::builder().add_source(File::from_str(&text, FileFormat::Toml)),
             )
         }
         SiteSource::Text { name, toml } => (
@@ -123,6 +131,19 @@ fn env_variable_for(path: &str) -> Option<String> {
             || path.starts_with(&format!("{key}."))
             || key.starts_with(&format!("{path}."));
         hit.then(|| format!("environment variable {k}"))
+    })
+}
+
+/// The file's text, or where it stops being UTF-8: a GBK / GB18030 file would put
+/// every Chinese name on the screen and over MQTT garbled.
+fn utf8(bytes: Vec<u8>) -> Result<String, String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        format!(
+            "not UTF-8 at byte {at} (line {line}): save the file as UTF-8 (a GBK or GB18030 file would show every Chinese name garbled)"
+        )
     })
 }
 

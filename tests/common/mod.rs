@@ -235,7 +235,7 @@ pub fn channel_toml(id: &str, at: &PeerAt) -> String {
             format!("[[channels]]\nid = \"{id}\"\nkind = \"rtu_over_tcp\"\nhost = \"127.0.0.1\"\nport = {p}\n")
         }
         PeerAt::Serial(path) => format!(
-            "[[channels]]\nid = \"{id}\"\nkind = \"rtu\"\npath = \"{}\"\nbaud = 9600\ninter_frame_delay_ms = 2\n",
+            "[[channels]]\nid = \"{id}\"\nkind = \"rtu\"\npath = \"{}\"\nbaud = 9600\ninter_frame_delay_ms = 5\n",
             path.display()
         ),
     }

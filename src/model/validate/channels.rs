@@ -65,14 +65,53 @@ pub(super) fn compile_channels<'a>(
             }
             devs.push(compile_device(dev, &dpath, errors));
         }
+        let inter_frame_delay = inter_frame_delay(ch, &transport, &path, errors);
         out.push(Channel {
             id: ChannelId::new(&ch.id),
             transport,
-            inter_frame_delay: Duration::from_millis(ch.inter_frame_delay_ms),
+            inter_frame_delay,
             devices: devs,
         });
     }
     (out, devices)
+}
+
+/// The silence kept between frames: on an RTU line at least 3.5 character times
+/// (Modbus over Serial Line V1.02, 2.5.1.1), which is also the default.
+fn inter_frame_delay(
+    ch: &ChannelFile,
+    transport: &Transport,
+    path: &str,
+    errors: &mut Problems,
+) -> Duration {
+    let configured = ch.inter_frame_delay_ms.map(Duration::from_millis);
+    let Transport::Rtu {
+        baud,
+        parity,
+        data_bits,
+        stop_bits,
+        ..
+    } = *transport
+    else {
+        return configured.unwrap_or(Duration::ZERO);
+    };
+    let least = super::wiring::t35(baud, parity, data_bits, stop_bits);
+    match configured {
+        Some(d) if d < least => {
+            errors.push(
+                format!("{path}.inter_frame_delay_ms"),
+                format!(
+                    "{} ms is below 3.5 character times at {baud} baud ({:.2} ms): frames would run together; set {} or more, or leave it out",
+                    d.as_millis(),
+                    least.as_secs_f64() * 1000.0,
+                    least.as_millis() + 1
+                ),
+            );
+            least
+        }
+        Some(d) => d,
+        None => least,
+    }
 }
 
 fn compile_transport(ch: &ChannelFile, path: &str, errors: &mut Problems) -> Transport {

@@ -11,6 +11,9 @@
 mod channels;
 mod layout;
 mod point;
+mod wiring;
+
+pub use wiring::{modicon_hint, t35, GAS_POLL_MAX};
 
 use channels::{compile_channels, DeviceIndex};
 use layout::{attach_points_to_devices, check_block_fits, check_overlaps_and_faults};
@@ -41,6 +44,7 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
             .as_ref()
             .map(|u| u.compile(&file.gateway.gateway_id)),
         api: file.api.clone(),
+        warnings: Vec::new(),
     };
     let point_ids = point_ids(file, &mut errors);
     let mut source_ids: HashMap<&str, usize> = HashMap::new();
@@ -69,6 +73,9 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
         attach_points_to_devices(&mut site);
         check_overlaps_and_faults(file, &site, &mut errors);
         check_block_fits(file, &site, &mut errors);
+        let mut warnings = Problems::default();
+        wiring::check_wiring(file, &site, &mut errors, &mut warnings);
+        site.warnings = warnings.into_vec();
     }
     if file.hazard_sources.is_empty() {
         errors.push("hazard_sources", "a site needs at least one hazard source");
