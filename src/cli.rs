@@ -88,6 +88,12 @@ pub enum Command {
     },
     /// The local API's bearer tokens: add (printed once), list, revoke.
     Token(TokenArgs),
+    /// Print the gas table in force: built-in, with a site file's `[[gases]]`.
+    Gases {
+        /// Include this site file's own gases.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,15 @@ enterprise_id = "E1"
 enterprise_name = "Check Co."
 gateway_id = "GW-1"
 
+[[gases]]
+name = "vcm"
+formula = "C2H3Cl"
+molar_mass = 62.50
+lel_vol_pct = 3.6
+oel_mg_m3 = 10.0
+oel_basis = "pc_twa"
+source = "GBZ 2.1-2019 Table 1"
+
 [[channels]]
 id = "tcp"
 kind = "tcp"
@@ -112,7 +121,7 @@ const BAD: &[(&str, (&str, &str), &str)] = &[
     ("unknown device", ("  device = \"D2\"", "  device = \"D9\""), "hazard_sources[0].points[2].device: no device `D9`"),
     ("bad word order", ("word_order = \"CDAB\"", "word_order = \"ACBD\""), "hazard_sources[0].points[0].word_order: unknown value `ACBD`; expected one of `ABCD`, `BADC`, `CDAB`, `DCBA`"),
     ("toxic without gas", ("  gas = \"cl2\"\n", ""), "hazard_sources[0].points[2].gas: a toxic gas detector needs its gas"),
-    ("unknown gas", ("gas = \"cl2\"", "gas = \"chlorine-ish\""), "hazard_sources[0].points[2].gas: unknown gas `chlorine-ish`"),
+    ("unknown gas", ("gas = \"cl2\"", "gas = \"chlorine-ish\""), "hazard_sources[0].points[2].gas: unknown gas `chlorine-ish`; known: methane, propane,"),
     ("combustible in ppm", ("  data_type = \"f32\"\n  word_order", "  data_type = \"f32\"\n  unit = \"ppm\"\n  word_order"), "hazard_sources[0].points[0].unit: a combustible gas detector reads %LEL"),
     ("rtu broadcast address", ("unit_id = 5", "unit_id = 0"), "channels[1].devices[0].unit_id: RTU slave address must be 1..=247"),
     ("path on tcp", ("port = 15020", "port = 15020\npath = \"/dev/x\""), "channels[0].path: only for rtu channels"),
@@ -166,6 +175,13 @@ const BAD: &[(&str, (&str, &str), &str)] = &[
         "bad.toml: channels[2].kind: 127.0.0.1:15020 is channels[0]'s as `tcp`: one server speaks one framing"),
     ("frames closer than 3.5 characters", ("baud = 9600", "baud = 9600\ninter_frame_delay_ms = 2"),
         "bad.toml: channels[1].inter_frame_delay_ms: 2 ms is below 3.5 character times at 9600 baud (3.65 ms): frames would run together; set 4 or more, or leave it out"),
+    // Any gas: [[gases]] adds or replaces, and the guardrails apply the same way.
+    ("custom gas above its own OEL", ("gas = \"cl2\"", "gas = \"vcm\"\n  alarms = { h = 5.0, hh = 7.0 }"),
+        "hazard_sources[0].points[2].alarms.h: point AT-201: first-level alarm 5 ppm is above 100 %OEL of vcm (3.912 ppm), the ceiling of GB/T 50493-2019 5.5.2"),
+    ("custom gas without the limit's basis", ("[[channels]]\nid = \"tcp\"", "[[gases]]\nname = \"eo\"\nformula = \"C2H4O\"\nmolar_mass = 44.05\noel_mg_m3 = 2.0\nsource = \"GBZ 2.1-2019\"\n\n[[channels]]\nid = \"tcp\""),
+        "bad.toml: gases[1].oel_basis: which GBZ 2.1 limit oel_mg_m3 is: `mac`, `pc_stel` or `pc_twa`"),
+    ("custom gas without its source", ("source = \"GBZ 2.1-2019 Table 1\"", "source = \"\""),
+        "bad.toml: gases[0].source: say where the figures come from"),
     ("risk rule with a bad level", ("[[channels]]\nid = \"tcp\"", "[risk]\nrules = [{ colour = \"red\", class = \"low\", levels = [7], description = \"x\" }]\n\n[[channels]]\nid = \"tcp\""),
         "risk.rules[0].levels: levels are 1..=4, got 7"),
 ];
@@ -286,6 +302,59 @@ fn a_file_not_in_utf8_is_refused_with_the_place() {
         )),
         "at {at}: {err}"
     );
+}
+
+/// `hazgate gases` prints the built-in table; with a site file, its own entries too.
+#[test]
+fn the_gas_table_is_printed_with_the_sites_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site.toml");
+    std::fs::write(&site, BASE).unwrap();
+    let gases = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hazgate"))
+            .arg("gases")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let built_in = gases(&[]);
+    for row in [
+        "vinyl_chloride",
+        "ethylene_oxide",
+        "hcl ",
+        "hf ",
+        "acrylonitrile",
+        "toluene",
+    ] {
+        assert!(built_in.contains(row), "{row} in {built_in}");
+    }
+    assert!(built_in.contains("7.5 MAC"), "{built_in}");
+    assert!(!built_in.contains("vcm"), "{built_in}");
+    let with_site = gases(&["--config".as_ref(), site.as_os_str()]);
+    assert!(with_site.contains("vcm "), "{with_site}");
+    assert!(with_site.contains("10 PC-TWA"), "{with_site}");
+}
+
+/// A site's entry of a built-in name replaces it, for the guardrails too: 0.5 ppm of
+/// chlorine is above the built-in 0.34 ppm ceiling, and within the site's own figure.
+#[test]
+fn a_sites_gas_replaces_the_built_in_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let alarms = BASE.replacen(
+        "gas = \"cl2\"",
+        "gas = \"cl2\"\n  alarms = { h = 0.5, hh = 0.6 }",
+        1,
+    );
+    let (ok, out) = run_check(dir.path(), "site.toml", &alarms, &[]);
+    assert!(
+        !ok && out.contains("above 100 %OEL of cl2 (0.34 ppm)"),
+        "{out}"
+    );
+    let replaced = alarms.replacen("name = \"vcm\"", "name = \"cl2\"", 1);
+    let (ok, out) = run_check(dir.path(), "site.toml", &replaced, &[]);
+    assert!(ok, "{out}");
 }
 
 /// A setting inherited by many points is one problem, reported once.

@@ -5,6 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use crate::{
     model::central::IngestConfig,
+    model::gas::GasTable,
     model::{load_site, SiteSource},
 };
 
@@ -14,6 +15,19 @@ fn is_ingest_config(path: &std::path::Path) -> bool {
         .ok()
         .and_then(|t| t.parse::<toml::Table>().ok())
         .is_some_and(|t| t.contains_key("store") && !t.contains_key("gateway"))
+}
+
+/// `hazgate gases`: the table guardrails and defaults use, with the site's own entries.
+pub fn gases(config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let table = match config {
+        Some(path) => load_site(SiteSource::Path(path))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .gases
+            .clone(),
+        None => GasTable::default(),
+    };
+    print!("{table}");
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn check(files: &[PathBuf]) -> anyhow::Result<ExitCode> {

@@ -211,6 +211,7 @@ pub fn main() -> ExitCode {
             #[cfg(feature = "centre")]
             Command::Ingest { config } => ingest::ingest(&config).await,
             Command::Token(args) => token::token(args),
+            Command::Gases { config } => check::gases(config.as_deref()),
             #[cfg(feature = "edge")]
             Command::Simulate(args) => simulate::simulate(args).await,
             #[cfg(feature = "edge")]

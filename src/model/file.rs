@@ -35,6 +35,9 @@ pub struct SiteFile {
     /// The local HTTP API: where it listens, its tokens, TLS.
     #[serde(default)]
     pub api: ApiConfig,
+    /// Gases added to the built-in table, or replacing an entry of the same name.
+    #[serde(default)]
+    pub gases: Vec<super::gas::GasFile>,
 }
 
 /// The local HTTP API (state, alarms, commands, `/healthz`, `/metrics`).

@@ -83,6 +83,8 @@ pub struct Site {
     /// What `check` found suspicious but not certainly wrong (wiring lint), each with
     /// its field path and the fix; logged at start, printed by `check`.
     pub warnings: Vec<super::problems::FieldError>,
+    /// The gases in force: the built-in table with the site's `[[gases]]`.
+    pub gases: super::gas::GasTable,
 }
 
 impl Site {
@@ -346,7 +348,7 @@ pub struct Point {
     pub source: SourceIndex,
     pub source_id: HazardSourceId,
     pub kind: PointKind,
-    pub gas: Option<&'static super::gas::Gas>,
+    pub gas: Option<Arc<super::gas::Gas>>,
     /// (channel index, device index within the channel).
     pub device: (usize, usize),
     pub device_id: DeviceId,

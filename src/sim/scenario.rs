@@ -187,7 +187,7 @@ impl Scenario {
         match self.kind {
             ScenarioKind::GasLeak => towards(60.0),
             ScenarioKind::ToxicLeak => {
-                towards(3.0 * point.gas.and_then(|g| g.oel_ppm).unwrap_or(10.0))
+                towards(3.0 * point.gas.as_ref().and_then(|g| g.oel_ppm).unwrap_or(10.0))
             }
             ScenarioKind::Overfill => {
                 let [lo, hi] = span(point);
@@ -219,7 +219,7 @@ fn baseline(point: &Point, noise: f64) -> SimValue {
         }),
         PointKind::CombustibleGas => SimValue::Eng(1.0 + noise),
         PointKind::ToxicGas => {
-            let oel = point.gas.and_then(|g| g.oel_ppm).unwrap_or(10.0);
+            let oel = point.gas.as_ref().and_then(|g| g.oel_ppm).unwrap_or(10.0);
             SimValue::Eng((0.05 + 0.03 * noise) * oel)
         }
         _ => {
@@ -341,7 +341,7 @@ mod tests {
         let site = demo();
         let s = Scenario::bind(&site, ScenarioKind::ToxicLeak, timing(), None).unwrap();
         let p = site.point(s.target_point.unwrap());
-        let oel = p.gas.unwrap().oel_ppm.unwrap();
+        let oel = p.gas.as_ref().unwrap().oel_ppm.unwrap();
         assert!((eng(s.value(p, 150.0, 0.0)) - 3.0 * oel).abs() < 1e-9);
     }
 

@@ -289,7 +289,7 @@ impl Engine {
             let p = &mut site.points[pi.get()];
             let merged = p.alarms.to_file().merged_with(&c.set);
             let new = alarm::resolve(&merged, p.kind, p.normal);
-            for v in alarm::guardrails(&new, p.kind, p.gas) {
+            for v in alarm::guardrails(&new, p.kind, p.gas.as_deref()) {
                 problems.push(format!("{}.{}: {}", p.id, v.field, v.message));
             }
             changed.push((pi, p.alarms.clone(), new.clone()));

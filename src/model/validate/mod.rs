@@ -23,6 +23,7 @@ use std::collections::HashMap;
 
 use super::{
     file::{ApiConfig, HazardSourceFile, SiteFile},
+    gas::GasTable,
     problems::{FieldError, Problems},
     site::*,
 };
@@ -45,6 +46,7 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
             .map(|u| u.compile(&file.gateway.gateway_id)),
         api: file.api.clone(),
         warnings: Vec::new(),
+        gases: compile_gases(file, &mut errors),
     };
     let point_ids = point_ids(file, &mut errors);
     let mut source_ids: HashMap<&str, usize> = HashMap::new();
@@ -63,6 +65,7 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
             devices: &device_index,
             point_ids: &point_ids,
             defaults: [&file.alarm_defaults, &source.alarm_defaults],
+            gases: &site.gases,
         };
         let (hazard_source, points) =
             compile_source(source, si, site.points.len(), &cx, &mut errors);
@@ -189,4 +192,20 @@ fn compile_source(
         points: members,
     };
     (hazard_source, points)
+}
+
+/// The gas table in force: built-in, with the site's `[[gases]]` added or replacing.
+fn compile_gases(file: &SiteFile, errors: &mut Problems) -> GasTable {
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let custom = file.gases.iter().enumerate().filter_map(|(i, g)| {
+        let path = format!("gases[{i}]");
+        if let Some(first) = names.insert(g.name.to_ascii_lowercase(), i) {
+            errors.push(
+                format!("{path}.name"),
+                format!("`{}` is already gases[{first}]", g.name),
+            );
+        }
+        g.compile(&path, errors)
+    });
+    GasTable::new(custom.collect::<Vec<_>>())
 }

@@ -1,13 +1,16 @@
 //! One point: register, scaling, 4–20 mA loop, gas, alarm settings (GB/T 50493-2019
 //! guardrails), each checked where it is compiled.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use super::DeviceIndex;
 use crate::model::{
     alarm::{self, AlarmSettings, AlarmSettingsFile},
     file::PointFile,
-    gas,
+    gas::{Gas, GasTable},
     problems::Problems,
     site::*,
 };
@@ -20,6 +23,8 @@ pub(super) struct PointContext<'a> {
     pub(super) point_ids: &'a HashMap<&'a str, (PointIndex, String)>,
     /// `[alarm_defaults]` of the site, then of the point's hazard source.
     pub(super) defaults: [&'a BTreeMap<PointKind, AlarmSettingsFile>; 2],
+    /// The built-in gases and the site's `[[gases]]`.
+    pub(super) gases: &'a GasTable,
 }
 
 /// Where a point sits in the compiled site.
@@ -52,7 +57,7 @@ pub(super) fn compile_point(
             );
         }
     }
-    let (gas, unit) = compile_gas(p, path, errors);
+    let (gas, unit) = compile_gas(p, cx.gases, path, errors);
     let fault_point = p
         .fault_point
         .as_deref()
@@ -66,7 +71,7 @@ pub(super) fn compile_point(
     if p.normal.is_some() && register.data_type != DataType::Bool {
         errors.push(format!("{path}.normal"), "only for discrete points");
     }
-    let alarms = compile_alarms(p, gas, &scaling, cx.defaults, path, errors);
+    let alarms = compile_alarms(p, gas.as_deref(), &scaling, cx.defaults, path, errors);
     if errors.len() > before {
         return None;
     }
@@ -306,23 +311,20 @@ fn compile_loop_current(p: &PointFile, path: &str, errors: &mut Problems) -> Opt
 /// A gas detector's gas and unit (GB/T 50493-2019: combustible in %LEL, toxic in ppm).
 fn compile_gas(
     p: &PointFile,
+    gases: &GasTable,
     path: &str,
     errors: &mut Problems,
-) -> (Option<&'static gas::Gas>, String) {
+) -> (Option<Arc<Gas>>, String) {
     let mut unit = p.unit.clone();
     let gas = match p.gas.as_deref() {
-        Some(name) => match gas::lookup(name) {
-            Some(g) => Some(g),
+        Some(name) => match gases.find(name) {
+            Some(g) => Some(Arc::clone(g)),
             None => {
                 errors.push(
                     format!("{path}.gas"),
                     format!(
-                        "unknown gas `{name}`; known: {}",
-                        gas::GASES
-                            .iter()
-                            .map(|g| g.name)
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        "unknown gas `{name}`; known: {} (add it under [[gases]], see `hazgate gases`)",
+                        gases.names()
                     ),
                 );
                 None
@@ -342,7 +344,7 @@ fn compile_gas(
                     ),
                 );
             }
-            if let Some(g) = gas {
+            if let Some(g) = &gas {
                 if g.lel_vol_pct.is_none() {
                     errors.push(
                         format!("{path}.gas"),
@@ -360,7 +362,7 @@ fn compile_gas(
                     format!("a toxic gas detector reads ppm, got `{unit}`"),
                 );
             }
-            match gas {
+            match &gas {
                 Some(g) if g.oel_ppm.is_none() => errors.push(
                     format!("{path}.gas"),
                     format!(
@@ -384,7 +386,7 @@ fn compile_gas(
 /// Alarm settings: kind defaults → site → hazard source → point; then the guardrails.
 fn compile_alarms(
     p: &PointFile,
-    gas: Option<&'static gas::Gas>,
+    gas: Option<&Gas>,
     scaling: &Scaling,
     defaults: [&BTreeMap<PointKind, AlarmSettingsFile>; 2],
     path: &str,
