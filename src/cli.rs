@@ -88,6 +88,12 @@ pub enum Command {
     },
     /// The local API's bearer tokens: add (printed once), list, revoke.
     Token(TokenArgs),
+    /// Point tables: `export` writes a site's points as CSV (the columns `points_csv`
+    /// reads), to edit in a spreadsheet.
+    Points {
+        #[command(subcommand)]
+        action: PointsAction,
+    },
     /// Print the gas table in force: built-in, with a site file's `[[gases]]`.
     Gases {
         /// Include this site file's own gases.
@@ -107,6 +113,19 @@ pub struct TokenArgs {
     pub file: Option<PathBuf>,
     #[command(subcommand)]
     pub action: TokenAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PointsAction {
+    /// Every point of the site file (its CSV tables included) as one site-wide table,
+    /// each row naming its hazard source.
+    Export {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,8 @@ mod command;
 mod ingest_message;
 #[path = "../fuzz/checks/modbus_response.rs"]
 mod modbus_response;
+#[path = "../fuzz/checks/points_csv.rs"]
+mod points_csv;
 
 /// Runs `check` over every file of the target's corpus: (inputs, accepted).
 fn replay(target: &str, check: fn(&[u8]) -> bool) -> (usize, usize) {
@@ -49,4 +51,10 @@ fn ingest_message_corpus() {
 fn modbus_response_corpus() {
     let (n, ok) = replay("modbus_response", modbus_response::check);
     assert!(n >= 5 && ok >= 3, "{n} inputs, {ok} accepted");
+}
+
+#[test]
+fn points_csv_corpus() {
+    let (n, ok) = replay("points_csv", points_csv::check);
+    assert!(n >= 10 && ok >= 4, "{n} inputs, {ok} accepted");
 }

@@ -27,7 +27,7 @@ use crate::{
 use clap::Parser as _;
 
 use crate::{
-    cli::{Cli, Command, LogArgs, LogFormat},
+    cli::{Cli, Command, LogArgs, LogFormat, PointsAction},
     model::{load_site, Site, SiteSource},
 };
 
@@ -212,6 +212,9 @@ pub fn main() -> ExitCode {
             Command::Ingest { config } => ingest::ingest(&config).await,
             Command::Token(args) => token::token(args),
             Command::Gases { config } => check::gases(config.as_deref()),
+            Command::Points {
+                action: PointsAction::Export { config, out },
+            } => check::export_points(&config, out.as_deref()),
             #[cfg(feature = "edge")]
             Command::Simulate(args) => simulate::simulate(args).await,
             #[cfg(feature = "edge")]

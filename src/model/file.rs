@@ -38,6 +38,12 @@ pub struct SiteFile {
     /// Gases added to the built-in table, or replacing an entry of the same name.
     #[serde(default)]
     pub gases: Vec<super::gas::GasFile>,
+    /// A CSV point table for the whole site, each row naming its `hazard_source`
+    /// (relative to this file's directory).
+    #[serde(default)]
+    pub points_csv: Option<String>,
+    #[serde(default)]
+    pub points_encoding: super::points_csv::CsvEncoding,
 }
 
 /// The local HTTP API (state, alarms, commands, `/healthz`, `/metrics`).
@@ -265,6 +271,12 @@ pub struct HazardSourceFile {
     pub alarm_defaults: BTreeMap<PointKind, AlarmSettingsFile>,
     #[serde(default)]
     pub points: Vec<PointFile>,
+    /// A CSV point table for this source, after `points` (relative to the site file's
+    /// directory); see docs/commissioning.md for its columns.
+    #[serde(default)]
+    pub points_csv: Option<String>,
+    #[serde(default)]
+    pub points_encoding: super::points_csv::CsvEncoding,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -1,11 +1,21 @@
 //! Reading a site file: TOML through the `config` crate, with `HAZGATE__…`
 //! environment overrides layered on top (e.g. `HAZGATE__GATEWAY__GATEWAY_ID=gw-02`).
 
-use std::{fmt, path::Path};
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use config::{Config, Environment, File, FileFormat};
 
-use super::{file::SiteFile, problems::FieldError, site::Site, validate::compile};
+use super::{
+    file::SiteFile,
+    points_csv,
+    problems::{FieldError, Problems},
+    site::Site,
+    validate::compile,
+};
 
 /// Why a configuration could not be used. Each line names the file and the field.
 #[derive(Debug)]
@@ -40,14 +50,152 @@ pub enum SiteSource<'a> {
 
 /// Loads, overrides from the environment, validates and compiles a site.
 pub fn load_site(source: SiteSource<'_>) -> Result<Site, LoadError> {
-    let file = load_site_file(source, true)?;
-    let (name, site_file) = file;
-    compile(&site_file).map_err(|errors| LoadError { file: name, errors })
+    let (name, site_file, origins) = load_site_file(source, true)?;
+    compile(&site_file).map_err(|errors| LoadError {
+        file: name,
+        errors: origins.locate(errors),
+    })
 }
 
-/// Loads the raw file (no cross-field checks). `env` applies `HAZGATE__` overrides.
-pub fn load_site_file(source: SiteSource<'_>, env: bool) -> Result<(String, SiteFile), LoadError> {
-    load_toml(source, env)
+/// Loads the file and its CSV point tables (no cross-field checks). `env` applies
+/// `HAZGATE__` overrides.
+pub fn load_site_file(
+    source: SiteSource<'_>,
+    env: bool,
+) -> Result<(String, SiteFile, Origins), LoadError> {
+    let base = match &source {
+        SiteSource::Path(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
+        SiteSource::Text { .. } => PathBuf::new(),
+    };
+    let (name, mut file) = load_toml::<SiteFile>(source, env)?;
+    let mut errors = Problems::default();
+    let origins = attach_point_tables(&mut file, &base, &mut errors);
+    if errors.is_empty() {
+        Ok((name, file, origins))
+    } else {
+        Err(LoadError {
+            file: name,
+            errors: errors.into_vec(),
+        })
+    }
+}
+
+/// Where the points that came from CSV tables came from, so a problem found when the
+/// site is compiled is reported at the table's line and column, not at a point path
+/// the site file does not have.
+#[derive(Debug, Default)]
+pub struct Origins(Vec<SourceOrigins>);
+
+#[derive(Debug, Default)]
+struct SourceOrigins {
+    /// Points written in the site file; those after them came from tables.
+    written: usize,
+    rows: Vec<(Arc<str>, u64)>,
+}
+
+impl Origins {
+    /// Rewrites `hazard_sources[s].points[p].field` of a tabled point as
+    /// `table.csv:line` with the column.
+    pub fn locate(&self, errors: Vec<FieldError>) -> Vec<FieldError> {
+        errors.into_iter().map(|e| self.locate_one(e)).collect()
+    }
+
+    fn locate_one(&self, e: FieldError) -> FieldError {
+        let Some((si, pi, rest)) = point_path(&e.path) else {
+            return e;
+        };
+        let Some(origin) = self.0.get(si) else {
+            return e;
+        };
+        let Some((file, line)) = pi
+            .checked_sub(origin.written)
+            .and_then(|i| origin.rows.get(i))
+        else {
+            return e;
+        };
+        let message = match rest {
+            "" => e.message,
+            field => format!("column `{}`: {}", points_csv::column_of(field), e.message),
+        };
+        FieldError {
+            path: format!("{file}:{line}"),
+            message,
+        }
+    }
+}
+
+/// `hazard_sources[1].points[40].alarms.h` → (1, 40, "alarms.h").
+fn point_path(path: &str) -> Option<(usize, usize, &str)> {
+    let rest = path.strip_prefix("hazard_sources[")?;
+    let (si, rest) = rest.split_once("].points[")?;
+    let (pi, rest) = rest.split_once(']')?;
+    Some((
+        si.parse().ok()?,
+        pi.parse().ok()?,
+        rest.strip_prefix('.').unwrap_or(rest),
+    ))
+}
+
+/// Appends each source's `points_csv` rows to its points, then the site-wide table's
+/// rows to the sources they name.
+fn attach_point_tables(file: &mut SiteFile, base: &Path, errors: &mut Problems) -> Origins {
+    let mut origins: Vec<SourceOrigins> = file
+        .hazard_sources
+        .iter()
+        .map(|s| SourceOrigins {
+            written: s.points.len(),
+            rows: Vec::new(),
+        })
+        .collect();
+    for (si, source) in file.hazard_sources.iter_mut().enumerate() {
+        let Some(csv) = source.points_csv.clone() else {
+            continue;
+        };
+        let label: Arc<str> = csv.as_str().into();
+        let table = points_csv::read(&base.join(&csv), &csv, source.points_encoding, errors);
+        for (line, named, point) in table.rows {
+            if let Some(other) = named.filter(|n| !n.is_empty() && *n != source.id) {
+                errors.push(
+                    format!("{csv}:{line}"),
+                    format!(
+                        "column `hazard_source`: `{other}` in the table of hazard source `{}`",
+                        source.id
+                    ),
+                );
+                continue;
+            }
+            source.points.push(point);
+            origins[si].rows.push((Arc::clone(&label), line));
+        }
+    }
+    if let Some(csv) = file.points_csv.clone() {
+        let label: Arc<str> = csv.as_str().into();
+        let table = points_csv::read(&base.join(&csv), &csv, file.points_encoding, errors);
+        for (line, named, point) in table.rows {
+            let at = format!("{csv}:{line}");
+            let Some(named) = named.filter(|n| !n.is_empty()) else {
+                errors.push(at, "column `hazard_source`: required in the site-wide table (points_csv at the top of the site file)");
+                continue;
+            };
+            let Some(si) = file.hazard_sources.iter().position(|s| s.id == named) else {
+                errors.push(
+                    at,
+                    format!(
+                        "column `hazard_source`: no hazard source `{named}`; the site has {}",
+                        file.hazard_sources
+                            .iter()
+                            .map(|s| s.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+                continue;
+            };
+            file.hazard_sources[si].points.push(point);
+            origins[si].rows.push((Arc::clone(&label), line));
+        }
+    }
+    Origins(origins)
 }
 
 /// Reads any TOML configuration (site file, central ingest file) into `T`, with

@@ -14,6 +14,7 @@ pub mod gas;
 pub mod load;
 pub mod mqtt;
 pub mod plain;
+pub mod points_csv;
 pub mod problems;
 pub mod risk;
 pub mod site;
