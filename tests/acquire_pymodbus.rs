@@ -522,3 +522,141 @@ async fn a_starved_device_goes_stale_keeping_its_value() {
         "stale keeps the last value"
     );
 }
+
+/// One device with three requests — holding 0, holding 100, input 0 — and a neighbour.
+/// The peer never answers a request covering `ignored` (holding) of unit 1.
+fn one_bad_request_site(at: &PeerAt, poll_ms: u64) -> Arc<Site> {
+    let mut toml = format!("{GATEWAY_TOML}\n{}\n", channel_toml("ch", at));
+    for unit in [1, 2] {
+        toml += &format!("[[channels.devices]]\nid = \"D{unit}\"\nunit_id = {unit}\npoll_interval_ms = {poll_ms}\ntimeout_ms = 150\nretries = 1\nmax_backoff_ms = 1600\n\n");
+    }
+    toml +=
+        "[[hazard_sources]]\nid = \"HS\"\nname = \"Panel\"\nkind = \"warehouse\"\nlevel = 3\n\n";
+    for (id, dev, table, addr) in [
+        ("A", "D1", "holding", 0),
+        ("BAD", "D1", "holding", 100),
+        ("IN", "D1", "input", 0),
+        ("N", "D2", "holding", 0),
+    ] {
+        toml += &format!("[[hazard_sources.points]]\nid = \"{id}\"\nkind = \"analog\"\ndevice = \"{dev}\"\ntable = \"{table}\"\naddress = {addr}\ndata_type = \"u16\"\n\n");
+    }
+    site_from_toml(&toml)
+}
+
+fn one_bad_request_map(ignored: u16) -> serde_json::Value {
+    json!({"devices": [
+        {"unit": 1, "holding": {"size": 110, "values": [{"addr": 0, "type": "raw", "value": [7]}, {"addr": 100, "type": "raw", "value": [8]}]},
+         "input": {"size": 4, "values": [{"addr": 0, "type": "raw", "value": [9]}]},
+         "ignore": [{"table": "holding", "addr": ignored}]},
+        unit_map(2, 5, json!({}))]})
+}
+
+/// A request the device leaves unanswered costs only its own points: the device's other
+/// requests — one polled after it — stay good, the device is not backed off, and the
+/// request is asked again only on its own back-off, named in the outcome.
+async fn a_bad_request_is_set_apart(
+    at: PeerAt,
+    peer_at: PeerAt,
+    dir: &std::path::Path,
+    ignored: u16,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let _peer = pymodbus(
+        &one_bad_request_map(ignored),
+        &peer_at,
+        dir,
+        &PeerOpts::default(),
+    );
+    let site = one_bad_request_site(&at, 200);
+
+    // One poll, as `hazgate poll` does it: the request is named.
+    let plan = hazgate::acquire::device::PlannedDevice::new(&site, 0, 0);
+    let ch = &site.channels[0];
+    let mut link = hazgate::acquire::link::Link::new(ch.transport.clone(), ch.inter_frame_delay);
+    let mut health = Vec::new();
+    let (readings, outcome) =
+        hazgate::acquire::device::poll_device(&site, &plan, &mut link, &mut health, false).await;
+    link.disconnect().await;
+    assert!(!outcome.device_down, "{outcome:?}");
+    let named: Vec<String> = outcome
+        .isolated
+        .iter()
+        .map(|(b, _)| plan.blocks[*b].describe())
+        .collect();
+    assert_eq!(
+        named,
+        [format!("fc 3 holding address {ignored} count 1")],
+        "{outcome:?}"
+    );
+    let bad = if ignored == 0 { "A" } else { "BAD" };
+    for (id, good) in [("A", 7.0), ("BAD", 8.0), ("IN", 9.0)] {
+        let r = reading_of(&site, &readings, id);
+        if id == bad {
+            assert_eq!(r.quality, Quality::CommFailure, "{id}");
+        } else {
+            assert_eq!(
+                (id, r.quality, r.value),
+                (id, Quality::Good, Some(Value::Analog(good)))
+            );
+        }
+    }
+
+    // Running: 4 s at 200 ms. The device keeps its rate; the bad request is probed on a
+    // back-off from 200 ms doubling to 1.6 s (≈ 5 probes), not asked 20 times.
+    let before = peer_requests(dir).len();
+    let (store, stats) = run_for(&site, 4.0).await;
+    let d1 = &stats.devices[0].1;
+    assert_eq!(
+        d1.polls_failed.load(Relaxed),
+        0,
+        "the device was never down"
+    );
+    assert!(
+        d1.polls_ok.load(Relaxed) >= 12,
+        "polls: {}",
+        d1.polls_ok.load(Relaxed)
+    );
+    let asked_bad = peer_requests(dir)[before..]
+        .iter()
+        .filter(|(u, fc, addr, _)| *u == 1 && *fc == 3 && *addr == ignored)
+        .count();
+    assert!(
+        (1..=8).contains(&asked_bad),
+        "bad request asked {asked_bad} times in 4 s"
+    );
+    for (id, quality) in [
+        (bad, Quality::CommFailure),
+        ("IN", Quality::Good),
+        ("N", Quality::Good),
+    ] {
+        let p = site.point_by_id(id).unwrap().index;
+        assert_eq!(store.get(p).unwrap().quality, quality, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn tcp_a_request_the_device_ignores_is_set_apart_not_the_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    a_bad_request_is_set_apart(PeerAt::Tcp(port), PeerAt::Tcp(port), dir.path(), 100).await;
+}
+
+#[tokio::test]
+async fn tcp_a_first_request_the_device_ignores_is_set_apart_not_the_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    a_bad_request_is_set_apart(PeerAt::Tcp(port), PeerAt::Tcp(port), dir.path(), 0).await;
+}
+
+#[tokio::test]
+async fn rtu_a_request_the_device_ignores_is_set_apart_not_the_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let pty = socat_pair(dir.path());
+    a_bad_request_is_set_apart(
+        PeerAt::Serial(pty.a.clone()),
+        PeerAt::Serial(pty.b.clone()),
+        dir.path(),
+        100,
+    )
+    .await;
+}

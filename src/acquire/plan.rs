@@ -18,6 +18,18 @@ pub struct Block {
 }
 
 impl Block {
+    /// The request as a log or a commissioning engineer names it, e.g.
+    /// `fc 3 holding address 100 count 10`.
+    pub fn describe(&self) -> String {
+        format!(
+            "fc {} {} address {} count {}",
+            self.table.function_code(),
+            self.table.as_str(),
+            self.start,
+            self.count
+        )
+    }
+
     /// One past the last address read.
     pub fn end(&self) -> u32 {
         u32::from(self.start) + u32::from(self.count)

@@ -25,7 +25,7 @@ use crate::{
 };
 
 use super::{
-    device::{poll_device, PlannedDevice, PollOutcome},
+    device::{poll_device, PlannedDevice, PollOutcome, RequestHealth},
     latest::LatestStore,
     link::Link,
 };
@@ -128,6 +128,8 @@ struct DeviceState {
     backoff: Option<Backoff>,
     last_good: Instant,
     stale_reported: bool,
+    /// Requests set apart from the device's poll (each probed on its own back-off).
+    requests: RequestHealth,
 }
 
 /// Polls one channel until `cancel` fires.
@@ -159,8 +161,9 @@ pub async fn run_channel(
             stats.record_jitter(started.saturating_duration_since(due));
         }
         let (readings, outcome) =
-            poll_device(&site, &d.plan, &mut link, probing.then_some(0)).await;
+            poll_device(&site, &d.plan, &mut link, &mut d.requests, probing).await;
         count(&stats, &ch.id, d, &outcome, &readings);
+        report_requests(&ch.id, d, &outcome);
         let now = Instant::now();
         reschedule(&ch.id, d, &outcome, due, now);
         store.publish(readings);
@@ -193,6 +196,7 @@ fn device_states(site: &Site, channel: usize) -> Vec<DeviceState> {
             backoff: None,
             last_good: now,
             stale_reported: false,
+            requests: RequestHealth::new(),
         })
         .collect()
 }
@@ -239,6 +243,28 @@ fn count(
     let result = if outcome.device_down { "failed" } else { "ok" };
     metrics::counter!("hazgate_polls_total", "channel" => channel.to_string(), "device" => d.id.to_string(), "result" => result)
         .increment(1);
+}
+
+/// A request set apart or answering again: logged with the request named, and the
+/// `hazgate_request_set_apart` gauge (1 while set apart) for dashboards and alerts.
+fn report_requests(channel: &ChannelId, d: &DeviceState, outcome: &PollOutcome) {
+    for (bi, error) in &outcome.isolated {
+        let request = d.plan.blocks[*bi].describe();
+        warn!(channel = %channel, device = %d.id, %request, %error,
+            "request not answered while the device answers others: its points are comm_failure, the request is probed on its own");
+        set_apart_gauge(channel, d, &request, 1.0);
+    }
+    for bi in &outcome.restored {
+        let request = d.plan.blocks[*bi].describe();
+        info!(channel = %channel, device = %d.id, %request, "request answering again");
+        set_apart_gauge(channel, d, &request, 0.0);
+    }
+}
+
+fn set_apart_gauge(channel: &ChannelId, d: &DeviceState, request: &str, value: f64) {
+    metrics::gauge!("hazgate_request_set_apart",
+        "channel" => channel.to_string(), "device" => d.id.to_string(), "request" => request.to_string())
+    .set(value);
 }
 
 /// When the device is polled next: on its period while it answers; while it is down,

@@ -82,9 +82,17 @@ pub async fn poll_site_once(site: &Site, only: Option<&str>) -> Vec<Reading> {
         tasks.push(async move {
             let mut out = Vec::new();
             for d in &devices {
-                let (readings, outcome) = poll_device(site, d, &mut link, None).await;
-                if let Some(e) = outcome.last_error {
-                    tracing::warn!(device = %site.channels[d.channel].devices[d.device].id, error = %e, "poll failed");
+                let mut health = Vec::new();
+                let (readings, outcome) =
+                    poll_device(site, d, &mut link, &mut health, false).await;
+                let device = &site.channels[d.channel].devices[d.device].id;
+                if outcome.device_down {
+                    let error = outcome.last_error.unwrap_or_default();
+                    tracing::warn!(%device, %error, "device not answering");
+                }
+                for (bi, error) in outcome.isolated {
+                    let request = d.blocks[bi].describe();
+                    tracing::warn!(%device, %request, %error, "request not answered while the device answers others");
                 }
                 out.extend(readings);
             }

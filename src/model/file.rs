@@ -491,6 +491,16 @@ pub enum RegisterTable {
 }
 
 impl RegisterTable {
+    /// As written in a site file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Coil => "coil",
+            Self::DiscreteInput => "discrete_input",
+            Self::Holding => "holding",
+            Self::Input => "input",
+        }
+    }
+
     /// Coils and discrete inputs are addressed per bit, registers per 16-bit word.
     pub fn is_bit_table(self) -> bool {
         matches!(self, Self::Coil | Self::DiscreteInput)

@@ -15,7 +15,11 @@ Map file:
       "discrete": {"size": 16, "set": [1]},
       "exception": 2,           # optional: answer every request with this exception
       "delay_ms": 300},         # optional: answer late (a slow device)
-     {"unit": 9, "silent": true} # optional: never answers (a dead slave)
+     {"unit": 9, "silent": true}, # optional: never answers (a dead slave)
+     {"unit": 3, "ignore": [{"table": "holding", "addr": 100}]}
+                                 # optional: never answers a request that covers one of
+                                 # these addresses, answering every other (a cheap
+                                 # detector's unmapped address: no exception 2, nothing)
   ]}
 
 Fault injection on responses (--garble MODE --garble-unit N):
@@ -129,12 +133,15 @@ def build_devices(spec, control):
         exception = d.get("exception")
         silent = d.get("silent", False)
         delay = d.get("delay_ms", 0) / 1000
+        ignore = [(e["table"], e["addr"]) for e in d.get("ignore", [])]
 
-        async def action(fc, start, _address, _count, regs, _set, unit=unit, exception=exception, silent=silent, delay=delay):
+        async def action(fc, start, address, count, regs, _set, unit=unit, exception=exception, silent=silent,
+                         delay=delay, ignore=ignore):
             control.apply(unit, fc, start, regs)
             if delay:
                 await asyncio.sleep(delay)
-            if silent:
+            table = {1: "coil", 2: "discrete_input", 3: "holding", 4: "input"}.get(fc)
+            if silent or any(t == table and address <= a < address + count for t, a in ignore):
                 # pymodbus answers an unknown unit with exception 4; a dead RS-485
                 # slave says nothing. Never completing the request says nothing.
                 await asyncio.Event().wait()

@@ -157,23 +157,14 @@ pub fn modicon_hint(table: RegisterTable, address: u16) -> Option<String> {
         format!(
             " — and {}xxxx is the {} table, not {}",
             base / 10000,
-            table_name(table_of_prefix),
-            table_name(table)
+            table_of_prefix.as_str(),
+            table.as_str()
         )
     };
     Some(format!(
         "{address} looks like Modicon numbering ({}xxxx, counted from {base}): the protocol address is probably {meant}{table_note}; if the vendor's map really says {address} as a zero-based address, keep it",
         base / 10000
     ))
-}
-
-fn table_name(t: RegisterTable) -> &'static str {
-    match t {
-        RegisterTable::Coil => "coil",
-        RegisterTable::DiscreteInput => "discrete_input",
-        RegisterTable::Holding => "holding",
-        RegisterTable::Input => "input",
-    }
 }
 
 /// Modbus RTU's silence between frames: 3.5 character times, fixed at 1.75 ms above
