@@ -73,8 +73,11 @@ pub enum Command {
         #[arg(long)]
         device: Option<String>,
         /// JSON lines instead of a table.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "watch")]
         json: bool,
+        /// Re-poll every second, redrawing the table with changes highlighted.
+        #[arg(long)]
+        watch: bool,
     },
     #[cfg(feature = "edge")]
     /// Run the built-in demo site: simulator and gateway in one process, live view.

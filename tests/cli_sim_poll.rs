@@ -10,6 +10,7 @@ use std::{
 };
 
 use common::*;
+use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hazgate");
 
@@ -942,4 +943,98 @@ fn the_api_serves_tls_when_the_network_can_reach_it() {
     let status = gw.terminate().unwrap();
     assert!(status.success(), "{status}");
     assert_no_panic(&log);
+}
+
+/// `poll` as a commissioning engineer reads it against a vendor's register map: table,
+/// the register as the vendor numbers it and the zero-based address, raw in decimal
+/// and hex; an unknown `--device` lists the devices; `--watch` redraws every second
+/// with what changed highlighted.
+#[test]
+fn poll_names_registers_lists_devices_and_watches() {
+    let rig = rig(&[
+        "--scenario",
+        "gas-leak",
+        "--target",
+        "GT-101",
+        "--start-after",
+        "0",
+    ]);
+    let site = rig.site.clone();
+    let (_, lines) = poll_json(&site, Some("GDS-A"));
+    let gt101 = lines.iter().find(|l| l["point"] == "GT-101").unwrap();
+    assert_eq!(
+        (&gt101["table"], &gt101["address"], &gt101["register"]),
+        (&json!("holding"), &json!(0), &json!("40001")),
+        "{gt101}"
+    );
+
+    let out = Command::new(BIN)
+        .args(["poll", "--device", "GDS-A", "--config"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "POINT", "SOURCE", "DEVICE", "TABLE", "REG", "ADDR", "VALUE", "UNIT", "QUALITY", "RAW",
+            "RAW", "(hex)"
+        ],
+        "{table}"
+    );
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("GT-101 "))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[3..6], ["holding", "40001", "0"], "{row:?}");
+    // An f32: two registers, in decimal then in hex.
+    let (decimal, hex) = (&row[row.len() - 4..row.len() - 2], &row[row.len() - 2..]);
+    for (d, h) in decimal.iter().zip(hex) {
+        assert_eq!(format!("{:04X}", d.parse::<u16>().unwrap()), *h, "{row:?}");
+    }
+
+    let out = Command::new(BIN)
+        .args(["poll", "--device", "NOPE", "--config"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no device `NOPE`")
+            && err.contains("its devices: GDS-A, SIS-1, PLC-1, CL2-11"),
+        "{err}"
+    );
+
+    let mut watch = Command::new(BIN)
+        .args(["poll", "--watch", "--device", "GDS-A", "--config"])
+        .arg(&site)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(3500));
+    let _ = terminate(&mut watch);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut watch.stdout.take().unwrap(), &mut text).unwrap();
+    let frames: Vec<&str> = text
+        .split("\x1b[2J\x1b[H")
+        .filter(|f| !f.is_empty())
+        .collect();
+    assert!(frames.len() >= 3, "a frame a second: {}", frames.len());
+    assert!(
+        !frames[0].contains("\x1b[7m"),
+        "nothing changed before the first frame"
+    );
+    let leaking = frames[1..]
+        .iter()
+        .any(|f| f.lines().any(|l| l.starts_with("\x1b[7mGT-101 ")));
+    assert!(
+        leaking,
+        "the leaking detector's row highlighted: {:?}",
+        frames.last()
+    );
 }

@@ -222,7 +222,16 @@ pub fn main() -> ExitCode {
                 config,
                 device,
                 json,
-            } => poll::poll(&config, device.as_deref(), json).await,
+                watch,
+            } => {
+                poll::poll(poll::PollArgs {
+                    config: &config,
+                    device: device.as_deref(),
+                    json,
+                    watch,
+                })
+                .await
+            }
             #[cfg(feature = "edge")]
             Command::Demo(args) => demo::demo(args).await,
         }
