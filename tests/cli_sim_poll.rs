@@ -1038,3 +1038,71 @@ fn poll_names_registers_lists_devices_and_watches() {
         frames.last()
     );
 }
+
+/// In an 80 × 40 terminal (a tmux pane) the demo's frame fits: the header, the
+/// scenario's sentence, the enterprise's colour and the source the scenario acts on are
+/// on screen, nothing wraps, and the frame leaves the last row free.
+#[test]
+fn the_demo_frame_fits_an_80_by_40_terminal() {
+    let session = format!("hazgate-demo-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(["-L", &session])
+            .args(args)
+            .output()
+            .expect("tmux (tests/setup-peers.sh installs it)")
+    };
+    let demo = format!("{BIN} demo --scenario gas-leak --start-after 1 --ramp 2 --duration 30");
+    let out = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "demo",
+        "-x",
+        "80",
+        "-y",
+        "40",
+        &demo,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let started = Instant::now();
+    let screen = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let pane = String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "demo"]).stdout)
+            .to_string();
+        let red = pane
+            .lines()
+            .any(|l| l.trim_start().starts_with("RED 红  HS-01"));
+        if red || started.elapsed() > Duration::from_secs(20) {
+            break pane;
+        }
+    };
+    let _ = tmux(&["kill-server"]);
+    let lines: Vec<&str> = screen.trim_end().lines().collect();
+    assert!(lines[0].starts_with("hazgate demo 20"), "{screen}");
+    assert!(
+        lines[1]
+            .starts_with("scenario gas-leak: from 1 s, detector GT-101 ramps to 60 %LEL at HS-01"),
+        "{screen}"
+    );
+    assert!(
+        lines[2].starts_with("enterprise  RED 红  alarms:"),
+        "{screen}"
+    );
+    assert!(
+        lines.iter().any(|l| l
+            .trim_start()
+            .starts_with("RED 红  HS-01 L1 — critical alarm")),
+        "HS-01 red with its reason:\n{screen}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("  HS-01 GT-101 ")),
+        "{screen}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with("events")), "{screen}");
+    assert!(
+        lines.len() <= 39,
+        "the last row stays free: {} lines\n{screen}",
+        lines.len()
+    );
+}

@@ -17,16 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use std::collections::VecDeque;
 
+use super::demo_view::{describe_event, render, Frame, View};
 use crate::{
     acquire::{spawn_acquisition, AcquireStats, LatestStore},
     cli::DemoArgs,
-    contract::wire::AlarmState,
-    judge::{
-        engine::{AlarmView, Event, RiskScope},
-        service::{spawn_judge, Judge, StateView},
-    },
-    model::{load_site, risk::Colour, PointIndex, Site, SiteSource, Transport, DEMO_SITE_TOML},
-    reading::{Quality, Timestamp},
+    judge::service::{spawn_judge, Judge},
+    model::{load_site, Site, SiteSource, Transport, DEMO_SITE_TOML},
     sim::{self, Endpoint, Listen, Simulator},
 };
 
@@ -69,6 +65,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let refresh =
         Duration::try_from_secs_f64(args.refresh.max(0.1)).unwrap_or(Duration::from_secs(1));
     let tty = std::io::stdout().is_terminal();
+    let about = scenario.describe(&gw_site);
+    eprintln!("scenario {about}");
+    let focus = scenario.focus_source(&gw_site);
     let mut tick = tokio::time::interval(refresh);
     loop {
         tokio::select! {
@@ -84,7 +83,12 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             _ = tick.tick() => {
                 let (Ok(state), Ok(alarms)) = (judge.state().await, judge.alarms().await) else { break };
                 let view = View { state: &state, alarms: &alarms, feed: &feed };
-                let frame = render(&gw_site, &store, &scenario.kind.to_string(), tty, &view);
+                let frame = Frame {
+                    scenario: &about,
+                    focus,
+                    fit: tty.then(terminal_size),
+                };
+                let frame = render(&gw_site, &store, &frame, &view);
                 let mut out = std::io::stdout().lock();
                 // A closed stdout (e.g. `| head`) ends the demo rather than panicking.
                 if out.write_all(frame.as_bytes()).and_then(|()| out.flush()).is_err() {
@@ -170,196 +174,12 @@ impl Local {
     }
 }
 
-const RESET: &str = "\x1b[0m";
-
-fn quality_style(q: Quality) -> &'static str {
-    match q {
-        Quality::Good => "\x1b[32m",
-        Quality::Stale => "\x1b[33m",
-        _ => "\x1b[1;31m",
-    }
-}
-
-/// What the judge says, for one frame.
-pub struct View<'a> {
-    pub state: &'a StateView,
-    pub alarms: &'a [AlarmView],
-    pub feed: &'a VecDeque<String>,
-}
-
-fn colour_style(c: Colour) -> &'static str {
-    match c {
-        Colour::Red => "\x1b[1;97;41m",
-        Colour::Orange => "\x1b[1;30;48;5;208m",
-        Colour::Yellow => "\x1b[1;30;43m",
-        Colour::Blue => "\x1b[1;97;44m",
-    }
-}
-
-fn colour_tag(c: Colour, tty: bool) -> String {
-    let text = format!(" {} {} ", c.as_str().to_uppercase(), c.chinese());
-    if tty {
-        format!("{}{text}{RESET}", colour_style(c))
-    } else {
-        format!("[{}]", text.trim())
-    }
-}
-
-/// A line of the event feed.
-/// One line of the event feed; none for a restatement of an unchanged level.
-pub fn describe_event(e: &Event) -> Option<String> {
-    Some(match e {
-        Event::Risk(r) if r.snapshot => return None,
-        Event::Alarm(a) => format!(
-            "{} {} {} {:?}{}",
-            a.ts.to_rfc3339(),
-            a.point,
-            a.alarm.as_str().to_uppercase(),
-            a.action,
-            a.value.map(|v| format!(" at {v:.2}")).unwrap_or_default()
-        ),
-        Event::Risk(r) => format!(
-            "{} {} {} → {}: {}",
-            r.ts.to_rfc3339(),
-            match &r.scope {
-                RiskScope::HazardSource(id) => id.to_string(),
-                RiskScope::Enterprise => "enterprise".into(),
-            },
-            r.from.as_str(),
-            r.to.as_str(),
-            r.reasons
-                .first()
-                .map(|x| x.rule.as_str())
-                .unwrap_or("clear")
-        ),
-        Event::Thresholds(t) => format!(
-            "{} {} thresholds changed by {}",
-            t.ts.to_rfc3339(),
-            t.point,
-            t.by
-        ),
-        Event::SpecialOperation(s) => format!(
-            "{} {} special operation {} ({})",
-            s.ts.to_rfc3339(),
-            s.hazard_source,
-            if s.active { "started" } else { "ended" },
-            s.kind
-        ),
-    })
-}
-
-/// One screen of the live view: colours, hazard sources, points, alarms, events.
-pub fn render(
-    site: &Site,
-    store: &LatestStore,
-    scenario: &str,
-    tty: bool,
-    view: &View<'_>,
-) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::new();
-    let (clear, bold, reset) = if tty {
-        ("\x1b[2J\x1b[H", "\x1b[1m", RESET)
-    } else {
-        ("", "", "")
-    };
-    let g = &site.gateway;
-    let _ = writeln!(
-        s,
-        "{clear}{bold}hazgate demo{reset} — {} | park {} | enterprise {} | gateway {} | scenario {scenario} | {}",
-        g.enterprise_name,
-        g.park_id,
-        g.enterprise_id,
-        g.gateway_id,
-        Timestamp::now().to_rfc3339()
-    );
-    let c = &view.state.alarm_counts;
-    let _ = writeln!(
-        s,
-        "enterprise {}  alarms: {} active unack, {} active ack, {} returned unack, {} shelved, {} out of service",
-        colour_tag(view.state.enterprise.colour, tty),
-        c.active_unacknowledged,
-        c.active_acknowledged,
-        c.returned_unacknowledged,
-        c.shelved,
-        c.out_of_service
-    );
-    for (si, source) in site.hazard_sources.iter().enumerate() {
-        let risk = view.state.hazard_sources.get(si).map(|h| &h.risk);
-        let tag = risk.map(|r| colour_tag(r.colour, tty)).unwrap_or_default();
-        let why = risk
-            .and_then(|r| r.reasons.first())
-            .map(|r| format!(" — {}", r.rule))
-            .unwrap_or_default();
-        let _ = writeln!(
-            s,
-            "\n{tag} {bold}{} {}{reset}  (major hazard level {}, {:?}){why}",
-            source.id, source.name, source.level, source.kind
-        );
-        for &pi in &source.points {
-            point_line(&mut s, site, store, pi, tty, view);
+/// The terminal's rows and columns (80 × 40 when it will not say).
+fn terminal_size() -> (usize, usize) {
+    match rustix::termios::tcgetwinsize(std::io::stdout()) {
+        Ok(ws) if ws.ws_row > 0 && ws.ws_col > 0 => {
+            (usize::from(ws.ws_row), usize::from(ws.ws_col))
         }
+        _ => (40, 80),
     }
-    let _ = writeln!(s, "\n{bold}events{reset}");
-    for line in view.feed {
-        let _ = writeln!(s, "  {line}");
-    }
-    if !tty {
-        s.push_str("----\n");
-    }
-    s
-}
-
-/// One point's line: id, name, value, unit, quality and its alarms.
-fn point_line(
-    s: &mut String,
-    site: &Site,
-    store: &LatestStore,
-    pi: PointIndex,
-    tty: bool,
-    view: &View<'_>,
-) {
-    use std::fmt::Write as _;
-    let p = site.point(pi);
-    let (value, quality) = match store.get(pi) {
-        Some(r) => (
-            r.value.map_or_else(|| "-".into(), |v| v.to_string()),
-            Some(r.quality),
-        ),
-        None => ("…".into(), None),
-    };
-    let (qs, q_reset) = match (quality, tty) {
-        (Some(q), true) => (quality_style(q), RESET),
-        _ => ("", ""),
-    };
-    let qtext = quality.map_or_else(|| "waiting".to_string(), |q| q.to_string());
-    let alarms: Vec<String> = view
-        .alarms
-        .iter()
-        .filter(|a| a.point == p.id)
-        .map(|a| {
-            let st = match (a.out_of_service, a.shelved_until.is_some(), a.state) {
-                (true, _, _) => "OOS",
-                (_, true, _) => "shelved",
-                (_, _, AlarmState::ActiveUnacknowledged) => "ACTIVE",
-                (_, _, AlarmState::ActiveAcknowledged) => "active ack",
-                (_, _, AlarmState::ReturnedUnacknowledged) => "returned",
-                _ => "",
-            };
-            format!("{}:{st}", a.alarm.as_str().to_uppercase())
-        })
-        .collect();
-    let _ = writeln!(
-        s,
-        "  {:<10} {:<28} {:>10} {:<6} {qs}{qtext}{q_reset} {}",
-        p.id,
-        truncate(&p.name, 28),
-        value,
-        p.unit,
-        alarms.join(" ")
-    );
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }

@@ -3,6 +3,8 @@
 pub mod check;
 #[cfg(feature = "edge")]
 pub mod demo;
+#[cfg(feature = "edge")]
+mod demo_view;
 #[cfg(feature = "centre")]
 pub mod ingest;
 #[cfg(feature = "edge")]

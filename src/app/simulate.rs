@@ -37,7 +37,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let endpoints = sim::start(&sim, listen, &cancel, &mut tasks).await?;
-    info!(scenario = %scenario.kind, ?endpoints, "simulator running");
+    info!(scenario = %scenario.describe(&site), ?endpoints, "simulator running");
     super::cancel_on_signal(cancel.clone(), super::opt_secs(args.duration)?);
     cancel.cancelled().await;
     tasks.shutdown().await;

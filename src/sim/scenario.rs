@@ -6,7 +6,7 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
-use crate::model::{DeviceId, Point, PointIndex, PointKind, Site};
+use crate::model::{DeviceId, Point, PointIndex, PointKind, Site, SourceIndex};
 
 /// The scenarios an engineer can pick with `--scenario`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -138,6 +138,69 @@ impl Scenario {
             }
         }
         Ok(s)
+    }
+
+    /// What the scenario is about to do, in a sentence: printed when a demo or a
+    /// simulator starts and kept in the demo's header.
+    pub fn describe(&self, site: &Site) -> String {
+        let point = self.target_point.map(|p| site.point(p));
+        let what = match (self.kind, point) {
+            (ScenarioKind::Steady, _) => {
+                return "steady: every value normal, with a little noise".into()
+            }
+            (ScenarioKind::GasLeak, Some(p)) => format!("detector {} ramps to 60 %LEL", p.id),
+            (ScenarioKind::ToxicLeak, Some(p)) => {
+                format!("detector {} ramps to 3 × its gas's OEL", p.id)
+            }
+            (ScenarioKind::Overfill, Some(p)) => {
+                format!("tank level {} climbs to 98 % of span", p.id)
+            }
+            (ScenarioKind::SisTrip, Some(p)) => format!("SIS trip {} becomes active", p.id),
+            (ScenarioKind::Bypass, Some(p)) => format!("interlock bypass {} is switched on", p.id),
+            (ScenarioKind::DetectorFault, Some(p)) => {
+                format!("gas detector {} goes into fault", p.id)
+            }
+            (ScenarioKind::DeadDevice, _) => format!(
+                "device {} stops answering",
+                self.target_device.as_ref().map_or("?", |d| d.as_str())
+            ),
+            (ScenarioKind::Exception, _) => format!(
+                "device {} answers every read with exception 2",
+                self.target_device.as_ref().map_or("?", |d| d.as_str())
+            ),
+            (kind, None) => format!("{kind}"),
+        };
+        let source = point
+            .map(|p| format!(" at {}", site.source(p.source).id))
+            .unwrap_or_default();
+        let ramp = match self.kind {
+            ScenarioKind::GasLeak | ScenarioKind::ToxicLeak | ScenarioKind::Overfill => {
+                format!(" over {} s", self.timing.ramp.as_secs_f64())
+            }
+            _ => String::new(),
+        };
+        let recover = self
+            .timing
+            .recover_after
+            .map(|r| format!(", back to normal {} s later", r.as_secs_f64()))
+            .unwrap_or_default();
+        format!(
+            "{}: from {} s, {what}{source}{ramp}{recover}",
+            self.kind,
+            self.timing.start_after.as_secs_f64()
+        )
+    }
+
+    /// The hazard source the scenario acts on (the demo keeps it on screen).
+    pub fn focus_source(&self, site: &Site) -> Option<SourceIndex> {
+        if let Some(p) = self.target_point {
+            return Some(site.point(p).source);
+        }
+        let device = self.target_device.as_ref()?;
+        site.points
+            .iter()
+            .find(|p| &p.device_id == device)
+            .map(|p| p.source)
     }
 
     /// Seconds into the event, or `None` when it is not running at `t`.
