@@ -1106,3 +1106,62 @@ fn the_demo_frame_fits_an_80_by_40_terminal() {
         lines.len()
     );
 }
+
+/// README's commissioning steps, run as written (bar the two that run until Ctrl-C)
+/// with the built binary on PATH: the simulated site polls all good.
+#[test]
+fn readme_commissioning_steps_work_as_written() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let block = readme
+        .split("<!-- commissioning:begin -->")
+        .nth(1)
+        .and_then(|r| r.split("<!-- commissioning:end -->").next())
+        .expect("README marks its commissioning steps");
+    let steps: Vec<&str> = block
+        .lines()
+        .filter(|l| !l.starts_with("```") && !l.contains("Ctrl-C"))
+        .collect();
+    assert!(
+        steps.iter().any(|l| l.starts_with("hazgate poll")),
+        "{block}"
+    );
+    let script = format!(
+        "set -e\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n{}\n",
+        steps.join("\n")
+    );
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(root())
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script}\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("site.toml: ok (4 hazard sources, 2 channels, 9 devices, 50 points)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("50 points, 50 good, 0 not good"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("{\"point\""))
+            .count(),
+        50,
+        "{stdout}"
+    );
+}
