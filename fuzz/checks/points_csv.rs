@@ -5,7 +5,8 @@
 //! Shared by the cargo-fuzz target and the corpus replay under `cargo test`.
 
 use hazgate::model::{
-    points_csv::{parse, write, CsvEncoding, PointRow},
+    file::CsvEncoding,
+    points_csv::{parse, write, PointRow},
     problems::Problems,
 };
 

@@ -10,6 +10,7 @@
 pub mod incoming;
 pub mod samples;
 pub mod topic;
+pub mod vocab;
 pub mod wire;
 
 pub use incoming::Incoming;

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::wire::{some, Id, Quality, Text, Value};
+use super::vocab::{some, Id, Quality, Text, Value};
 use crate::{model::PointKind, reading::Timestamp};
 
 /// Points per page of a table: a page of 2,000 is about 170 kB, well under the 1 MiB

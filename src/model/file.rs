@@ -43,7 +43,7 @@ pub struct SiteFile {
     #[serde(default)]
     pub points_csv: Option<String>,
     #[serde(default)]
-    pub points_encoding: super::points_csv::CsvEncoding,
+    pub points_encoding: CsvEncoding,
 }
 
 /// The local HTTP API (state, alarms, commands, `/healthz`, `/metrics`).
@@ -276,7 +276,7 @@ pub struct HazardSourceFile {
     #[serde(default)]
     pub points_csv: Option<String>,
     #[serde(default)]
-    pub points_encoding: super::points_csv::CsvEncoding,
+    pub points_encoding: CsvEncoding,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -576,4 +576,16 @@ impl WordOrder {
     pub fn swaps_words(self) -> bool {
         matches!(self, Self::CDAB | Self::DCBA)
     }
+}
+
+/// How a CSV point table is encoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CsvEncoding {
+    #[default]
+    #[serde(rename = "utf-8", alias = "utf8")]
+    Utf8,
+    /// GBK is read as GB18030, its superset.
+    Gbk,
+    Gb18030,
 }

@@ -16,21 +16,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     alarm::{AlarmClass, AlarmKind, AlarmSettingsFile},
-    file::{DataType, LoopCurrentFile, PointFile, PointKind, RegisterTable, WordOrder},
+    file::{
+        CsvEncoding, DataType, LoopCurrentFile, PointFile, PointKind, RegisterTable, WordOrder,
+    },
     problems::Problems,
 };
-
-/// How a CSV point table is encoded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CsvEncoding {
-    #[default]
-    #[serde(rename = "utf-8", alias = "utf8")]
-    Utf8,
-    /// GBK is read as GB18030, its superset.
-    Gbk,
-    Gb18030,
-}
 
 /// One row: the point's fields, flat. Ranges are min / max column pairs; alarm settings
 /// are their own columns (`h`, `hh`, …); lists are `;`-separated.
