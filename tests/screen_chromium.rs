@@ -201,6 +201,24 @@ async fn a_risk_change_on_mqtt_turns_the_right_tile_the_right_colour_within_a_se
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // E2's gateway is offline: its source is grey with since when, counted as no data —
+    // not orange, and never blue.
+    let e2 = script(
+        "const t = document.querySelector('.tile[data-enterprise=\"E2\"]'); \
+         return [t.dataset.state, t.className, t.innerText, \
+           ...['red','orange','yellow','blue','grey'].map(c => document.getElementById('n-' + c).textContent)]",
+    );
+    assert_eq!(e2[0], "offline", "{e2}");
+    assert_eq!(e2[1], "tile grey", "{e2}");
+    assert!(
+        e2[2].as_str().unwrap_or("").contains("离线 offline"),
+        "{e2}"
+    );
+    assert_eq!(
+        &e2.as_array().unwrap()[3..],
+        [json!("0"), json!("0"), json!("1"), json!("1"), json!("1")],
+        "{e2}"
+    );
     let text = script("return document.body.innerText")
         .as_str()
         .unwrap_or("")

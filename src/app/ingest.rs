@@ -1,6 +1,6 @@
 //! `hazgate ingest`: the central ingest service (see [`crate::ingest`]).
 
-use std::{path::Path, process::ExitCode, sync::Arc};
+use std::{path::Path, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +32,9 @@ pub async fn ingest(config: &Path) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("cannot bind http.listen {addr}"))?;
             info!(%addr, "ingest HTTP: /healthz /metrics /screen");
-            let hub = ScreenHub::default();
+            let hub = ScreenHub::new(screen::Screen::new(Duration::from_secs(
+                cfg.screen.stale_after_s,
+            )));
             tokio::spawn(screen::watch(cfg.mqtt.clone(), hub.clone(), cancel.clone()));
             let access = http::Access {
                 tokens: cfg

@@ -12,17 +12,24 @@ function el(tag, attrs, ...children) {
   for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   return e;
 }
+const STATE = { offline: "离线 offline", stale: "过期 stale" };
+const hhmm = ts => ts ? new Date(ts).toLocaleTimeString("zh-CN", { hour12: false }) : "";
 function render(p) {
-  const counts = { red: 0, orange: 0, yellow: 0, blue: 0 };
+  const counts = { red: 0, orange: 0, yellow: 0, blue: 0, grey: 0 };
   const major = [];
   const map = document.getElementById("map");
   map.replaceChildren(...p.enterprises.map(e => {
     const tiles = e.sources.map(s => {
-      counts[s.colour] = (counts[s.colour] || 0) + 1;
+      // A colour that is not current is grey, never its last colour, never blue.
+      const live = s.state === "live";
+      counts[live ? s.colour : "grey"] += 1;
       if (s.colour === "red" || s.colour === "orange") major.push({ e, s });
-      return el("div", { class: "tile " + s.colour, "data-enterprise": e.enterprise,
-        "data-source": s.id, "data-colour": s.colour, title: s.reasons.join("\n") },
-        el("span", { class: "id" }, s.id), el("span", {}, LABEL[s.colour]));
+      const title = live ? s.reasons.join("\n")
+        : `${STATE[s.state]} ${hhmm(s.state_since)} · last 最后 ${LABEL[s.colour]}`;
+      return el("div", { class: "tile " + (live ? s.colour : "grey"), "data-enterprise": e.enterprise,
+        "data-source": s.id, "data-colour": s.colour, "data-state": s.state, title },
+        el("span", { class: "id" }, s.id),
+        el("span", {}, live ? LABEL[s.colour] : `${STATE[s.state]} ${hhmm(s.state_since)}`));
     });
     return el("div", { class: "enterprise", "data-enterprise": e.enterprise, "data-colour": e.colour },
       el("h2", {}, el("span", {}, e.enterprise),
@@ -36,6 +43,7 @@ function render(p) {
     ...(items.length ? items : [el("li", { class: "empty" }, empty)]));
   list("major", major.map(({ e, s }) => el("li", {},
     el("span", { class: "badge " + s.colour }, LABEL[s.colour]), `${e.enterprise} · ${s.id}`,
+    s.state === "live" ? "" : ` (${STATE[s.state]} ${hhmm(s.state_since)})`,
     el("span", { class: "why" }, s.reasons.join("；") || "—"))), "无 none");
   list("alarms", p.alarms.map(a => el("li", {},
     el("span", { class: "badge " + (CLASS_COLOUR[a.class] || "blue") }, ACTION[a.action] || a.action),

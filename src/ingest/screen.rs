@@ -12,7 +12,7 @@ use std::{
     collections::{BTreeMap, VecDeque},
     convert::Infallible,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::response::{
@@ -34,6 +34,7 @@ use crate::{
         Stream, Topic,
     },
     model::central::MqttConfig,
+    reading::Timestamp,
 };
 
 /// The page: HTML, CSS and script in one file.
@@ -49,9 +50,24 @@ const FEED_LEN: usize = 50;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SourceTile {
     pub id: String,
+    /// The last colour the gateway gave.
     pub colour: String,
     pub reasons: Vec<String>,
     pub since: String,
+    /// Whether the colour is current: `live`; `offline` (its gateway said so, or its
+    /// will did); `stale` (no word of it for longer than the limit). A source that is
+    /// not live is shown grey, with `state_since` — never as its last colour, never blue.
+    pub state: TileState,
+    pub state_since: Option<String>,
+}
+
+/// Whether a tile's colour is current.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TileState {
+    Live,
+    Offline,
+    Stale,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -101,17 +117,38 @@ pub struct Picture {
     pub alarms: VecDeque<AlarmLine>,
 }
 
+type GatewayKey = (String, String, String);
+
 /// The park's live picture, built from MQTT messages.
-#[derive(Default)]
 pub struct Screen {
-    /// (park, enterprise, gateway) → sources by id.
-    sources: BTreeMap<(String, String, String), BTreeMap<String, SourceTile>>,
-    enterprise_colour: BTreeMap<(String, String, String), String>,
-    online: BTreeMap<(String, String, String), bool>,
+    /// (park, enterprise, gateway) → sources by id, each with when it was last heard of.
+    sources: BTreeMap<GatewayKey, BTreeMap<String, (SourceTile, Instant, Timestamp)>>,
+    enterprise_colour: BTreeMap<GatewayKey, String>,
+    /// A gateway's last status, and when it came (wall clock, for the page).
+    online: BTreeMap<GatewayKey, (bool, String)>,
     alarms: VecDeque<AlarmLine>,
+    /// A source not heard of for this long is stale: gateways restate every level each
+    /// integrity period, so a few periods without word means its data is not current.
+    stale_after: Duration,
+}
+
+impl Default for Screen {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(180))
+    }
 }
 
 impl Screen {
+    pub fn new(stale_after: Duration) -> Self {
+        Self {
+            sources: BTreeMap::new(),
+            enterprise_colour: BTreeMap::new(),
+            online: BTreeMap::new(),
+            alarms: VecDeque::new(),
+            stale_after,
+        }
+    }
+
     /// Takes one message; true when the picture changed.
     pub fn apply(&mut self, prefix: &str, topic: &str, payload: &[u8]) -> bool {
         let Some(topic) = Topic::parse(prefix, topic) else {
@@ -142,7 +179,14 @@ impl Screen {
             (Stream::Status, Some("status")) => match GatewayState::deserialize(&v["state"]) {
                 Ok(state) => {
                     let online = state == GatewayState::Online;
-                    self.online.insert(key, online) != Some(online)
+                    if self.online.get(&key).is_some_and(|(o, _)| *o == online) {
+                        return false;
+                    }
+                    let since = v["ts"]
+                        .as_str()
+                        .map_or_else(|| Timestamp::now().to_rfc3339(), str::to_string);
+                    self.online.insert(key, (online, since));
+                    true
                 }
                 Err(_) => false,
             },
@@ -169,12 +213,40 @@ impl Screen {
                 .map(|x| format!("{} ({})", x.rule, x.colour.as_str()))
                 .collect(),
             since: r.ts.to_rfc3339(),
+            state: TileState::Live,
+            state_since: None,
         };
-        self.sources.entry(key).or_default().insert(id, tile);
+        self.sources
+            .entry(key)
+            .or_default()
+            .insert(id, (tile, Instant::now(), Timestamp::now()));
         true
     }
 
+    /// A source's tile as of `now`: grey when its gateway is offline or it has not been
+    /// heard of for `stale_after`.
+    fn tile_at(
+        &self,
+        key: &GatewayKey,
+        (tile, seen, seen_at): &(SourceTile, Instant, Timestamp),
+        now: Instant,
+    ) -> SourceTile {
+        let mut t = tile.clone();
+        if let Some((false, since)) = self.online.get(key) {
+            t.state = TileState::Offline;
+            t.state_since = Some(since.clone());
+        } else if now.saturating_duration_since(*seen) > self.stale_after {
+            t.state = TileState::Stale;
+            t.state_since = Some(seen_at.to_rfc3339());
+        }
+        t
+    }
+
     pub fn picture(&self) -> Picture {
+        self.picture_at(Instant::now())
+    }
+
+    pub fn picture_at(&self, now: Instant) -> Picture {
         let mut keys: Vec<&(String, String, String)> = self
             .sources
             .keys()
@@ -198,9 +270,13 @@ impl Screen {
                     sources: self
                         .sources
                         .get(k)
-                        .map(|m| m.values().cloned().collect())
+                        .map(|m| {
+                            m.values()
+                                .map(|entry| self.tile_at(k, entry, now))
+                                .collect()
+                        })
                         .unwrap_or_default(),
-                    online: self.online.get(k).copied(),
+                    online: self.online.get(k).map(|(o, _)| *o),
                 })
                 .collect(),
             alarms: self.alarms.clone(),
@@ -213,18 +289,38 @@ impl Screen {
 pub struct ScreenHub {
     screen: Arc<Mutex<Screen>>,
     changed: broadcast::Sender<Arc<String>>,
+    /// The picture last announced, so the clock's tick announces only a change (a
+    /// source going stale).
+    last: Arc<Mutex<Arc<String>>>,
 }
 
 impl Default for ScreenHub {
     fn default() -> Self {
-        Self {
-            screen: Arc::default(),
-            changed: broadcast::channel(64).0,
-        }
+        Self::new(Screen::default())
     }
 }
 
 impl ScreenHub {
+    pub fn new(screen: Screen) -> Self {
+        Self {
+            screen: Arc::new(Mutex::new(screen)),
+            changed: broadcast::channel(64).0,
+            last: Arc::default(),
+        }
+    }
+
+    /// Announces the picture if it differs from the last one announced.
+    fn announce(&self) {
+        let now = self.snapshot();
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        if *last != now {
+            *last = Arc::clone(&now);
+            let _ = self.changed.send(now);
+        }
+    }
+
     fn snapshot(&self) -> Arc<String> {
         let picture = self.screen.lock().map(|s| s.picture()).unwrap_or_default();
         Arc::new(serde_json::to_string(&picture).unwrap_or_default())
@@ -270,6 +366,18 @@ pub async fn watch(cfg: MqttConfig, hub: ScreenHub, cancel: CancellationToken) {
     o.set_clean_session(true)
         .set_max_packet_size(cfg.max_message_bytes.max(1 << 20), 1 << 16);
     let (client, mut eventloop) = AsyncClient::new(o, 16);
+    // Time alone turns a source stale: look once a second.
+    let ticking = hub.clone();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = tick.tick() => ticking.announce(),
+            }
+        }
+    });
     let filters =
         [Stream::RiskOf, Stream::Alarm, Stream::Status].map(|s| every_gateway(&cfg.prefix, s));
     let on = |seen| match seen {
@@ -281,7 +389,7 @@ pub async fn watch(cfg: MqttConfig, hub: ScreenHub, cancel: CancellationToken) {
                 .map(|mut s| s.apply(&cfg.prefix, &p.topic, &p.payload))
                 .unwrap_or(false);
             if changed {
-                let _ = hub.changed.send(hub.snapshot());
+                hub.announce();
             }
         }
         Seen::Down { error, retry_in } => {
@@ -353,5 +461,46 @@ mod tests {
         assert_eq!((e.colour.as_str(), e.online), ("orange", Some(false)));
         assert_eq!(e.sources[0].colour, "orange");
         assert_eq!(e.sources[0].reasons, ["high alarm (orange)"]);
+    }
+
+    /// A source's colour is current only while its gateway is online and it has been
+    /// heard of within the limit; otherwise it is offline or stale, with since when.
+    #[test]
+    fn offline_and_silent_sources_are_not_shown_live() {
+        let mut s = Screen::new(Duration::from_secs(180));
+        let base = "hazgate/v1/P/E1/G1";
+        s.apply(
+            "hazgate",
+            &format!("{base}/risk/HS-01"),
+            &risk("HS-01", "hazard_source", "blue"),
+        );
+        let t0 = Instant::now();
+        let state = |s: &Screen, at: Instant| {
+            let p = s.picture_at(at);
+            let t = &p.enterprises[0].sources[0];
+            (t.state, t.state_since.is_some(), t.colour.clone())
+        };
+        assert_eq!(state(&s, t0), (TileState::Live, false, "blue".into()));
+        let later = t0 + Duration::from_secs(181);
+        assert_eq!(state(&s, later), (TileState::Stale, true, "blue".into()));
+        // Heard of again (a restatement): live.
+        s.apply(
+            "hazgate",
+            &format!("{base}/risk/HS-01"),
+            &risk("HS-01", "hazard_source", "blue"),
+        );
+        assert_eq!(state(&s, Instant::now()).0, TileState::Live);
+        // Its gateway's will says offline: offline, whatever the time.
+        s.apply(
+            "hazgate",
+            &format!("{base}/status"),
+            br#"{"type":"status","ts":"2026-11-23T07:05:00.000Z","state":"offline"}"#,
+        );
+        let p = s.picture_at(Instant::now());
+        let t = &p.enterprises[0].sources[0];
+        assert_eq!(
+            (t.state, t.state_since.as_deref()),
+            (TileState::Offline, Some("2026-11-23T07:05:00.000Z"))
+        );
     }
 }

@@ -21,6 +21,30 @@ pub struct IngestConfig {
     pub store: StoreConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    #[serde(default)]
+    pub screen: ScreenConfig,
+}
+
+/// The command-centre screen (`/screen`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScreenConfig {
+    /// A hazard source not heard of for this long is shown grey as stale. Gateways
+    /// restate every level each integrity period (60 s by default): three periods.
+    #[serde(default = "default_stale_after")]
+    pub stale_after_s: u64,
+}
+
+impl Default for ScreenConfig {
+    fn default() -> Self {
+        Self {
+            stale_after_s: default_stale_after(),
+        }
+    }
+}
+
+fn default_stale_after() -> u64 {
+    180
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -190,6 +214,12 @@ impl IngestConfig {
         let mut p = Problems::default();
         self.mqtt.check(&mut p.at("mqtt"));
         self.store.check(&mut p.at("store"));
+        if self.screen.stale_after_s == 0 {
+            p.push(
+                "screen.stale_after_s",
+                "must be at least 1 (a few of the gateways' integrity periods, e.g. 180)",
+            );
+        }
         if self.http.listen != "off" && self.http_addr().is_none() {
             p.push(
                 "http.listen",
