@@ -147,6 +147,27 @@ fn every_published_message_type_validates() {
         types.insert(msg["type"].as_str().unwrap().to_string());
         if msg["type"] == "risk" {
             types.insert(format!("risk:{}", msg["risk"]["scope"].as_str().unwrap()));
+            // v1.5: the scope's name, for screens.
+            let name = msg["risk"]["name"].as_str().unwrap_or("");
+            let expected = match msg["risk"]["id"].as_str() {
+                Some(id) => site
+                    .hazard_sources
+                    .iter()
+                    .find(|h| h.id.as_str() == id)
+                    .unwrap()
+                    .name
+                    .clone(),
+                None => site.gateway.enterprise_name.clone(),
+            };
+            assert_eq!(name, expected, "{msg}");
+        }
+        if msg["type"] == "alarm" {
+            let point = site
+                .point_by_id(msg["alarm"]["point"].as_str().unwrap())
+                .unwrap();
+            if !point.unit.is_empty() {
+                assert_eq!(msg["alarm"]["unit"], point.unit.as_str(), "{msg}");
+            }
         }
     }
     assert!(
@@ -202,6 +223,7 @@ fn every_published_message_type_validates() {
     assert_eq!(msg["ts"], "2026-11-23T07:42:59.200Z");
     let status = Status {
         state: GatewayState::Online,
+        enterprise_name: None,
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_s: 12,
         spool_events: 0,
@@ -209,7 +231,12 @@ fn every_published_message_type_validates() {
         spool_bytes: 900,
         dropped_telemetry: 0,
     };
-    assert_valid(&enc.status(101, Timestamp(0), status));
+    // v1.5: the enterprise's name for screens.
+    let msg = assert_valid(&enc.status(101, Timestamp(0), status));
+    assert_eq!(
+        msg["enterprise_name"],
+        site.gateway.enterprise_name.as_str()
+    );
     assert_valid(&enc.reply(
         102,
         Timestamp(0),
@@ -389,6 +416,7 @@ fn one_of_each(site: &Arc<Site>) -> Vec<(String, Vec<u8>)> {
     ));
     let status = |state| Status {
         state,
+        enterprise_name: None,
         version: "0.1.0".into(),
         uptime_s: 12,
         spool_events: 0,

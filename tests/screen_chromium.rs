@@ -288,6 +288,64 @@ async fn a_risk_change_on_mqtt_turns_the_right_tile_the_right_colour_within_a_se
         "only that tile changed"
     );
 
+    // v1.5 names, the reason in Chinese, an alarm's value as a person reads it.
+    publish((
+        "hazgate/v1/P/E1/GW-1/status".into(),
+        json!({"seq": 3, "ts": "2026-11-23T08:00:01.000Z", "park": "P", "enterprise": "E1", "gateway": "GW-1",
+            "type": "status", "state": "online", "enterprise_name": "示范化工有限公司", "version": "0.1.0",
+            "uptime_s": 2, "spool_events": 0, "spool_telemetry": 0, "spool_bytes": 0, "dropped_telemetry": 0})
+        .to_string(),
+    ))
+    .await;
+    let (topic, payload) = risk(
+        "P",
+        "E1",
+        "HS-01",
+        "hazard_source",
+        "red",
+        "critical alarm on a level 1/2 source",
+    );
+    let mut payload: Value = serde_json::from_str(&payload).unwrap();
+    payload["risk"]["name"] = json!("丙烯球罐区");
+    publish((topic, payload.to_string())).await;
+    client
+        .publish(
+            "hazgate/v1/P/E1/GW-1/alarm",
+            QoS::AtLeastOnce,
+            false,
+            json!({"seq": 4, "ts": "2026-11-23T08:00:02.000Z", "park": "P", "enterprise": "E1", "gateway": "GW-1",
+                "type": "alarm", "alarm": {"ts": "2026-11-23T08:00:02.000Z", "alarm_id": "GT-101:hh:1", "point": "GT-101",
+                "hazard_source": "HS-01", "alarm": "hh", "class": "critical", "action": "raised",
+                "state": "active_unacknowledged", "value": 40.560264587402344, "limit": 40.0, "by": null,
+                "bad_quality": false, "shelved": false, "out_of_service": false, "unit": "%LEL"}})
+            .to_string(),
+        )
+        .await
+        .unwrap();
+    let want = [
+        "示范化工有限公司 · HS-01 丙烯球罐区",
+        "一、二级重大危险源紧急报警（红） · critical alarm on a level 1/2 source (red)",
+        "示范化工有限公司 · HS-01 · GT-101 HH = 40.56 %LEL (限 limit 40 %LEL)",
+    ];
+    let start = Instant::now();
+    loop {
+        let text = script("return document.body.innerText")
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if want.iter().all(|w| text.contains(w)) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "missing {:?} in\n{text}",
+            want.iter()
+                .filter(|w| !text.contains(*w))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // A screenshot for a person to look at.
     let shot = wd(
         driver_port,

@@ -55,6 +55,8 @@ pub struct Incoming<'a> {
     #[serde(default, deserialize_with = "some")]
     state: Option<GatewayState>,
     #[serde(borrow, default, deserialize_with = "some")]
+    enterprise_name: Option<Text<'a>>,
+    #[serde(borrow, default, deserialize_with = "some")]
     version: Option<Text<'a>>,
     #[serde(default, deserialize_with = "some")]
     uptime_s: Option<u64>,
@@ -110,6 +112,7 @@ impl<'a> Incoming<'a> {
             "thresholds" => thresholds(required(self.thresholds, "thresholds")?)?,
             "status" => Message::Status(Status {
                 state: required(self.state, "state")?,
+                enterprise_name: self.enterprise_name,
                 version: required(self.version, "version")?,
                 uptime_s: required(self.uptime_s, "uptime_s")?,
                 spool_events: required(self.spool_events, "spool_events")?,
@@ -134,6 +137,7 @@ impl<'a> Incoming<'a> {
             "thresholds" => vec!["thresholds"],
             "status" => vec![
                 "state",
+                "enterprise_name",
                 "version",
                 "uptime_s",
                 "spool_events",
@@ -160,6 +164,7 @@ impl<'a> Incoming<'a> {
             ("special_operation", self.special_operation.is_some()),
             ("thresholds", self.thresholds.is_some()),
             ("state", self.state.is_some()),
+            ("enterprise_name", self.enterprise_name.is_some()),
             ("version", self.version.is_some()),
             ("uptime_s", self.uptime_s.is_some()),
             ("spool_events", self.spool_events.is_some()),

@@ -5,7 +5,8 @@
 //! other implementations; tests hold the types and the schemas to each other.
 //!
 //! Minor versions are additive: 1.1 `device`, 1.2 `over_range` / `under_range`,
-//! 1.3 `stream_seq`, `alarm_id`, `at_restart`, `since`, `snapshot`.
+//! 1.3 `stream_seq`, `alarm_id`, `at_restart`, `since`, `snapshot`; 1.4 `samples` and
+//! the point table; 1.5 `risk.name`, `status.enterprise_name`, `alarm.unit`.
 
 pub mod incoming;
 pub mod samples;
@@ -20,4 +21,4 @@ pub use topic::{every_gateway, GatewayPath, Stream, Topic, Topics};
 /// The contract's major version, the second topic level.
 pub const VERSION: &str = "v1";
 /// The newest minor version this build speaks.
-pub const MINOR: &str = "1.4";
+pub const MINOR: &str = "1.5";

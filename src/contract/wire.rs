@@ -199,6 +199,14 @@ pub struct Alarm<'a> {
     /// The change happened while the gateway was down (v1.3, sent only when true).
     #[serde(default, skip_serializing_if = "is_false")]
     pub at_restart: bool,
+    /// The point's engineering unit, for screens (v1.5).
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "some",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub unit: Option<Text<'a>>,
 }
 
 /// Whose level a risk message gives.
@@ -237,6 +245,14 @@ pub struct Risk<'a> {
     /// Not a change: the level restated (v1.3, sent only when true).
     #[serde(default, skip_serializing_if = "is_false")]
     pub snapshot: bool,
+    /// The hazard source's name, or the enterprise's, for screens (v1.5).
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "some",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub name: Option<Text<'a>>,
 }
 
 /// Why a scope has its colour.
@@ -293,6 +309,14 @@ pub enum GatewayState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status<'a> {
     pub state: GatewayState,
+    /// The enterprise's name, for screens (v1.5; absent on the Last Will).
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "some",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enterprise_name: Option<Text<'a>>,
     #[serde(borrow)]
     pub version: Text<'a>,
     pub uptime_s: u64,

@@ -240,6 +240,7 @@ pub fn status(spool: &Spool, state: GatewayState, started: Instant) -> Status<'s
     let d = spool.depth().unwrap_or_default();
     Status {
         state,
+        enterprise_name: None,
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_s: started.elapsed().as_secs(),
         spool_events: d.events,

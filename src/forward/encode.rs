@@ -120,12 +120,41 @@ impl<'s> Encoder<'s> {
         self.to_vec(seq.into(), ts, body)
     }
 
-    /// A judge event; its own time is the message time.
+    /// A judge event; its own time is the message time. Risk carries its scope's name
+    /// and an alarm its point's unit, for screens (v1.5).
     pub fn event(&self, seq: impl Into<Seq>, event: &Event) -> Vec<u8> {
-        self.to_vec(seq.into(), event.ts(), Message::from(event))
+        let mut message = Message::from(event);
+        match &mut message {
+            Message::Risk { risk } => {
+                risk.name = match &risk.id {
+                    Some(id) => self
+                        .site
+                        .hazard_sources
+                        .iter()
+                        .find(|h| h.id.as_str() == &**id)
+                        .map(|h| Cow::<str>::Owned(h.name.clone())),
+                    None => Some(Cow::Owned(self.site.gateway.enterprise_name.clone())),
+                }
+                .filter(|n| !n.is_empty());
+            }
+            Message::Alarm { alarm } => {
+                alarm.unit = self
+                    .site
+                    .point_by_id(&alarm.point)
+                    .map(|p| Cow::<str>::Owned(p.unit.clone()))
+                    .filter(|u| !u.is_empty());
+            }
+            _ => {}
+        }
+        self.to_vec(seq.into(), event.ts(), message)
     }
 
-    pub fn status(&self, seq: impl Into<Seq>, ts: Timestamp, status: Status<'_>) -> Vec<u8> {
+    /// A status message, with the enterprise's name (v1.5).
+    pub fn status(&self, seq: impl Into<Seq>, ts: Timestamp, mut status: Status<'_>) -> Vec<u8> {
+        let name = &self.site.gateway.enterprise_name;
+        if !name.is_empty() {
+            status.enterprise_name = Some(Cow::Owned(name.clone()));
+        }
         self.to_vec(seq.into(), ts, Message::Status(status))
     }
 

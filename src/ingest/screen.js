@@ -13,6 +13,37 @@ function el(tag, attrs, ...children) {
   return e;
 }
 const STATE = { offline: "离线 offline", stale: "过期 stale" };
+// The default rule table's reasons in Chinese; a park's own rules show as written.
+const RULE_ZH = {
+  "critical alarm on a level 1/2 source": "一、二级重大危险源紧急报警",
+  "high or critical alarms at 2+ points (spreading)": "两个及以上点位高报或紧急报警（扩散）",
+  "critical alarm during a special operation": "特殊作业期间紧急报警",
+  "critical alarm on a level 3/4 source": "三、四级重大危险源紧急报警",
+  "high alarm on a level 1/2 source": "一、二级重大危险源高报警",
+  "high alarm on a level 3/4 source": "三、四级重大危险源高报警",
+  "low alarm": "低级别报警",
+  "special operation in progress (floor)": "特殊作业进行中",
+  "source blind: detectors in fault": "探测器故障，监测盲区",
+};
+const COLOUR_ZH = { red: "红", orange: "橙", yellow: "黄", blue: "蓝" };
+/** "HS-01: high alarm on a level 1/2 source (orange)" → Chinese, then English. */
+function reason(text) {
+  const m = /^(?:(\S+): )?(.*?)(?: \((red|orange|yellow|blue)\))?$/.exec(text) || [];
+  const [, source, rule = text, colour] = m;
+  const late = /^alarm unacknowledged for more than ([\d.]+) s: one colour up$/.exec(rule);
+  const zh = late ? `报警超过 ${late[1]} 秒未确认，升一级` : RULE_ZH[rule];
+  const where = source ? `${source}：` : "";
+  const c = colour ? `（${COLOUR_ZH[colour]}）` : "";
+  return zh ? `${where}${zh}${c} · ${text}` : text;
+}
+/** A value as a person reads it — two decimals, three significant digits below 1 —
+ *  with its unit. */
+function value(v, unit) {
+  if (v === null || v === undefined) return "";
+  const n = Number.isInteger(v) ? String(v)
+    : String(Number(Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(3)));
+  return unit ? `${n} ${unit}` : n;
+}
 const hhmm = ts => ts ? new Date(ts).toLocaleTimeString("zh-CN", { hour12: false }) : "";
 function render(p) {
   const counts = { red: 0, orange: 0, yellow: 0, blue: 0, grey: 0 };
@@ -24,15 +55,15 @@ function render(p) {
       const live = s.state === "live";
       counts[live ? s.colour : "grey"] += 1;
       if (s.colour === "red" || s.colour === "orange") major.push({ e, s });
-      const title = live ? s.reasons.join("\n")
+      const title = live ? s.reasons.map(reason).join("\n")
         : `${STATE[s.state]} ${hhmm(s.state_since)} · last 最后 ${LABEL[s.colour]}`;
       return el("div", { class: "tile " + (live ? s.colour : "grey"), "data-enterprise": e.enterprise,
         "data-source": s.id, "data-colour": s.colour, "data-state": s.state, title },
-        el("span", { class: "id" }, s.id),
+        el("span", { class: "id" }, s.id), el("span", { class: "name" }, s.name || ""),
         el("span", {}, live ? LABEL[s.colour] : `${STATE[s.state]} ${hhmm(s.state_since)}`));
     });
     return el("div", { class: "enterprise", "data-enterprise": e.enterprise, "data-colour": e.colour },
-      el("h2", {}, el("span", {}, e.enterprise),
+      el("h2", { title: e.enterprise }, el("span", {}, e.name || e.enterprise),
         e.online === false ? el("span", { class: "offline" }, "离线 offline") : ""),
       el("div", { class: "tiles" }, ...tiles));
   }));
@@ -42,15 +73,17 @@ function render(p) {
   const list = (id, items, empty) => document.getElementById(id).replaceChildren(
     ...(items.length ? items : [el("li", { class: "empty" }, empty)]));
   list("major", major.map(({ e, s }) => el("li", {},
-    el("span", { class: "badge " + s.colour }, LABEL[s.colour]), `${e.enterprise} · ${s.id}`,
+    el("span", { class: "badge " + s.colour }, LABEL[s.colour]),
+    `${e.name || e.enterprise} · ${s.id}${s.name ? " " + s.name : ""}`,
     s.state === "live" ? "" : ` (${STATE[s.state]} ${hhmm(s.state_since)})`,
-    el("span", { class: "why" }, s.reasons.join("；") || "—"))), "无 none");
+    el("span", { class: "why" }, s.reasons.map(reason).join("；") || "—"))), "无 none");
   list("alarms", p.alarms.map(a => el("li", {},
     el("span", { class: "badge " + (CLASS_COLOUR[a.class] || "blue") }, ACTION[a.action] || a.action),
     `${a.ts.slice(11, 19)} ${a.enterprise} · ${a.hazard_source} · ${a.point} ${a.alarm.toUpperCase()}`,
-    a.value === null ? "" : ` = ${a.value}`, a.limit === null ? "" : ` (限 limit ${a.limit})`)), "无报警 no alarms");
+    a.value === null ? "" : ` = ${value(a.value, a.unit)}`,
+    a.limit === null ? "" : ` (限 limit ${value(a.limit, a.unit)})`)), "无报警 no alarms");
   list("offline", p.enterprises.filter(e => e.online === false).map(e =>
-    el("li", {}, `${e.enterprise} · ${e.gateway}`)), "全部在线 all online");
+    el("li", {}, `${e.name || e.enterprise} · ${e.gateway}`)), "全部在线 all online");
   document.body.dataset.updated = String(Date.now());
 }
 function connect() {

@@ -50,6 +50,8 @@ const FEED_LEN: usize = 50;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SourceTile {
     pub id: String,
+    /// The source's name, when its gateway gives it (v1.5).
+    pub name: Option<String>,
     /// The last colour the gateway gave.
     pub colour: String,
     pub reasons: Vec<String>,
@@ -74,6 +76,8 @@ pub enum TileState {
 pub struct EnterpriseTile {
     pub park: String,
     pub enterprise: String,
+    /// The enterprise's name, when its gateway gives it (v1.5).
+    pub name: Option<String>,
     pub gateway: String,
     /// The enterprise's own level (its retained `risk/enterprise`), blue until known.
     pub colour: String,
@@ -84,6 +88,7 @@ pub struct EnterpriseTile {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AlarmLine {
     pub ts: String,
+    /// The enterprise's name where known, else its id.
     pub enterprise: String,
     pub hazard_source: String,
     pub point: String,
@@ -92,6 +97,7 @@ pub struct AlarmLine {
     pub action: String,
     pub value: Option<f64>,
     pub limit: Option<f64>,
+    pub unit: Option<String>,
 }
 
 impl AlarmLine {
@@ -106,6 +112,7 @@ impl AlarmLine {
             action: a.action.as_str().to_string(),
             value: a.value,
             limit: a.limit,
+            unit: a.unit.as_deref().map(str::to_string),
         }
     }
 }
@@ -124,6 +131,8 @@ pub struct Screen {
     /// (park, enterprise, gateway) → sources by id, each with when it was last heard of.
     sources: BTreeMap<GatewayKey, BTreeMap<String, (SourceTile, Instant, Timestamp)>>,
     enterprise_colour: BTreeMap<GatewayKey, String>,
+    /// Enterprises' names, from status and enterprise risk messages (v1.5).
+    names: BTreeMap<GatewayKey, String>,
     /// A gateway's last status, and when it came (wall clock, for the page).
     online: BTreeMap<GatewayKey, (bool, String)>,
     alarms: VecDeque<AlarmLine>,
@@ -143,6 +152,7 @@ impl Screen {
         Self {
             sources: BTreeMap::new(),
             enterprise_colour: BTreeMap::new(),
+            names: BTreeMap::new(),
             online: BTreeMap::new(),
             alarms: VecDeque::new(),
             stale_after,
@@ -170,7 +180,8 @@ impl Screen {
             },
             (Stream::Alarm, Some("alarm")) => match Alarm::deserialize(&v["alarm"]) {
                 Ok(a) => {
-                    self.alarms.push_front(AlarmLine::new(key.1, &a));
+                    let who = self.names.get(&key).cloned().unwrap_or(key.1);
+                    self.alarms.push_front(AlarmLine::new(who, &a));
                     self.alarms.truncate(FEED_LEN);
                     true
                 }
@@ -178,9 +189,10 @@ impl Screen {
             },
             (Stream::Status, Some("status")) => match GatewayState::deserialize(&v["state"]) {
                 Ok(state) => {
+                    let named = self.name(&key, v["enterprise_name"].as_str());
                     let online = state == GatewayState::Online;
                     if self.online.get(&key).is_some_and(|(o, _)| *o == online) {
-                        return false;
+                        return named;
                     }
                     let since = v["ts"]
                         .as_str()
@@ -194,10 +206,22 @@ impl Screen {
         }
     }
 
+    /// Records an enterprise's name; true if it changed.
+    fn name(&mut self, key: &GatewayKey, name: Option<&str>) -> bool {
+        match name.filter(|n| !n.is_empty()) {
+            Some(n) if self.names.get(key).map(String::as_str) != Some(n) => {
+                self.names.insert(key.clone(), n.to_string());
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn apply_risk(&mut self, key: (String, String, String), r: &Risk<'_>) -> bool {
         let colour = r.to.as_str().to_string();
         let id = match (r.scope, &r.id) {
             (Scope::Enterprise, _) => {
+                self.name(&key, r.name.as_deref());
                 self.enterprise_colour.insert(key, colour);
                 return true;
             }
@@ -206,6 +230,11 @@ impl Screen {
         };
         let tile = SourceTile {
             id: id.clone(),
+            name: r
+                .name
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .map(str::to_string),
             colour,
             reasons: r
                 .reasons
@@ -261,6 +290,7 @@ impl Screen {
                 .map(|k| EnterpriseTile {
                     park: k.0.clone(),
                     enterprise: k.1.clone(),
+                    name: self.names.get(k).cloned(),
                     gateway: k.2.clone(),
                     colour: self
                         .enterprise_colour

@@ -28,6 +28,7 @@ impl<'a> From<&'a AlarmEvent> for wire::Alarm<'a> {
             shelved: a.shelved,
             out_of_service: a.out_of_service,
             at_restart: a.at_restart,
+            unit: None,
         }
     }
 }
@@ -58,6 +59,7 @@ impl<'a> From<&'a RiskChange> for wire::Risk<'a> {
             reasons: r.reasons.iter().map(Into::into).collect(),
             since: Some(r.since),
             snapshot: r.snapshot,
+            name: None,
         }
     }
 }
