@@ -24,6 +24,8 @@ ap.add_argument("--modbus-port", type=int, required=True)
 ap.add_argument("--mqtt-port", type=int, required=True)
 ap.add_argument("--out", required=True)
 ap.add_argument("--telemetry", default="samples", choices=["samples", "readings"])
+ap.add_argument("--points", default="toml", choices=["toml", "csv"],
+                help="the points in the site file, or in a CSV point table beside it")
 args = ap.parse_args()
 BLOCK = 125
 
@@ -38,7 +40,9 @@ def site():
                    f'  poll_interval_ms = 1000\n  timeout_ms = 500\n')
     out.append('[[hazard_sources]]\nid = "HS-BENCH"\nname = "Farm"\nkind = "process_unit"\n'
                'level = 2\n')
-    for u in range(1, args.units + 1):
+    if args.points == "csv":
+        out.append('points_csv = "points.csv"\n')
+    for u in range(1, args.units + 1 if args.points == "toml" else 1):
         for a in range(args.regs):
             out.append(f'  [[hazard_sources.points]]\n  id = "U{u}-{a}"\n  kind = "analog"\n'
                        f'  device = "U{u}"\n  table = "holding"\n  address = {a}\n'
@@ -83,7 +87,18 @@ def flows():
     return json.dumps(nodes, indent=1)
 
 
+def points_csv():
+    rows = ["id,kind,device,table,address,data_type,scale,unit,h"]
+    for u in range(1, args.units + 1):
+        for a in range(args.regs):
+            rows.append(f"U{u}-{a},analog,U{u},holding,{a},u16,0.1,kPa,450.0")
+    return "\n".join(rows) + "\n"
+
+
 os.makedirs(args.out, exist_ok=True)
+if args.points == "csv":
+    with open(os.path.join(args.out, "points.csv"), "w") as f:
+        f.write(points_csv())
 with open(os.path.join(args.out, "site.toml"), "w") as f:
     f.write(site())
 with open(os.path.join(args.out, "flows.json"), "w") as f:

@@ -14,7 +14,8 @@
 #   bench/sidebyside.sh [WORKLOADS] [REPS] [WINDOW] [WARMUP]
 #       WORKLOADS: registers per unit, comma-separated (default "500,2500" = 10k, 50k points)
 #       SYSTEMS=hazgate (or node-red) runs one side only; TELEMETRY=readings sends
-#       hazgate's self-describing telemetry instead of samples (v1.4, the default here).
+#       hazgate's self-describing telemetry instead of samples (v1.4, the default here);
+#       POINTS=csv gives hazgate its points in a CSV point table instead of the TOML.
 #
 # Installs Node-RED into bench/.node-red (npm) and uses the project's .venv pymodbus
 # (tests/setup-peers.sh). Figures on a shared 2-core machine are noisy: read ranges.
@@ -54,7 +55,8 @@ HZ=$(getconf CLK_TCK)
 measure() {
   local system=$1 regs=$2 rep=$3 dir="$WORK/run-$1-$2-$3" pid
   mkdir -p "$dir"
-  cp "$WORK/cfg-$regs/site.toml" "$WORK/cfg-$regs/flows.json" "$dir/"
+  cp "$WORK/cfg-$regs"/{site.toml,flows.json} "$dir/"
+  [ -f "$WORK/cfg-$regs/points.csv" ] && cp "$WORK/cfg-$regs/points.csv" "$dir/"
   sed -i "s|$WORK/cfg-$regs|$dir|g" "$dir/site.toml"
   if [ "$system" = hazgate ]; then
     $BIN run --config "$dir/site.toml" --api off --no-watch --log-level warn 2> "$dir/log" &
@@ -105,7 +107,8 @@ for regs in ${WORKLOADS//,/ }; do
   PIDS+=($!)
   until grep -q READY "$WORK/farm-$regs.log"; do sleep 0.1; done
   python3 bench/sidebyside-configs.py --units $UNITS --regs "$regs" --modbus-port "$FARM" \
-    --mqtt-port "$MQTT" --out "$WORK/cfg-$regs" --telemetry "${TELEMETRY:-samples}"
+    --mqtt-port "$MQTT" --out "$WORK/cfg-$regs" --telemetry "${TELEMETRY:-samples}" \
+    --points "${POINTS:-toml}"
   for ((rep = 1; rep <= REPS; rep++)); do
     for system in $SYSTEMS; do measure "$system" "$regs" "$rep"; done
   done

@@ -290,7 +290,7 @@ fn utf8(bytes: Vec<u8>) -> Result<String, String> {
         let before = &e.as_bytes()[..at];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
         format!(
-            "not UTF-8 at byte {at} (line {line}): save the file as UTF-8 (a GBK or GB18030 file would show every Chinese name garbled)"
+            "not UTF-8 at byte {at} (line {line}): save the file as UTF-8 (a GBK or GB18030 file would show every Chinese name garbled); a CSV point table may stay GBK and say so with points_encoding = \"gbk\""
         )
     })
 }
