@@ -508,6 +508,21 @@ async fn end_to_end_the_store_holds_exactly_what_the_gateway_published_and_garba
     })
     .await;
     assert_stored_exactly(&rig.store, &rig.got).await;
+    // Every source's level is in the store — also the three that stayed blue throughout
+    // and never changed — at start-up and again after an integrity period, so "the
+    // colour of every source now" is one query.
+    let levels = rig.store.export("{__name__=\"risk_level\",gateway=\"GW-01\"}");
+    for source in ["HS-01", "HS-02", "HS-03", "HS-04", "enterprise"] {
+        let points: Vec<f64> = levels
+            .iter()
+            .filter(|((l, _), _)| l.get("hazard_source").map(String::as_str) == Some(source))
+            .map(|(_, v)| *v)
+            .collect();
+        assert!(points.len() >= 2, "{source}: {points:?}");
+        if source != "HS-01" && source != "enterprise" {
+            assert!(points.iter().all(|v| *v == 0.0), "{source} stayed blue: {points:?}");
+        }
+    }
     // Integrity snapshots every 5 s send status and levels ahead of older telemetry:
     // with stream_seq that is no loss.
     assert_eq!(
