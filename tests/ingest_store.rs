@@ -511,7 +511,9 @@ async fn end_to_end_the_store_holds_exactly_what_the_gateway_published_and_garba
     // Every source's level is in the store — also the three that stayed blue throughout
     // and never changed — at start-up and again after an integrity period, so "the
     // colour of every source now" is one query.
-    let levels = rig.store.export("{__name__=\"risk_level\",gateway=\"GW-01\"}");
+    let levels = rig
+        .store
+        .export("{__name__=\"risk_level\",gateway=\"GW-01\"}");
     for source in ["HS-01", "HS-02", "HS-03", "HS-04", "enterprise"] {
         let points: Vec<f64> = levels
             .iter()
@@ -520,7 +522,10 @@ async fn end_to_end_the_store_holds_exactly_what_the_gateway_published_and_garba
             .collect();
         assert!(points.len() >= 2, "{source}: {points:?}");
         if source != "HS-01" && source != "enterprise" {
-            assert!(points.iter().all(|v| *v == 0.0), "{source} stayed blue: {points:?}");
+            assert!(
+                points.iter().all(|v| *v == 0.0),
+                "{source} stayed blue: {points:?}"
+            );
         }
     }
     // Integrity snapshots every 5 s send status and levels ahead of older telemetry:
@@ -814,4 +819,83 @@ async fn the_screen_and_metrics_need_a_token_and_a_browser_keeps_it_in_a_cookie(
         !std::fs::read_to_string(&log).unwrap().contains(&token[4..]),
         "the token in a log"
     );
+}
+
+/// Clock truth: a gateway whose clock runs 10 min fast (as one without an RTC battery
+/// or NTP does) is measured from its live status messages — `/healthz`, the metric and
+/// one warning — while a retained status (stamped long ago) measures nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_clock_off_by_ten_minutes_is_measured_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let store = Store::start(dir.path());
+    let http = free_port();
+    let (client, mut el) = rumqttc::AsyncClient::new(
+        rumqttc::MqttOptions::new("fast-clock", "127.0.0.1", broker.port),
+        16,
+    );
+    tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    let status = |seq: u64, offset_ms: i64| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let ts = humantime::format_rfc3339_millis(
+            std::time::UNIX_EPOCH + Duration::from_millis((now + offset_ms) as u64),
+        );
+        serde_json::json!({"seq": seq, "stream_seq": seq, "ts": ts.to_string(), "park": "P", "enterprise": "E", "gateway": "FAST",
+            "type": "status", "state": "online", "version": "0.1.0", "uptime_s": seq, "spool_events": 0,
+            "spool_telemetry": 0, "spool_bytes": 0, "dropped_telemetry": 0})
+        .to_string()
+    };
+    // A retained status of another gateway, 2 days old, there before ingest starts: a
+    // replay, not a measurement.
+    client
+        .publish(
+            "hazgate/v1/P/E/OLD/status",
+            rumqttc::QoS::AtLeastOnce,
+            true,
+            status(1, -2 * 86_400_000).replace("\"FAST\"", "\"OLD\""),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ingest = start_ingest(dir.path(), "clock", broker.port, &store, http, true);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for seq in 1..=3 {
+        client
+            .publish(
+                "hazgate/v1/P/E/FAST/status",
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                status(seq, 600_000),
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let offset = || {
+        let (_, body) = http_get(http, "/healthz");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default()
+            ["gateway_clock_offset_s"]
+            .clone()
+    };
+    eventually(Duration::from_secs(10), "the offset measured", || {
+        offset()["FAST"].is_number()
+    })
+    .await;
+    let measured = offset()["FAST"].as_f64().unwrap();
+    assert!((595.0..=600.5).contains(&measured), "{measured}");
+    assert!(
+        offset().get("OLD").is_none(),
+        "a retained status measures nothing: {}",
+        offset()
+    );
+    let gauge = metric(
+        http,
+        "hazgate_ingest_gateway_clock_offset_seconds{gateway=\"FAST\"}",
+    );
+    assert!((595.0..=600.5).contains(&gauge), "{gauge}");
+    let log = std::fs::read_to_string(dir.path().join("clock.log")).unwrap();
+    assert_eq!(log.matches("gateway clock off").count(), 1, "{log}");
 }

@@ -230,6 +230,7 @@ fn every_published_message_type_validates() {
         spool_telemetry: 3,
         spool_bytes: 900,
         dropped_telemetry: 0,
+        clock_stepped_s: None,
     };
     // v1.5: the enterprise's name for screens.
     let msg = assert_valid(&enc.status(101, Timestamp(0), status));
@@ -423,6 +424,7 @@ fn one_of_each(site: &Arc<Site>) -> Vec<(String, Vec<u8>)> {
         spool_telemetry: 3,
         spool_bytes: 900,
         dropped_telemetry: 0,
+        clock_stepped_s: None,
     };
     out.push((
         "status".into(),

@@ -56,6 +56,8 @@ pub struct Incoming<'a> {
     state: Option<GatewayState>,
     #[serde(borrow, default, deserialize_with = "some")]
     enterprise_name: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "some")]
+    clock_stepped_s: Option<f64>,
     #[serde(borrow, default, deserialize_with = "some")]
     version: Option<Text<'a>>,
     #[serde(default, deserialize_with = "some")]
@@ -119,6 +121,7 @@ impl<'a> Incoming<'a> {
                 spool_telemetry: required(self.spool_telemetry, "spool_telemetry")?,
                 spool_bytes: required(self.spool_bytes, "spool_bytes")?,
                 dropped_telemetry: required(self.dropped_telemetry, "dropped_telemetry")?,
+                clock_stepped_s: self.clock_stepped_s,
             }),
             _ => command_reply(self.request_id, self.command, self.ok, self.error)?,
         };
@@ -144,6 +147,7 @@ impl<'a> Incoming<'a> {
                 "spool_telemetry",
                 "spool_bytes",
                 "dropped_telemetry",
+                "clock_stepped_s",
             ],
             "command_reply" => vec!["request_id", "command", "ok", "error"],
             other => return Err(format!("unknown type `{other}`")),
@@ -171,6 +175,7 @@ impl<'a> Incoming<'a> {
             ("spool_telemetry", self.spool_telemetry.is_some()),
             ("spool_bytes", self.spool_bytes.is_some()),
             ("dropped_telemetry", self.dropped_telemetry.is_some()),
+            ("clock_stepped_s", self.clock_stepped_s.is_some()),
             ("request_id", self.request_id.is_some()),
             ("command", self.command.is_some()),
             ("ok", self.ok.is_some()),

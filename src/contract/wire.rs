@@ -324,6 +324,14 @@ pub struct Status<'a> {
     pub spool_telemetry: u64,
     pub spool_bytes: u64,
     pub dropped_telemetry: u64,
+    /// How far the gateway's wall clock was stepped since it started (v1.5; sent only
+    /// beyond 2 s): its timestamps before and after the step do not line up.
+    #[serde(
+        default,
+        deserialize_with = "some",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub clock_stepped_s: Option<f64>,
 }
 
 /// The answer to a command, on `cmd/{name}/reply`.

@@ -247,7 +247,30 @@ pub fn status(spool: &Spool, state: GatewayState, started: Instant) -> Status<'s
         spool_telemetry: d.telemetry,
         spool_bytes: d.bytes,
         dropped_telemetry: d.dropped_telemetry,
+        clock_stepped_s: clock_stepped(),
     }
+}
+
+/// How far the wall clock has been stepped since the first status (beyond 2 s), from
+/// the wall clock's advance against the monotonic clock's: a gateway without an RTC
+/// battery that gets NTP late jumps from 1970 or by minutes. Each new step is logged.
+fn clock_stepped() -> Option<f64> {
+    use std::sync::{atomic::AtomicI64, OnceLock};
+    static START: OnceLock<(Instant, std::time::SystemTime)> = OnceLock::new();
+    static LOGGED: AtomicI64 = AtomicI64::new(0);
+    let (mono, wall) = *START.get_or_init(|| (Instant::now(), std::time::SystemTime::now()));
+    let wall_ms = match std::time::SystemTime::now().duration_since(wall) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    };
+    let stepped = wall_ms - mono.elapsed().as_millis() as i64;
+    let last = LOGGED.load(std::sync::atomic::Ordering::Relaxed);
+    if (stepped - last).abs() > 2000 {
+        LOGGED.store(stepped, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(stepped_s = stepped as f64 / 1000.0,
+            "the wall clock was stepped: timestamps before and after do not line up (reported on status)");
+    }
+    (stepped.abs() > 2000).then(|| stepped as f64 / 1000.0)
 }
 
 /// The topics an event goes to: (topic, retained). A change of level goes to the event

@@ -191,11 +191,19 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let clocks: serde_json::Map<String, serde_json::Value> = s
+        .health
+        .clocks
+        .offsets()
+        .into_iter()
+        .map(|(g, ms)| (g, serde_json::json!(ms as f64 / 1000.0)))
+        .collect();
     let body = serde_json::json!({
         "status": if code == StatusCode::OK { "ok" } else { "degraded" },
         "mqtt_connected": mqtt,
         "store_ok": store,
         "unacknowledged_messages": s.health.unacked.load(Ordering::Relaxed),
+        "gateway_clock_offset_s": clocks,
     });
     (code, Json(body))
 }

@@ -7,6 +7,7 @@
 //! only what is stored; [`http`] serves health, metrics and the command-centre
 //! [`screen`]. Schema of what is stored: `docs/storage.md`.
 
+pub mod clock;
 pub mod decoders;
 pub mod gaps;
 pub mod http;

@@ -59,6 +59,8 @@ pub struct Health {
     pub store_ok: AtomicBool,
     /// Messages received and not yet acknowledged (waiting in a batch).
     pub unacked: AtomicU64,
+    /// Each gateway's clock against ours.
+    pub clocks: super::clock::Clocks,
 }
 
 /// A stored message's share of a batch: its ack and its points as line protocol.
@@ -113,6 +115,8 @@ pub async fn run_ingest<W: PointWriter>(
         SequenceConfig {
             dead_letter_topic: cfg.mqtt.dead_letter_topic.clone(),
             count_seq_gaps: cfg.mqtt.count_seq_gaps,
+            clock_tolerance_ms: i64::try_from(cfg.clock.tolerance_s.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
         },
         health.clone(),
     ));
@@ -215,6 +219,7 @@ async fn sequence(
                 if let (Some(g), Some(pos)) = (gaps.as_mut(), &a.position) {
                     record_gap(g, pos, &mut a.lines);
                 }
+                watch_clock(&health, &a, cfg.clock_tolerance_ms);
                 let _ = batcher.send(a);
             }
             Ok(Err((p, r))) => {
@@ -232,6 +237,30 @@ async fn sequence(
 struct SequenceConfig {
     dead_letter_topic: String,
     count_seq_gaps: bool,
+    clock_tolerance_ms: i64,
+}
+
+/// A live status message (not retained, not the Last Will: both were stamped long
+/// before they arrive) measures its gateway's clock: a gauge, and a warning when the
+/// clock goes beyond the tolerance (and a note when it is back).
+fn watch_clock(health: &Health, a: &Accepted, tolerance_ms: i64) {
+    let (Some(pos), Some(ts)) = (&a.position, a.newest_ms) else {
+        return;
+    };
+    if a.message_type != "status" || a.publish.retain {
+        return;
+    }
+    let o = health
+        .clocks
+        .observe(&pos.gateway, ts, now_ms(), tolerance_ms);
+    metrics::gauge!("hazgate_ingest_gateway_clock_offset_seconds", "gateway" => pos.gateway.clone())
+        .set(o.ms as f64 / 1000.0);
+    if o.newly_off {
+        warn!(gateway = %pos.gateway, offset_s = o.ms as f64 / 1000.0, tolerance_s = tolerance_ms / 1000,
+            "gateway clock off: its readings and events are stored at its own, wrong time — set its clock (NTP)");
+    } else if o.newly_on {
+        info!(gateway = %pos.gateway, offset_s = o.ms as f64 / 1000.0, "gateway clock back within tolerance");
+    }
 }
 
 /// Counts what the message's stream skipped: a metric and a `seq_gap` point beside the

@@ -23,6 +23,30 @@ pub struct IngestConfig {
     pub http: HttpConfig,
     #[serde(default)]
     pub screen: ScreenConfig,
+    #[serde(default)]
+    pub clock: ClockConfig,
+}
+
+/// Gateways' clocks, measured from their status messages.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockConfig {
+    /// A gateway whose clock is further than this from the centre's is reported (log,
+    /// `/healthz`, `hazgate_ingest_gateway_clock_offset_seconds`).
+    #[serde(default = "default_clock_tolerance")]
+    pub tolerance_s: u64,
+}
+
+impl Default for ClockConfig {
+    fn default() -> Self {
+        Self {
+            tolerance_s: default_clock_tolerance(),
+        }
+    }
+}
+
+fn default_clock_tolerance() -> u64 {
+    60
 }
 
 /// The command-centre screen (`/screen`).
