@@ -560,3 +560,79 @@ async fn a_reload_in_hh_keeps_the_alarm_and_the_red() {
     assert!(!blue, "never blue in between");
     sub.abort();
 }
+
+/// A gateway whose wall clock is stepped while it runs (NTP arriving late on a box
+/// without an RTC battery; here libfaketime moves it 10 min ahead) says so: a warning
+/// in its log and `clock_stepped_s` on its next status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stepped_wall_clock_is_logged_and_reported_on_status() {
+    const LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+    assert!(
+        Path::new(LIB).exists(),
+        "libfaketime: run tests/setup-peers.sh"
+    );
+    let s = scene(1.0, "").await;
+    let fake = s.dir.path().join("faketime");
+    std::fs::write(&fake, "+0\n").unwrap();
+    let log = s.dir.path().join("gateway.log");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_hazgate"))
+        .args(["run", "--api", "off", "--log-level", "warn", "--config"])
+        .arg(&s.site)
+        .env("LD_PRELOAD", LIB)
+        .env("FAKETIME_TIMESTAMP_FILE", &fake)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _gateway = Proc {
+        child,
+        name: "hazgate run (faketime)".into(),
+    };
+    let online = || {
+        s.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, v)| t.ends_with("/status") && v["state"] == "online")
+            .count()
+    };
+    eventually(Duration::from_secs(15), "the first status", || {
+        online() >= 1
+    })
+    .await;
+    assert!(
+        s.got
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(_, v)| v.get("clock_stepped_s").is_none()),
+        "no step yet"
+    );
+    std::fs::write(&fake, "+10m\n").unwrap();
+    let stepped = || {
+        s.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(t, v)| {
+                t.ends_with("/status")
+                    .then(|| v["clock_stepped_s"].as_f64())
+                    .flatten()
+            })
+            .last()
+    };
+    eventually(Duration::from_secs(15), "a status with the step", || {
+        stepped().is_some()
+    })
+    .await;
+    let step = stepped().unwrap();
+    assert!((598.0..=602.0).contains(&step), "{step}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("the wall clock was stepped").count(),
+        1,
+        "{text}"
+    );
+}

@@ -2,6 +2,7 @@
 # Installs what the integration tests talk to, idempotently, on a fresh machine:
 #   - socat (Debian) for RTU over a pseudo-terminal pair,
 #   - tmux (Debian): an 80 × 40 terminal the demo's frame must fit,
+#   - faketime (Debian): libfaketime, to step a gateway's wall clock while it runs,
 #   - mosquitto and mosquitto-clients (Debian) as the MQTT broker,
 #   - victoria-metrics (Debian) as the time-series store (InfluxDB v2 write API),
 #   - influxdb 1.6 (Debian) to run the dashboards' InfluxQL queries,
@@ -17,6 +18,7 @@ PYMODBUS_VERSION=3.16.1
 need_apt=()
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || need_apt+=(faketime)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
