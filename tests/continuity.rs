@@ -575,7 +575,7 @@ async fn a_stepped_wall_clock_is_logged_and_reported_on_status() {
     let fake = s.dir.path().join("faketime");
     std::fs::write(&fake, "+0\n").unwrap();
     let log = s.dir.path().join("gateway.log");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_hazgate"))
+    let child = Command::new(env!("CARGO_BIN_EXE_hazgate"))
         .args(["run", "--api", "off", "--log-level", "warn", "--config"])
         .arg(&s.site)
         .env("LD_PRELOAD", LIB)
@@ -621,7 +621,7 @@ async fn a_stepped_wall_clock_is_logged_and_reported_on_status() {
                     .then(|| v["clock_stepped_s"].as_f64())
                     .flatten()
             })
-            .last()
+            .next_back()
     };
     eventually(Duration::from_secs(15), "a status with the step", || {
         stepped().is_some()
