@@ -322,7 +322,24 @@ async fn a_risk_change_on_mqtt_turns_the_right_tile_the_right_colour_within_a_se
         )
         .await
         .unwrap();
+    // A live status from a gateway whose clock is 10 min fast: its enterprise says so.
+    let fast =
+        humantime::format_rfc3339_millis(std::time::SystemTime::now() + Duration::from_secs(600));
+    client
+        .publish(
+            "hazgate/v1/P/E1/GW-1/status",
+            QoS::AtLeastOnce,
+            false,
+            json!({"seq": 5, "stream_seq": 5, "ts": fast.to_string(), "park": "P", "enterprise": "E1",
+                "gateway": "GW-1", "type": "status", "state": "online", "enterprise_name": "示范化工有限公司",
+                "version": "0.1.0", "uptime_s": 3, "spool_events": 0, "spool_telemetry": 0, "spool_bytes": 0,
+                "dropped_telemetry": 0})
+            .to_string(),
+        )
+        .await
+        .unwrap();
     let want = [
+        "时钟偏差 clock +600 s",
         "示范化工有限公司 · HS-01 丙烯球罐区",
         "一、二级重大危险源紧急报警（红） · critical alarm on a level 1/2 source (red)",
         "示范化工有限公司 · HS-01 · GT-101 HH = 40.56 %LEL (限 limit 40 %LEL)",

@@ -32,9 +32,11 @@ pub async fn ingest(config: &Path) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("cannot bind http.listen {addr}"))?;
             info!(%addr, "ingest HTTP: /healthz /metrics /screen");
-            let hub = ScreenHub::new(screen::Screen::new(Duration::from_secs(
-                cfg.screen.stale_after_s,
-            )));
+            let hub = ScreenHub::new(
+                screen::Screen::new(Duration::from_secs(cfg.screen.stale_after_s)),
+                Arc::clone(&health.clocks),
+                i64::try_from(cfg.clock.tolerance_s.saturating_mul(1000)).unwrap_or(i64::MAX),
+            );
             tokio::spawn(screen::watch(cfg.mqtt.clone(), hub.clone(), cancel.clone()));
             let access = http::Access {
                 tokens: cfg

@@ -64,7 +64,9 @@ function render(p) {
     });
     return el("div", { class: "enterprise", "data-enterprise": e.enterprise, "data-colour": e.colour },
       el("h2", { title: e.enterprise }, el("span", {}, e.name || e.enterprise),
-        e.online === false ? el("span", { class: "offline" }, "离线 offline") : ""),
+        e.online === false ? el("span", { class: "offline" }, "离线 offline") : "",
+        e.clock_offset_s === null ? "" : el("span", { class: "offline clock" },
+          `时钟偏差 clock ${e.clock_offset_s > 0 ? "+" : ""}${Math.round(e.clock_offset_s)} s`)),
       el("div", { class: "tiles" }, ...tiles));
   }));
   for (const c of Object.keys(counts)) document.getElementById("n-" + c).textContent = counts[c];

@@ -26,7 +26,10 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::subscriber::{self, Seen};
+use super::{
+    clock::Clocks,
+    subscriber::{self, Seen},
+};
 use crate::{
     contract::{
         every_gateway,
@@ -83,6 +86,9 @@ pub struct EnterpriseTile {
     pub colour: String,
     pub sources: Vec<SourceTile>,
     pub online: Option<bool>,
+    /// The gateway's clock minus the centre's, when beyond the tolerance: its data is
+    /// stored at a time that is not true.
+    pub clock_offset_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -307,6 +313,7 @@ impl Screen {
                         })
                         .unwrap_or_default(),
                     online: self.online.get(k).map(|(o, _)| *o),
+                    clock_offset_s: None,
                 })
                 .collect(),
             alarms: self.alarms.clone(),
@@ -318,6 +325,9 @@ impl Screen {
 #[derive(Clone)]
 pub struct ScreenHub {
     screen: Arc<Mutex<Screen>>,
+    /// Gateways' clocks as ingest measures them, and how far off is worth showing.
+    clocks: Arc<Clocks>,
+    clock_tolerance_ms: i64,
     changed: broadcast::Sender<Arc<String>>,
     /// The picture last announced, so the clock's tick announces only a change (a
     /// source going stale).
@@ -326,14 +336,16 @@ pub struct ScreenHub {
 
 impl Default for ScreenHub {
     fn default() -> Self {
-        Self::new(Screen::default())
+        Self::new(Screen::default(), Arc::default(), 60_000)
     }
 }
 
 impl ScreenHub {
-    pub fn new(screen: Screen) -> Self {
+    pub fn new(screen: Screen, clocks: Arc<Clocks>, clock_tolerance_ms: i64) -> Self {
         Self {
             screen: Arc::new(Mutex::new(screen)),
+            clocks,
+            clock_tolerance_ms,
             changed: broadcast::channel(64).0,
             last: Arc::default(),
         }
@@ -352,7 +364,14 @@ impl ScreenHub {
     }
 
     fn snapshot(&self) -> Arc<String> {
-        let picture = self.screen.lock().map(|s| s.picture()).unwrap_or_default();
+        let mut picture = self.screen.lock().map(|s| s.picture()).unwrap_or_default();
+        let offsets = self.clocks.offsets();
+        for e in &mut picture.enterprises {
+            e.clock_offset_s = offsets
+                .get(&e.gateway)
+                .filter(|ms| ms.abs() > self.clock_tolerance_ms)
+                .map(|ms| *ms as f64 / 1000.0);
+        }
         Arc::new(serde_json::to_string(&picture).unwrap_or_default())
     }
 

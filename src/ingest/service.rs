@@ -59,8 +59,8 @@ pub struct Health {
     pub store_ok: AtomicBool,
     /// Messages received and not yet acknowledged (waiting in a batch).
     pub unacked: AtomicU64,
-    /// Each gateway's clock against ours.
-    pub clocks: super::clock::Clocks,
+    /// Each gateway's clock against ours (the screen reads it too).
+    pub clocks: Arc<super::clock::Clocks>,
 }
 
 /// A stored message's share of a batch: its ack and its points as line protocol.
