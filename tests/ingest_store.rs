@@ -626,7 +626,8 @@ async fn a_store_outage_of_30_s_loses_nothing() {
     assert_eq!(
         body,
         serde_json::json!({"status": "ok", "mqtt_connected": true, "store_ok": true,
-            "unacknowledged_messages": body["unacknowledged_messages"]}),
+            "unacknowledged_messages": body["unacknowledged_messages"],
+            "gateway_clock_offset_s": body["gateway_clock_offset_s"]}),
         "{body}"
     );
     rig.store.stop();
