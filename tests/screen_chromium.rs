@@ -363,6 +363,69 @@ async fn a_risk_change_on_mqtt_turns_the_right_tile_the_right_colour_within_a_se
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // The alarm list (两单): the occurrence unacknowledged, then acknowledged by whom,
+    // then gone once back to normal.
+    let active = || {
+        script("return [...document.querySelectorAll('#active li')].map(l => `${l.dataset.state || ''}|${l.innerText}`)")
+    };
+    let until = |what: &str, ok: &dyn Fn(&Value) -> bool| {
+        let start = Instant::now();
+        loop {
+            let list = active();
+            if ok(&list) {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "{what}: {list}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    until("unacknowledged", &|l| {
+        l.as_array().is_some_and(|a| {
+            a.len() == 1
+                && a[0]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("active_unacknowledged|未确认 unack")
+        })
+    });
+    let alarm_event = |seq: u64, action: &str, state: &str, by: Value| {
+        json!({"seq": seq, "ts": "2026-11-23T08:00:03.000Z", "park": "P", "enterprise": "E1", "gateway": "GW-1",
+            "type": "alarm", "alarm": {"ts": "2026-11-23T08:00:03.000Z", "alarm_id": "GT-101:hh:1", "point": "GT-101",
+            "hazard_source": "HS-01", "alarm": "hh", "class": "critical", "action": action,
+            "state": state, "value": 40.1, "limit": 40.0, "by": by,
+            "bad_quality": false, "shelved": false, "out_of_service": false, "unit": "%LEL"}})
+        .to_string()
+    };
+    for (seq, action, state, by) in [
+        (6, "acknowledged", "active_acknowledged", json!("op-zhang")),
+        (7, "cleared", "normal", Value::Null),
+    ] {
+        client
+            .publish(
+                "hazgate/v1/P/E1/GW-1/alarm",
+                QoS::AtLeastOnce,
+                false,
+                alarm_event(seq, action, state, by),
+            )
+            .await
+            .unwrap();
+        if state == "active_acknowledged" {
+            until("acknowledged by op-zhang", &|l| {
+                l.as_array().is_some_and(|a| {
+                    a.len() == 1 && {
+                        let t = a[0].as_str().unwrap_or("");
+                        t.starts_with("active_acknowledged|已确认 ack")
+                            && t.contains("确认 by op-zhang")
+                    }
+                })
+            });
+        }
+    }
+    until("back to normal: off the list", &|l| {
+        l.as_array()
+            .is_some_and(|a| a.len() == 1 && a[0].as_str().unwrap_or("").starts_with("|无 none"))
+    });
+
     // A screenshot for a person to look at.
     let shot = wd(
         driver_port,

@@ -84,6 +84,14 @@ function render(p) {
     `${a.ts.slice(11, 19)} ${a.enterprise} · ${a.hazard_source} · ${a.point} ${a.alarm.toUpperCase()}`,
     a.value === null ? "" : ` = ${value(a.value, a.unit)}`,
     a.limit === null ? "" : ` (限 limit ${value(a.limit, a.unit)})`)), "无报警 no alarms");
+  const STATE_ZH = { active_unacknowledged: "未确认 unack", returned_unacknowledged: "已恢复未确认 returned",
+    active_acknowledged: "已确认 ack" };
+  list("active", p.active.map(a => el("li", { "data-state": a.state },
+    el("span", { class: "badge " + (a.state === "active_acknowledged" ? "grey" : CLASS_COLOUR[a.class] || "blue") },
+      STATE_ZH[a.state] || a.state),
+    `${hhmm(a.raised)} ${a.enterprise} · ${a.hazard_source} · ${a.point} ${a.alarm.toUpperCase()}`,
+    a.value === null ? "" : ` = ${value(a.value, a.unit)}`,
+    a.by ? el("span", { class: "why" }, `确认 by ${a.by}`) : "")), "无 none");
   list("offline", p.enterprises.filter(e => e.online === false).map(e =>
     el("li", {}, `${e.name || e.enterprise} · ${e.gateway}`)), "全部在线 all online");
   document.body.dataset.updated = String(Date.now());

@@ -33,7 +33,7 @@ use super::{
 use crate::{
     contract::{
         every_gateway,
-        wire::{Alarm, GatewayState, Risk, Scope},
+        wire::{Alarm, AlarmState, GatewayState, Risk, Scope},
         Stream, Topic,
     },
     model::central::MqttConfig,
@@ -104,6 +104,11 @@ pub struct AlarmLine {
     pub value: Option<f64>,
     pub limit: Option<f64>,
     pub unit: Option<String>,
+    /// ISA-18.2 state after this event, and who acted (acknowledged, shelved).
+    pub state: String,
+    pub by: Option<String>,
+    /// When this occurrence was raised (its first event on this screen).
+    pub raised: String,
 }
 
 impl AlarmLine {
@@ -119,6 +124,9 @@ impl AlarmLine {
             value: a.value,
             limit: a.limit,
             unit: a.unit.as_deref().map(str::to_string),
+            state: a.state.as_str().to_string(),
+            by: a.by.as_deref().map(str::to_string),
+            raised: a.ts.to_rfc3339(),
         }
     }
 }
@@ -128,6 +136,9 @@ impl AlarmLine {
 pub struct Picture {
     pub enterprises: Vec<EnterpriseTile>,
     pub alarms: VecDeque<AlarmLine>,
+    /// The alarm list (两单之报警清单): every alarm not back to normal, unacknowledged
+    /// first, then returned-unacknowledged, then acknowledged; oldest first in each.
+    pub active: Vec<AlarmLine>,
 }
 
 type GatewayKey = (String, String, String);
@@ -142,6 +153,8 @@ pub struct Screen {
     /// A gateway's last status, and when it came (wall clock, for the page).
     online: BTreeMap<GatewayKey, (bool, String)>,
     alarms: VecDeque<AlarmLine>,
+    /// Alarm occurrences not back to normal, by gateway and alarm id.
+    active: BTreeMap<(GatewayKey, String), AlarmLine>,
     /// A source not heard of for this long is stale: gateways restate every level each
     /// integrity period, so a few periods without word means its data is not current.
     stale_after: Duration,
@@ -161,6 +174,7 @@ impl Screen {
             names: BTreeMap::new(),
             online: BTreeMap::new(),
             alarms: VecDeque::new(),
+            active: BTreeMap::new(),
             stale_after,
         }
     }
@@ -186,8 +200,28 @@ impl Screen {
             },
             (Stream::Alarm, Some("alarm")) => match Alarm::deserialize(&v["alarm"]) {
                 Ok(a) => {
-                    let who = self.names.get(&key).cloned().unwrap_or(key.1);
-                    self.alarms.push_front(AlarmLine::new(who, &a));
+                    let who = self
+                        .names
+                        .get(&key)
+                        .cloned()
+                        .unwrap_or_else(|| key.1.clone());
+                    let line = AlarmLine::new(who, &a);
+                    if let Some(id) = a.alarm_id.as_deref() {
+                        let k = (key, id.to_string());
+                        if a.state == AlarmState::Normal {
+                            self.active.remove(&k);
+                        } else {
+                            let mut current = line.clone();
+                            if let Some(before) = self.active.get(&k) {
+                                current.raised.clone_from(&before.raised);
+                                if current.by.is_none() {
+                                    current.by.clone_from(&before.by);
+                                }
+                            }
+                            self.active.insert(k, current);
+                        }
+                    }
+                    self.alarms.push_front(line);
                     self.alarms.truncate(FEED_LEN);
                     true
                 }
@@ -277,6 +311,23 @@ impl Screen {
         t
     }
 
+    /// The alarm list: unacknowledged first, then returned-unacknowledged, then
+    /// acknowledged; the longest-standing first in each.
+    fn alarm_list(&self) -> Vec<AlarmLine> {
+        let rank = |s: &str| match s {
+            "active_unacknowledged" => 0,
+            "returned_unacknowledged" => 1,
+            _ => 2,
+        };
+        let mut list: Vec<AlarmLine> = self.active.values().cloned().collect();
+        list.sort_by(|a, b| {
+            rank(&a.state)
+                .cmp(&rank(&b.state))
+                .then_with(|| a.raised.cmp(&b.raised))
+        });
+        list
+    }
+
     pub fn picture(&self) -> Picture {
         self.picture_at(Instant::now())
     }
@@ -317,6 +368,7 @@ impl Screen {
                 })
                 .collect(),
             alarms: self.alarms.clone(),
+            active: self.alarm_list(),
         }
     }
 }
@@ -550,6 +602,111 @@ mod tests {
         assert_eq!(
             (t.state, t.state_since.as_deref()),
             (TileState::Offline, Some("2026-11-23T07:05:00.000Z"))
+        );
+    }
+
+    fn alarm(
+        id: &str,
+        point: &str,
+        action: &str,
+        state: &str,
+        ts: &str,
+        by: Option<&str>,
+    ) -> Vec<u8> {
+        let by = by.map_or("null".to_string(), |b| format!("\"{b}\""));
+        format!(r#"{{"type":"alarm","alarm":{{"ts":"{ts}","alarm_id":"{id}","point":"{point}","hazard_source":"HS-01","alarm":"hh","class":"critical","action":"{action}","state":"{state}","value":41.0,"limit":40.0,"by":{by},"bad_quality":false,"shelved":false,"out_of_service":false}}}}"#).into_bytes()
+    }
+
+    /// The alarm list holds every occurrence not back to normal: unacknowledged first,
+    /// the oldest first; an acknowledgement keeps who gave it, a clear to normal ends it.
+    #[test]
+    fn the_alarm_list_follows_each_occurrence() {
+        let mut s = Screen::default();
+        let t = "hazgate/v1/P/E1/G1/alarm";
+        let ids = |s: &Screen| -> Vec<(String, String, Option<String>)> {
+            s.picture()
+                .active
+                .iter()
+                .map(|a| (a.point.clone(), a.state.clone(), a.by.clone()))
+                .collect()
+        };
+        s.apply(
+            "hazgate",
+            t,
+            &alarm(
+                "A:hh:1",
+                "A",
+                "raised",
+                "active_unacknowledged",
+                "2026-11-23T07:00:00.000Z",
+                None,
+            ),
+        );
+        s.apply(
+            "hazgate",
+            t,
+            &alarm(
+                "B:hh:2",
+                "B",
+                "raised",
+                "active_unacknowledged",
+                "2026-11-23T07:01:00.000Z",
+                None,
+            ),
+        );
+        s.apply(
+            "hazgate",
+            t,
+            &alarm(
+                "A:hh:1",
+                "A",
+                "acknowledged",
+                "active_acknowledged",
+                "2026-11-23T07:02:00.000Z",
+                Some("op"),
+            ),
+        );
+        assert_eq!(
+            ids(&s),
+            [
+                ("B".into(), "active_unacknowledged".into(), None),
+                ("A".into(), "active_acknowledged".into(), Some("op".into()))
+            ]
+        );
+        s.apply(
+            "hazgate",
+            t,
+            &alarm(
+                "A:hh:1",
+                "A",
+                "cleared",
+                "normal",
+                "2026-11-23T07:03:00.000Z",
+                None,
+            ),
+        );
+        assert_eq!(
+            ids(&s),
+            [("B".into(), "active_unacknowledged".into(), None)]
+        );
+        let raised = s.picture().active[0].raised.clone();
+        s.apply(
+            "hazgate",
+            t,
+            &alarm(
+                "B:hh:2",
+                "B",
+                "cleared",
+                "returned_unacknowledged",
+                "2026-11-23T07:04:00.000Z",
+                None,
+            ),
+        );
+        let b = &s.picture().active[0];
+        assert_eq!(
+            (b.state.as_str(), b.raised.as_str()),
+            ("returned_unacknowledged", raised.as_str()),
+            "raised when first seen"
         );
     }
 }
