@@ -426,6 +426,53 @@ async fn a_risk_change_on_mqtt_turns_the_right_tile_the_right_colour_within_a_se
             .is_some_and(|a| a.len() == 1 && a[0].as_str().unwrap_or("").starts_with("|无 none"))
     });
 
+    // A county: a second park appears; the park bar lists both, and choosing one shows
+    // only its tiles and counts (and pins the choice in the address: `#park=P2`).
+    publish(risk(
+        "P2",
+        "E9",
+        "HS-09",
+        "hazard_source",
+        "red",
+        "critical alarm on a level 1/2 source",
+    ))
+    .await;
+    let bar = || {
+        script("return [...document.querySelectorAll('#parks button')].map(b => b.innerText.replace(/\\s+/g, ' '))")
+    };
+    let start = Instant::now();
+    // (E2's orange source is offline: grey, not counted as orange.)
+    while bar() != json!(["全部 All (2)红 2", "P红 1", "P2红 1"]) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "park bar: {}",
+            bar()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    script("document.querySelector('#parks button[data-park=\"P2\"]').click(); return 0");
+    let start = Instant::now();
+    while tiles() != json!(["E9/HS-09=red"]) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "P2 alone: {}",
+            tiles()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(script("return [location.hash, document.getElementById('n-red').textContent, document.getElementById('n-orange').textContent]"),
+        json!(["#park=P2", "1", "0"]));
+    script("document.querySelector('#parks button[data-park=\"\"]').click(); return 0");
+    let start = Instant::now();
+    while tiles().as_array().map_or(0, Vec::len) != 4 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "all parks again: {}",
+            tiles()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // A screenshot for a person to look at.
     let shot = wd(
         driver_port,

@@ -45,7 +45,35 @@ function value(v, unit) {
   return unit ? `${n} ${unit}` : n;
 }
 const hhmm = ts => ts ? new Date(ts).toLocaleTimeString("zh-CN", { hour12: false }) : "";
-function render(p) {
+// A county screen shows several parks: all of them, or one (`/screen#park=ID`, so a
+// wall can be pinned to its park).
+let last = null;
+const chosenPark = () => new URLSearchParams(location.hash.slice(1)).get("park") || "";
+window.addEventListener("hashchange", () => last && render(last));
+function parkBar(p, park) {
+  const parks = [...new Set(p.enterprises.map(e => e.park))].sort();
+  const worst = ps => {
+    const n = { red: 0, orange: 0 };
+    for (const e of p.enterprises) if (ps.includes(e.park))
+      for (const s of e.sources) if (s.state === "live" && n[s.colour] !== undefined) n[s.colour] += 1;
+    return [n.red ? el("b", { class: "badge red" }, `红 ${n.red}`) : "",
+      n.orange ? el("b", { class: "badge orange" }, `橙 ${n.orange}`) : ""];
+  };
+  const button = (id, label, ps) => {
+    const b = el("button", { class: id === park ? "on" : "", "data-park": id }, label, ...worst(ps));
+    b.addEventListener("click", () => { location.hash = id ? "park=" + encodeURIComponent(id) : ""; });
+    return b;
+  };
+  document.getElementById("parks").replaceChildren(
+    button("", `全部 All (${parks.length})`, parks), ...parks.map(id => button(id, id, [id])));
+}
+function render(all) {
+  last = all;
+  const park = chosenPark();
+  parkBar(all, park);
+  const mine = x => !park || x.park === park;
+  const p = { enterprises: all.enterprises.filter(mine), alarms: all.alarms.filter(mine),
+    active: all.active.filter(mine) };
   const counts = { red: 0, orange: 0, yellow: 0, blue: 0, grey: 0 };
   const major = [];
   const map = document.getElementById("map");

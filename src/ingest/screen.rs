@@ -94,6 +94,7 @@ pub struct EnterpriseTile {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AlarmLine {
     pub ts: String,
+    pub park: String,
     /// The enterprise's name where known, else its id.
     pub enterprise: String,
     pub hazard_source: String,
@@ -112,9 +113,10 @@ pub struct AlarmLine {
 }
 
 impl AlarmLine {
-    fn new(enterprise: String, a: &Alarm<'_>) -> Self {
+    fn new(park: String, enterprise: String, a: &Alarm<'_>) -> Self {
         Self {
             ts: a.ts.to_rfc3339(),
+            park,
             enterprise,
             hazard_source: a.hazard_source.to_string(),
             point: a.point.to_string(),
@@ -205,7 +207,7 @@ impl Screen {
                         .get(&key)
                         .cloned()
                         .unwrap_or_else(|| key.1.clone());
-                    let line = AlarmLine::new(who, &a);
+                    let line = AlarmLine::new(key.0.clone(), who, &a);
                     if let Some(id) = a.alarm_id.as_deref() {
                         let k = (key, id.to_string());
                         if a.state == AlarmState::Normal {
