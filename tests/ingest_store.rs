@@ -900,3 +900,73 @@ async fn a_gateway_clock_off_by_ten_minutes_is_measured_and_reported() {
     let log = std::fs::read_to_string(dir.path().join("clock.log")).unwrap();
     assert_eq!(log.matches("gateway clock off").count(), 1, "{log}");
 }
+
+/// A gateway killed with `-9` leaves no clean goodbye: its Last Will, published by the
+/// broker 1.5 × its keepalive later, turns every one of its sources grey (offline) on
+/// the screen — never left in their last colour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_with_9_turns_its_sources_grey_within_one_and_a_half_keepalives() {
+    const KEEPALIVE_S: f64 = 5.0;
+    let rig = rig_with("keepalive_s = 5").await;
+    let (_ingest, http) = rig.ingest("ingest-1");
+    let _sim = rig.simulate();
+    // The screen's current picture: the first event of its stream.
+    let picture = || -> serde_json::Value {
+        let out = Command::new("curl")
+            .args(["-s", "-N", "--max-time", "1"])
+            .arg(format!("http://127.0.0.1:{http}/screen/events"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("data:"))
+            .and_then(|d| serde_json::from_str(d.trim()).ok())
+            .unwrap_or_default()
+    };
+    let states = |p: &serde_json::Value| -> Vec<String> {
+        p["enterprises"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["gateway"] == "GW-01")
+            .flat_map(|e| e["sources"].as_array().cloned().unwrap_or_default())
+            .map(|s| {
+                format!(
+                    "{}={}",
+                    s["id"].as_str().unwrap_or("?"),
+                    s["state"].as_str().unwrap_or("?")
+                )
+            })
+            .collect()
+    };
+    let mut gw = start_gateway(&rig.site, None);
+    wait_online(&rig.got).await;
+    let live = ["HS-01=live", "HS-02=live", "HS-03=live", "HS-04=live"];
+    eventually(
+        Duration::from_secs(20),
+        "every source live on the screen",
+        || states(&picture()) == live,
+    )
+    .await;
+    gw.kill();
+    let killed = Instant::now();
+    let offline = [
+        "HS-01=offline",
+        "HS-02=offline",
+        "HS-03=offline",
+        "HS-04=offline",
+    ];
+    eventually(
+        Duration::from_secs(20),
+        "every source offline on the screen",
+        || states(&picture()) == offline,
+    )
+    .await;
+    // The broker waits 1.5 keepalives; a second more for the screen (and curl's polling).
+    let took = killed.elapsed().as_secs_f64();
+    assert!(
+        took <= 1.5 * KEEPALIVE_S + 2.0,
+        "grey {took:.1} s after kill -9"
+    );
+    rig.sub.abort();
+}
