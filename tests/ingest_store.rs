@@ -882,19 +882,19 @@ async fn a_gateway_clock_off_by_ten_minutes_is_measured_and_reported() {
             .clone()
     };
     eventually(Duration::from_secs(10), "the offset measured", || {
-        offset()["FAST"].is_number()
+        offset()["P/E/FAST"].is_number()
     })
     .await;
-    let measured = offset()["FAST"].as_f64().unwrap();
+    let measured = offset()["P/E/FAST"].as_f64().unwrap();
     assert!((595.0..=600.5).contains(&measured), "{measured}");
     assert!(
-        offset().get("OLD").is_none(),
+        offset().get("P/E/OLD").is_none(),
         "a retained status measures nothing: {}",
         offset()
     );
     let gauge = metric(
         http,
-        "hazgate_ingest_gateway_clock_offset_seconds{gateway=\"FAST\"}",
+        "hazgate_ingest_gateway_clock_offset_seconds{park=\"P\",enterprise=\"E\",gateway=\"FAST\"}",
     );
     assert!((595.0..=600.5).contains(&gauge), "{gauge}");
     let log = std::fs::read_to_string(dir.path().join("clock.log")).unwrap();

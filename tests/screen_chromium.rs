@@ -363,6 +363,12 @@ async fn a_risk_change_on_mqtt_turns_the_right_tile_the_right_colour_within_a_se
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Only E1's gateway is off (E2's has the same gateway id in another enterprise).
+    assert_eq!(
+        script("return [...document.querySelectorAll('.enterprise .clock')].map(c => c.closest('.enterprise').dataset.enterprise)"),
+        json!(["E1"])
+    );
+
     // The alarm list (两单): the occurrence unacknowledged, then acknowledged by whom,
     // then gone once back to normal.
     let active = || {
@@ -488,5 +494,34 @@ async fn a_risk_change_on_mqtt_turns_the_right_tile_the_right_colour_within_a_se
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("screen.png"), png).unwrap();
+
+    // A 3840 × 2160 wall: the same layout at twice the size, and its screenshot.
+    wd(
+        driver_port,
+        "POST",
+        &format!("/session/{sid}/window/rect"),
+        Some(json!({"width": 3840, "height": 2160})),
+    );
+    let start = Instant::now();
+    while script("return getComputedStyle(document.documentElement).zoom") != json!("2") {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "not doubled at {}",
+            script("return [innerWidth, innerHeight]")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let shot = wd(
+        driver_port,
+        "GET",
+        &format!("/session/{sid}/screenshot"),
+        None,
+    );
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot["value"].as_str().unwrap())
+        .unwrap();
+    let width = u32::from_be_bytes([png[16], png[17], png[18], png[19]]);
+    assert_eq!(width, 3840, "a 4K screenshot");
+    std::fs::write(out.join("screen-2160p.png"), png).unwrap();
     wd(driver_port, "DELETE", &format!("/session/{sid}"), None);
 }

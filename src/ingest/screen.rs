@@ -422,7 +422,7 @@ impl ScreenHub {
         let offsets = self.clocks.offsets();
         for e in &mut picture.enterprises {
             e.clock_offset_s = offsets
-                .get(&e.gateway)
+                .get(&format!("{}/{}/{}", e.park, e.enterprise, e.gateway))
                 .filter(|ms| ms.abs() > self.clock_tolerance_ms)
                 .map(|ms| *ms as f64 / 1000.0);
         }

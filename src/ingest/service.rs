@@ -250,16 +250,17 @@ fn watch_clock(health: &Health, a: &Accepted, tolerance_ms: i64) {
     if a.message_type != "status" || a.publish.retain {
         return;
     }
-    let o = health
-        .clocks
-        .observe(&pos.gateway, ts, now_ms(), tolerance_ms);
-    metrics::gauge!("hazgate_ingest_gateway_clock_offset_seconds", "gateway" => pos.gateway.clone())
-        .set(o.ms as f64 / 1000.0);
+    // Gateway ids are unique within an enterprise only: the whole path names one.
+    let path = format!("{}/{}/{}", pos.park, pos.enterprise, pos.gateway);
+    let o = health.clocks.observe(&path, ts, now_ms(), tolerance_ms);
+    metrics::gauge!("hazgate_ingest_gateway_clock_offset_seconds",
+        "park" => pos.park.clone(), "enterprise" => pos.enterprise.clone(), "gateway" => pos.gateway.clone())
+    .set(o.ms as f64 / 1000.0);
     if o.newly_off {
-        warn!(gateway = %pos.gateway, offset_s = o.ms as f64 / 1000.0, tolerance_s = tolerance_ms / 1000,
+        warn!(gateway = %path, offset_s = o.ms as f64 / 1000.0, tolerance_s = tolerance_ms / 1000,
             "gateway clock off: its readings and events are stored at its own, wrong time — set its clock (NTP)");
     } else if o.newly_on {
-        info!(gateway = %pos.gateway, offset_s = o.ms as f64 / 1000.0, "gateway clock back within tolerance");
+        info!(gateway = %path, offset_s = o.ms as f64 / 1000.0, "gateway clock back within tolerance");
     }
 }
 
