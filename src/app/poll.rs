@@ -177,12 +177,7 @@ async fn poll_site(site: &Site, only: Option<&str>) -> (Vec<Reading>, Vec<String
 /// input register 30001, holding register 40001 for protocol address 0; six digits
 /// past address 9998.
 pub fn vendor_register(table: RegisterTable, address: u16) -> String {
-    let prefix = match table {
-        RegisterTable::Coil => 0,
-        RegisterTable::DiscreteInput => 1,
-        RegisterTable::Input => 3,
-        RegisterTable::Holding => 4,
-    };
+    let prefix = table.modicon_prefix();
     let n = u32::from(address) + 1;
     if n <= 9999 {
         format!("{prefix}{n:04}")

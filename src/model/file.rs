@@ -189,6 +189,17 @@ pub enum ChannelKind {
     RtuOverTcp,
 }
 
+impl ChannelKind {
+    /// As written in a site file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Rtu => "rtu",
+            Self::RtuOverTcp => "rtu_over_tcp",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Parity {
@@ -498,6 +509,17 @@ impl RegisterTable {
             Self::DiscreteInput => "discrete_input",
             Self::Holding => "holding",
             Self::Input => "input",
+        }
+    }
+
+    /// The leading digit of Modicon numbering, which vendors' maps use: coil 0xxxx,
+    /// discrete input 1xxxx, input register 3xxxx, holding register 4xxxx.
+    pub fn modicon_prefix(self) -> u32 {
+        match self {
+            Self::Coil => 0,
+            Self::DiscreteInput => 1,
+            Self::Input => 3,
+            Self::Holding => 4,
         }
     }
 

@@ -87,7 +87,7 @@ fn shared_media(file: &SiteFile, errors: &mut Problems, warnings: &mut Problems)
                 format!("channels[{ci}].kind"),
                 format!(
                     "{host}:{port} is channels[{first}]'s as `{}`: one server speaks one framing (Modbus TCP, or RTU over TCP); use the same kind",
-                    kind_name(kind)
+                    kind.as_str()
                 ),
             ),
             Some(&(first, _)) => warnings.push(
@@ -100,14 +100,6 @@ fn shared_media(file: &SiteFile, errors: &mut Problems, warnings: &mut Problems)
                 sockets.insert(key, (ci, ch.kind));
             }
         }
-    }
-}
-
-fn kind_name(kind: ChannelKind) -> &'static str {
-    match kind {
-        ChannelKind::Tcp => "tcp",
-        ChannelKind::Rtu => "rtu",
-        ChannelKind::RtuOverTcp => "rtu_over_tcp",
     }
 }
 
@@ -144,26 +136,32 @@ fn tcp_unit_id(dev: &Device, path: &str, warnings: &mut Problems) {
 
 /// Modicon numbering (holding register 40001 = protocol address 0) typed as an address.
 pub fn modicon_hint(table: RegisterTable, address: u16) -> Option<String> {
-    let (base, table_of_prefix) = match address {
-        40001..=49999 => (40001, RegisterTable::Holding),
-        30001..=39999 => (30001, RegisterTable::Input),
-        10001..=19999 => (10001, RegisterTable::DiscreteInput),
+    let prefix = match address {
+        40001..=49999 | 30001..=39999 | 10001..=19999 => u32::from(address / 10000),
         _ => return None,
     };
+    let table_of_prefix = [
+        RegisterTable::Holding,
+        RegisterTable::Input,
+        RegisterTable::DiscreteInput,
+    ]
+    .into_iter()
+    .find(|t| t.modicon_prefix() == prefix)?;
+    let base = (prefix * 10000 + 1) as u16;
     let meant = address - base;
     let table_note = if table == table_of_prefix {
         String::new()
     } else {
         format!(
             " — and {}xxxx is the {} table, not {}",
-            base / 10000,
+            prefix,
             table_of_prefix.as_str(),
             table.as_str()
         )
     };
     Some(format!(
         "{address} looks like Modicon numbering ({}xxxx, counted from {base}): the protocol address is probably {meant}{table_note}; if the vendor's map really says {address} as a zero-based address, keep it",
-        base / 10000
+        prefix
     ))
 }
 
