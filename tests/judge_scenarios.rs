@@ -203,7 +203,14 @@ impl Run {
 
     /// A 4–20 mA device's reading at `ma` milliamps.
     fn device_ma(&mut self, point: &str, t_s: f64, ma: f64) -> Reading {
-        let lc = self.site.point_by_id(point).unwrap().loop_current.unwrap();
+        let lc = self
+            .site
+            .point_by_id(point)
+            .unwrap()
+            .loop_current
+            .as_deref()
+            .copied()
+            .unwrap();
         self.device_raw(point, t_s, lc.raw_at(ma))
     }
 

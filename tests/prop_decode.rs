@@ -60,13 +60,13 @@ fn analog_point(
         register: spec,
         scaling,
         rounding: Rounding::NONE,
-        loop_current,
-        unit: String::new(),
+        loop_current: loop_current.map(Box::new),
+        unit: "".into(),
         valid_range: valid,
         fault_codes: vec![0xFFFF],
         fault_point: None,
         normal: None,
-        alarms: hazgate::model::alarm::resolve(&Default::default(), PointKind::Analog, None),
+        alarms: hazgate::model::alarm::resolve(&Default::default(), PointKind::Analog, None).into(),
     }
 }
 

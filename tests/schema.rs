@@ -166,7 +166,7 @@ fn every_published_message_type_validates() {
                 .point_by_id(msg["alarm"]["point"].as_str().unwrap())
                 .unwrap();
             if !point.unit.is_empty() {
-                assert_eq!(msg["alarm"]["unit"], point.unit.as_str(), "{msg}");
+                assert_eq!(msg["alarm"]["unit"], &*point.unit, "{msg}");
             }
         }
     }

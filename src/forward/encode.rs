@@ -141,7 +141,7 @@ impl<'s> Encoder<'s> {
                 alarm.unit = self
                     .site
                     .point_by_id(&alarm.point)
-                    .map(|p| Cow::<str>::Owned(p.unit.clone()))
+                    .map(|p| Cow::<str>::Owned(p.unit.to_string()))
                     .filter(|u| !u.is_empty());
             }
             _ => {}

@@ -38,7 +38,8 @@ pub struct Alarm {
     pub raised_at: Option<i64>,
     /// The value that raised it, for the event and the operator.
     pub raised_value: Option<f64>,
-    pub acknowledged: Option<(i64, String)>,
+    /// When and by whom; boxed, as most alarms never carry one (24 bytes an alarm).
+    pub acknowledged: Option<Box<(i64, String)>>,
     pub shelved_until: Option<i64>,
     /// When it was shelved (the blind spot's "since").
     pub shelved_at: Option<i64>,
@@ -141,7 +142,7 @@ impl Alarm {
             _ => return None,
         };
         self.state = next;
-        self.acknowledged = Some((now, by.to_string()));
+        self.acknowledged = Some(Box::new((now, by.to_string())));
         Some(Transition::Acknowledged)
     }
 

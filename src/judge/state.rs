@@ -188,7 +188,7 @@ impl Engine {
                         condition_since: a.condition_since(),
                         raised_at: a.raised_at,
                         raised_value: a.raised_value,
-                        acknowledged: a.acknowledged.clone(),
+                        acknowledged: a.acknowledged.as_deref().cloned(),
                         shelved_until: a.shelved_until,
                         shelved_at: a.shelved_at,
                         bad_quality: a.bad_quality,
@@ -203,7 +203,7 @@ impl Engine {
                     RangeFlag::Over => SavedRange::Over,
                     RangeFlag::Under => SavedRange::Under,
                 },
-                out_of_service: pa.out_of_service.clone(),
+                out_of_service: pa.out_of_service.as_deref().cloned(),
                 alarms,
             };
             if saved != SavedPoint::default() {
@@ -255,7 +255,7 @@ impl Engine {
                 SavedRange::Over => RangeFlag::Over,
                 SavedRange::Under => RangeFlag::Under,
             };
-            pa.out_of_service = sp.out_of_service.clone();
+            pa.out_of_service = sp.out_of_service.clone().map(Box::new);
             for a in &mut pa.alarms {
                 let Some(sa) = sp.alarms.get(&a.kind) else {
                     continue;
@@ -264,7 +264,7 @@ impl Engine {
                 a.restore_condition(sa.condition, sa.condition_since);
                 a.raised_at = sa.raised_at;
                 a.raised_value = sa.raised_value;
-                a.acknowledged = sa.acknowledged.clone();
+                a.acknowledged = sa.acknowledged.clone().map(Box::new);
                 a.shelved_until = sa.shelved_until;
                 a.shelved_at = sa.shelved_at;
                 a.bad_quality = sa.bad_quality;

@@ -356,14 +356,18 @@ pub struct Point {
     pub scaling: Scaling,
     /// The decimals the engineering value is rounded to (`decimals`, or the scaling's).
     pub rounding: Rounding,
-    pub loop_current: Option<LoopCurrent>,
-    pub unit: String,
+    /// Boxed: most points have none, and every point carried 40 bytes for it.
+    pub loop_current: Option<Box<LoopCurrent>>,
+    /// Shared among the points with the same unit (see [`Point::alarms`]).
+    pub unit: Arc<str>,
     pub valid_range: Option<[f64; 2]>,
     pub fault_codes: Vec<u64>,
     pub fault_point: Option<PointIndex>,
     pub normal: Option<bool>,
-    /// Effective alarm settings (defaults merged, guardrails checked).
-    pub alarms: crate::model::alarm::AlarmSettings,
+    /// Effective alarm settings (defaults merged, guardrails checked). Shared: points
+    /// with the same settings hold one copy (at 50,000 points 144 bytes each were a
+    /// third of the compiled site); a threshold change gives the point its own.
+    pub alarms: Arc<crate::model::alarm::AlarmSettings>,
 }
 
 impl Point {

@@ -109,7 +109,7 @@ impl Bank {
                         encode(Number::Float(point.scaling.invert(eng)), t, r.word_order)
                     }
                     (t, SimValue::LoopMa(ma)) => {
-                        let raw = point.loop_current.map_or(0.0, |lc| lc.raw_at(ma));
+                        let raw = point.loop_current.as_ref().map_or(0.0, |lc| lc.raw_at(ma));
                         encode(Number::Float(raw), t, r.word_order)
                     }
                 };

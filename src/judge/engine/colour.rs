@@ -29,7 +29,7 @@ impl Engine {
                 // Since the point went out of service, or its first alarm was shelved.
                 let since = pa
                     .out_of_service
-                    .as_ref()
+                    .as_deref()
                     .map(|(t, _)| *t)
                     .or_else(|| pa.alarms.iter().filter_map(|a| a.shelved_at).min())
                     .unwrap_or(0);

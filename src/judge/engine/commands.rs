@@ -249,7 +249,7 @@ impl Engine {
         if pa.out_of_service.is_some() == enabled {
             return Ok(());
         }
-        pa.out_of_service = enabled.then(|| (now.0, by.to_string()));
+        pa.out_of_service = enabled.then(|| Box::new((now.0, by.to_string())));
         let action = if enabled {
             AlarmAction::OutOfService
         } else {
@@ -292,8 +292,8 @@ impl Engine {
             for v in alarm::guardrails(&new, p.kind, p.gas.as_deref()) {
                 problems.push(format!("{}.{}: {}", p.id, v.field, v.message));
             }
-            changed.push((pi, p.alarms.clone(), new.clone()));
-            p.alarms = new;
+            changed.push((pi, alarm::AlarmSettings::clone(&p.alarms), new.clone()));
+            p.alarms = Arc::new(new);
         }
         if !problems.is_empty() {
             return Err(CommandError::Guardrail(problems.join("; ")));

@@ -89,13 +89,13 @@ pub(super) fn compile_point(
         register,
         scaling,
         rounding,
-        loop_current,
-        unit,
+        loop_current: loop_current.map(Box::new),
+        unit: unit.into(),
         valid_range: p.valid_range,
         fault_codes: p.fault_codes.clone(),
         fault_point,
         normal: p.normal,
-        alarms,
+        alarms: Arc::new(alarms),
     })
 }
 
@@ -469,11 +469,11 @@ pub(super) fn placeholder_point(p: &PointFile, index: PointIndex, source: Source
         scaling: Scaling::IDENTITY,
         rounding: Rounding::NONE,
         loop_current: None,
-        unit: String::new(),
+        unit: Arc::from(""),
         valid_range: None,
         fault_codes: Vec::new(),
         fault_point: None,
         normal: None,
-        alarms: alarm::resolve(&AlarmSettingsFile::default(), p.kind, None),
+        alarms: Arc::new(alarm::resolve(&AlarmSettingsFile::default(), p.kind, None)),
     }
 }
