@@ -174,13 +174,20 @@ pub fn release_freed_memory() {
 /// spool's thread, the blocking pool — two arenas held 24 MB less at 50,000 points than
 /// the default, and one 30 MB less (`bench/sidebyside.sh`). Two keep allocation
 /// uncontended between the runtime and the spool's thread.
+///
+/// glibc also raises its mmap threshold each time a large block is freed (up to
+/// 32 MB), so after loading a site — many large vectors built and dropped — the
+/// per-point tables came from the heap and left it fragmented. A fixed 128 KiB keeps
+/// large blocks in mappings of their own, handed back whole when freed: at 50,000
+/// points steady RSS 71 → 64 MB (`bench/sidebyside.sh`).
 #[allow(unsafe_code)]
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called first thing in main,
+    // SAFETY: mallopt only sets allocator parameters; called first thing in main,
     // before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
 
@@ -190,7 +197,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(cli.command.worker_threads())
         .enable_all()
         .build()
     {

@@ -69,7 +69,11 @@ pub async fn run(
                         continue; // touched or rewritten with the same bytes
                     }
                     loaded = now;
-                    match super::load(config) {
+                    // Off the runtime: a large site takes seconds to load, and polling,
+                    // judging and sending go on meanwhile on the one worker.
+                    let path = config.to_path_buf();
+                    let load = tokio::task::spawn_blocking(move || super::load(&path));
+                    match load.await.unwrap_or_else(|e| Err(anyhow::anyhow!("loading stopped: {e}"))) {
                         Ok(new) => {
                             info!(?cause, "reloading the configuration");
                             break Some(new);

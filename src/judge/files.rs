@@ -1,19 +1,15 @@
-//! The judge's files: threshold changes made remotely ([`Overrides`], beside the site
-//! file) and its durable state ([`Persist`], over `judge::state`). A failure to read
-//! or write either is loud — a log line, a metric, `/healthz` — and never stops judging.
+//! Threshold changes made remotely ([`Overrides`], beside the site file). A failure to
+//! read or write them is loud — a log line, and the command's answer — and never stops
+//! judging. The judge's own state is kept by [`super::persist`].
 
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
 };
 
 use tracing::{error, info};
 
-use super::{
-    engine::{Command, Engine, Event, ThresholdChange},
-    state::{LoadedState, StateFile},
-};
+use super::engine::{Command, Engine, Event, ThresholdChange};
 use crate::{model::alarm::AlarmSettingsFile, reading::Timestamp};
 
 /// Why the overrides file could not be used: a disk problem or a broken file, never a
@@ -105,74 +101,6 @@ impl Overrides {
             Err(e) => {
                 error!(error = %e, path = %self.path.display(), "threshold overrides rejected; running with the site file's settings")
             }
-        }
-    }
-}
-
-/// Saves the engine's state whenever it changed; a failure is loud (log once per new
-/// error, metric, `/healthz`) and retried at the next change.
-pub(super) struct Persist {
-    file: StateFile,
-    problem: Arc<Mutex<Option<String>>>,
-}
-
-impl Persist {
-    pub(super) fn save(&self, engine: &Engine) {
-        let result = self.file.save(&engine.save());
-        let mut problem = self.problem.lock().unwrap_or_else(|p| p.into_inner());
-        match result {
-            Ok(()) => {
-                if problem.take().is_some() {
-                    info!(path = %self.file.path.display(), "judge state written again");
-                }
-            }
-            Err(e) => {
-                let text = format!("{e}: {}", e.source_text());
-                metrics::counter!("hazgate_state_write_failures_total").increment(1);
-                if problem.as_deref() != Some(text.as_str()) {
-                    error!(error = %text, "judge state not saved: a restart now would forget acknowledgements, shelves and special operations");
-                }
-                *problem = Some(text);
-            }
-        }
-    }
-}
-
-/// Restores the saved state onto the engine; the file is then written on every change.
-pub(super) fn restore(
-    engine: &mut Engine,
-    loaded: LoadedState,
-    problem: Arc<Mutex<Option<String>>>,
-) -> Persist {
-    let path = loaded.file.path.display().to_string();
-    // The counter exists from start-up, at 0 while all is well.
-    metrics::counter!("hazgate_state_write_failures_total").increment(0);
-    if let Some(p) = &loaded.problem {
-        error!(error = %p, "judge state unreadable: starting without it (acknowledgements, shelves and special operations are forgotten)");
-        *problem.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.clone());
-    }
-    match &loaded.saved {
-        Some(saved) => {
-            let r = engine.restore(saved);
-            info!(path, points = r.points, sources = r.sources, unknown = ?r.unknown, "judge state restored");
-        }
-        None => info!(path, "no judge state saved yet: starting fresh"),
-    }
-    Persist {
-        file: loaded.file,
-        problem,
-    }
-}
-
-/// Saves when the judge decided something (other than restating levels) or its hold
-/// clocks moved.
-pub(super) fn save_if_changed(engine: &mut Engine, out: &[Event], persist: Option<&Persist>) {
-    let decided = out
-        .iter()
-        .any(|e| !matches!(e, Event::Risk(r) if r.snapshot));
-    if engine.take_unsaved() | decided {
-        if let Some(p) = persist {
-            p.save(engine);
         }
     }
 }

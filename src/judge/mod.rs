@@ -10,6 +10,8 @@ pub mod alarm;
 pub mod engine;
 #[cfg(feature = "edge")]
 mod files;
+#[cfg(feature = "edge")]
+mod persist;
 pub mod risk;
 #[cfg(feature = "edge")]
 pub mod service;

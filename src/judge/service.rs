@@ -29,8 +29,8 @@ const FULL_SWEEP: Duration = Duration::from_secs(60);
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::files::{restore, save_if_changed};
 pub use super::files::{Overrides, OverridesError};
+use super::persist::{restore, Persist, Then};
 use super::{
     engine::{AlarmCounts, AlarmView, Command, CommandError, Engine, Event, RiskScope},
     risk::RiskLevel,
@@ -240,14 +240,14 @@ async fn run(
     if let Some(o) = &overrides {
         o.apply(&mut engine, clock.now(Timestamp::now()), &mut out);
     }
-    let persist = files
+    let mut persist = files
         .state
-        .map(|loaded| restore(&mut engine, loaded, state_problem));
+        .and_then(|loaded| restore(&mut engine, loaded, state_problem));
     // Whatever acquisition already knows.
     for r in store.snapshot().into_iter().flatten() {
         engine.on_reading(&r, clock.now(r.ts), &mut out);
     }
-    save_if_changed(&mut engine, &out, persist.as_ref());
+    keep(&mut engine, &out, persist.as_mut(), None).await;
     publish(&site, &engine, &mut out, &events).await;
     // The gauges exist from start-up, not from the first event.
     record_gauges(&site, &engine);
@@ -255,6 +255,7 @@ async fn run(
     let mut last_sweep = std::time::Instant::now();
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let mut reply = None;
         tokio::select! {
             () = cancel.cancelled() => break,
             batch = readings.recv() => match batch {
@@ -283,27 +284,46 @@ async fn run(
             }
             Some(req) = requests.recv() => {
                 let now = clock.now(Timestamp::now());
-                answer(req, &mut engine, overrides.as_mut(), now, &mut out);
+                reply = answer(req, &mut engine, overrides.as_mut(), now, &mut out);
             }
         }
-        save_if_changed(&mut engine, &out, persist.as_ref());
+        keep(&mut engine, &out, persist.as_mut(), reply).await;
         publish(&site, &engine, &mut out, &events).await;
     }
     // A clean stop keeps the latest values too, not only the last change.
-    if let Some(p) = &persist {
-        p.save(&engine);
+    if let Some(p) = persist {
+        p.finish(&engine);
+    }
+}
+
+/// Keeps what was decided on disk before its events go on: the judge awaits the state
+/// writer (the runtime's worker is free meanwhile). A command's answer goes after the
+/// write too (at once when there is no state file).
+async fn keep(
+    engine: &mut Engine,
+    out: &[Event],
+    persist: Option<&mut Persist>,
+    reply: Option<Then>,
+) {
+    match persist {
+        Some(p) => {
+            if let Some(written) = p.keep(engine, out, reply) {
+                let _ = written.await;
+            }
+        }
+        None => reply.into_iter().for_each(|r| r()),
     }
 }
 
 /// Answers one request: a command (persisting a threshold change in the overrides
-/// file) or a query.
+/// file) or a query. A command's answer is returned, to be sent once its state is kept.
 fn answer(
     req: Request,
     engine: &mut Engine,
     overrides: Option<&mut Overrides>,
     now: Timestamp,
     out: &mut Vec<Event>,
-) {
+) -> Option<Then> {
     match req {
         Request::Command(cmd, reply) => {
             let before = out.len();
@@ -324,7 +344,10 @@ fn answer(
                 Ok(()) => info!(?cmd, "command applied"),
                 Err(e) => warn!(?cmd, error = %e, "command rejected"),
             }
-            let _ = reply.send(result.map(|()| out[before..].to_vec()));
+            let answer = result.map(|()| out[before..].to_vec());
+            return Some(Box::new(move || {
+                let _ = reply.send(answer);
+            }));
         }
         Request::State(reply) => {
             let _ = reply.send(state_view(engine.site(), engine, now));
@@ -336,12 +359,13 @@ fn answer(
             let settings = engine.site().points.iter();
             let _ = reply.send(
                 settings
-                    .map(|p| (p.id.to_string(), p.alarms.clone()))
+                    .map(|p| (p.id.to_string(), AlarmSettings::clone(&p.alarms)))
                     .collect(),
             );
         }
         Request::RestateLevels => engine.restate_levels(now, out),
     }
+    None
 }
 
 /// The engine's clock: reading times, never going backwards (a batch acquired a moment
@@ -523,5 +547,133 @@ mod tests {
                 "event {i} of {toggles}: none lost, none reordered"
             );
         }
+    }
+
+    fn demo_site() -> Arc<Site> {
+        Arc::new(
+            load_site(SiteSource::Text {
+                name: "demo",
+                toml: DEMO_SITE_TOML,
+            })
+            .unwrap(),
+        )
+    }
+
+    fn bypass(site: &Site, on: bool, ts: i64) -> Reading {
+        Reading {
+            point: site.point_by_id("BP-101").unwrap().index,
+            value: Some(Value::Discrete(on)),
+            quality: Quality::Good,
+            ts: Timestamp(ts),
+            raw: Raw::None,
+            range: RangeFlag::Within,
+        }
+    }
+
+    /// A judge keeping its state in `dir`, and that state file's path.
+    fn judge_with_state(
+        dir: &std::path::Path,
+        site: &Arc<Site>,
+        store: &LatestStore,
+        cancel: &CancellationToken,
+    ) -> (Judge, PathBuf) {
+        let path = dir.join("state.json");
+        let files = JudgeFiles {
+            overrides: None,
+            state: Some(super::super::state::StateFile::open(&path).unwrap()),
+        };
+        let judge = spawn_judge_with(site.clone(), store.clone(), files, cancel.clone());
+        (judge, path)
+    }
+
+    async fn next_alarm(judge: &mut Judge, action: AlarmAction) -> Arc<Event> {
+        loop {
+            let e = tokio::time::timeout(Duration::from_secs(5), judge.events.recv())
+                .await
+                .expect("an alarm event within 5 s")
+                .expect("the judge is alive");
+            if matches!(e.as_ref(), Event::Alarm(a) if a.action == action) {
+                return e;
+            }
+        }
+    }
+
+    /// An operator's acknowledgement is not decided again from readings, so its answer
+    /// comes only once the state file holds it: a power cut right after "ok" keeps it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commands_answer_comes_once_its_state_is_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = demo_site();
+        let store = LatestStore::new(site.points.len(), 64);
+        let cancel = CancellationToken::new();
+        let (mut judge, path) = judge_with_state(dir.path(), &site, &store, &cancel);
+        store.publish(vec![bypass(&site, true, 1_000)]);
+        next_alarm(&mut judge, AlarmAction::Raised).await;
+        let ack = Command::Acknowledge {
+            point: "BP-101".into(),
+            alarm: None,
+            by: "op-wang".into(),
+        };
+        let answer = judge.handle.command(ack).await.unwrap();
+        assert!(answer.is_ok(), "{answer:?}");
+        // Read at once, before anything else can write it.
+        let saved = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            saved.contains("op-wang"),
+            "the acknowledgement on disk: {saved}"
+        );
+        cancel.cancel();
+        let _ = judge.task.await;
+    }
+
+    /// The judge awaits its state writer without holding the runtime's worker: with the
+    /// writer stuck (the lock it reports under is held) on a one-worker runtime, as
+    /// `hazgate run` has, other tasks (polling, sending) still run, and the alarm goes
+    /// out as soon as the state including it is written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    #[allow(clippy::await_holding_lock)] // held on purpose: it is what sticks the writer
+    async fn the_worker_runs_on_while_the_state_writer_is_stuck() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = demo_site();
+        let store = LatestStore::new(site.points.len(), 64);
+        let cancel = CancellationToken::new();
+        let (mut judge, path) = judge_with_state(dir.path(), &site, &store, &cancel);
+        let problem = judge.handle.state_problem.clone();
+        let stuck = problem.lock().unwrap();
+        store.publish(vec![bypass(&site, true, 1_000)]);
+        // Another task on the one worker keeps its pace while the judge waits.
+        let ticks = tokio::spawn(async {
+            let mut n = 0;
+            while n < 20 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                n += 1;
+            }
+            n
+        });
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(5), ticks)
+                .await
+                .ok()
+                .map(Result::unwrap),
+            Some(20),
+            "the worker ran other tasks"
+        );
+        // And the alarm has waited for its state, still unconfirmed.
+        while let Ok(e) = judge.events.try_recv() {
+            assert!(
+                !matches!(e.as_ref(), Event::Alarm(_)),
+                "sent before its state: {e:?}"
+            );
+        }
+        drop(stuck);
+        let raised = next_alarm(&mut judge, AlarmAction::Raised).await;
+        assert!(matches!(raised.as_ref(), Event::Alarm(a) if a.point.as_str() == "BP-101"));
+        let saved = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            saved.contains("BP-101"),
+            "the raise on disk before the event: {saved}"
+        );
+        cancel.cancel();
+        let _ = judge.task.await;
     }
 }
