@@ -115,13 +115,26 @@ fn start_ingest(
     http: u16,
     alone: bool,
 ) -> Proc {
+    start_ingest_with(dir, name, broker, store, http, alone, "")
+}
+
+/// [`start_ingest`] with more sections appended to its `central.toml`.
+fn start_ingest_with(
+    dir: &Path,
+    name: &str,
+    broker: u16,
+    store: &Store,
+    http: u16,
+    alone: bool,
+    extra: &str,
+) -> Proc {
     let conf = dir.join(format!("{name}.toml"));
     std::fs::write(
         &conf,
         format!(
             "[mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\nclient_id = \"{name}\"\ngroup = \"test-ingest\"\ncount_seq_gaps = {alone}\n\
              [store]\nurl = \"{}\"\norg = \"park\"\nbucket = \"hazgate\"\ntoken = \"unused\"\nbatch_max_ms = 100\n\
-             [http]\nlisten = \"127.0.0.1:{http}\"\n",
+             [http]\nlisten = \"127.0.0.1:{http}\"\n{extra}\n",
             store.url()
         ),
     )
@@ -822,6 +835,92 @@ async fn the_screen_and_metrics_need_a_token_and_a_browser_keeps_it_in_a_cookie(
     );
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A live status of gateway P/E/FAST, its clock `offset_ms` off.
+fn status_off_by(seq: u64, offset_ms: i64) -> String {
+    let ts = humantime::format_rfc3339_millis(
+        std::time::UNIX_EPOCH + Duration::from_millis((now_ms() + offset_ms) as u64),
+    );
+    serde_json::json!({"seq": seq, "stream_seq": seq, "ts": ts.to_string(), "park": "P", "enterprise": "E", "gateway": "FAST",
+        "type": "status", "state": "online", "version": "0.1.0", "uptime_s": seq, "spool_events": 0,
+        "spool_telemetry": 0, "spool_bytes": 0, "dropped_telemetry": 0})
+    .to_string()
+}
+
+/// Where configured (`[clock] restamp = true`), a gateway 10 min fast has its data
+/// stored at the centre's time once its offset is measured, not 10 min in the future.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_clock_off_by_ten_minutes_is_restamped_where_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let store = Store::start(dir.path());
+    let http = free_port();
+    let (client, mut el) = rumqttc::AsyncClient::new(
+        rumqttc::MqttOptions::new("fast-clock", "127.0.0.1", broker.port),
+        16,
+    );
+    tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    let extra = "[clock]\ntolerance_s = 60\nrestamp = true";
+    let _ingest = start_ingest_with(
+        dir.path(),
+        "restamp",
+        broker.port,
+        &store,
+        http,
+        true,
+        extra,
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let publish = |seq| {
+        let client = client.clone();
+        async move {
+            client
+                .publish(
+                    "hazgate/v1/P/E/FAST/status",
+                    rumqttc::QoS::AtLeastOnce,
+                    false,
+                    status_off_by(seq, 600_000),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    publish(1).await;
+    eventually(Duration::from_secs(10), "the offset measured", || {
+        let (_, body) = http_get(http, "/healthz");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default()
+            ["gateway_clock_offset_s"]["P/E/FAST"]
+            .is_number()
+    })
+    .await;
+    let sent = now_ms();
+    publish(2).await;
+    let stored = || {
+        store
+            .export("{__name__=\"gateway_status_seq\",gateway=\"FAST\"}")
+            .into_iter()
+            .find(|(_, v)| *v == 2.0)
+            .map(|((_, t), _)| t)
+    };
+    eventually(Duration::from_secs(20), "status 2 stored", || {
+        stored().is_some()
+    })
+    .await;
+    let at = stored().unwrap();
+    assert!(
+        (at - sent).abs() < 5_000,
+        "stored at the centre's time ({sent}), not the gateway's: {at} ({} s off)",
+        (at - sent) / 1000
+    );
+    assert!(metric(http, "hazgate_ingest_restamped_messages_total") >= 1.0);
+}
+
 /// Clock truth: a gateway whose clock runs 10 min fast (as one without an RTC battery
 /// or NTP does) is measured from its live status messages — `/healthz`, the metric and
 /// one warning — while a retained status (stamped long ago) measures nothing.
@@ -836,19 +935,7 @@ async fn a_gateway_clock_off_by_ten_minutes_is_measured_and_reported() {
         16,
     );
     tokio::spawn(async move { while el.poll().await.is_ok() {} });
-    let status = |seq: u64, offset_ms: i64| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64;
-        let ts = humantime::format_rfc3339_millis(
-            std::time::UNIX_EPOCH + Duration::from_millis((now + offset_ms) as u64),
-        );
-        serde_json::json!({"seq": seq, "stream_seq": seq, "ts": ts.to_string(), "park": "P", "enterprise": "E", "gateway": "FAST",
-            "type": "status", "state": "online", "version": "0.1.0", "uptime_s": seq, "spool_events": 0,
-            "spool_telemetry": 0, "spool_bytes": 0, "dropped_telemetry": 0})
-        .to_string()
-    };
+    let status = status_off_by;
     // A retained status of another gateway, 2 days old, there before ingest starts: a
     // replay, not a measurement.
     client

@@ -76,6 +76,14 @@ pub struct GatewayPath<'a> {
     pub gateway: &'a str,
 }
 
+/// `park/enterprise/gateway`: a gateway id is unique within its enterprise only, so
+/// the whole path is what names one (ingest's clock estimates are keyed by it).
+impl std::fmt::Display for GatewayPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.park, self.enterprise, self.gateway)
+    }
+}
+
 /// A parsed topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Topic<'a> {

@@ -64,6 +64,23 @@ impl Clocks {
         }
     }
 
+    /// What to take from `gateway`'s times when re-stamping: its offset if beyond
+    /// `tolerance_ms`, else 0 (a clock within tolerance is left alone). Counted.
+    pub fn shift(&self, gateway: &str, tolerance_ms: i64) -> i64 {
+        let best = self
+            .seen
+            .lock()
+            .ok()
+            .and_then(|s| s.get(gateway).and_then(best));
+        match best {
+            Some(ms) if ms.abs() > tolerance_ms => {
+                metrics::counter!("hazgate_ingest_restamped_messages_total").increment(1);
+                ms
+            }
+            _ => 0,
+        }
+    }
+
     /// Every gateway's estimate, for `/healthz` and the screen.
     pub fn offsets(&self) -> BTreeMap<String, i64> {
         self.seen

@@ -65,6 +65,29 @@ pub fn decode(
     received_ms: i64,
     tables: &Tables,
 ) -> Result<Decoded, Rejected> {
+    decode_shifted(
+        prefix,
+        topic,
+        payload,
+        max_bytes,
+        received_ms,
+        tables,
+        |_| 0,
+    )
+}
+
+/// [`decode`], storing the gateway's times less `shift(gateway)` milliseconds (its
+/// clock's measured offset, when ingest re-stamps). `newest_ms` stays the gateway's
+/// own time: it is what the offset is measured from.
+pub fn decode_shifted(
+    prefix: &str,
+    topic: &str,
+    payload: &[u8],
+    max_bytes: usize,
+    received_ms: i64,
+    tables: &Tables,
+    shift: impl Fn(GatewayPath<'_>) -> i64,
+) -> Result<Decoded, Rejected> {
     let topic = Topic::parse(prefix, topic)
         .filter(|t| t.stream != Stream::Command)
         .ok_or_else(|| {
@@ -123,6 +146,7 @@ pub fn decode(
         m => m,
     };
     let mut points = Points::new(topic.gateway, head.seq);
+    points.shift_ms = shift(topic.gateway);
     let newest_ms = map(&mut points, &message, topic.stream, &head, received_ms);
     let position = (head.stream_seq > 0).then(|| StreamPosition {
         park: topic.gateway.park.to_string(),
@@ -246,8 +270,9 @@ fn map(
         Message::Status(status) => {
             // The Last Will (seq 0) was built when the gateway connected: its own `ts`
             // would put "offline" before the "online" it follows.
+            // (Centre time: not shifted.)
             let ts = if head.seq == 0 {
-                received_ms
+                received_ms.saturating_add(points.shift_ms)
             } else {
                 head.ts.0
             };

@@ -15,6 +15,9 @@ pub struct Points<'a> {
     pub seq: i64,
     pub lines: Vec<u8>,
     pub count: usize,
+    /// Taken from every gateway-stamped time: the gateway's measured clock offset when
+    /// ingest re-stamps (`[clock] restamp`), else 0.
+    pub shift_ms: i64,
 }
 
 impl<'a> Points<'a> {
@@ -24,6 +27,7 @@ impl<'a> Points<'a> {
             seq: i64::try_from(seq).unwrap_or(i64::MAX),
             lines: Vec::new(),
             count: 0,
+            shift_ms: 0,
         }
     }
 
@@ -35,7 +39,7 @@ impl<'a> Points<'a> {
     }
 
     fn push(&mut self, p: Point<'_>, ts: i64) {
-        p.write(&mut self.lines, ts);
+        p.write(&mut self.lines, ts.saturating_sub(self.shift_ms));
         self.count += 1;
     }
 
@@ -197,7 +201,7 @@ impl<'a> Points<'a> {
         self.push(p, t.ts.0);
     }
 
-    /// `ts`: the message's time, or when it was received for the Last Will.
+    /// `ts`: the message's time (gateway time).
     pub fn status(&mut self, s: &Status<'_>, ts: i64) {
         let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let p = self

@@ -35,7 +35,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     backoff::Backoff,
-    contract::{every_gateway, Stream, Topic},
+    contract::{every_gateway, GatewayPath, Stream, Topic},
     model::{
         central::{IngestConfig, MqttConfig, StoreConfig},
         mqtt::TlsFileError,
@@ -45,7 +45,7 @@ use crate::{
 use super::{
     decoders::Decoders,
     gaps::{Gaps, StreamPosition},
-    message::{decode, Decoded, Rejected},
+    message::{decode_shifted, Decoded, Rejected},
     subscriber::{self, Seen},
     tables::Tables,
     writer::PointWriter,
@@ -105,6 +105,11 @@ pub async fn run_ingest<W: PointWriter>(
         cancel.clone(),
     ));
     let filters = shared_filters(&cfg.mqtt);
+    let tolerance_ms =
+        i64::try_from(cfg.clock.tolerance_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+    // Where configured, a gateway's times are stored less its clock's offset once that
+    // is beyond the tolerance.
+    let restamp = cfg.clock.restamp.then(|| health.clocks.clone());
     // Decoding jobs in arrival order: results are taken in that order, so batches and
     // acknowledgements follow the order the broker sent the messages in.
     let (jobs, pending) = mpsc::unbounded_channel();
@@ -115,8 +120,7 @@ pub async fn run_ingest<W: PointWriter>(
         SequenceConfig {
             dead_letter_topic: cfg.mqtt.dead_letter_topic.clone(),
             count_seq_gaps: cfg.mqtt.count_seq_gaps,
-            clock_tolerance_ms: i64::try_from(cfg.clock.tolerance_s.saturating_mul(1000))
-                .unwrap_or(i64::MAX),
+            clock_tolerance_ms: tolerance_ms,
         },
         health.clone(),
     ));
@@ -134,7 +138,21 @@ pub async fn run_ingest<W: PointWriter>(
             // (pings, acks) meanwhile.
             let (prefix, max) = (cfg.mqtt.prefix.clone(), cfg.mqtt.max_message_bytes);
             let tables = tables.clone();
-            let work = move || match decode(&prefix, &p.topic, &p.payload, max, now_ms(), &tables) {
+            let restamp = restamp.clone();
+            let shift = move |g: GatewayPath<'_>| {
+                restamp
+                    .as_ref()
+                    .map_or(0, |c| c.shift(&g.to_string(), tolerance_ms))
+            };
+            let work = move || match decode_shifted(
+                &prefix,
+                &p.topic,
+                &p.payload,
+                max,
+                now_ms(),
+                &tables,
+                shift,
+            ) {
                 Ok(d) => Ok(accept(p, d)),
                 Err(r) => Err((p, r)),
             };

@@ -35,12 +35,19 @@ pub struct ClockConfig {
     /// `/healthz`, `hazgate_ingest_gateway_clock_offset_seconds`).
     #[serde(default = "default_clock_tolerance")]
     pub tolerance_s: u64,
+    /// Store such a gateway's readings and events at its time less the measured
+    /// offset (the centre's time), instead of only reporting it. Off by default: the
+    /// estimate needs a few status messages, so the first data of a gateway that
+    /// starts off are stored unshifted.
+    #[serde(default)]
+    pub restamp: bool,
 }
 
 impl Default for ClockConfig {
     fn default() -> Self {
         Self {
             tolerance_s: default_clock_tolerance(),
+            restamp: false,
         }
     }
 }
