@@ -30,7 +30,10 @@ use clap::Parser as _;
 
 use crate::{
     cli::{Cli, Command, LogArgs, LogFormat, PointsAction},
-    model::{load_site, Site, SiteSource},
+    model::{
+        load::{compile_site, load_site_file},
+        Site, SiteSource,
+    },
 };
 
 /// Structured logs on stderr; RUST_LOG wins over `--log-level`.
@@ -64,24 +67,26 @@ pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle
 /// Loads and validates a site file, with `HAZGATE__…` overrides.
 ///
 /// Parsing makes a transient tree many times the size of the compiled site (≈ 300 MB
-/// for 50,000 points), and the compiled site's small allocations end up scattered among
-/// its nodes: freed, the tree leaves pages that one live string keeps resident. So the
-/// file is parsed on a thread of its own (another malloc arena) and the compiled site
-/// copied into this thread's arena, where it lies packed; the parsing arena is then all
-/// free and handed back. At 50,000 points: steady RSS 163 → 149 MB (`bench/sidebyside.sh`).
+/// for 50,000 points); had the site's small allocations (its ids, one per point) been
+/// made among the tree's nodes, each would keep a page of the freed tree resident. So
+/// the file is parsed on a thread of its own (another malloc arena) and compiled here,
+/// into this thread's arena; the parsing arena is then all free and handed back. (A
+/// copy of the compiled site did not do it: the ids are shared, not copied.) At 50,000
+/// points in TOML: steady RSS 122 → 101 MB (`bench/sidebyside.sh`).
 pub fn load(path: &Path) -> anyhow::Result<Arc<Site>> {
-    let parsed = std::thread::scope(|s| {
+    let (name, file, origins) = std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("load-site".into())
-            .spawn_scoped(s, || load_site(SiteSource::Path(path)))
+            .spawn_scoped(s, || load_site_file(SiteSource::Path(path), true))
             .map(|h| h.join())
     })
     .map_err(|e| anyhow::anyhow!("cannot start a thread to load the site file: {e}"))?
     .map_err(|_| anyhow::anyhow!("loading the site file panicked"))?
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let site = parsed.clone();
-    drop(parsed);
+    let site = compile_site(name, &file, &origins).map_err(|e| anyhow::anyhow!("{e}"));
+    drop((file, origins));
     release_freed_memory();
+    let site = site?;
     for w in &site.warnings {
         tracing::warn!(field = %w.path, "site file: {}", w.message);
     }
@@ -172,8 +177,10 @@ pub fn release_freed_memory() {
 /// glibc gives threads that allocate their own arenas (up to 8 per core), and memory
 /// freed in one arena is not reused by another. On a gateway — tokio's workers, the
 /// spool's thread, the blocking pool — two arenas held 24 MB less at 50,000 points than
-/// the default, and one 30 MB less (`bench/sidebyside.sh`). Two keep allocation
-/// uncontended between the runtime and the spool's thread.
+/// the default, and one 30 MB less (`bench/sidebyside.sh`). Three: the runtime's, the
+/// spool's thread's, and one that a site load's parsing thread takes for itself (with
+/// two it shared one with the compiled site, and the freed tree stayed resident around
+/// it: 50,000 points in TOML 122 vs 102 MB).
 ///
 /// glibc also raises its mmap threshold each time a large block is freed (up to
 /// 32 MB), so after loading a site — many large vectors built and dropped — the
@@ -186,7 +193,7 @@ fn limit_malloc_arenas() {
     // SAFETY: mallopt only sets allocator parameters; called first thing in main,
     // before any other thread exists.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_ARENA_MAX, 3);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }

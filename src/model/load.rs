@@ -51,7 +51,13 @@ pub enum SiteSource<'a> {
 /// Loads, overrides from the environment, validates and compiles a site.
 pub fn load_site(source: SiteSource<'_>) -> Result<Site, LoadError> {
     let (name, site_file, origins) = load_site_file(source, true)?;
-    compile(&site_file).map_err(|errors| LoadError {
+    compile_site(name, &site_file, &origins)
+}
+
+/// Validates and compiles what [`load_site_file`] read; problems in tabled points are
+/// reported at their table's line and column.
+pub fn compile_site(name: String, file: &SiteFile, origins: &Origins) -> Result<Site, LoadError> {
+    compile(file).map_err(|errors| LoadError {
         file: name,
         errors: origins.locate(errors),
     })
