@@ -853,19 +853,25 @@ fn status_off_by(seq: u64, offset_ms: i64) -> String {
     .to_string()
 }
 
-/// Where configured (`[clock] restamp = true`), a gateway 10 min fast has its data
-/// stored at the centre's time once its offset is measured, not 10 min in the future.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateway_clock_off_by_ten_minutes_is_restamped_where_configured() {
+/// A broker, a store, a port for ingest's HTTP side and a client that publishes as
+/// the gateway with the fast clock.
+fn fast_clock_rig() -> (tempfile::TempDir, Broker, Store, u16, rumqttc::AsyncClient) {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path());
     let store = Store::start(dir.path());
-    let http = free_port();
     let (client, mut el) = rumqttc::AsyncClient::new(
         rumqttc::MqttOptions::new("fast-clock", "127.0.0.1", broker.port),
         16,
     );
     tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    (dir, broker, store, free_port(), client)
+}
+
+/// Where configured (`[clock] restamp = true`), a gateway 10 min fast has its data
+/// stored at the centre's time once its offset is measured, not 10 min in the future.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_clock_off_by_ten_minutes_is_restamped_where_configured() {
+    let (dir, broker, store, http, client) = fast_clock_rig();
     let extra = "[clock]\ntolerance_s = 60\nrestamp = true";
     let _ingest = start_ingest_with(
         dir.path(),
@@ -926,15 +932,7 @@ async fn a_gateway_clock_off_by_ten_minutes_is_restamped_where_configured() {
 /// one warning — while a retained status (stamped long ago) measures nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_clock_off_by_ten_minutes_is_measured_and_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
-    let store = Store::start(dir.path());
-    let http = free_port();
-    let (client, mut el) = rumqttc::AsyncClient::new(
-        rumqttc::MqttOptions::new("fast-clock", "127.0.0.1", broker.port),
-        16,
-    );
-    tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    let (dir, broker, store, http, client) = fast_clock_rig();
     let status = status_off_by;
     // A retained status of another gateway, 2 days old, there before ingest starts: a
     // replay, not a measurement.
