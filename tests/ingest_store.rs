@@ -867,6 +867,19 @@ fn fast_clock_rig() -> (tempfile::TempDir, Broker, Store, u16, rumqttc::AsyncCli
     (dir, broker, store, free_port(), client)
 }
 
+/// Publishes live status `seq` of P/E/FAST, its clock 10 min fast.
+async fn publish_fast(client: &rumqttc::AsyncClient, seq: u64) {
+    client
+        .publish(
+            "hazgate/v1/P/E/FAST/status",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            status_off_by(seq, 600_000),
+        )
+        .await
+        .unwrap();
+}
+
 /// Where configured (`[clock] restamp = true`), a gateway 10 min fast has its data
 /// stored at the centre's time once its offset is measured, not 10 min in the future.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -883,21 +896,7 @@ async fn a_gateway_clock_off_by_ten_minutes_is_restamped_where_configured() {
         extra,
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let publish = |seq| {
-        let client = client.clone();
-        async move {
-            client
-                .publish(
-                    "hazgate/v1/P/E/FAST/status",
-                    rumqttc::QoS::AtLeastOnce,
-                    false,
-                    status_off_by(seq, 600_000),
-                )
-                .await
-                .unwrap();
-        }
-    };
-    publish(1).await;
+    publish_fast(&client, 1).await;
     eventually(Duration::from_secs(10), "the offset measured", || {
         let (_, body) = http_get(http, "/healthz");
         serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default()
@@ -906,7 +905,7 @@ async fn a_gateway_clock_off_by_ten_minutes_is_restamped_where_configured() {
     })
     .await;
     let sent = now_ms();
-    publish(2).await;
+    publish_fast(&client, 2).await;
     let stored = || {
         store
             .export("{__name__=\"gateway_status_seq\",gateway=\"FAST\"}")
@@ -933,7 +932,6 @@ async fn a_gateway_clock_off_by_ten_minutes_is_restamped_where_configured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_clock_off_by_ten_minutes_is_measured_and_reported() {
     let (dir, broker, store, http, client) = fast_clock_rig();
-    let status = status_off_by;
     // A retained status of another gateway, 2 days old, there before ingest starts: a
     // replay, not a measurement.
     client
@@ -941,7 +939,7 @@ async fn a_gateway_clock_off_by_ten_minutes_is_measured_and_reported() {
             "hazgate/v1/P/E/OLD/status",
             rumqttc::QoS::AtLeastOnce,
             true,
-            status(1, -2 * 86_400_000).replace("\"FAST\"", "\"OLD\""),
+            status_off_by(1, -2 * 86_400_000).replace("\"FAST\"", "\"OLD\""),
         )
         .await
         .unwrap();
@@ -949,15 +947,7 @@ async fn a_gateway_clock_off_by_ten_minutes_is_measured_and_reported() {
     let _ingest = start_ingest(dir.path(), "clock", broker.port, &store, http, true);
     tokio::time::sleep(Duration::from_millis(500)).await;
     for seq in 1..=3 {
-        client
-            .publish(
-                "hazgate/v1/P/E/FAST/status",
-                rumqttc::QoS::AtLeastOnce,
-                false,
-                status(seq, 600_000),
-            )
-            .await
-            .unwrap();
+        publish_fast(&client, seq).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let offset = || {
