@@ -72,7 +72,7 @@ pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle
 /// the file is parsed on a thread of its own (another malloc arena) and compiled here,
 /// into this thread's arena; the parsing arena is then all free and handed back. (A
 /// copy of the compiled site did not do it: the ids are shared, not copied.) At 50,000
-/// points in TOML: steady RSS 122 → 101 MB (`bench/sidebyside.sh`).
+/// points in TOML: steady RSS 122 → 102 MB (`bench/sidebyside.sh`).
 pub fn load(path: &Path) -> anyhow::Result<Arc<Site>> {
     let (name, file, origins) = std::thread::scope(|s| {
         std::thread::Builder::new()

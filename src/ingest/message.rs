@@ -270,7 +270,8 @@ fn map(
         Message::Status(status) => {
             // The Last Will (seq 0) was built when the gateway connected: its own `ts`
             // would put "offline" before the "online" it follows.
-            // (Centre time: not shifted.)
+            // That is centre time already: moved by the shift here, as storing takes
+            // the shift off every time.
             let ts = if head.seq == 0 {
                 received_ms.saturating_add(points.shift_ms)
             } else {

@@ -33,8 +33,8 @@ struct Snapshot {
 
 /// The judge's side of the state writer.
 pub(super) struct Persist {
-    jobs: Option<mpsc::Sender<Snapshot>>,
-    writer: Option<JoinHandle<()>>,
+    jobs: mpsc::Sender<Snapshot>,
+    writer: JoinHandle<()>,
 }
 
 impl Persist {
@@ -43,17 +43,14 @@ impl Persist {
         let writer = std::thread::Builder::new()
             .name("hazgate-state".into())
             .spawn(move || write_each(&file, &problem, &rx))?;
-        Ok(Self {
-            jobs: Some(jobs),
-            writer: Some(writer),
-        })
+        Ok(Self { jobs, writer })
     }
 
     /// Hands a snapshot over when the judge decided something (anything but restated
     /// levels), its hold clocks moved or a command is to be answered; the receiver
     /// hears once it is written. `reply` goes after the write as well.
     pub(super) fn keep(
-        &mut self,
+        &self,
         engine: &mut Engine,
         out: &[Event],
         reply: Option<Then>,
@@ -73,27 +70,25 @@ impl Persist {
     }
 
     /// The last snapshot, written before this returns (a clean stop).
-    pub(super) fn finish(mut self, engine: &Engine) {
+    pub(super) fn finish(self, engine: &Engine) {
         self.hand_over(engine, Vec::new());
-        drop(self.jobs.take());
-        if let Some(w) = self.writer.take() {
-            if w.join().is_err() {
-                error!("the judge state writer panicked: the last state may not be saved");
-            }
+        // Its channel closed, the writer ends after the last snapshot.
+        let Self { jobs, writer } = self;
+        drop(jobs);
+        if writer.join().is_err() {
+            error!("the judge state writer panicked: the last state may not be saved");
         }
     }
 
-    fn hand_over(&mut self, engine: &Engine, then: Vec<Then>) {
+    fn hand_over(&self, engine: &Engine, then: Vec<Then>) {
         let snapshot = Snapshot {
             state: engine.save(),
             then,
         };
-        if let Some(jobs) = &self.jobs {
-            if let Err(mpsc::SendError(lost)) = jobs.send(snapshot) {
-                // Only after the writer panicked; its callers must still hear back.
-                error!("the judge state writer has stopped: state not saved");
-                lost.then.into_iter().for_each(|f| f());
-            }
+        if let Err(mpsc::SendError(lost)) = self.jobs.send(snapshot) {
+            // Only after the writer panicked; its callers must still hear back.
+            error!("the judge state writer has stopped: state not saved");
+            lost.then.into_iter().for_each(|f| f());
         }
     }
 }

@@ -240,14 +240,14 @@ async fn run(
     if let Some(o) = &overrides {
         o.apply(&mut engine, clock.now(Timestamp::now()), &mut out);
     }
-    let mut persist = files
+    let persist = files
         .state
         .and_then(|loaded| restore(&mut engine, loaded, state_problem));
     // Whatever acquisition already knows.
     for r in store.snapshot().into_iter().flatten() {
         engine.on_reading(&r, clock.now(r.ts), &mut out);
     }
-    keep(&mut engine, &out, persist.as_mut(), None).await;
+    keep(&mut engine, &out, persist.as_ref(), None).await;
     publish(&site, &engine, &mut out, &events).await;
     // The gauges exist from start-up, not from the first event.
     record_gauges(&site, &engine);
@@ -287,7 +287,7 @@ async fn run(
                 reply = answer(req, &mut engine, overrides.as_mut(), now, &mut out);
             }
         }
-        keep(&mut engine, &out, persist.as_mut(), reply).await;
+        keep(&mut engine, &out, persist.as_ref(), reply).await;
         publish(&site, &engine, &mut out, &events).await;
     }
     // A clean stop keeps the latest values too, not only the last change.
@@ -299,12 +299,7 @@ async fn run(
 /// Keeps what was decided on disk before its events go on: the judge awaits the state
 /// writer (the runtime's worker is free meanwhile). A command's answer goes after the
 /// write too (at once when there is no state file).
-async fn keep(
-    engine: &mut Engine,
-    out: &[Event],
-    persist: Option<&mut Persist>,
-    reply: Option<Then>,
-) {
+async fn keep(engine: &mut Engine, out: &[Event], persist: Option<&Persist>, reply: Option<Then>) {
     match persist {
         Some(p) => {
             if let Some(written) = p.keep(engine, out, reply) {
