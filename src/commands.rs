@@ -40,12 +40,13 @@ pub const COMMANDS: &[&str] = &[
     "out-of-service",
     "special-operation",
     "thresholds",
+    "feedback",
 ];
 
 /// The role a command needs; `None` for an unknown command.
 pub fn required_role(name: &str) -> Option<Role> {
     match name {
-        "ack" | "shelve" | "unshelve" | "special-operation" => Some(Role::Operator),
+        "ack" | "shelve" | "unshelve" | "special-operation" | "feedback" => Some(Role::Operator),
         "out-of-service" | "thresholds" => Some(Role::Engineer),
         _ => None,
     }
@@ -88,7 +89,8 @@ impl Request {
             | Command::Unshelve { by: b, .. }
             | Command::OutOfService { by: b, .. }
             | Command::Thresholds { by: b, .. }
-            | Command::SpecialOperation { by: b, .. } => *b = by.to_string(),
+            | Command::SpecialOperation { by: b, .. }
+            | Command::Feedback { by: b, .. } => *b = by.to_string(),
         }
     }
 }
@@ -97,7 +99,7 @@ impl Request {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParseError {
     #[error(
-        "unknown command `{0}` (known: ack, shelve, unshelve, out-of-service, special-operation, thresholds)"
+        "unknown command `{0}` (known: ack, shelve, unshelve, out-of-service, special-operation, thresholds, feedback)"
     )]
     Unknown(String),
     #[error("payload of {0} bytes is over the {MAX_COMMAND_BYTES}-byte limit")]
@@ -153,6 +155,37 @@ struct ThresholdArgs {
     changes: Vec<ThresholdChange>,
 }
 
+pub use crate::contract::wire::{MAX_CAUSE_CHARS, MAX_FEEDBACK_CHARS};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedbackArgs {
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    by: String,
+    alarm_id: String,
+    cause: String,
+    #[serde(default)]
+    measures: String,
+    #[serde(default)]
+    text: String,
+}
+
+impl FeedbackArgs {
+    /// The first field over its length, as `(field, limit)`.
+    fn too_long(&self) -> Option<(&'static str, usize)> {
+        [
+            ("cause", &self.cause, MAX_CAUSE_CHARS),
+            ("measures", &self.measures, MAX_FEEDBACK_CHARS),
+            ("text", &self.text, MAX_FEEDBACK_CHARS),
+        ]
+        .into_iter()
+        .find(|(_, v, max)| v.chars().count() > *max)
+        .map(|(f, _, max)| (f, max))
+    }
+}
+
 /// The request id of a payload, if it is a JSON object with a string `request_id`.
 pub fn request_id(payload: &[u8]) -> Option<String> {
     if payload.len() > MAX_COMMAND_BYTES {
@@ -190,6 +223,29 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Request, ParseError> {
             by: a.by.clone(),
             command: Command::Thresholds {
                 changes: a.changes,
+                by: a.by,
+            },
+        });
+    }
+    if name == "feedback" {
+        let a: FeedbackArgs = serde_json::from_value(value).map_err(invalid)?;
+        if a.cause.trim().is_empty() {
+            return Err(missing("cause"));
+        }
+        if let Some((field, max)) = a.too_long() {
+            return Err(ParseError::Invalid {
+                command: name.to_string(),
+                message: format!("`{field}` is longer than {max} characters"),
+            });
+        }
+        return Ok(Request {
+            request_id: a.request_id,
+            by: a.by.clone(),
+            command: Command::Feedback {
+                alarm_id: a.alarm_id,
+                cause: a.cause,
+                measures: a.measures,
+                text: a.text,
                 by: a.by,
             },
         });
@@ -266,7 +322,7 @@ pub struct AuditEntry<'a> {
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
-    /// The request as received (lossy UTF-8, truncated to 1 KiB).
+    /// The request as received (lossy UTF-8, truncated to [`AUDIT_REQUEST_BYTES`]).
     pub request: String,
     /// What changed: the judge's events (old → new states) for an accepted command.
     pub changes: Json,
@@ -428,9 +484,13 @@ pub async fn audit_refusal(
     tracing::warn!(?channel, command = name, by, error, "command refused");
 }
 
+/// How much of a request the audit log keeps: all of any valid one (a feedback's
+/// texts at their longest, in Chinese, are ≈ 3.3 KB).
+pub const AUDIT_REQUEST_BYTES: usize = 4096;
+
 /// The request bytes as an audit string.
 pub fn audit_text(payload: &[u8]) -> String {
-    let cut = &payload[..payload.len().min(1024)];
+    let cut = &payload[..payload.len().min(AUDIT_REQUEST_BYTES)];
     String::from_utf8_lossy(cut).into_owned()
 }
 
@@ -478,6 +538,21 @@ mod tests {
             .command,
             Command::SpecialOperation { active: true, .. }
         ));
+        assert_eq!(
+            parse(
+                "feedback",
+                r#"{"by":"李工","alarm_id":"GT-101:hh:1795419779123","cause":"real_leak","measures":"关阀","text":"法兰泄漏"}"#.as_bytes()
+            )
+            .unwrap()
+            .command,
+            Command::Feedback {
+                alarm_id: "GT-101:hh:1795419779123".into(),
+                cause: "real_leak".into(),
+                measures: "关阀".into(),
+                text: "法兰泄漏".into(),
+                by: "李工".into()
+            }
+        );
     }
 
     #[test]
@@ -504,6 +579,16 @@ mod tests {
             ),
             ("reboot", b"{}", "unknown command `reboot`"),
             (
+                "feedback",
+                br#"{"by":"op","alarm_id":"P:hh:1","cause":" "}"#,
+                "missing field `cause`",
+            ),
+            (
+                "feedback",
+                br#"{"by":"op","cause":"leak"}"#,
+                "missing field `alarm_id`",
+            ),
+            (
                 "special-operation",
                 br#"{"by":"op","hazard_source":"HS-01","active":true,"kind":"dancing"}"#,
                 "kind `dancing` is not a special operation of GB 30871-2022; one of: hot_work, confined_space",
@@ -517,6 +602,12 @@ mod tests {
                 String::from_utf8_lossy(payload)
             );
         }
+        let long = format!(
+            r#"{{"by":"op","alarm_id":"P:hh:1","cause":"c","text":"{}"}}"#,
+            "泄".repeat(MAX_FEEDBACK_CHARS + 1)
+        );
+        let e = parse("feedback", long.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("`text` is longer than 500 characters"), "{e}");
         let huge = vec![b' '; MAX_COMMAND_BYTES + 1];
         assert_eq!(
             parse("ack", &huge),

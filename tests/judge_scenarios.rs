@@ -983,3 +983,49 @@ fn a_shelve_ends_on_time_and_its_blind_spot_yellow_ends_one_hold_later() {
         "blue one hold after the shelve ended"
     );
 }
+
+fn feedback(alarm_id: &str) -> Command {
+    Command::Feedback {
+        alarm_id: alarm_id.into(),
+        cause: "real_leak".into(),
+        measures: "closed the valve".into(),
+        text: String::new(),
+        by: "centre-li".into(),
+    }
+}
+
+#[test]
+fn feedback_is_accepted_for_an_alarm_the_site_has_even_after_it_cleared_and_changes_nothing() {
+    let mut run = Run::new();
+    run.good("AT-1", 0.0, 50.0);
+    run.good("AT-1", 10.0, 0.0);
+    run.tick(400.0);
+    let raised = run
+        .alarm_events("AT-1")
+        .into_iter()
+        .find(|e| e.2 == AlarmAction::Raised)
+        .expect("raised");
+    let before = run.events.len();
+    let id = format!("AT-1:h:{}", raised.0);
+    assert_eq!(run.command(401.0, feedback(&id)), Ok(()));
+    assert_eq!(run.events.len(), before, "feedback changes no alarm");
+    let refused = |run: &mut Run, id: &str| run.command(402.0, feedback(id)).unwrap_err();
+    assert_eq!(
+        refused(&mut run, "NOPE:h:1"),
+        CommandError::UnknownPoint("NOPE".into())
+    );
+    assert_eq!(
+        refused(&mut run, "AT-1:discrete:1"),
+        CommandError::UnknownAlarm {
+            point: "AT-1".into(),
+            alarm: "discrete".into()
+        }
+    );
+    for bad in ["AT-1:h", "AT-1:hhh:1", "AT-1:h:soon", ""] {
+        assert_eq!(
+            refused(&mut run, bad),
+            CommandError::BadAlarmId(bad.into()),
+            "{bad}"
+        );
+    }
+}

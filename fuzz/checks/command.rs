@@ -54,6 +54,21 @@ pub fn check(data: &[u8]) -> bool {
         Command::SpecialOperation { hazard_source, .. } => {
             assert_eq!(Some(hazard_source.as_str()), text("hazard_source"))
         }
+        Command::Feedback {
+            alarm_id,
+            cause,
+            measures,
+            text: notes,
+            ..
+        } => {
+            assert_eq!(Some(alarm_id.as_str()), text("alarm_id"));
+            assert_eq!(Some(cause.as_str()), text("cause"));
+            assert!(!cause.trim().is_empty(), "a cause is required");
+            assert_eq!(measures.as_str(), text("measures").unwrap_or(""));
+            assert_eq!(notes.as_str(), text("text").unwrap_or(""));
+            assert!(cause.chars().count() <= hazgate::commands::MAX_CAUSE_CHARS);
+            assert!(notes.chars().count() <= hazgate::commands::MAX_FEEDBACK_CHARS);
+        }
         Command::Thresholds { changes, .. } => assert_eq!(
             Some(changes.len()),
             v.get("changes")

@@ -346,6 +346,12 @@ pub struct CommandReply<'a> {
     pub error: Option<Text<'a>>,
 }
 
+/// Longest texts of a `feedback` command, in characters: a cause is an id from the
+/// centre's list; the measures and the text are a paragraph each, and the whole
+/// request stays within what the gateway's audit log keeps of it.
+pub const MAX_CAUSE_CHARS: usize = 64;
+pub const MAX_FEEDBACK_CHARS: usize = 500;
+
 /// `as_str`: each enum's wire spelling, for stores and screens that key on it (a test
 /// holds it to the serde spelling).
 macro_rules! spelled {

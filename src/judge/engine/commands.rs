@@ -61,6 +61,17 @@ pub enum Command {
         kind: String,
         by: String,
     },
+    /// The centre's handling feedback (处置反馈) on one alarm occurrence, kept in the
+    /// audit log: it changes no alarm, but the point and alarm it names must exist.
+    Feedback {
+        alarm_id: String,
+        cause: String,
+        #[serde(default)]
+        measures: String,
+        #[serde(default)]
+        text: String,
+        by: String,
+    },
 }
 
 impl Command {
@@ -72,7 +83,8 @@ impl Command {
             | Command::Unshelve { by, .. }
             | Command::OutOfService { by, .. }
             | Command::Thresholds { by, .. }
-            | Command::SpecialOperation { by, .. } => by,
+            | Command::SpecialOperation { by, .. }
+            | Command::Feedback { by, .. } => by,
         }
     }
 }
@@ -102,6 +114,8 @@ pub enum CommandError {
     BadDuration { got: String, max: f64 },
     #[error("`by` must name who sends the command")]
     Anonymous,
+    #[error("`{0}` is not an alarm id (`{{point}}:{{alarm}}:{{raise time in ms}}`)")]
+    BadAlarmId(String),
     #[error("thresholds rejected, nothing changed: {0}")]
     Guardrail(String),
     #[error("thresholds: no changes given")]
@@ -139,7 +153,29 @@ impl Engine {
             Command::OutOfService { point, enabled, by } => {
                 self.out_of_service_command(point, *enabled, by, now, out)
             }
+            Command::Feedback { alarm_id, .. } => self.check_occurrence(alarm_id),
         }
+    }
+
+    /// Whether `id` names an occurrence this site could have raised: a known point, an
+    /// alarm it has, a raise time. The occurrence itself may be long cleared (feedback
+    /// often comes after), so its time is not looked up.
+    fn check_occurrence(&self, id: &str) -> Result<(), CommandError> {
+        let bad = || CommandError::BadAlarmId(id.chars().take(200).collect());
+        let mut parts = id.rsplitn(3, ':');
+        let (Some(ms), Some(kind), Some(point)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        let kind = AlarmKind::parse(kind).ok_or_else(bad)?;
+        ms.parse::<i64>().map_err(|_| bad())?;
+        let pi = self.point_index(point)?;
+        if !self.points[pi.get()].alarms.iter().any(|a| a.kind == kind) {
+            return Err(CommandError::UnknownAlarm {
+                point: point.to_string(),
+                alarm: kind.as_str().into(),
+            });
+        }
+        Ok(())
     }
 
     fn special_operation_command(
