@@ -89,6 +89,21 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    #[cfg(feature = "centre")]
+    /// The monthly alarm-handling report from the centre's alarm journal, as CSV: per
+    /// enterprise and park, alarms raised, not cleared (未销警), feedback late or missing
+    /// (未反馈), feedback times, online rate.
+    Report {
+        /// central.toml (its `[alarm_loop]` names the journal).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The month, `YYYY-MM`, in the zone of `report_utc_offset_h`.
+        #[arg(long)]
+        month: String,
+        /// Where to write the CSV; standard output if not given.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
     /// The local API's bearer tokens: add (printed once), list, revoke.
     Token(TokenArgs),
     /// Point tables: `export` writes a site's points as CSV (the columns `points_csv`

@@ -13,96 +13,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{mqtt::*, *};
+use common::{mqtt::*, store::Store, *};
 
 /// Mosquitto for ingest: deep queues for its persistent sessions (nothing dropped while
 /// the store is down) and a wider in-flight window (throughput).
 const BROKER_CONF: &str = "max_queued_messages 0\nmax_inflight_messages 200";
-
-/// A VictoriaMetrics server on a free port with a throw-away data directory.
-struct Store {
-    port: u16,
-    data: PathBuf,
-    proc: Option<Proc>,
-}
-
-impl Store {
-    fn start(dir: &Path) -> Self {
-        let mut s = Store {
-            port: free_port(),
-            data: dir.join("vm-data"),
-            proc: None,
-        };
-        s.restart();
-        s
-    }
-
-    fn restart(&mut self) {
-        let log = std::fs::File::create(self.data.with_extension("log")).unwrap();
-        let child = Command::new("/usr/bin/victoria-metrics")
-            .arg(format!("-storageDataPath={}", self.data.display()))
-            .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
-            .args([
-                "-search.latencyOffset=0s",
-                "-search.disableCache",
-                "-retentionPeriod=100y",
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start victoria-metrics: run tests/setup-peers.sh first");
-        self.proc = Some(Proc {
-            child,
-            name: "victoria-metrics".into(),
-        });
-        wait_for_port(self.port, "victoria-metrics", Duration::from_secs(15));
-    }
-
-    /// A graceful stop (SIGTERM): the store flushes what it accepted. (A SIGKILL loses
-    /// its last second of accepted points — the store's durability, not ingest's.)
-    fn stop(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            let _ = p.terminate();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Every sample of the series matching `selector`: (labels, timestamp ms) → value.
-    fn export(&self, selector: &str) -> BTreeMap<(BTreeMap<String, String>, i64), f64> {
-        let out = Command::new("curl")
-            .args(["-s", "--max-time", "10"])
-            .arg(format!("{}/api/v1/export", self.url()))
-            .arg("--data-urlencode")
-            .arg(format!("match[]={selector}"))
-            .output()
-            .expect("curl");
-        let mut samples = BTreeMap::new();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            let labels: BTreeMap<String, String> = v["metric"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                .collect();
-            let ts = v["timestamps"].as_array().unwrap();
-            let vals = v["values"].as_array().unwrap();
-            for (t, x) in ts.iter().zip(vals) {
-                samples.insert((labels.clone(), t.as_i64().unwrap()), x.as_f64().unwrap());
-            }
-        }
-        samples
-    }
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// Writes `central.toml` for one ingest instance and starts it.
 /// One ingest instance; `alone` when it is the only one of its group (it then counts

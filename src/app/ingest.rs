@@ -9,7 +9,11 @@ use tracing::info;
 use crate::model::central::IngestConfig;
 
 use crate::ingest::{
+    alarm_loop::AlarmLoop,
     http,
+    journal::Journal,
+    ledger::Ledger,
+    report,
     screen::{self, ScreenHub},
     service::{run_ingest, Health},
     writer::InfluxWriter,
@@ -32,11 +36,20 @@ pub async fn ingest(config: &Path) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("cannot bind http.listen {addr}"))?;
             info!(%addr, "ingest HTTP: /healthz /metrics /screen");
-            let hub = ScreenHub::new(
+            let mut hub = ScreenHub::new(
                 screen::Screen::new(Duration::from_secs(cfg.screen.stale_after_s)),
                 Arc::clone(&health.clocks),
                 i64::try_from(cfg.clock.tolerance_s.saturating_mul(1000)).unwrap_or(i64::MAX),
             );
+            if let Some(l) = &cfg.alarm_loop {
+                let opened = AlarmLoop::open(l, &cfg.mqtt.prefix).with_context(|| {
+                    format!(
+                        "alarm_loop.journal_dir: cannot use {}",
+                        l.journal_dir.display()
+                    )
+                })?;
+                hub = hub.with_loop(Arc::new(opened));
+            }
             tokio::spawn(screen::watch(cfg.mqtt.clone(), hub.clone(), cancel.clone()));
             let access = http::Access {
                 tokens: cfg
@@ -74,5 +87,47 @@ pub async fn ingest(config: &Path) -> anyhow::Result<ExitCode> {
         let _ = s.await;
     }
     info!("hazgate ingest stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hazgate report --month`: the month's alarm-handling figures from the journal.
+pub fn report(config: &Path, month: &str, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let cfg = IngestConfig::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(l) = &cfg.alarm_loop else {
+        anyhow::bail!(
+            "{}: no [alarm_loop]: the report is made from its journal (journal_dir)",
+            config.display()
+        );
+    };
+    let (from, to) = report::month_bounds(month, l.report_utc_offset_h)
+        .with_context(|| format!("--month `{month}`: expected YYYY-MM, e.g. 2026-11"))?;
+    let mut ledger = Ledger::new(l);
+    let replayed = Journal::replay(&l.journal_dir, |e| {
+        ledger.apply(e);
+    })
+    .with_context(|| {
+        format!(
+            "cannot read the alarm journal in {}",
+            l.journal_dir.display()
+        )
+    })?;
+    if replayed.bad_lines > 0 {
+        eprintln!(
+            "hazgate: {} line(s) of the journal could not be read (see the log); the report leaves them out",
+            replayed.bad_lines
+        );
+    }
+    let csv = report::csv(&report::rows(
+        &ledger,
+        from,
+        to,
+        crate::reading::Timestamp::now(),
+    ))?;
+    match out {
+        Some(p) => {
+            std::fs::write(p, &csv).with_context(|| format!("cannot write {}", p.display()))?
+        }
+        None => std::io::Write::write_all(&mut std::io::stdout(), &csv)?,
+    }
     Ok(ExitCode::SUCCESS)
 }

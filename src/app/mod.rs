@@ -226,6 +226,10 @@ pub fn main() -> ExitCode {
             Command::Check { files } => check::check(&files),
             #[cfg(feature = "centre")]
             Command::Ingest { config } => ingest::ingest(&config).await,
+            #[cfg(feature = "centre")]
+            Command::Report { config, month, out } => {
+                ingest::report(&config, &month, out.as_deref())
+            }
             Command::Token(args) => token::token(args),
             Command::Gases { config } => check::gases(config.as_deref()),
             Command::Points {

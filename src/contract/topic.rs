@@ -168,6 +168,10 @@ impl Topics {
     pub fn commands(&self) -> String {
         format!("{}/{}", self.base, Stream::Command.filter())
     }
+    /// Where a command to this gateway goes (the centre's feedback).
+    pub fn command(&self, name: &str) -> String {
+        format!("{}/cmd/{name}", self.base)
+    }
     pub fn reply(&self, command: &str) -> String {
         format!("{}/cmd/{command}/reply", self.base)
     }

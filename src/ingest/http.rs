@@ -12,17 +12,26 @@ use axum::{
     http::{header, HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
-    Json, Router,
+    routing::{get, post},
+    Extension, Json, Router,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    alarm_loop::LoopError,
+    ledger::{FeedbackError, FeedbackRequest},
     screen::{ScreenHub, SCRIPT, STYLE},
     service::Health,
 };
-use crate::auth;
+use crate::auth::{self, Role};
+
+/// Who a request comes from, when it brought a valid token (the guard sets it).
+#[derive(Clone)]
+struct Caller {
+    name: String,
+    role: Role,
+}
 
 /// What every answer says to a browser: scripts and styles only from here (none
 /// inline), no data sent to others, not framed elsewhere, never sniffed, no referrer.
@@ -100,6 +109,8 @@ pub async fn serve(
             "/screen/events",
             get(|State(s): State<AppState>| async move { s.screen.events() }),
         )
+        .route("/screen/feedback", post(feedback))
+        .route("/screen/loop", get(alarm_loop))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard));
     let app = Router::new()
         .route("/healthz", get(healthz))
@@ -150,6 +161,7 @@ async fn guard(
     next: Next,
 ) -> Response {
     let a = &s.access;
+    let mut req = req;
     let token = presented(&req);
     if a.loopback_open && peer.ip().is_loopback() && token.is_none() {
         return next.run(req).await;
@@ -161,12 +173,12 @@ async fn guard(
         )
             .into_response();
     };
-    if auth::authenticate(&a.tokens, &a.backoff, peer.ip(), &token, "screen")
-        .await
-        .is_err()
-    {
+    let Ok((name, role)) =
+        auth::authenticate(&a.tokens, &a.backoff, peer.ip(), &token, "screen").await
+    else {
         return (StatusCode::UNAUTHORIZED, "the token is not recognised").into_response();
-    }
+    };
+    req.extensions_mut().insert(Caller { name, role });
     if req.uri().path() == "/screen" && req.uri().query().is_some_and(|q| q.contains("token=")) {
         let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/screen");
         return (
@@ -181,12 +193,82 @@ async fn guard(
     next.run(req).await
 }
 
+/// `POST /screen/feedback`: an operator's handling feedback on one alarm occurrence
+/// (`{gateway, alarm_id, cause, measures?, text?}`), recorded under the token's name
+/// and sent to the gateway. 403 without an operator's token (loopback access without
+/// a token reads, but gives no feedback: feedback must say who).
+async fn feedback(
+    State(s): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(l) = s.screen.alarm_loop() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "the alarm loop is off: configure [alarm_loop] in central.toml",
+        )
+            .into_response();
+    };
+    let Some(Extension(who)) = caller.filter(|c| c.role >= Role::Operator) else {
+        return (
+            StatusCode::FORBIDDEN,
+            "feedback needs an operator's token (hazgate token add NAME --role operator)",
+        )
+            .into_response();
+    };
+    let req: FeedbackRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("not a feedback request: {e}"),
+            )
+                .into_response()
+        }
+    };
+    match l.feedback(&req, &who.name) {
+        Ok(o) => (StatusCode::OK, Json(o)).into_response(),
+        Err(e) => {
+            let code = match &e {
+                LoopError::Journal(_) => StatusCode::SERVICE_UNAVAILABLE,
+                LoopError::Refused(FeedbackError::UnknownAlarm { .. }) => StatusCode::NOT_FOUND,
+                LoopError::Refused(FeedbackError::AlreadyGiven { .. }) => StatusCode::CONFLICT,
+                LoopError::Refused(_) => StatusCode::BAD_REQUEST,
+            };
+            (code, e.to_string()).into_response()
+        }
+    }
+}
+
+/// `GET /screen/loop`: the alarm list with acknowledgement and feedback, the loop's
+/// counters per enterprise and park, and the causes to choose from.
+async fn alarm_loop(State(s): State<AppState>) -> Response {
+    let Some(l) = s.screen.alarm_loop() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "the alarm loop is off: configure [alarm_loop] in central.toml",
+        )
+            .into_response();
+    };
+    let now = crate::reading::Timestamp::now();
+    Json(serde_json::json!({
+        "occurrences": l.listed(now),
+        "counts": l.counts(now),
+        "causes": l.causes(),
+    }))
+    .into_response()
+}
+
 /// 200 when connected to the broker and the last store write succeeded, else 503;
 /// the body says which part is down.
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     let mqtt = s.health.mqtt_connected.load(Ordering::Relaxed);
     let store = s.health.store_ok.load(Ordering::Relaxed);
-    let code = if mqtt && store {
+    let journal = s
+        .screen
+        .alarm_loop()
+        .map(|l| l.journal_ok.load(Ordering::Relaxed));
+    let code = if mqtt && store && journal != Some(false) {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -202,6 +284,7 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
         "status": if code == StatusCode::OK { "ok" } else { "degraded" },
         "mqtt_connected": mqtt,
         "store_ok": store,
+        "alarm_journal_ok": journal,
         "unacknowledged_messages": s.health.unacked.load(Ordering::Relaxed),
         "gateway_clock_offset_s": clocks,
     });

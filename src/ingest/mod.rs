@@ -7,13 +7,17 @@
 //! only what is stored; [`http`] serves health, metrics and the command-centre
 //! [`screen`]. Schema of what is stored: `docs/storage.md`.
 
+pub mod alarm_loop;
 pub mod clock;
 pub mod decoders;
 pub mod gaps;
 pub mod http;
+pub mod journal;
+pub mod ledger;
 pub mod line;
 pub mod message;
 pub mod points;
+pub mod report;
 pub mod schema;
 pub mod screen;
 pub mod service;

@@ -74,6 +74,7 @@ function render(all) {
   const mine = x => !park || x.park === park;
   const p = { enterprises: all.enterprises.filter(mine), alarms: all.alarms.filter(mine),
     active: all.active.filter(mine) };
+  loopBar(all, park);
   const counts = { red: 0, orange: 0, yellow: 0, blue: 0, grey: 0 };
   const major = [];
   const map = document.getElementById("map");
@@ -114,7 +115,8 @@ function render(all) {
     a.limit === null ? "" : ` (限 limit ${value(a.limit, a.unit)})`)), "无报警 no alarms");
   const STATE_ZH = { active_unacknowledged: "未确认 unack", returned_unacknowledged: "已恢复未确认 returned",
     active_acknowledged: "已确认 ack" };
-  list("active", p.active.map(a => el("li", { "data-state": a.state },
+  if (all.occurrences) list("active", all.occurrences.filter(mine).map(o => occurrenceItem(o, all.causes)), "无 none");
+  else list("active", p.active.map(a => el("li", { "data-state": a.state },
     el("span", { class: "badge " + (a.state === "active_acknowledged" ? "grey" : CLASS_COLOUR[a.class] || "blue") },
       STATE_ZH[a.state] || a.state),
     `${hhmm(a.raised)} ${a.enterprise} · ${a.hazard_source} · ${a.point} ${a.alarm.toUpperCase()}`,
@@ -124,6 +126,72 @@ function render(all) {
     el("li", {}, `${e.name || e.enterprise} · ${e.gateway}`)), "全部在线 all online");
   document.body.dataset.updated = String(Date.now());
 }
+// The alarm-handling loop (预警处置反馈), when the centre runs it: its counters, each
+// occurrence's acknowledgement and feedback, and the feedback form.
+const DELIVERY = { pending: "待送达 pending", accepted: "企业已收 delivered", refused: "企业拒收 refused" };
+function loopBar(all, park) {
+  const bar = document.getElementById("loop");
+  const rows = (all.loop_counts || []).filter(c => !c.enterprise && (!park || c.park === park));
+  bar.hidden = !all.occurrences;
+  if (bar.hidden) return;
+  const sum = k => rows.reduce((n, c) => n + c[k], 0);
+  const gateways = sum("gateways");
+  const one = rows.length === 1 ? rows[0] : null;
+  const minutes = v => v === null || v === undefined ? "—" : `${Math.round(v)} min`;
+  const item = (label, v, bad) => el("div", { class: bad ? "bad" : "", "data-count": label }, label + " ", el("b", {}, v));
+  bar.replaceChildren(
+    item("未销警 Not cleared", sum("not_cleared"), sum("not_cleared") > 0),
+    item("未反馈 Feedback overdue", sum("feedback_overdue"), sum("feedback_overdue") > 0),
+    item("在线率 Online", gateways ? `${Math.round(100 * sum("online") / gateways)}%` : "—", sum("online") < gateways),
+    item("反馈用时 Feedback p50 / p90", one ? `${minutes(one.feedback_p50_min)} / ${minutes(one.feedback_p90_min)}` : "—"));
+}
+function occurrenceItem(o, causes) {
+  const f = o.feedback;
+  const overdue = !f && Date.now() > Date.parse(o.feedback_due);
+  const cause = f && ((causes || []).find(c => c.id === f.cause) || { name: f.cause }).name;
+  const badge = o.cleared ? el("span", { class: "badge grey" }, "已销警 cleared")
+    : el("span", { class: "badge " + (o.state === "active_acknowledged" ? "grey" : CLASS_COLOUR[o.class] || "blue") },
+      { active_unacknowledged: "未确认 unack", returned_unacknowledged: "已恢复未确认 returned",
+        active_acknowledged: "已确认 ack" }[o.state] || o.state);
+  const notes = [
+    o.acknowledged ? `确认 ack ${o.acknowledged.by} ${hhmm(o.acknowledged.at)}` : "",
+    f ? `反馈 feedback ${cause} · ${f.by} ${hhmm(f.at)} · ${DELIVERY[f.delivery.state] || f.delivery.state}` : "",
+    o.cleared ? `销警 cleared ${hhmm(o.cleared)}` : "",
+  ].filter(Boolean).join("；");
+  const li = el("li", { "data-state": o.state, "data-alarm-id": o.alarm_id, "data-gateway": o.gateway,
+    "data-feedback": f ? "given" : overdue ? "overdue" : "due" },
+    badge,
+    `${hhmm(o.raised)} ${o.enterprise_name || o.enterprise} · ${o.hazard_source} · ${o.point} ${o.alarm.toUpperCase()}`,
+    o.value === null ? "" : ` = ${value(o.value, o.unit)}`,
+    el("span", { class: "why" }, notes,
+      f ? "" : el("span", { class: "due" }, `${notes ? "；" : ""}${overdue ? "超时未反馈 feedback overdue" : "待反馈 feedback due"} ${hhmm(o.feedback_due)}`)));
+  if (!f) li.addEventListener("click", () => openFeedback(o, causes));
+  return li;
+}
+let feedbackFor = null;
+function openFeedback(o, causes) {
+  feedbackFor = o;
+  document.getElementById("fb-alarm").textContent =
+    `${o.enterprise_name || o.enterprise} · ${o.hazard_source} · ${o.point} ${o.alarm.toUpperCase()} · ${hhmm(o.raised)}`;
+  document.getElementById("fb-cause").replaceChildren(...(causes || []).map(c => el("option", { value: c.id }, c.name)));
+  document.getElementById("fb-error").textContent = "";
+  document.getElementById("fb").showModal();
+}
+async function sendFeedback() {
+  const o = feedbackFor;
+  const error = document.getElementById("fb-error");
+  const body = { gateway: o.gateway, alarm_id: o.alarm_id, cause: document.getElementById("fb-cause").value,
+    measures: document.getElementById("fb-measures").value, text: document.getElementById("fb-text").value };
+  try {
+    const r = await fetch("/screen/feedback", { method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    if (!r.ok) { error.textContent = `${r.status}: ${await r.text()}`; return; }
+    for (const id of ["fb-measures", "fb-text"]) document.getElementById(id).value = "";
+    document.getElementById("fb").close();
+  } catch (e) { error.textContent = String(e); }
+}
+document.getElementById("fb-send").addEventListener("click", sendFeedback);
+document.getElementById("fb-cancel").addEventListener("click", () => document.getElementById("fb").close());
 function connect() {
   const src = new EventSource("/screen/events");
   const conn = document.getElementById("conn");

@@ -27,7 +27,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{
+    alarm_loop::AlarmLoop,
     clock::Clocks,
+    ledger::{Counts, Occurrence},
     subscriber::{self, Seen},
 };
 use crate::{
@@ -36,7 +38,7 @@ use crate::{
         wire::{Alarm, AlarmState, GatewayState, Risk, Scope},
         Stream, Topic,
     },
-    model::central::MqttConfig,
+    model::{alarm_loop::Cause, central::MqttConfig},
     reading::Timestamp,
 };
 
@@ -141,6 +143,17 @@ pub struct Picture {
     /// The alarm list (两单之报警清单): every alarm not back to normal, unacknowledged
     /// first, then returned-unacknowledged, then acknowledged; oldest first in each.
     pub active: Vec<AlarmLine>,
+    /// With the alarm loop on: the ledger's occurrences (not cleared, or cleared in
+    /// the last day without feedback), with acknowledgement and feedback, which the
+    /// page lists instead of `active` — they survive the centre's restarts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub occurrences: Option<Vec<Occurrence>>,
+    /// The loop's counters per enterprise, then per park.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub loop_counts: Vec<Counts>,
+    /// The causes an operator chooses from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<Cause>,
 }
 
 type GatewayKey = (String, String, String);
@@ -186,15 +199,20 @@ impl Screen {
         let Some(topic) = Topic::parse(prefix, topic) else {
             return false;
         };
+        let Ok(v) = serde_json::from_slice::<Value>(payload) else {
+            return false;
+        };
+        self.apply_message(&topic, &v)
+    }
+
+    /// Takes one message, its topic and JSON already read.
+    pub fn apply_message(&mut self, topic: &Topic<'_>, v: &Value) -> bool {
         let g = topic.gateway;
         let key = (
             g.park.to_string(),
             g.enterprise.to_string(),
             g.gateway.to_string(),
         );
-        let Ok(v) = serde_json::from_slice::<Value>(payload) else {
-            return false;
-        };
         match (topic.stream, v["type"].as_str()) {
             (Stream::RiskOf, Some("risk")) => match Risk::deserialize(&v["risk"]) {
                 Ok(r) => self.apply_risk(key, &r),
@@ -371,6 +389,7 @@ impl Screen {
                 .collect(),
             alarms: self.alarms.clone(),
             active: self.alarm_list(),
+            ..Picture::default()
         }
     }
 }
@@ -386,6 +405,8 @@ pub struct ScreenHub {
     /// The picture last announced, so the clock's tick announces only a change (a
     /// source going stale).
     last: Arc<Mutex<Arc<String>>>,
+    /// The alarm-handling loop, when configured: fed by the watcher, shown on the page.
+    alarm_loop: Option<Arc<AlarmLoop>>,
 }
 
 impl Default for ScreenHub {
@@ -402,7 +423,18 @@ impl ScreenHub {
             clock_tolerance_ms,
             changed: broadcast::channel(64).0,
             last: Arc::default(),
+            alarm_loop: None,
         }
+    }
+
+    /// Feeds `l` from the watcher and shows it on the page.
+    pub fn with_loop(mut self, l: Arc<AlarmLoop>) -> Self {
+        self.alarm_loop = Some(l);
+        self
+    }
+
+    pub fn alarm_loop(&self) -> Option<&Arc<AlarmLoop>> {
+        self.alarm_loop.as_ref()
     }
 
     /// Announces the picture if it differs from the last one announced.
@@ -425,6 +457,12 @@ impl ScreenHub {
                 .get(&format!("{}/{}/{}", e.park, e.enterprise, e.gateway))
                 .filter(|ms| ms.abs() > self.clock_tolerance_ms)
                 .map(|ms| *ms as f64 / 1000.0);
+        }
+        if let Some(l) = &self.alarm_loop {
+            let now = Timestamp::now();
+            picture.occurrences = Some(l.listed(now));
+            picture.loop_counts = l.counts(now);
+            picture.causes = l.causes();
         }
         Arc::new(serde_json::to_string(&picture).unwrap_or_default())
     }
@@ -457,7 +495,9 @@ impl ScreenHub {
     }
 }
 
-/// Watches the broker for the screen until `cancel`.
+/// Watches the broker for the screen until `cancel`. With the alarm loop on, the
+/// session is persistent and at QoS 1, and a message is acknowledged only once the
+/// loop's journal holds it: alarm events reach the ledger across the centre's restarts.
 pub async fn watch(cfg: MqttConfig, hub: ScreenHub, cancel: CancellationToken) {
     let mut o = match cfg.options(format!("{}-screen", cfg.client_id)) {
         Ok(o) => o,
@@ -466,10 +506,13 @@ pub async fn watch(cfg: MqttConfig, hub: ScreenHub, cancel: CancellationToken) {
             return;
         }
     };
-    o.set_clean_session(true)
+    let lasting = hub.alarm_loop.is_some();
+    o.set_clean_session(!lasting)
+        .set_manual_acks(lasting)
         .set_max_packet_size(cfg.max_message_bytes.max(1 << 20), 1 << 16);
-    let (client, mut eventloop) = AsyncClient::new(o, 16);
-    // Time alone turns a source stale: look once a second.
+    let (client, mut eventloop) = AsyncClient::new(o, 64);
+    // Time alone turns a source stale (and an alarm's feedback overdue): look once a
+    // second.
     let ticking = hub.clone();
     let stop = cancel.clone();
     tokio::spawn(async move {
@@ -477,22 +520,35 @@ pub async fn watch(cfg: MqttConfig, hub: ScreenHub, cancel: CancellationToken) {
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
-                _ = tick.tick() => ticking.announce(),
+                _ = tick.tick() => ticking.tick(),
             }
         }
     });
-    let filters =
-        [Stream::RiskOf, Stream::Alarm, Stream::Status].map(|s| every_gateway(&cfg.prefix, s));
+    let mut streams = vec![Stream::RiskOf, Stream::Alarm, Stream::Status];
+    if lasting {
+        streams.push(Stream::Reply);
+    }
+    let filters: Vec<String> = streams
+        .into_iter()
+        .map(|s| every_gateway(&cfg.prefix, s))
+        .collect();
+    let qos = if lasting {
+        QoS::AtLeastOnce
+    } else {
+        QoS::AtMostOnce
+    };
     let on = |seen| match seen {
-        Seen::Connected { .. } => info!("screen watching the broker"),
+        Seen::Connected { .. } => {
+            info!("screen watching the broker");
+            if let Some(l) = &hub.alarm_loop {
+                l.connected(&client);
+            }
+        }
         Seen::Message(p) => {
-            let changed = hub
-                .screen
-                .lock()
-                .map(|mut s| s.apply(&cfg.prefix, &p.topic, &p.payload))
-                .unwrap_or(false);
-            if changed {
-                hub.announce();
+            if hub.take(&cfg.prefix, &p.topic, &p.payload) && lasting {
+                if let Err(e) = client.try_ack(&p) {
+                    warn!(error = %e, "screen: cannot acknowledge a message");
+                }
             }
         }
         Seen::Down { error, retry_in } => {
@@ -500,15 +556,45 @@ pub async fn watch(cfg: MqttConfig, hub: ScreenHub, cancel: CancellationToken) {
                 "screen: broker connection down; retrying");
         }
     };
-    subscriber::run(
-        &mut eventloop,
-        &client,
-        &filters,
-        QoS::AtMostOnce,
-        &cancel,
-        on,
-    )
-    .await;
+    subscriber::run(&mut eventloop, &client, &filters, qos, &cancel, on).await;
+}
+
+impl ScreenHub {
+    /// Takes one message into the loop's ledger and the picture, announcing a change;
+    /// false when the loop's journal could not keep it (it is then not acknowledged,
+    /// and comes again).
+    fn take(&self, prefix: &str, topic: &str, payload: &[u8]) -> bool {
+        let (Some(topic), Ok(v)) = (
+            Topic::parse(prefix, topic),
+            serde_json::from_slice::<Value>(payload),
+        ) else {
+            return true;
+        };
+        let mut changed = false;
+        if let Some(l) = &self.alarm_loop {
+            match l.observe(&topic.gateway, topic.stream, &v) {
+                Ok(c) => changed = c,
+                Err(_) => return false,
+            }
+        }
+        changed |= self
+            .screen
+            .lock()
+            .map(|mut s| s.apply_message(&topic, &v))
+            .unwrap_or(false);
+        if changed {
+            self.announce();
+        }
+        true
+    }
+
+    /// Once a second: what time alone changes, announced.
+    fn tick(&self) {
+        if let Some(l) = &self.alarm_loop {
+            l.export_metrics(Timestamp::now());
+        }
+        self.announce();
+    }
 }
 
 #[cfg(test)]

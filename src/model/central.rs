@@ -8,6 +8,7 @@ use std::{net::SocketAddr, path::Path};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
+    alarm_loop::AlarmLoopConfig,
     load::load_toml,
     mqtt::{MqttEndpoint, Protocol, TlsConfig, TlsFileError},
     problems::{At, FieldError, Problems},
@@ -25,6 +26,9 @@ pub struct IngestConfig {
     pub screen: ScreenConfig,
     #[serde(default)]
     pub clock: ClockConfig,
+    /// The alarm-handling loop (journal, feedback, deadlines); off when absent.
+    #[serde(default)]
+    pub alarm_loop: Option<AlarmLoopConfig>,
 }
 
 /// Gateways' clocks, measured from their status messages.
@@ -245,6 +249,15 @@ impl IngestConfig {
         let mut p = Problems::default();
         self.mqtt.check(&mut p.at("mqtt"));
         self.store.check(&mut p.at("store"));
+        if let Some(l) = &self.alarm_loop {
+            l.check(&mut p.at("alarm_loop"));
+            if self.http.listen == "off" {
+                p.push(
+                    "alarm_loop",
+                    "needs the HTTP side (feedback is given on the screen): set http.listen, e.g. \"127.0.0.1:8090\"",
+                );
+            }
+        }
         if self.screen.stale_after_s == 0 {
             p.push(
                 "screen.stale_after_s",
@@ -368,5 +381,41 @@ mod tests {
         assert_eq!(fields, ["mqtt.client_id", "store.url"]);
         let c = parse(&MIN.replace("http://vm:8428", "vm:8428"));
         assert!(c.problems()[0].message.contains("http://"));
+    }
+
+    #[test]
+    fn the_alarm_loops_problems_name_their_field_and_the_fix() {
+        let c = parse(&format!(
+            "{MIN}[http]\nlisten = \"off\"\n[alarm_loop]\njournal_dir = \"/var/lib/hazgate/alarms\"\n\
+             causes = [{{ id = \"leak\", name = \"泄漏\" }}, {{ id = \"leak\", name = \"\" }}, {{ id = \"a b\", name = \"x\" }}]\n\
+             feedback_deadline_min = {{ critical = 0, high = 60, low = 240 }}\n"
+        ));
+        let got: Vec<(String, String)> = c
+            .problems()
+            .into_iter()
+            .map(|e| (e.path, e.message))
+            .collect();
+        let fields: Vec<&str> = got.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "alarm_loop.causes[1].id",
+                "alarm_loop.causes[1].name",
+                "alarm_loop.causes[2].id",
+                "alarm_loop.feedback_deadline_min.critical",
+                "alarm_loop",
+            ],
+            "{got:?}"
+        );
+        assert!(got[0].1.contains("listed twice"), "{got:?}");
+        assert!(got[4].1.contains("set http.listen"), "{got:?}");
+        let defaults = parse(&format!("{MIN}[alarm_loop]\njournal_dir = \"a\"\n"));
+        assert!(defaults.problems().is_empty(), "{:?}", defaults.problems());
+        let l = defaults.alarm_loop.unwrap();
+        assert_eq!(
+            (l.feedback_deadline_min.critical, l.report_utc_offset_h),
+            (30, 8)
+        );
+        assert!(l.causes.iter().any(|c| c.id == "false_alarm"));
     }
 }

@@ -8,6 +8,7 @@
 //! field path — and builds the [`site::Site`] that every other stage reads.
 
 pub mod alarm;
+pub mod alarm_loop;
 pub mod central;
 pub mod file;
 pub mod gas;

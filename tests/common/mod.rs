@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod mqtt;
+pub mod store;
 
 use std::{
     io::{BufRead, BufReader},
