@@ -58,6 +58,102 @@ fn status(park: &str, ent: &str, state: &str) -> (String, String) {
     )
 }
 
+/// Headless Chromium driven by chromedriver: one WebDriver session.
+struct Browser {
+    port: u16,
+    sid: String,
+    _driver: Proc,
+}
+
+impl Browser {
+    fn start(dir: &Path) -> Self {
+        let port = free_port();
+        let driver = Proc {
+            child: Command::new("/usr/bin/chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("chromedriver: run tests/setup-peers.sh first"),
+            name: "chromedriver".into(),
+        };
+        wait_for_port(port, "chromedriver", Duration::from_secs(15));
+        let profile = dir.join(format!("chromium-profile-{port}"));
+        let session = wd(
+            port,
+            "POST",
+            "/session",
+            Some(
+                json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--window-size=1920,1080", format!("--user-data-dir={}", profile.display())]}}}}),
+            ),
+        );
+        let sid = session["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {session}"))
+            .to_string();
+        Self {
+            port,
+            sid,
+            _driver: driver,
+        }
+    }
+
+    /// Runs `js` in the page; its return value.
+    fn script(&self, js: &str) -> Value {
+        wd(
+            self.port,
+            "POST",
+            &format!("/session/{}/execute/sync", self.sid),
+            Some(json!({"script": js, "args": []})),
+        )["value"]
+            .clone()
+    }
+
+    fn goto(&self, url: &str) {
+        wd(
+            self.port,
+            "POST",
+            &format!("/session/{}/url", self.sid),
+            Some(json!({"url": url})),
+        );
+    }
+
+    /// Keeps a screenshot in `target/screenshots/{name}` for a person to look at.
+    fn screenshot(&self, name: &str) {
+        use base64::Engine as _;
+        let shot = wd(
+            self.port,
+            "GET",
+            &format!("/session/{}/screenshot", self.sid),
+            None,
+        );
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["value"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+        let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join(name), png).unwrap();
+    }
+
+    /// Waits up to 5 s for `js` to return `want`.
+    async fn until(&self, what: &str, js: &str, want: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let v = self.script(js);
+            if want(&v) {
+                return v;
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "{what}: {v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_risk_change_on_mqtt_turns_the_right_tile_the_right_colour_within_a_second() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,45 +224,10 @@ async fn a_risk_change_on_mqtt_turns_the_right_tile_the_right_colour_within_a_se
             .unwrap(),
         name: "ingest".into(),
     };
-    let driver_port = free_port();
-    let _driver = Proc {
-        child: Command::new("/usr/bin/chromedriver")
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver: run tests/setup-peers.sh first"),
-        name: "chromedriver".into(),
-    };
-    for port in [http, driver_port] {
-        wait_for_port(port, "ingest / chromedriver", Duration::from_secs(15));
-    }
-    let profile = dir.path().join("chromium-profile");
-    let session = wd(
-        driver_port,
-        "POST",
-        "/session",
-        Some(
-            json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1920,1080", format!("--user-data-dir={}", profile.display())]}}}}),
-        ),
-    );
-    let sid = session["value"]["sessionId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no WebDriver session: {session}"))
-        .to_string();
-    let script = |js: &str| {
-        wd(
-            driver_port,
-            "POST",
-            &format!("/session/{sid}/execute/sync"),
-            Some(json!({"script": js, "args": []})),
-        )["value"]
-            .clone()
-    };
+    let browser = Browser::start(dir.path());
+    wait_for_port(http, "ingest", Duration::from_secs(15));
+    let (driver_port, sid) = (browser.port, browser.sid.clone());
+    let script = |js: &str| browser.script(js);
     // The page's security headers: no inline script or style allowed, no referrer —
     // and the page works under them (Chromium enforces the policy below).
     let head = Command::new("curl")
@@ -182,12 +243,7 @@ async fn a_risk_change_on_mqtt_turns_the_right_tile_the_right_colour_within_a_se
     ] {
         assert!(head.contains(needle), "{needle} in\n{head}");
     }
-    wd(
-        driver_port,
-        "POST",
-        &format!("/session/{sid}/url"),
-        Some(json!({"url": format!("http://127.0.0.1:{http}/screen")})),
-    );
+    browser.goto(&format!("http://127.0.0.1:{http}/screen"));
 
     let tiles = || {
         script("return [...document.querySelectorAll('.tile')].map(t => `${t.dataset.enterprise}/${t.dataset.source}=${t.dataset.colour}`).sort()")
@@ -479,21 +535,7 @@ async fn a_risk_change_on_mqtt_turns_the_right_tile_the_right_colour_within_a_se
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // A screenshot for a person to look at.
-    let shot = wd(
-        driver_port,
-        "GET",
-        &format!("/session/{sid}/screenshot"),
-        None,
-    );
-    use base64::Engine as _;
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(shot["value"].as_str().unwrap())
-        .unwrap();
-    assert_eq!(&png[1..4], b"PNG");
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join("screen.png"), png).unwrap();
+    browser.screenshot("screen.png");
 
     // A 3840 × 2160 wall: the same layout at twice the size, and its screenshot.
     wd(
@@ -511,17 +553,208 @@ async fn a_risk_change_on_mqtt_turns_the_right_tile_the_right_colour_within_a_se
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let shot = wd(
-        driver_port,
-        "GET",
-        &format!("/session/{sid}/screenshot"),
-        None,
-    );
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(shot["value"].as_str().unwrap())
-        .unwrap();
+    browser.screenshot("screen-2160p.png");
+    let png = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/screen-2160p.png"),
+    )
+    .unwrap();
     let width = u32::from_be_bytes([png[16], png[17], png[18], png[19]]);
     assert_eq!(width, 3840, "a 4K screenshot");
-    std::fs::write(out.join("screen-2160p.png"), png).unwrap();
     wd(driver_port, "DELETE", &format!("/session/{sid}"), None);
+}
+
+/// The page's alarm list, one line per occurrence: `feedback-state|text`.
+const LOOP_LIST: &str = "return [...document.querySelectorAll('#active li')].map(l => `${l.dataset.feedback || ''}|${l.innerText}`)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_gives_feedback_on_the_screen_and_the_list_shows_it_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let tokens = dir.path().join("tokens.json");
+    let out = Command::new(BIN)
+        .args(["token", "--file"])
+        .arg(&tokens)
+        .args(["add", "op-li", "--role", "operator"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let operator = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    // What the centre sends to the gateway, and the gateway's side of it (none runs:
+    // the test answers as the gateway would).
+    let (sent, sub) = subscriber(broker.port, "hazgate/v1/P/E1/GW-1/cmd/feedback").await;
+    let (client, mut el) = AsyncClient::new(
+        MqttOptions::new("loop-screen-test", "127.0.0.1", broker.port),
+        64,
+    );
+    tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    let http = free_port();
+    let conf = dir.path().join("central.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"loop-screen\"\n[store]\nurl = \"http://127.0.0.1:{}\"\norg = \"o\"\nbucket = \"b\"\n\
+             [http]\nlisten = \"127.0.0.1:{http}\"\ntokens_path = \"{}\"\n[alarm_loop]\njournal_dir = \"{}\"\n",
+            broker.port,
+            free_port(),
+            tokens.display(),
+            dir.path().join("alarms").display()
+        ),
+    )
+    .unwrap();
+    let _ingest = Proc {
+        child: Command::new(BIN)
+            .args(["ingest", "--log-level", "warn", "--config"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("ingest.log")).unwrap())
+            .spawn()
+            .unwrap(),
+        name: "ingest".into(),
+    };
+    wait_for_port(http, "ingest", Duration::from_secs(15));
+    let browser = Browser::start(dir.path());
+    // The token once in the address: a cookie from then on, which the form's request
+    // carries.
+    browser.goto(&format!("http://127.0.0.1:{http}/screen?token={operator}"));
+
+    // An HH raised 40 minutes ago, never acknowledged: 30 minutes past its deadline.
+    let raised = std::time::SystemTime::now() - Duration::from_secs(40 * 60);
+    let raised_ms = raised
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let ts = humantime::format_rfc3339_millis(raised).to_string();
+    let alarm_id = format!("GT-101:hh:{raised_ms}");
+    for (topic, message) in [
+        (
+            "status",
+            json!({"seq": 1, "ts": ts, "park": "P", "enterprise": "E1", "gateway": "GW-1",
+            "type": "status", "state": "online", "enterprise_name": "示范化工有限公司", "version": "0.1.0",
+            "uptime_s": 2, "spool_events": 0, "spool_telemetry": 0, "spool_bytes": 0, "dropped_telemetry": 0}),
+        ),
+        (
+            "alarm",
+            json!({"seq": 2, "ts": ts, "park": "P", "enterprise": "E1", "gateway": "GW-1",
+            "type": "alarm", "alarm": {"ts": ts, "alarm_id": alarm_id, "point": "GT-101",
+            "hazard_source": "HS-01", "alarm": "hh", "class": "critical", "action": "raised",
+            "state": "active_unacknowledged", "value": 52.5, "limit": 40.0, "by": null,
+            "bad_quality": false, "shelved": false, "out_of_service": false, "unit": "%LEL"}}),
+        ),
+    ] {
+        client
+            .publish(
+                format!("hazgate/v1/P/E1/GW-1/{topic}"),
+                QoS::AtLeastOnce,
+                false,
+                message.to_string(),
+            )
+            .await
+            .unwrap();
+    }
+    let overdue = |l: &Value| {
+        l.as_array().is_some_and(|a| {
+            a.len() == 1 && {
+                let t = a[0].as_str().unwrap_or("");
+                t.starts_with("overdue|未确认 unack")
+                    && t.contains("示范化工有限公司 · HS-01 · GT-101 HH = 52.5 %LEL")
+                    && t.contains("超时未反馈 feedback overdue")
+            }
+        })
+    };
+    browser
+        .until("the alarm, overdue", LOOP_LIST, overdue)
+        .await;
+    let bar = "return [...document.querySelectorAll('#loop div')].map(d => d.innerText.replace(/\\s+/g, ' '))";
+    browser
+        .until("the loop's counters", bar, |v| {
+            v.as_array().is_some_and(|a| {
+                a.len() == 4
+                    && a[0] == "未销警 Not cleared 1"
+                    && a[1] == "未反馈 Feedback overdue 1"
+                    && a[2] == "在线率 Online 100%"
+            })
+        })
+        .await;
+
+    // The operator clicks the alarm and fills in the form.
+    browser.script(&format!(
+        "document.querySelector('li[data-alarm-id=\"{alarm_id}\"]').click(); return 0"
+    ));
+    browser
+        .until(
+            "the form open",
+            "return document.getElementById('fb').open",
+            |v| v == true,
+        )
+        .await;
+    browser.screenshot("screen-feedback-form.png");
+    browser.script(
+        "document.getElementById('fb-cause').value = 'sensor_fault';
+         document.getElementById('fb-measures').value = '更换传感器 replaced the sensor';
+         document.getElementById('fb-send').click(); return 0",
+    );
+    browser
+        .until("the list shows it, pending", LOOP_LIST, |l| {
+            l.as_array().is_some_and(|a| {
+                a.len() == 1 && {
+                    let t = a[0].as_str().unwrap_or("");
+                    t.starts_with("given|")
+                        && t.contains("反馈 feedback 仪表故障 sensor fault · op-li")
+                        && t.contains("待送达 pending")
+                }
+            })
+        })
+        .await;
+    assert_eq!(
+        browser.script("return document.getElementById('fb').open"),
+        false
+    );
+
+    // The centre sent it to the gateway under the operator's name; the gateway answers.
+    eventually(Duration::from_secs(5), "the feedback command", || {
+        !sent.lock().unwrap().is_empty()
+    })
+    .await;
+    let command = sent.lock().unwrap()[0].1.clone();
+    assert_eq!(
+        (
+            &command["by"],
+            &command["cause"],
+            &command["alarm_id"],
+            &command["measures"]
+        ),
+        (
+            &json!("op-li"),
+            &json!("sensor_fault"),
+            &json!(alarm_id),
+            &json!("更换传感器 replaced the sensor")
+        ),
+        "{command}"
+    );
+    client
+        .publish(
+            "hazgate/v1/P/E1/GW-1/cmd/feedback/reply",
+            QoS::AtLeastOnce,
+            false,
+            json!({"seq": 3, "ts": ts, "park": "P", "enterprise": "E1", "gateway": "GW-1",
+                "type": "command_reply", "request_id": command["request_id"], "command": "feedback", "ok": true})
+            .to_string(),
+        )
+        .await
+        .unwrap();
+    browser
+        .until("delivered", LOOP_LIST, |l| {
+            l.as_array().is_some_and(|a| {
+                a.len() == 1 && a[0].as_str().unwrap_or("").contains("企业已收 delivered")
+            })
+        })
+        .await;
+    browser
+        .until("no longer 未反馈", bar, |v| {
+            v.as_array()
+                .is_some_and(|a| a.len() == 4 && a[1] == "未反馈 Feedback overdue 0")
+        })
+        .await;
+    browser.screenshot("screen-feedback.png");
+    sub.abort();
 }
