@@ -155,6 +155,47 @@ async fn feedback_reaches_the_gateways_audit_log_and_the_loop_survives_the_centr
     );
     let again = http_as(http, "POST", "/screen/feedback", Some(&body), &operator);
     assert_eq!(again.0, 409, "{again:?}");
+    // Bad input is refused with the reason, and nothing of it is kept.
+    let stale = body.replace(alarm_id, "GT-1:hh:1000");
+    let stale = http_as(http, "POST", "/screen/feedback", Some(&stale), &operator);
+    assert_eq!(
+        stale.0, 404,
+        "an occurrence the centre never saw: {stale:?}"
+    );
+    let long = json!({"gateway": gateway, "alarm_id": alarm_id, "cause": "real_leak", "text": "漏".repeat(501)});
+    let long = http_as(
+        http,
+        "POST",
+        "/screen/feedback",
+        Some(&long.to_string()),
+        &operator,
+    );
+    assert_eq!(long.0, 400, "{long:?}");
+    let not_json = http_as(
+        http,
+        "POST",
+        "/screen/feedback",
+        Some("{\"gateway\": 1}"),
+        &operator,
+    );
+    assert_eq!(not_json.0, 400, "{not_json:?}");
+    let journal: String = std::fs::read_dir(d.join("alarms"))
+        .unwrap()
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+        .collect();
+    let kept: Vec<&str> = journal
+        .lines()
+        .filter(|l| l.contains("\"entry\":\"feedback\""))
+        .collect();
+    assert_eq!(
+        kept.len(),
+        1,
+        "only the accepted feedback is journaled: {kept:?}"
+    );
+    assert!(
+        kept[0].contains("\"by\":\"op-li\"") && kept[0].contains("real_leak"),
+        "{kept:?}"
+    );
 
     // The gateway has it in its audit log, and the centre knows it was accepted.
     let audit = d.join("audit.jsonl");
@@ -185,8 +226,22 @@ async fn feedback_reaches_the_gateways_audit_log_and_the_loop_survives_the_centr
     )
     .await;
 
-    // The centre goes down; meanwhile the alarm is acknowledged and clears.
-    central.kill();
+    let health = || -> (u16, Value) {
+        let (code, body) = try_http(http, "GET", "/healthz", None).unwrap_or_default();
+        (code, serde_json::from_str(&body).unwrap_or_default())
+    };
+    assert_eq!(health().1["alarm_journal_ok"], true);
+
+    // The journal breaks (its month's file cannot be opened): the acknowledgement
+    // that comes next is not kept — loudly — and not acknowledged to the broker.
+    let month_file = std::fs::read_dir(d.join("alarms"))
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    let aside = month_file.with_extension("aside");
+    std::fs::rename(&month_file, &aside).unwrap();
+    std::fs::create_dir(&month_file).unwrap();
     let (client, mut el) =
         AsyncClient::new(MqttOptions::new("loop-test", "127.0.0.1", broker.port), 16);
     tokio::spawn(async move { while el.poll().await.is_ok() {} });
@@ -199,6 +254,25 @@ async fn feedback_reaches_the_gateways_audit_log_and_the_loop_survives_the_centr
         )
         .await
         .unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "/healthz says the journal failed",
+        || {
+            let (code, body) = health();
+            code == 503 && body["alarm_journal_ok"] == false
+        },
+    )
+    .await;
+    let (_, metrics) = http_as(http, "GET", "/metrics", None, &viewer);
+    assert!(
+        metrics.contains("hazgate_ingest_alarm_journal_failures_total"),
+        "{metrics}"
+    );
+
+    // The centre goes down; the journal is mended; meanwhile the alarm clears.
+    central.kill();
+    std::fs::remove_dir(&month_file).unwrap();
+    std::fs::rename(&aside, &month_file).unwrap();
     std::fs::write(
         &control,
         json!([{"unit": 1, "table": "holding", "addr": 0, "type": "f32", "order": "CDAB", "value": 0.0}])
@@ -218,7 +292,8 @@ async fn feedback_reaches_the_gateways_audit_log_and_the_loop_survives_the_centr
     )
     .await;
 
-    // Back up: the broker kept what the centre missed, and the journal what it had.
+    // Back up: the broker kept what the centre missed or could not keep (the
+    // acknowledgement), and the journal what it had.
     let _central = start_central(&conf, http, &d.join("ingest-2.log"));
     eventually(
         Duration::from_secs(20),

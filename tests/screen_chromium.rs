@@ -758,3 +758,232 @@ async fn an_operator_gives_feedback_on_the_screen_and_the_list_shows_it_delivere
     browser.screenshot("screen-feedback.png");
     sub.abort();
 }
+
+/// A gateway the test plays: online (retained, with a Last Will saying offline) and the
+/// retained level of each of its sources.
+async fn fake_gateway(
+    broker: u16,
+    park: &str,
+    ent: &str,
+    sources: &[(String, &str)],
+) -> AsyncClient {
+    let base = format!("hazgate/v1/{park}/{ent}/GW-1");
+    let status = |state: &str| {
+        json!({"seq": 0, "ts": "2026-11-23T08:00:00.000Z", "park": park, "enterprise": ent, "gateway": "GW-1",
+            "type": "status", "state": state, "enterprise_name": format!("{ent} 化工"), "version": "0.1.0",
+            "uptime_s": 1, "spool_events": 0, "spool_telemetry": 0, "spool_bytes": 0, "dropped_telemetry": 0})
+        .to_string()
+    };
+    let mut o = MqttOptions::new(format!("fake-{park}-{ent}"), "127.0.0.1", broker);
+    o.set_last_will(rumqttc::LastWill::new(
+        format!("{base}/status"),
+        status("offline"),
+        QoS::AtLeastOnce,
+        true,
+    ));
+    let (client, mut el) = AsyncClient::new(o, 64);
+    tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    client
+        .publish(
+            format!("{base}/status"),
+            QoS::AtLeastOnce,
+            true,
+            status("online"),
+        )
+        .await
+        .unwrap();
+    for (id, colour) in sources {
+        let (topic, payload) = risk(park, ent, id, "hazard_source", colour, "low alarm");
+        client
+            .publish(topic, QoS::AtLeastOnce, true, payload)
+            .await
+            .unwrap();
+    }
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_county_of_twenty_gateways_shows_every_source_and_a_killed_gateway_turns_grey() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let broker = Broker::start(d);
+    // 19 gateways the test plays, in three parks, six sources each, of every colour …
+    const COLOURS: [&str; 5] = ["blue", "yellow", "orange", "red", "blue"];
+    let mut want = std::collections::BTreeMap::new();
+    let mut fakes = Vec::new();
+    for g in 0..19 {
+        let (park, ent) = (format!("P{}", g % 3 + 1), format!("E{}", g + 2));
+        let sources: Vec<(String, &str)> = (0..6)
+            .map(|s| (format!("HS-{s}"), COLOURS[(g + s) % 5]))
+            .collect();
+        for (id, c) in &sources {
+            want.insert(format!("{ent}/{id}"), c.to_string());
+        }
+        fakes.push(fake_gateway(broker.port, &park, &ent, &sources).await);
+    }
+    // … and one real `hazgate run` (P1/E1, one source, blue), keepalive 5 s.
+    let port = free_port();
+    let map = json!({"devices": [{"unit": 1, "holding": {"size": 8, "values": [
+        {"addr": 0, "type": "f32", "order": "CDAB", "value": 0.0}]}}]});
+    let _peer = pymodbus(&map, &PeerAt::Tcp(port), d, &PeerOpts::default());
+    let site = one_detector_site(d, &PeerAt::Tcp(port), broker.port, "keepalive_s = 5");
+    want.insert("E1/HS-1".into(), "blue".into());
+    // P2's plan: a shape for two of its sources, one for an enterprise, one for a
+    // source nobody reports (grey, never blue).
+    std::fs::write(
+        d.join("p2.svg"),
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 100">
+          <rect id="a" data-source="E3/HS-0" x="0" y="0" width="90" height="90"/>
+          <rect id="b" data-source="E3/HS-2" x="100" y="0" width="90" height="90"/>
+          <rect id="c" data-enterprise="E6" x="200" y="0" width="90" height="90"/>
+          <rect id="d" data-source="E99/HS-0" x="300" y="0" width="90" height="90"/>
+          <script>window.__planScript = true</script></svg>"#,
+    )
+    .unwrap();
+    let http = free_port();
+    let conf = d.join("central.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"county\"\n[store]\nurl = \"http://127.0.0.1:{}\"\norg = \"o\"\nbucket = \"b\"\n\
+             [http]\nlisten = \"127.0.0.1:{http}\"\n[[screen.plans]]\npark = \"P2\"\nsvg = \"p2.svg\"\n",
+            broker.port,
+            free_port()
+        ),
+    )
+    .unwrap();
+    let check = Command::new(BIN).arg("check").arg(&conf).output().unwrap();
+    assert!(check.status.success(), "{check:?}");
+    let _ingest = Proc {
+        child: Command::new(BIN)
+            .args(["ingest", "--log-level", "warn", "--config"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("ingest.log")).unwrap())
+            .spawn()
+            .unwrap(),
+        name: "ingest".into(),
+    };
+    let mut gw = start_gateway(&site, None);
+    wait_for_port(http, "ingest", Duration::from_secs(15));
+    let browser = Browser::start(d);
+    browser.goto(&format!("http://127.0.0.1:{http}/screen"));
+
+    // Every tile, the right colour; the counters add up.
+    let tiles = "return Object.fromEntries([...document.querySelectorAll('.tile')].map(t => [`${t.dataset.enterprise}/${t.dataset.source}`, t.dataset.state === 'live' ? t.dataset.colour : 'grey']))";
+    let want_tiles = serde_json::to_value(&want).unwrap();
+    let start = Instant::now();
+    while browser.script(tiles) != want_tiles {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "tiles: {}",
+            browser.script(tiles)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(want.len() >= 100, "{} sources", want.len());
+    // … and every one of them on the wall, not below its edge.
+    assert_eq!(
+        browser.script(
+            "return [...document.querySelectorAll('.tile')].filter(t => { const r = t.getBoundingClientRect(); \
+             return r.width < 10 || r.bottom > innerHeight || r.right > innerWidth; }).length"
+        ),
+        json!(0),
+        "tiles off the screen or too small"
+    );
+    let count = |c: &str| want.values().filter(|v| *v == c).count().to_string();
+    let counters = "return ['red','orange','yellow','blue','grey'].map(c => document.getElementById('n-' + c).textContent)";
+    assert_eq!(
+        browser.script(counters),
+        json!([
+            count("red"),
+            count("orange"),
+            count("yellow"),
+            count("blue"),
+            "0"
+        ])
+    );
+    assert_eq!(
+        browser.script(
+            "return [...document.querySelectorAll('#parks button')].map(b => b.dataset.park)"
+        ),
+        json!(["", "P1", "P2", "P3"])
+    );
+    browser.screenshot("county-1080p.png");
+
+    // The real gateway killed with -9: its tile turns grey, counted as no data, within
+    // 1.5 × its keepalive.
+    gw.proc.kill();
+    let killed = Instant::now();
+    let e1 = "const t = document.querySelector('.tile[data-enterprise=\"E1\"]'); return t && t.dataset.state";
+    while browser.script(e1) != json!("offline") {
+        assert!(
+            killed.elapsed() < Duration::from_millis(7_500),
+            "still {} after {:?}",
+            browser.script(e1),
+            killed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        browser.script(counters)[4],
+        "1",
+        "the killed gateway's source is no data"
+    );
+
+    // P2 chosen: its plan, coloured from the same picture; an unknown shape grey, and
+    // the drawing's script never ran.
+    browser.script("document.querySelector('#parks button[data-park=\"P2\"]').click(); return 0");
+    let shapes = "return ['a','b','c','d'].map(id => { const s = document.querySelector('#plan #' + id); return s && s.getAttribute('data-colour'); })";
+    let e6 = browser.script(
+        "return document.querySelector('.enterprise[data-enterprise=\"E6\"]').dataset.colour",
+    );
+    let expect = json!([want["E3/HS-0"], want["E3/HS-2"], e6, "grey"]);
+    let start = Instant::now();
+    while browser.script(shapes) != expect {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "plan: {} want {expect}",
+            browser.script(shapes)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        browser.script(
+            "return [document.getElementById('map').hidden, window.__planScript === undefined]"
+        ),
+        json!([true, true])
+    );
+    // A change reaches the plan: E3's HS-2 turns red.
+    let (topic, payload) = risk(
+        "P2",
+        "E3",
+        "HS-2",
+        "hazard_source",
+        "red",
+        "critical alarm on a level 1/2 source",
+    );
+    fakes[1]
+        .publish(topic, QoS::AtLeastOnce, true, payload)
+        .await
+        .unwrap();
+    let b = "return document.querySelector('#plan #b').getAttribute('data-colour')";
+    browser
+        .until("the plan's shape red", b, |v| v == "red")
+        .await;
+    browser.screenshot("county-plan-1080p.png");
+    wd(
+        browser.port,
+        "POST",
+        &format!("/session/{}/window/rect", browser.sid),
+        Some(json!({"width": 3840, "height": 2160})),
+    );
+    browser
+        .until(
+            "doubled",
+            "return getComputedStyle(document.documentElement).zoom",
+            |z| z == "2",
+        )
+        .await;
+    browser.screenshot("county-plan-2160p.png");
+}

@@ -41,6 +41,15 @@ pub async fn ingest(config: &Path) -> anyhow::Result<ExitCode> {
                 Arc::clone(&health.clocks),
                 i64::try_from(cfg.clock.tolerance_s.saturating_mul(1000)).unwrap_or(i64::MAX),
             );
+            let dir = config.parent().unwrap_or(Path::new("."));
+            let mut plans = std::collections::BTreeMap::new();
+            for (i, p) in cfg.screen.plans.iter().enumerate() {
+                let svg = p
+                    .read(dir)
+                    .map_err(|e| anyhow::anyhow!("screen.plans[{i}].svg: {e}"))?;
+                plans.insert(p.park.clone(), svg);
+            }
+            hub = hub.with_plans(plans);
             if let Some(l) = &cfg.alarm_loop {
                 let opened = AlarmLoop::open(l, &cfg.mqtt.prefix).with_context(|| {
                     format!(

@@ -111,6 +111,7 @@ pub async fn serve(
         )
         .route("/screen/feedback", post(feedback))
         .route("/screen/loop", get(alarm_loop))
+        .route("/screen/plan/{park}", get(plan))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard));
     let app = Router::new()
         .route("/healthz", get(healthz))
@@ -240,6 +241,22 @@ async fn feedback(
     }
 }
 
+/// `GET /screen/plan/{park}`: the park's plan drawing. The page inlines it to colour
+/// its shapes; the Content-Security-Policy keeps any script in it from running.
+async fn plan(
+    State(s): State<AppState>,
+    axum::extract::Path(park): axum::extract::Path<String>,
+) -> Response {
+    match s.screen.plan(&park) {
+        Some(svg) => (
+            [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
+            svg,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no plan for park `{park}`")).into_response(),
+    }
+}
+
 /// `GET /screen/loop`: the alarm list with acknowledgement and feedback, the loop's
 /// counters per enterprise and park, and the causes to choose from.
 async fn alarm_loop(State(s): State<AppState>) -> Response {
@@ -280,14 +297,17 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
         .into_iter()
         .map(|(g, ms)| (g, serde_json::json!(ms as f64 / 1000.0)))
         .collect();
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "status": if code == StatusCode::OK { "ok" } else { "degraded" },
         "mqtt_connected": mqtt,
         "store_ok": store,
-        "alarm_journal_ok": journal,
         "unacknowledged_messages": s.health.unacked.load(Ordering::Relaxed),
         "gateway_clock_offset_s": clocks,
     });
+    // Only where the loop runs: there is no journal to report on otherwise.
+    if let Some(ok) = journal {
+        body["alarm_journal_ok"] = serde_json::json!(ok);
+    }
     (code, Json(body))
 }
 

@@ -379,7 +379,8 @@ impl Ledger {
         true
     }
 
-    /// Checks a feedback request from `by` at `now`: the entry to journal and apply.
+    /// Checks a feedback request from `by` at `now` — its content first, then the
+    /// occurrence — and gives the entry to journal and apply.
     pub fn feedback(
         &self,
         req: &FeedbackRequest,
@@ -388,19 +389,6 @@ impl Ledger {
         now: Timestamp,
     ) -> Result<Entry<'static>, FeedbackError> {
         use crate::contract::wire::{MAX_CAUSE_CHARS, MAX_FEEDBACK_CHARS};
-        let o = self
-            .occurrences
-            .get(&(req.gateway.clone(), req.alarm_id.clone()))
-            .ok_or_else(|| FeedbackError::UnknownAlarm {
-                gateway: req.gateway.clone(),
-                alarm_id: req.alarm_id.clone(),
-            })?;
-        if let Some(f) = &o.feedback {
-            return Err(FeedbackError::AlreadyGiven {
-                by: f.by.clone(),
-                at: f.at.to_rfc3339(),
-            });
-        }
         if !self.causes.iter().any(|c| c.id == req.cause) {
             let known: Vec<&str> = self.causes.iter().map(|c| c.id.as_str()).collect();
             return Err(FeedbackError::UnknownCause(
@@ -416,6 +404,19 @@ impl Ledger {
             if v.chars().count() > max {
                 return Err(FeedbackError::TooLong(field, max));
             }
+        }
+        let o = self
+            .occurrences
+            .get(&(req.gateway.clone(), req.alarm_id.clone()))
+            .ok_or_else(|| FeedbackError::UnknownAlarm {
+                gateway: req.gateway.clone(),
+                alarm_id: req.alarm_id.clone(),
+            })?;
+        if let Some(f) = &o.feedback {
+            return Err(FeedbackError::AlreadyGiven {
+                by: f.by.clone(),
+                at: f.at.to_rfc3339(),
+            });
         }
         Ok(Entry::Feedback {
             at: now,

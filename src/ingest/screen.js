@@ -78,6 +78,9 @@ function render(all) {
   const counts = { red: 0, orange: 0, yellow: 0, blue: 0, grey: 0 };
   const major = [];
   const map = document.getElementById("map");
+  // A county has hundreds of sources: smaller tiles, so that every one stays in view.
+  const sourcesShown = p.enterprises.reduce((n, e) => n + e.sources.length, 0);
+  map.dataset.density = sourcesShown <= 36 ? "" : sourcesShown <= 160 ? "compact" : "dense";
   map.replaceChildren(...p.enterprises.map(e => {
     const tiles = e.sources.map(s => {
       // A colour that is not current is grey, never its last colour, never blue.
@@ -99,6 +102,10 @@ function render(all) {
       el("div", { class: "tiles" }, ...tiles));
   }));
   for (const c of Object.keys(counts)) document.getElementById("n-" + c).textContent = counts[c];
+  const planned = Boolean(park) && (all.plans || []).includes(park);
+  document.getElementById("plan").hidden = !planned;
+  map.hidden = planned;
+  if (planned) paintPlan(park, p.enterprises);
   const rank = { red: 0, orange: 1 };
   major.sort((a, b) => rank[a.s.colour] - rank[b.s.colour] || b.s.since.localeCompare(a.s.since));
   const list = (id, items, empty) => document.getElementById(id).replaceChildren(
@@ -125,6 +132,35 @@ function render(all) {
   list("offline", p.enterprises.filter(e => e.online === false).map(e =>
     el("li", {}, `${e.name || e.enterprise} · ${e.gateway}`)), "全部在线 all online");
   document.body.dataset.updated = String(Date.now());
+}
+// A park's plan (一图): an SVG whose shapes name an enterprise (data-enterprise) or a
+// hazard source (data-source="ENTERPRISE/HS-ID"), coloured like the tiles — grey when
+// not current or never heard of, never blue.
+const plans = {};
+async function loadPlan(park) {
+  const r = await fetch(`/screen/plan/${encodeURIComponent(park)}`, { credentials: "same-origin" });
+  if (!r.ok) return;
+  const doc = new DOMParser().parseFromString(await r.text(), "image/svg+xml");
+  const svg = doc.documentElement;
+  if (svg.nodeName !== "svg") return;
+  for (const s of svg.querySelectorAll("script, foreignObject")) s.remove();
+  plans[park] = document.importNode(svg, true);
+  if (last) render(last);
+}
+function paintPlan(park, enterprises) {
+  const svg = plans[park];
+  if (!svg) { if (plans[park] === undefined) { plans[park] = null; loadPlan(park); } return; }
+  const box = document.getElementById("plan");
+  if (svg.parentNode !== box) box.replaceChildren(svg);
+  const colour = new Map();
+  for (const e of enterprises) {
+    colour.set(e.enterprise, e.online === false ? "grey" : e.colour);
+    for (const s of e.sources) colour.set(`${e.enterprise}/${s.id}`, s.state === "live" ? s.colour : "grey");
+  }
+  for (const shape of svg.querySelectorAll("[data-source], [data-enterprise]")) {
+    const key = shape.getAttribute("data-source") || shape.getAttribute("data-enterprise");
+    shape.setAttribute("data-colour", colour.get(key) || "grey");
+  }
 }
 // The alarm-handling loop (预警处置反馈), when the centre runs it: its counters, each
 // occurrence's acknowledgement and feedback, and the feedback form.

@@ -154,6 +154,9 @@ pub struct Picture {
     /// The causes an operator chooses from.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub causes: Vec<Cause>,
+    /// Parks with a plan (一图), served at `/screen/plan/{park}`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plans: Vec<String>,
 }
 
 type GatewayKey = (String, String, String);
@@ -407,6 +410,8 @@ pub struct ScreenHub {
     last: Arc<Mutex<Arc<String>>>,
     /// The alarm-handling loop, when configured: fed by the watcher, shown on the page.
     alarm_loop: Option<Arc<AlarmLoop>>,
+    /// Park → its plan drawing (SVG), read at start-up.
+    plans: Arc<BTreeMap<String, String>>,
 }
 
 impl Default for ScreenHub {
@@ -424,7 +429,19 @@ impl ScreenHub {
             changed: broadcast::channel(64).0,
             last: Arc::default(),
             alarm_loop: None,
+            plans: Arc::default(),
         }
+    }
+
+    /// Shows `plans` (park → SVG) on the page.
+    pub fn with_plans(mut self, plans: BTreeMap<String, String>) -> Self {
+        self.plans = Arc::new(plans);
+        self
+    }
+
+    /// A park's plan drawing.
+    pub fn plan(&self, park: &str) -> Option<String> {
+        self.plans.get(park).cloned()
     }
 
     /// Feeds `l` from the watcher and shows it on the page.
@@ -458,6 +475,7 @@ impl ScreenHub {
                 .filter(|ms| ms.abs() > self.clock_tolerance_ms)
                 .map(|ms| *ms as f64 / 1000.0);
         }
+        picture.plans = self.plans.keys().cloned().collect();
         if let Some(l) = &self.alarm_loop {
             let now = Timestamp::now();
             picture.occurrences = Some(l.listed(now));

@@ -68,13 +68,60 @@ pub struct ScreenConfig {
     /// restate every level each integrity period (60 s by default): three periods.
     #[serde(default = "default_stale_after")]
     pub stale_after_s: u64,
+    /// Park plans (一图): an SVG drawing per park whose shapes name the enterprise or
+    /// hazard source they stand for, coloured live on the screen.
+    #[serde(default)]
+    pub plans: Vec<PlanConfig>,
 }
 
 impl Default for ScreenConfig {
     fn default() -> Self {
         Self {
             stale_after_s: default_stale_after(),
+            plans: Vec::new(),
         }
+    }
+}
+
+/// One park's plan: `svg` (relative to `central.toml`'s directory) is an SVG whose
+/// elements carry `data-source="{enterprise}/{hazard source}"` or
+/// `data-enterprise="{enterprise}"`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanConfig {
+    pub park: String,
+    pub svg: std::path::PathBuf,
+}
+
+/// Largest plan drawing: a park's layout, not a satellite image.
+pub const MAX_PLAN_BYTES: usize = 4 << 20;
+
+impl PlanConfig {
+    /// Reads the drawing, `svg` taken relative to `dir`; the error names the fix.
+    pub fn read(&self, dir: &Path) -> Result<String, String> {
+        let path = dir.join(&self.svg);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if text.len() > MAX_PLAN_BYTES {
+            return Err(format!(
+                "{} is {} bytes; at most {MAX_PLAN_BYTES} (simplify the drawing)",
+                path.display(),
+                text.len()
+            ));
+        }
+        if !text.contains("<svg") {
+            return Err(format!(
+                "{} is not an SVG drawing (no <svg>)",
+                path.display()
+            ));
+        }
+        if !text.contains("data-source=") && !text.contains("data-enterprise=") {
+            return Err(format!(
+                "{}: no shape names what it stands for: give shapes data-source=\"ENTERPRISE/HS-ID\" or data-enterprise=\"ENTERPRISE\"",
+                path.display()
+            ));
+        }
+        Ok(text)
     }
 }
 
@@ -258,6 +305,14 @@ impl IngestConfig {
                 );
             }
         }
+        for (i, plan) in self.screen.plans.iter().enumerate() {
+            if self.screen.plans[..i].iter().any(|p| p.park == plan.park) {
+                p.push(
+                    format!("screen.plans[{i}].park"),
+                    format!("`{}` has a plan already: one plan per park", plan.park),
+                );
+            }
+        }
         if self.screen.stale_after_s == 0 {
             p.push(
                 "screen.stale_after_s",
@@ -417,5 +472,35 @@ mod tests {
             (30, 8)
         );
         assert!(l.causes.iter().any(|c| c.id == "false_alarm"));
+    }
+
+    #[test]
+    fn a_plan_that_cannot_be_shown_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = |svg: &str| PlanConfig {
+            park: "P".into(),
+            svg: svg.into(),
+        };
+        std::fs::write(
+            dir.path().join("ok.svg"),
+            "<svg><rect data-source=\"E/HS-1\"/></svg>",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("png.svg"), "\u{89}PNG").unwrap();
+        std::fs::write(dir.path().join("bare.svg"), "<svg><rect/></svg>").unwrap();
+        assert!(plan("ok.svg").read(dir.path()).is_ok());
+        let err = |f: &str| plan(f).read(dir.path()).unwrap_err();
+        assert!(
+            err("missing.svg").contains("cannot read"),
+            "{}",
+            err("missing.svg")
+        );
+        assert!(err("png.svg").contains("not an SVG"));
+        assert!(err("bare.svg").contains("give shapes data-source="));
+        let twice = parse(&format!(
+            "{MIN}[[screen.plans]]\npark = \"P\"\nsvg = \"a.svg\"\n[[screen.plans]]\npark = \"P\"\nsvg = \"b.svg\"\n"
+        ));
+        let fields: Vec<String> = twice.problems().into_iter().map(|e| e.path).collect();
+        assert_eq!(fields, ["screen.plans[1].park"]);
     }
 }
