@@ -304,7 +304,8 @@ impl Screen {
                 .iter()
                 .map(|x| format!("{} ({})", x.rule, x.colour.as_str()))
                 .collect(),
-            since: r.ts.to_rfc3339(),
+            // Since when the colour holds (v1.3), not when it was last restated.
+            since: r.since.unwrap_or(r.ts).to_rfc3339(),
             state: TileState::Live,
             state_since: None,
         };
@@ -412,7 +413,14 @@ pub struct ScreenHub {
     alarm_loop: Option<Arc<AlarmLoop>>,
     /// Park → its plan drawing (SVG), read at start-up.
     plans: Arc<BTreeMap<String, String>>,
+    /// A message changed the picture since the last announcement: pictures go out at
+    /// most every [`ANNOUNCE_EVERY`], however many messages come (a county's gateways
+    /// restate thousands of levels a minute; each picture is the whole county).
+    dirty: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// How often a changed picture is announced, at most.
+const ANNOUNCE_EVERY: Duration = Duration::from_millis(100);
 
 impl Default for ScreenHub {
     fn default() -> Self {
@@ -430,6 +438,7 @@ impl ScreenHub {
             last: Arc::default(),
             alarm_loop: None,
             plans: Arc::default(),
+            dirty: Arc::default(),
         }
     }
 
@@ -529,16 +538,25 @@ pub async fn watch(cfg: MqttConfig, hub: ScreenHub, cancel: CancellationToken) {
         .set_manual_acks(lasting)
         .set_max_packet_size(cfg.max_message_bytes.max(1 << 20), 1 << 16);
     let (client, mut eventloop) = AsyncClient::new(o, 64);
-    // Time alone turns a source stale (and an alarm's feedback overdue): look once a
-    // second.
+    // Changes go out every ANNOUNCE_EVERY; time alone turns a source stale (and an
+    // alarm's feedback overdue): look once a second.
     let ticking = hub.clone();
     let stop = cancel.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
+        let per_second = (Duration::from_secs(1).as_millis() / ANNOUNCE_EVERY.as_millis()) as u32;
+        let mut n = 0u32;
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
-                _ = tick.tick() => ticking.tick(),
+                _ = tick.tick() => {
+                    n = (n + 1) % per_second;
+                    if n == 0 {
+                        ticking.tick();
+                    } else if ticking.dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                        ticking.announce();
+                    }
+                }
             }
         }
     });
@@ -601,13 +619,15 @@ impl ScreenHub {
             .map(|mut s| s.apply_message(&topic, &v))
             .unwrap_or(false);
         if changed {
-            self.announce();
+            self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         true
     }
 
-    /// Once a second: what time alone changes, announced.
+    /// Once a second: what time alone changes (and any change), announced.
     fn tick(&self) {
+        self.dirty
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         if let Some(l) = &self.alarm_loop {
             l.export_metrics(Timestamp::now());
         }
