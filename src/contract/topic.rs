@@ -76,6 +76,19 @@ pub struct GatewayPath<'a> {
     pub gateway: &'a str,
 }
 
+impl<'a> GatewayPath<'a> {
+    /// Reads back what [`Display`](std::fmt::Display) writes: `park/enterprise/gateway`.
+    pub fn parse(path: &'a str) -> Option<Self> {
+        let mut parts = path.splitn(3, '/');
+        let (park, enterprise, gateway) = (parts.next()?, parts.next()?, parts.next()?);
+        Some(Self {
+            park,
+            enterprise,
+            gateway,
+        })
+    }
+}
+
 /// `park/enterprise/gateway`: a gateway id is unique within its enterprise only, so
 /// the whole path is what names one (ingest's clock estimates are keyed by it).
 impl std::fmt::Display for GatewayPath<'_> {
@@ -200,6 +213,14 @@ mod tests {
         enterprise: "91320500MA1DEMO01X",
         gateway: "GW-01",
     };
+
+    #[test]
+    fn a_gateway_path_reads_back_what_it_writes() {
+        let text = G.to_string();
+        assert_eq!(text, "CP-320500-01/91320500MA1DEMO01X/GW-01");
+        assert_eq!(GatewayPath::parse(&text), Some(G));
+        assert_eq!(GatewayPath::parse("CP/ENT"), None);
+    }
 
     #[test]
     fn rendered_topics_parse_back_to_what_they_name() {

@@ -150,20 +150,10 @@ impl AlarmLoop {
 
     /// Publishes a `feedback` command to `gateway`; the answer is recorded when it comes.
     fn send(&self, gateway: &str, f: &Feedback) {
-        let mut parts = gateway.splitn(3, '/');
-        let (Some(park), Some(enterprise), Some(gw)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let Some(path) = GatewayPath::parse(gateway) else {
             return;
         };
-        let topic = Topics::new(
-            &self.prefix,
-            GatewayPath {
-                park,
-                enterprise,
-                gateway: gw,
-            },
-        )
-        .command("feedback");
+        let topic = Topics::new(&self.prefix, path).command("feedback");
         let body = serde_json::json!({
             "request_id": f.request_id, "by": f.by, "alarm_id": f.alarm_id,
             "cause": f.cause, "measures": f.measures, "text": f.text,

@@ -13,7 +13,10 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    contract::wire::{Alarm, AlarmState},
+    contract::{
+        topic::GatewayPath,
+        wire::{Alarm, AlarmState},
+    },
     model::{
         alarm::AlarmClass,
         alarm_loop::{AlarmLoopConfig, Cause},
@@ -349,11 +352,7 @@ impl Ledger {
             .next()
             .and_then(|ms| ms.parse().ok())
             .map_or(a.ts, Timestamp);
-        let mut parts = gateway.splitn(3, '/');
-        let (park, enterprise) = (
-            parts.next().unwrap_or_default().to_string(),
-            parts.next().unwrap_or_default().to_string(),
-        );
+        let (park, enterprise) = park_and_enterprise(gateway);
         let o = Occurrence {
             gateway: gateway.to_string(),
             park,
@@ -523,10 +522,8 @@ impl Ledger {
         let mut by_gateway: BTreeMap<String, Counts> = BTreeMap::new();
         let mut times: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for (g, name) in self.gateways() {
-            let mut parts = g.splitn(3, '/');
             let c = by_gateway.entry(g.clone()).or_default();
-            c.park = parts.next().unwrap_or_default().to_string();
-            c.enterprise = parts.next().unwrap_or_default().to_string();
+            (c.park, c.enterprise) = park_and_enterprise(&g);
             c.enterprise_name = name;
             c.gateways = 1;
             c.online = usize::from(self.is_online(&g) == Some(true));
@@ -573,6 +570,14 @@ impl Ledger {
             .chain(parks.into_values())
             .collect()
     }
+}
+
+/// The park and enterprise of a gateway's path (`park/enterprise/gateway`).
+pub fn park_and_enterprise(gateway: &str) -> (String, String) {
+    GatewayPath::parse(gateway).map_or_else(
+        || (String::new(), String::new()),
+        |p| (p.park.to_string(), p.enterprise.to_string()),
+    )
 }
 
 /// The median and 90th percentile (nearest rank) of `v`.

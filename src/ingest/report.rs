@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::ledger::{quantiles, Ledger};
+use super::ledger::{park_and_enterprise, quantiles, Ledger};
 use crate::reading::Timestamp;
 
 /// One enterprise's month (a gateway's), or a park's total (enterprise empty).
@@ -57,10 +57,10 @@ pub fn rows(ledger: &Ledger, from: Timestamp, to: Timestamp, now: Timestamp) -> 
     let mut parks: std::collections::BTreeMap<String, (Row, Vec<f64>, Vec<f64>)> =
         std::collections::BTreeMap::new();
     for (gateway, name) in ledger.gateways() {
-        let mut parts = gateway.splitn(3, '/');
+        let (park, enterprise) = park_and_enterprise(&gateway);
         let mut row = Row {
-            park: parts.next().unwrap_or_default().to_string(),
-            enterprise: parts.next().unwrap_or_default().to_string(),
+            park,
+            enterprise,
             enterprise_name: name.unwrap_or_default(),
             online_pct: ledger
                 .online_share(&gateway, from, to)
