@@ -9,7 +9,7 @@ mod common;
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     time::Duration,
 };
 
@@ -45,21 +45,6 @@ fn central_toml(dir: &Path, broker: u16, store: &Store, http: u16) -> PathBuf {
     )
     .unwrap();
     conf
-}
-
-fn start_central(conf: &Path, http: u16, log: &Path) -> Proc {
-    let child = Command::new(BIN)
-        .args(["ingest", "--config"])
-        .arg(conf)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for_port(http, "ingest", Duration::from_secs(10));
-    Proc {
-        child,
-        name: "ingest".into(),
-    }
 }
 
 /// The ledger as `/screen/loop` gives it.

@@ -214,18 +214,8 @@ async fn a_risk_change_on_mqtt_turns_the_right_tile_the_right_colour_within_a_se
         ),
     )
     .unwrap();
-    let _ingest = Proc {
-        child: Command::new(BIN)
-            .args(["ingest", "--log-level", "warn", "--config"])
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("ingest.log")).unwrap())
-            .spawn()
-            .unwrap(),
-        name: "ingest".into(),
-    };
+    let _ingest = start_central(&conf, http, &dir.path().join("ingest.log"));
     let browser = Browser::start(dir.path());
-    wait_for_port(http, "ingest", Duration::from_secs(15));
     let (driver_port, sid) = (browser.port, browser.sid.clone());
     let script = |js: &str| browser.script(js);
     // The page's security headers: no inline script or style allowed, no referrer —
@@ -601,17 +591,7 @@ async fn an_operator_gives_feedback_on_the_screen_and_the_list_shows_it_delivere
         ),
     )
     .unwrap();
-    let _ingest = Proc {
-        child: Command::new(BIN)
-            .args(["ingest", "--log-level", "warn", "--config"])
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("ingest.log")).unwrap())
-            .spawn()
-            .unwrap(),
-        name: "ingest".into(),
-    };
-    wait_for_port(http, "ingest", Duration::from_secs(15));
+    let _ingest = start_central(&conf, http, &dir.path().join("ingest.log"));
     let browser = Browser::start(dir.path());
     // The token once in the address: a cookie from then on, which the form's request
     // carries.
@@ -854,18 +834,8 @@ async fn a_county_of_twenty_gateways_shows_every_source_and_a_killed_gateway_tur
     .unwrap();
     let check = Command::new(BIN).arg("check").arg(&conf).output().unwrap();
     assert!(check.status.success(), "{check:?}");
-    let _ingest = Proc {
-        child: Command::new(BIN)
-            .args(["ingest", "--log-level", "warn", "--config"])
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("ingest.log")).unwrap())
-            .spawn()
-            .unwrap(),
-        name: "ingest".into(),
-    };
+    let _ingest = start_central(&conf, http, &d.join("ingest.log"));
     let mut gw = start_gateway(&site, None);
-    wait_for_port(http, "ingest", Duration::from_secs(15));
     let browser = Browser::start(d);
     browser.goto(&format!("http://127.0.0.1:{http}/screen"));
 

@@ -250,6 +250,22 @@ enterprise_name = "Test enterprise"
 gateway_id = "GW-T"
 "#;
 
+/// Starts `hazgate ingest` on `conf`, logging to `log`, and waits for its HTTP side.
+pub fn start_central(conf: &Path, http: u16, log: &Path) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_hazgate"))
+        .args(["ingest", "--log-level", "warn", "--config"])
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_port(http, "ingest", Duration::from_secs(15));
+    Proc {
+        child,
+        name: "ingest".into(),
+    }
+}
+
 /// Polls until `f` is true or `timeout` passes.
 /// Waits until something listens on 127.0.0.1:`port`; `what` names it in the failure.
 pub fn wait_for_port(port: u16, what: &str, timeout: Duration) {
