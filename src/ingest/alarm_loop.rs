@@ -95,12 +95,7 @@ impl AlarmLoop {
         let at = Timestamp::now();
         let entry = match (stream, v["type"].as_str()) {
             (Stream::Alarm, Some("alarm")) => match Alarm::deserialize(&v["alarm"]) {
-                Ok(alarm) if alarm.alarm_id.is_some() => Entry::Alarm {
-                    at,
-                    gateway,
-                    enterprise_name: None,
-                    alarm,
-                },
+                Ok(alarm) if alarm.alarm_id.is_some() => Entry::Alarm { at, gateway, alarm },
                 _ => return Ok(false),
             },
             (Stream::Status, Some("status")) => {
@@ -199,16 +194,7 @@ impl AlarmLoop {
 
     /// What the alarm list shows, with the enterprises' names.
     pub fn listed(&self, now: Timestamp) -> Vec<Occurrence> {
-        let ledger = self.ledger();
-        ledger
-            .listed(now)
-            .into_iter()
-            .map(|o| {
-                let mut o = o.clone();
-                o.enterprise_name = ledger.name(&o.gateway).map(str::to_string);
-                o
-            })
-            .collect()
+        self.ledger().listed(now)
     }
 
     pub fn counts(&self, now: Timestamp) -> Vec<Counts> {

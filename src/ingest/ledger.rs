@@ -32,8 +32,6 @@ pub enum Entry<'a> {
     Alarm {
         at: Timestamp,
         gateway: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        enterprise_name: Option<String>,
         #[serde(borrow)]
         alarm: Alarm<'a>,
     },
@@ -121,6 +119,8 @@ pub struct Occurrence {
     pub gateway: String,
     pub park: String,
     pub enterprise: String,
+    /// The name its gateway last gave, filled in when listed (a name may come after
+    /// the alarm).
     pub enterprise_name: Option<String>,
     pub alarm_id: String,
     pub point: String,
@@ -240,17 +240,7 @@ impl Ledger {
     /// Applies one entry; true when anything changed.
     pub fn apply(&mut self, e: &Entry<'_>) -> bool {
         match e {
-            Entry::Alarm {
-                gateway,
-                enterprise_name,
-                alarm,
-                ..
-            } => {
-                if let Some(n) = enterprise_name {
-                    self.names.insert(gateway.clone(), n.clone());
-                }
-                self.alarm(gateway, alarm)
-            }
+            Entry::Alarm { gateway, alarm, .. } => self.alarm(gateway, alarm),
             Entry::Feedback {
                 gateway, feedback, ..
             } => {
@@ -357,7 +347,7 @@ impl Ledger {
             gateway: gateway.to_string(),
             park,
             enterprise,
-            enterprise_name: self.names.get(gateway).cloned(),
+            enterprise_name: None,
             alarm_id: id.to_string(),
             point: a.point.to_string(),
             hazard_source: a.hazard_source.to_string(),
@@ -440,13 +430,17 @@ impl Ledger {
 
     /// Occurrences not back to normal, plus those cleared in the last day still
     /// without feedback: what the alarm list shows.
-    pub fn listed(&self, now: Timestamp) -> Vec<&Occurrence> {
-        let mut v: Vec<&Occurrence> = self
+    pub fn listed(&self, now: Timestamp) -> Vec<Occurrence> {
+        let mut v: Vec<Occurrence> = self
             .occurrences
             .values()
             .filter(|o| {
                 o.cleared.is_none()
                     || (o.feedback.is_none() && o.cleared.is_some_and(|c| now.0 - c.0 < DAY_MS))
+            })
+            .map(|o| Occurrence {
+                enterprise_name: self.names.get(&o.gateway).cloned(),
+                ..o.clone()
             })
             .collect();
         v.sort_by_key(|o| (o.cleared.is_some(), o.raised));
@@ -610,7 +604,6 @@ mod tests {
         Entry::Alarm {
             at: Timestamp(at_ms),
             gateway: GW.into(),
-            enterprise_name: None,
             alarm: Alarm {
                 ts: Timestamp(at_ms),
                 alarm_id: Some(format!("GT-101:hh:{id_ms}").into()),
