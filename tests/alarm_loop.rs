@@ -37,7 +37,7 @@ fn central_toml(dir: &Path, broker: u16, store: &Store, http: u16) -> PathBuf {
             "[mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\nclient_id = \"centre-1\"\n\
              [store]\nurl = \"{}\"\norg = \"park\"\nbucket = \"hazgate\"\ntoken = \"unused\"\n\
              [http]\nlisten = \"127.0.0.1:{http}\"\ntokens_path = \"{}\"\n\
-             [alarm_loop]\njournal_dir = \"{}\"\n",
+             [alarm_loop]\njournal_dir = \"{}\"\nstore_every_s = 1\n",
             store.url(),
             dir.join("tokens.json").display(),
             dir.join("alarms").display(),
@@ -207,6 +207,32 @@ async fn feedback_reaches_the_gateways_audit_log_and_the_loop_survives_the_centr
         || {
             occurrence(&ledger(http, &viewer), "hh")
                 .is_some_and(|o| o["feedback"]["delivery"]["state"] == "accepted")
+        },
+    )
+    .await;
+
+    // The dashboards' history: the counters in the store, per enterprise and park —
+    // what the ledger counts standing (H and HH, not cleared), the feedback time, the
+    // gateway online.
+    let standing = ledger(http, &viewer)["counts"][0]["not_cleared"]
+        .as_f64()
+        .unwrap();
+    assert!(standing >= 1.0, "HH stands");
+    let newest = |field: &str, scope: &str| {
+        store
+            .export(&format!("alarm_loop_{field}{{scope=\"{scope}\"}}"))
+            .into_iter()
+            .max_by_key(|((_, t), _)| *t)
+            .map(|(_, v)| v)
+    };
+    eventually(
+        Duration::from_secs(15),
+        "the loop's counters in the store",
+        || {
+            newest("not_cleared", "enterprise") == Some(standing)
+                && newest("not_cleared", "park") == Some(standing)
+                && newest("online_pct", "enterprise") == Some(100.0)
+                && newest("feedback_p50_min", "enterprise").is_some_and(|m| m < 5.0)
         },
     )
     .await;

@@ -9,7 +9,7 @@ use tracing::info;
 use crate::model::central::IngestConfig;
 
 use crate::ingest::{
-    alarm_loop::AlarmLoop,
+    alarm_loop::{self, AlarmLoop},
     http,
     journal::Journal,
     ledger::Ledger,
@@ -57,7 +57,14 @@ pub async fn ingest(config: &Path) -> anyhow::Result<ExitCode> {
                         l.journal_dir.display()
                     )
                 })?;
-                hub = hub.with_loop(Arc::new(opened));
+                let opened = Arc::new(opened);
+                tokio::spawn(alarm_loop::store_counts(
+                    Arc::clone(&opened),
+                    InfluxWriter::new(&cfg.store),
+                    Duration::from_secs(l.store_every_s),
+                    cancel.clone(),
+                ));
+                hub = hub.with_loop(opened);
             }
             tokio::spawn(screen::watch(cfg.mqtt.clone(), hub.clone(), cancel.clone()));
             let access = http::Access {

@@ -3,10 +3,16 @@
 //! then sent to the enterprise's gateway as a `feedback` command, whose answer is
 //! recorded too. Feedback the gateway has not answered is sent again on every connect.
 
-use std::sync::{
-    atomic::{AtomicBool, AtomicU64, Ordering},
-    Mutex,
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
 };
+
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
 
 use rumqttc::{AsyncClient, QoS};
 use serde::Deserialize;
@@ -16,6 +22,8 @@ use tracing::{error, info, warn};
 use super::{
     journal::Journal,
     ledger::{Counts, Entry, Feedback, FeedbackError, FeedbackRequest, Ledger, Occurrence},
+    points::loop_counts,
+    writer::PointWriter,
 };
 use crate::{
     contract::{
@@ -216,6 +224,38 @@ impl AlarmLoop {
             metrics::gauge!("hazgate_centre_feedback_overdue", &labels)
                 .set(c.feedback_overdue as f64);
             metrics::gauge!("hazgate_centre_gateways_online", &labels).set(c.online as f64);
+        }
+    }
+}
+
+/// Writes the loop's counters to the store every `every` until `cancel`: the
+/// dashboards' history of 未销警 / 未反馈 / online / feedback time. A failed write is
+/// logged and counted (`hazgate_ingest_loop_counts_write_failures_total`) and not
+/// retried: the next one, a period later, states the counters again.
+pub async fn store_counts<W: PointWriter>(
+    l: Arc<AlarmLoop>,
+    writer: W,
+    every: Duration,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = Timestamp::now();
+        let lines = loop_counts(&l.counts(now), now.0);
+        if lines.is_empty() {
+            continue;
+        }
+        match writer.write(Bytes::from(lines)).await {
+            Ok(()) => metrics::counter!("hazgate_ingest_loop_counts_written_total").increment(1),
+            Err(e) => {
+                warn!(error = %e, "alarm loop: the counters could not be written to the store; next try in {} s", every.as_secs());
+                metrics::counter!("hazgate_ingest_loop_counts_write_failures_total").increment(1);
+            }
         }
     }
 }

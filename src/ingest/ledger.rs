@@ -189,6 +189,8 @@ pub struct Counts {
     pub park: String,
     /// Empty for a park's total.
     pub enterprise: String,
+    /// The gateway's id (an enterprise may have several); empty for a park's total.
+    pub gateway: String,
     pub enterprise_name: Option<String>,
     /// 未销警: occurrences not back to normal.
     pub not_cleared: usize,
@@ -518,6 +520,7 @@ impl Ledger {
         for (g, name) in self.gateways() {
             let c = by_gateway.entry(g.clone()).or_default();
             (c.park, c.enterprise) = park_and_enterprise(&g);
+            c.gateway = GatewayPath::parse(&g).map_or_else(String::new, |p| p.gateway.into());
             c.enterprise_name = name;
             c.gateways = 1;
             c.online = usize::from(self.is_online(&g) == Some(true));

@@ -3,7 +3,7 @@
 
 use std::{cell::RefCell, collections::HashMap, io::Write as _};
 
-use super::line::Point;
+use super::{ledger::Counts, line::Point};
 use crate::contract::{
     wire::{Alarm, Quality, Reading, Risk, Scope, SpecialOperation, Status, Thresholds},
     GatewayPath,
@@ -218,6 +218,42 @@ impl<'a> Points<'a> {
     }
 }
 
+/// The alarm-handling loop's counters (`alarm_loop`), one point per enterprise and per
+/// park at `ts` (the centre's time): the dashboards' 未销警 / 未反馈 / online / feedback
+/// time panels read them, and the store keeps their history, which the ledger does not.
+pub fn loop_counts(counts: &[Counts], ts: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(counts.len() * 160);
+    for c in counts {
+        let int = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let (scope, enterprise, gateway) = if c.enterprise.is_empty() {
+            ("park", "park", "park")
+        } else {
+            ("enterprise", c.enterprise.as_str(), c.gateway.as_str())
+        };
+        let mut p = Point::new("alarm_loop")
+            .tag("park", &c.park)
+            .tag("scope", scope)
+            .tag("enterprise", enterprise)
+            .tag("gateway", gateway)
+            .field("not_cleared", int(c.not_cleared))
+            .field("longest_open_s", c.longest_open_s)
+            .field("feedback_overdue", int(c.feedback_overdue))
+            .field("online", int(c.online))
+            .field("gateways", int(c.gateways));
+        if c.gateways > 0 {
+            p = p.field("online_pct", 100.0 * c.online as f64 / c.gateways as f64);
+        }
+        if let Some(x) = c.feedback_p50_min {
+            p = p.field("feedback_p50_min", x);
+        }
+        if let Some(x) = c.feedback_p90_min {
+            p = p.field("feedback_p90_min", x);
+        }
+        p.write(&mut out, ts);
+    }
+    out
+}
+
 /// At most this many reading prefixes are cached per thread (≈ 200 B each).
 const PREFIX_CACHE: usize = 200_000;
 
@@ -253,6 +289,37 @@ mod tests {
         model::PointKind,
         reading::Timestamp,
     };
+
+    /// An enterprise's counters carry its gateway; a park's total is tagged as such;
+    /// feedback times are written only when there are some.
+    #[test]
+    fn loop_counts_name_their_scope_and_leave_out_unknown_times() {
+        let gw = Counts {
+            park: "P1".into(),
+            enterprise: "E1".into(),
+            gateway: "G1".into(),
+            not_cleared: 2,
+            online: 1,
+            gateways: 1,
+            feedback_p50_min: Some(12.5),
+            ..Counts::default()
+        };
+        let park = Counts {
+            park: "P1".into(),
+            gateways: 2,
+            ..Counts::default()
+        };
+        let out = String::from_utf8(loop_counts(&[gw, park], 7)).unwrap();
+        assert_eq!(
+            out,
+            "alarm_loop,enterprise=E1,gateway=G1,park=P1,scope=enterprise \
+             feedback_overdue=0i,feedback_p50_min=12.5,gateways=1i,longest_open_s=0i,\
+             not_cleared=2i,online=1i,online_pct=100 7\n\
+             alarm_loop,enterprise=park,gateway=park,park=P1,scope=park \
+             feedback_overdue=0i,gateways=2i,longest_open_s=0i,not_cleared=0i,online=0i,\
+             online_pct=0 7\n"
+        );
+    }
 
     /// The cached prefix and hand-written fields are the line the general builder
     /// writes for the same reading.

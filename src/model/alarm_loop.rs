@@ -26,6 +26,10 @@ pub struct AlarmLoopConfig {
     /// Standard Time: 8).
     #[serde(default = "default_utc_offset")]
     pub report_utc_offset_h: i8,
+    /// The counters (per enterprise and park) are written to the store this often, as
+    /// the `alarm_loop` measurement the dashboards read.
+    #[serde(default = "default_store_every")]
+    pub store_every_s: u64,
 }
 
 /// One handling cause: an id (kept in the journal, sent to the gateway) and what the
@@ -91,6 +95,10 @@ fn default_utc_offset() -> i8 {
     8
 }
 
+fn default_store_every() -> u64 {
+    60
+}
+
 /// Longest cause id: the gateway's `feedback` command takes at most this many
 /// characters (`contract::wire::MAX_CAUSE_CHARS`; config types sit below the contract).
 const MAX_CAUSE_ID: usize = 64;
@@ -142,6 +150,12 @@ impl AlarmLoopConfig {
                     "must be at least 1 minute (e.g. critical = 30)",
                 );
             }
+        }
+        if !(1..=3600).contains(&self.store_every_s) {
+            p.push(
+                "store_every_s",
+                format!("{}: must be from 1 to 3600 (e.g. 60)", self.store_every_s),
+            );
         }
         if !(-12..=14).contains(&self.report_utc_offset_h) {
             p.push("report_utc_offset_h", "must be from -12 to 14 (China: 8)");

@@ -443,7 +443,7 @@ mod tests {
         let c = parse(&format!(
             "{MIN}[http]\nlisten = \"off\"\n[alarm_loop]\njournal_dir = \"/var/lib/hazgate/alarms\"\n\
              causes = [{{ id = \"leak\", name = \"泄漏\" }}, {{ id = \"leak\", name = \"\" }}, {{ id = \"a b\", name = \"x\" }}]\n\
-             feedback_deadline_min = {{ critical = 0, high = 60, low = 240 }}\n"
+             feedback_deadline_min = {{ critical = 0, high = 60, low = 240 }}\nstore_every_s = 0\n"
         ));
         let got: Vec<(String, String)> = c
             .problems()
@@ -458,18 +458,24 @@ mod tests {
                 "alarm_loop.causes[1].name",
                 "alarm_loop.causes[2].id",
                 "alarm_loop.feedback_deadline_min.critical",
+                "alarm_loop.store_every_s",
                 "alarm_loop",
             ],
             "{got:?}"
         );
         assert!(got[0].1.contains("listed twice"), "{got:?}");
-        assert!(got[4].1.contains("set http.listen"), "{got:?}");
+        assert!(got[4].1.contains("from 1 to 3600"), "{got:?}");
+        assert!(got[5].1.contains("set http.listen"), "{got:?}");
         let defaults = parse(&format!("{MIN}[alarm_loop]\njournal_dir = \"a\"\n"));
         assert!(defaults.problems().is_empty(), "{:?}", defaults.problems());
         let l = defaults.alarm_loop.unwrap();
         assert_eq!(
-            (l.feedback_deadline_min.critical, l.report_utc_offset_h),
-            (30, 8)
+            (
+                l.feedback_deadline_min.critical,
+                l.report_utc_offset_h,
+                l.store_every_s
+            ),
+            (30, 8, 60)
         );
         assert!(l.causes.iter().any(|c| c.id == "false_alarm"));
     }
