@@ -6,13 +6,9 @@
 
 mod common;
 
-use std::{
-    path::Path,
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{process::Command, time::Duration};
 
-use common::{mqtt::*, *};
+use common::{mqtt::*, store::influxdb, *};
 use hazgate::{
     contract::topic::Topic,
     ingest::{
@@ -120,56 +116,6 @@ fn collect_datasources<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
         Value::Array(a) => a.iter().for_each(|x| collect_datasources(x, out)),
         _ => {}
     }
-}
-
-/// Debian's InfluxDB 1.6 on free ports with throw-away directories.
-fn influxdb(dir: &Path) -> (Proc, u16) {
-    let (http, rpc) = (free_port(), free_port());
-    let d = dir.join("influx");
-    let conf = dir.join("influxdb.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\
-             [meta]\n  dir = \"{d}/meta\"\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n\
-             [http]\n  bind-address = \"127.0.0.1:{http}\"\n  log-enabled = false\n",
-            d = d.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("/usr/bin/influxd")
-        .arg("-config")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("influxd.log")).unwrap())
-        .spawn()
-        .expect("influxd: run tests/setup-peers.sh first");
-    let start = Instant::now();
-    while http_get(http, "/ping").is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "influxd did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (
-        Proc {
-            child,
-            name: "influxd".into(),
-        },
-        http,
-    )
-}
-
-fn http_get(port: u16, path_and_query: &str) -> Option<String> {
-    let out = Command::new("curl")
-        .args(["-s", "-f", "--max-time", "10"])
-        .arg(format!("http://127.0.0.1:{port}{path_and_query}"))
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn influx(port: u16, args: &[&str]) -> Value {

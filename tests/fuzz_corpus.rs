@@ -13,6 +13,8 @@ mod ingest_message;
 mod modbus_response;
 #[path = "../fuzz/checks/points_csv.rs"]
 mod points_csv;
+#[path = "../fuzz/checks/store_answer.rs"]
+mod store_answer;
 
 /// Runs `check` over every file of the target's corpus: (inputs, accepted).
 fn replay(target: &str, check: fn(&[u8]) -> bool) -> (usize, usize) {
@@ -56,5 +58,11 @@ fn modbus_response_corpus() {
 #[test]
 fn points_csv_corpus() {
     let (n, ok) = replay("points_csv", points_csv::check);
+    assert!(n >= 10 && ok >= 4, "{n} inputs, {ok} accepted");
+}
+
+#[test]
+fn store_answer_corpus() {
+    let (n, ok) = replay("store_answer", store_answer::check);
     assert!(n >= 10 && ok >= 4, "{n} inputs, {ok} accepted");
 }

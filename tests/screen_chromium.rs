@@ -215,6 +215,15 @@ async fn a_risk_change_on_mqtt_turns_the_right_tile_the_right_colour_within_a_se
     )
     .unwrap();
     let _ingest = start_central(&conf, http, &dir.path().join("ingest.log"));
+    // No `[store] query` here: the drill-down has no trends, and says how to get them.
+    let (code, body) = common::http(
+        http,
+        "GET",
+        "/screen/trend?park=P&enterprise=E1&gateway=GW-1&point=GT-101",
+        None,
+    );
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("set [store] query"), "{body}");
     let browser = Browser::start(dir.path());
     let (driver_port, sid) = (browser.port, browser.sid.clone());
     let script = |js: &str| browser.script(js);
@@ -956,4 +965,188 @@ async fn a_county_of_twenty_gateways_shows_every_source_and_a_killed_gateway_tur
         )
         .await;
     browser.screenshot("county-plan-2160p.png");
+}
+
+/// The drill-down, on a real path (pymodbus detector → gateway → Mosquitto → ingest →
+/// VictoriaMetrics): a click on a hazard source's tile shows its points with their last
+/// values and a point's trend, both read back from the store; the way back goes to the
+/// park. The drill-down's requests: bad ones are refused, a store that is down is a
+/// 502 that says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sources_tile_opens_its_points_and_a_trend_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let broker = Broker::start(d);
+    let mut store = store::Store::start(d);
+    let port = free_port();
+    let map = json!({"devices": [{"unit": 1, "holding": {"size": 8, "values": [
+        {"addr": 0, "type": "f32", "order": "CDAB", "value": 12.5}]}}]});
+    let _peer = pymodbus(&map, &PeerAt::Tcp(port), d, &PeerOpts::default());
+    let site = one_detector_site(d, &PeerAt::Tcp(port), broker.port, "");
+    let web = free_port();
+    let conf = d.join("central.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"drill\"\n\
+             [store]\nurl = \"{}\"\norg = \"o\"\nbucket = \"b\"\nquery = \"victoriametrics\"\n\
+             [http]\nlisten = \"127.0.0.1:{web}\"\n",
+            broker.port,
+            store.url()
+        ),
+    )
+    .unwrap();
+    // The hour before: a leak's rise and fall at GT-1, a reading each 10 s, stored as
+    // ingest stores telemetry.
+    let now = hazgate::reading::Timestamp::now().0;
+    let readings: Vec<Value> = (0..360i64)
+        .map(|i| {
+            let x = i as f64 / 360.0;
+            let v = 3.0 + 32.0 * (-((x - 0.55) * 8.0).powi(2)).exp() + (i % 7) as f64 * 0.3;
+            json!({"point": "GT-1", "hazard_source": "HS-1", "device": "GD-1",
+                "kind": "combustible_gas", "unit": "%LEL", "quality": "good", "value": v,
+                "ts": hazgate::reading::Timestamp(now - (360 - i) * 10_000).to_rfc3339()})
+        })
+        .collect();
+    let msg = json!({"seq": 1, "ts": hazgate::reading::Timestamp(now).to_rfc3339(),
+        "park": "P1", "enterprise": "E1", "gateway": "GW-T", "type": "telemetry",
+        "readings": readings});
+    let history = hazgate::ingest::message::decode(
+        "hazgate",
+        "hazgate/v1/P1/E1/GW-T/telemetry",
+        msg.to_string().as_bytes(),
+        1 << 20,
+        0,
+        &hazgate::ingest::tables::Tables::default(),
+    )
+    .unwrap()
+    .lines;
+    let file = d.join("history.lp");
+    std::fs::write(&file, history).unwrap();
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", file.display()))
+        .arg(format!(
+            "{}/api/v2/write?org=o&bucket=b&precision=ms",
+            store.url()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "204");
+    let _ingest = start_central(&conf, web, &d.join("ingest.log"));
+    let _gw = start_gateway(&site, None);
+    eventually(
+        Duration::from_secs(30),
+        "GT-1's readings in the store",
+        || store.export("reading_value{point=\"GT-1\"}").len() >= 3,
+    )
+    .await;
+
+    let browser = Browser::start(d);
+    browser.goto(&format!("http://127.0.0.1:{web}/screen"));
+    browser
+        .until(
+            "the source's tile",
+            "return document.querySelectorAll('.tile[data-source=\"HS-1\"]').length",
+            |v| v == 1,
+        )
+        .await;
+    browser.script("document.querySelector('.tile[data-source=\"HS-1\"]').click()");
+    let drilled = "const d = document.getElementById('detail'); \
+        return {hidden: d.hidden, map: document.getElementById('map').hidden, \
+        crumbs: document.getElementById('crumbs').innerText.replace(/\\s+/g, ' '), \
+        head: d.querySelector('.head') && d.querySelector('.head').innerText, \
+        rows: [...d.querySelectorAll('tr[data-point]')].map(r => r.innerText.replace(/\\s+/g, ' ')), \
+        samples: Number((d.querySelector('svg.trend') || {dataset: {}}).dataset.samples || -1), \
+        hash: location.hash}";
+    let v = browser
+        .until("the source's points and GT-1's trend", drilled, |v| {
+            v["rows"].as_array().is_some_and(|r| r.len() == 1) && v["samples"].as_i64() > Some(300)
+        })
+        .await;
+    assert_eq!(
+        (v["hidden"].as_bool(), v["map"].as_bool()),
+        (Some(false), Some(true)),
+        "{v}"
+    );
+    assert_eq!(
+        v["rows"][0], "GT-1 可燃气体 combustible_gas 12.5 %LEL 正常 good",
+        "{v}"
+    );
+    assert!(
+        v["crumbs"].as_str().unwrap().contains("园区 P1")
+            && v["crumbs"].as_str().unwrap().contains("Test enterprise")
+            && v["crumbs"]
+                .as_str()
+                .unwrap()
+                .contains("危险源 HS-1 LPG tank farm"),
+        "{v}"
+    );
+    assert!(v["head"].as_str().unwrap().contains("HS-1"), "{v}");
+    assert!(
+        v["hash"]
+            .as_str()
+            .unwrap()
+            .contains("park=P1&enterprise=E1&gateway=GW-T&source=HS-1"),
+        "{v}"
+    );
+    browser.screenshot("drill-down-1080p.png");
+
+    // Another span: the address says it, and the trend is asked for again.
+    browser.script("[...document.querySelectorAll('.ranges button')][2].click()");
+    browser
+        .until("the 24 h trend", drilled, |v| {
+            // 24 h in 144 s steps: the hour of history in about 25 of them.
+            v["hash"].as_str().unwrap().contains("minutes=1440")
+                && (20..=30).contains(&v["samples"].as_i64().unwrap_or(0))
+        })
+        .await;
+    // Back to the park: the tiles again.
+    browser.script("[...document.querySelectorAll('#crumbs button')][1].click()");
+    browser
+        .until("the park's tiles", drilled, |v| {
+            v["hidden"] == true && v["map"] == false && v["hash"] == "#park=P1"
+        })
+        .await;
+
+    // Requests the drill-down refuses, and a store that is down.
+    let q = "park=P1&enterprise=E1&gateway=GW-T";
+    for (path, code, says) in [
+        (format!("/screen/trend?{q}"), 400, "`point` must be an id"),
+        (
+            format!("/screen/trend?{q}&point=GT-1&minutes=0"),
+            400,
+            "`minutes` must be from 1",
+        ),
+        (
+            format!("/screen/points?{q}&source=HS%201"),
+            400,
+            "`source` must be an id",
+        ),
+        (
+            "/screen/points?park=P1&source=HS-1".to_string(),
+            400,
+            "missing field",
+        ),
+    ] {
+        let (got, body) = http(web, "GET", &path, None);
+        assert_eq!(got, code, "{path}: {body}");
+        assert!(body.contains(says), "{path}: {body}");
+    }
+    store.stop();
+    let (got, body) = http(web, "GET", &format!("/screen/points?{q}&source=HS-1"), None);
+    assert_eq!(got, 502, "{body}");
+    assert!(body.contains("the store's query API failed"), "{body}");
+    let (_, metrics) = http(web, "GET", "/metrics", None);
+    assert!(
+        metrics.contains("hazgate_ingest_store_query_failures_total 1"),
+        "{metrics}"
+    );
 }

@@ -16,6 +16,7 @@ use crate::ingest::{
     report,
     screen::{self, ScreenHub},
     service::{run_ingest, Health},
+    store_query::StoreQuery,
     writer::InfluxWriter,
 };
 
@@ -49,7 +50,9 @@ pub async fn ingest(config: &Path) -> anyhow::Result<ExitCode> {
                     .map_err(|e| anyhow::anyhow!("screen.plans[{i}].svg: {e}"))?;
                 plans.insert(p.park.clone(), svg);
             }
-            hub = hub.with_plans(plans);
+            hub = hub
+                .with_plans(plans)
+                .with_store_query(StoreQuery::new(&cfg.store));
             if let Some(l) = &cfg.alarm_loop {
                 let opened = AlarmLoop::open(l, &cfg.mqtt.prefix).with_context(|| {
                     format!(

@@ -8,7 +8,7 @@ use std::{
 };
 
 use axum::{
-    extract::{ConnectInfo, Request, State},
+    extract::{ConnectInfo, Query, Request, State},
     http::{header, HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -23,8 +23,12 @@ use super::{
     ledger::{FeedbackError, FeedbackRequest},
     screen::{ScreenHub, SCRIPT, STYLE},
     service::Health,
+    store_query::{QueryError, Selector},
 };
-use crate::auth::{self, Role};
+use crate::{
+    auth::{self, Role},
+    contract::{vocab::is_id, GatewayPath},
+};
 
 /// Who a request comes from, when it brought a valid token (the guard sets it).
 #[derive(Clone)]
@@ -112,6 +116,8 @@ pub async fn serve(
         .route("/screen/feedback", post(feedback))
         .route("/screen/loop", get(alarm_loop))
         .route("/screen/plan/{park}", get(plan))
+        .route("/screen/points", get(points))
+        .route("/screen/trend", get(trend))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard));
     let app = Router::new()
         .route("/healthz", get(healthz))
@@ -204,11 +210,7 @@ async fn feedback(
     body: axum::body::Bytes,
 ) -> Response {
     let Some(l) = s.screen.alarm_loop() else {
-        return (
-            StatusCode::NOT_FOUND,
-            "the alarm loop is off: configure [alarm_loop] in central.toml",
-        )
-            .into_response();
+        return loop_off();
     };
     let Some(Extension(who)) = caller.filter(|c| c.role >= Role::Operator) else {
         return (
@@ -241,6 +243,149 @@ async fn feedback(
     }
 }
 
+fn loop_off() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "the alarm loop is off: configure [alarm_loop] in central.toml",
+    )
+        .into_response()
+}
+
+/// What the drill-down asks for: a gateway, and a hazard source or a point of it.
+#[derive(serde::Deserialize)]
+struct DrillDown {
+    park: String,
+    enterprise: String,
+    gateway: String,
+    source: Option<String>,
+    point: Option<String>,
+    /// A trend's span back from now.
+    #[serde(default = "default_minutes")]
+    minutes: u32,
+}
+
+fn default_minutes() -> u32 {
+    60
+}
+
+/// A trend reaches back at most 30 days (what the store keeps is the store's matter).
+const MAX_TREND_MINUTES: u32 = 30 * 24 * 60;
+
+/// A source's points carry their last value if the store has one this recent:
+/// gateways restate every value each integrity period (60 s by default).
+const POINTS_LOOKBACK: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+impl DrillDown {
+    /// The store's selector, or what is wrong with the request.
+    fn selector(&self, want_point: bool) -> Result<Selector<'_>, String> {
+        let named = [
+            ("park", Some(&self.park)),
+            ("enterprise", Some(&self.enterprise)),
+            ("gateway", Some(&self.gateway)),
+            if want_point {
+                ("point", self.point.as_ref())
+            } else {
+                ("source", self.source.as_ref())
+            },
+        ];
+        for (name, v) in named {
+            if !v.is_some_and(|v| is_id(v)) {
+                return Err(format!(
+                    "`{name}` must be an id (not empty; no `/`, `+`, `#` or spaces)"
+                ));
+            }
+        }
+        Ok(Selector {
+            gateway: GatewayPath {
+                park: &self.park,
+                enterprise: &self.enterprise,
+                gateway: &self.gateway,
+            },
+            hazard_source: if want_point {
+                None
+            } else {
+                self.source.as_deref()
+            },
+            point: if want_point {
+                self.point.as_deref()
+            } else {
+                None
+            },
+        })
+    }
+}
+
+/// The store could not answer: logged and counted, and said (502).
+fn store_failed(e: &QueryError) -> Response {
+    tracing::warn!(error = %e, "screen: the store's query API failed");
+    metrics::counter!("hazgate_ingest_store_query_failures_total").increment(1);
+    (
+        StatusCode::BAD_GATEWAY,
+        format!("the store's query API failed: {e}"),
+    )
+        .into_response()
+}
+
+fn trends_off() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "trends are off: set [store] query = \"victoriametrics\" or \"influxql\" in central.toml",
+    )
+        .into_response()
+}
+
+/// `GET /screen/points?park&enterprise&gateway&source`: a hazard source's points with
+/// their last values (within 15 min), from the store.
+async fn points(State(s): State<AppState>, Query(d): Query<DrillDown>) -> Response {
+    let Some(q) = s.screen.store_query() else {
+        return trends_off();
+    };
+    let sel = match d.selector(false) {
+        Ok(sel) => sel,
+        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
+    };
+    match q.points(&sel, POINTS_LOOKBACK).await {
+        Ok(p) => Json(serde_json::json!({
+            "lookback_s": POINTS_LOOKBACK.as_secs(),
+            "points": p,
+        }))
+        .into_response(),
+        Err(e) => store_failed(&e),
+    }
+}
+
+/// `GET /screen/trend?park&enterprise&gateway&point&minutes=60`: one point's trend,
+/// the highest value per step (at most 600 steps), from the store.
+async fn trend(State(s): State<AppState>, Query(d): Query<DrillDown>) -> Response {
+    let Some(q) = s.screen.store_query() else {
+        return trends_off();
+    };
+    if !(1..=MAX_TREND_MINUTES).contains(&d.minutes) {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("`minutes` must be from 1 to {MAX_TREND_MINUTES}"),
+        )
+            .into_response();
+    }
+    let sel = match d.selector(true) {
+        Ok(sel) => sel,
+        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
+    };
+    let to = crate::reading::Timestamp::now().0;
+    let from = to - i64::from(d.minutes) * 60_000;
+    match q.trend(&sel, from, to).await {
+        Ok(t) => Json(serde_json::json!({
+            "from": from,
+            "to": to,
+            "aggregate": "max",
+            "step_s": t.step_s,
+            "samples": t.samples,
+        }))
+        .into_response(),
+        Err(e) => store_failed(&e),
+    }
+}
+
 /// `GET /screen/plan/{park}`: the park's plan drawing. The page inlines it to colour
 /// its shapes; the Content-Security-Policy keeps any script in it from running.
 async fn plan(
@@ -261,11 +406,7 @@ async fn plan(
 /// counters per enterprise and park, and the causes to choose from.
 async fn alarm_loop(State(s): State<AppState>) -> Response {
     let Some(l) = s.screen.alarm_loop() else {
-        return (
-            StatusCode::NOT_FOUND,
-            "the alarm loop is off: configure [alarm_loop] in central.toml",
-        )
-            .into_response();
+        return loop_off();
     };
     let now = crate::reading::Timestamp::now();
     Json(serde_json::json!({

@@ -21,6 +21,7 @@ pub mod report;
 pub mod schema;
 pub mod screen;
 pub mod service;
+pub mod store_query;
 pub mod subscriber;
 pub mod tables;
 pub mod writer;

@@ -48,7 +48,15 @@ const hhmm = ts => ts ? new Date(ts).toLocaleTimeString("zh-CN", { hour12: false
 // A county screen shows several parks: all of them, or one (`/screen#park=ID`, so a
 // wall can be pinned to its park).
 let last = null;
-const chosenPark = () => new URLSearchParams(location.hash.slice(1)).get("park") || "";
+// Drill-down (park → enterprise → hazard source → point trend) lives in the address
+// too: `#park=P&enterprise=E&gateway=G&source=HS-01&point=GT-101&minutes=60`.
+const route = () => Object.fromEntries(new URLSearchParams(location.hash.slice(1)));
+const chosenPark = () => route().park || "";
+function go(r) {
+  const q = new URLSearchParams();
+  for (const k of ["park", "enterprise", "gateway", "source", "point", "minutes"]) if (r[k]) q.set(k, r[k]);
+  location.hash = q.toString();
+}
 window.addEventListener("hashchange", () => last && render(last));
 function parkBar(p, park) {
   const parks = [...new Set(p.enterprises.map(e => e.park))].sort();
@@ -77,16 +85,24 @@ function render(all) {
   loopBar(all, park);
   const counts = { red: 0, orange: 0, yellow: 0, blue: 0, grey: 0 };
   const major = [];
+  const r = route();
+  const shown = r.enterprise
+    ? p.enterprises.filter(e => e.enterprise === r.enterprise && (!r.gateway || e.gateway === r.gateway))
+    : p.enterprises;
   const map = document.getElementById("map");
   // A county has hundreds of sources: smaller tiles, so that every one stays in view.
-  const sourcesShown = p.enterprises.reduce((n, e) => n + e.sources.length, 0);
+  const sourcesShown = shown.reduce((n, e) => n + e.sources.length, 0);
   map.dataset.density = sourcesShown <= 36 ? "" : sourcesShown <= 160 ? "compact" : "dense";
-  map.replaceChildren(...p.enterprises.map(e => {
+  for (const e of p.enterprises) for (const s of e.sources) {
+    const live = s.state === "live";
+    counts[live ? s.colour : "grey"] += 1;
+    if (s.colour === "red" || s.colour === "orange") major.push({ e, s });
+  }
+  const into = (e, s) => ({ park: e.park, enterprise: e.enterprise, gateway: e.gateway, source: s && s.id });
+  map.replaceChildren(...shown.map(e => {
     const tiles = e.sources.map(s => {
       // A colour that is not current is grey, never its last colour, never blue.
       const live = s.state === "live";
-      counts[live ? s.colour : "grey"] += 1;
-      if (s.colour === "red" || s.colour === "orange") major.push({ e, s });
       const title = live ? s.reasons.map(reason).join("\n")
         : `${STATE[s.state]} ${hhmm(s.state_since)} · last 最后 ${LABEL[s.colour]}`;
       return el("div", { class: "tile " + (live ? s.colour : "grey"), "data-enterprise": e.enterprise,
@@ -94,17 +110,24 @@ function render(all) {
         el("span", { class: "id" }, s.id), el("span", { class: "name" }, s.name || ""),
         el("span", {}, live ? LABEL[s.colour] : `${STATE[s.state]} ${hhmm(s.state_since)}`));
     });
-    return el("div", { class: "enterprise", "data-enterprise": e.enterprise, "data-colour": e.colour },
-      el("h2", { title: e.enterprise }, el("span", {}, e.name || e.enterprise),
+    for (const [i, t] of tiles.entries()) t.addEventListener("click", () => go(into(e, e.sources[i])));
+    const h2 = el("h2", { title: e.enterprise }, el("span", {}, e.name || e.enterprise),
         e.online === false ? el("span", { class: "offline" }, "离线 offline") : "",
         e.clock_offset_s === null ? "" : el("span", { class: "offline clock" },
-          `时钟偏差 clock ${e.clock_offset_s > 0 ? "+" : ""}${Math.round(e.clock_offset_s)} s`)),
-      el("div", { class: "tiles" }, ...tiles));
+          `时钟偏差 clock ${e.clock_offset_s > 0 ? "+" : ""}${Math.round(e.clock_offset_s)} s`));
+    h2.addEventListener("click", () => go(into(e)));
+    return el("div", { class: "enterprise", "data-enterprise": e.enterprise, "data-colour": e.colour },
+      h2, el("div", { class: "tiles" }, ...tiles));
   }));
+  const at = r.source && shown.find(e => e.sources.some(s => s.id === r.source));
+  crumbs(r, shown[0], at && at.sources.find(s => s.id === r.source));
   for (const c of Object.keys(counts)) document.getElementById("n-" + c).textContent = counts[c];
-  const planned = Boolean(park) && (all.plans || []).includes(park);
-  document.getElementById("plan").hidden = !planned;
-  map.hidden = planned;
+  const planned = Boolean(park) && !r.enterprise && (all.plans || []).includes(park);
+  const detailed = Boolean(at);
+  document.getElementById("plan").hidden = !planned || detailed;
+  document.getElementById("detail").hidden = !detailed;
+  map.hidden = planned || detailed;
+  if (detailed) detail(all, r, at, at.sources.find(s => s.id === r.source));
   if (planned) paintPlan(park, p.enterprises);
   const rank = { red: 0, orange: 1 };
   major.sort((a, b) => rank[a.s.colour] - rank[b.s.colour] || b.s.since.localeCompare(a.s.since));
@@ -132,6 +155,116 @@ function render(all) {
   list("offline", p.enterprises.filter(e => e.online === false).map(e =>
     el("li", {}, `${e.name || e.enterprise} · ${e.gateway}`)), "全部在线 all online");
   document.body.dataset.updated = String(Date.now());
+}
+// The drill-down: where one is (全部 › park › enterprise › source, each a way back),
+// then a hazard source's points (last values, from the store) and one point's trend.
+function crumbs(r, e, s) {
+  const nav = document.getElementById("crumbs");
+  nav.hidden = !r.enterprise;
+  if (nav.hidden) return;
+  const link = (label, to) => {
+    const a = el("button", {}, label);
+    a.addEventListener("click", () => go(to));
+    return a;
+  };
+  nav.replaceChildren(link("全部 All", {}), link(`园区 ${r.park}`, { park: r.park }),
+    link(`企业 ${e ? e.name || e.enterprise : r.enterprise}`, { park: r.park, enterprise: r.enterprise, gateway: r.gateway }),
+    s ? el("span", {}, `危险源 ${s.id}${s.name ? " " + s.name : ""}`) : "");
+}
+const KIND = { combustible_gas: "可燃气体", toxic_gas: "有毒气体", level: "液位", temperature: "温度",
+  pressure: "压力", flow: "流量", sis_trip: "SIS 联锁", esd_valve: "紧急切断阀", interlock_bypass: "联锁旁路",
+  detector_fault: "探测器故障", analog: "模拟量", discrete: "开关量" };
+const QUALITY = ["正常 good", "通讯故障 comm failure", "设备异常 device exception", "传感器故障 sensor fault",
+  "过期 stale"];
+const RANGES = [[60, "1 小时 1 h"], [360, "6 小时 6 h"], [1440, "24 小时 24 h"], [10080, "7 天 7 d"]];
+// What the store said, kept so that a picture arriving ten times a second re-draws
+// from memory: a source's points are asked for again after 10 s, a trend after 30 s.
+const drill = { points: { key: "", at: 0, data: null, error: "" }, trend: { key: "", at: 0, data: null, error: "" } };
+async function ask(slot, key, url, ttl) {
+  const c = drill[slot];
+  if (c.key === key && (c.busy || Date.now() - c.at < ttl)) return;
+  if (c.key !== key) { c.data = null; c.error = ""; }
+  Object.assign(c, { key, busy: true });
+  try {
+    const r = await fetch(url, { credentials: "same-origin" });
+    if (c.key !== key) return;
+    if (r.ok) { c.data = await r.json(); c.error = ""; } else c.error = `${r.status}: ${await r.text()}`;
+  } catch (e) { c.error = String(e); }
+  c.busy = false;
+  c.at = Date.now();
+  if (last) render(last);
+}
+function detail(all, r, e, s) {
+  const live = s.state === "live";
+  const head = el("div", { class: "head" },
+    el("span", { class: "badge " + (live ? s.colour : "grey") }, live ? LABEL[s.colour] : STATE[s.state]),
+    el("b", {}, `${e.name || e.enterprise} · ${s.id}${s.name ? " " + s.name : ""}`),
+    el("span", { class: "why" }, s.reasons.map(reason).join("；") || "—"));
+  const box = document.getElementById("detail");
+  if (!all.trends) {
+    box.replaceChildren(head, el("p", { class: "empty" },
+      "趋势未开启 Trends are off: set [store] query in central.toml"));
+    return;
+  }
+  const q = new URLSearchParams({ park: e.park, enterprise: e.enterprise, gateway: e.gateway });
+  const pkey = `${q}&source=${encodeURIComponent(s.id)}`;
+  ask("points", pkey, `/screen/points?${pkey}`, 10000);
+  const pts = drill.points.key === pkey && drill.points.data ? drill.points.data.points : [];
+  const point = r.point || (pts[0] && pts[0].point);
+  const rows = pts.map(p => {
+    const tr = el("tr", { "data-point": p.point, class: p.point === point ? "on" : "" },
+      el("td", {}, p.point), el("td", {}, `${KIND[p.kind] || ""} ${p.kind}`.trim()), el("td", {}, p.value === null ? "—" : value(p.value, p.unit)),
+      el("td", { class: p.quality ? "bad" : "" }, p.quality === null ? "—" : QUALITY[p.quality] || p.quality));
+    tr.addEventListener("click", () => go({ ...r, point: p.point }));
+    return tr;
+  });
+  const table = el("table", { class: "points" },
+    el("tr", {}, el("th", {}, "点位 Point"), el("th", {}, "类型 Kind"), el("th", {}, "当前值 Value"), el("th", {}, "质量 Quality")),
+    ...rows);
+  const minutes = Number(r.minutes) || 60;
+  const ranges = el("div", { class: "ranges" }, ...RANGES.map(([m, label]) => {
+    const b = el("button", { class: m === minutes ? "on" : "" }, label);
+    b.addEventListener("click", () => go({ ...r, point, minutes: String(m) }));
+    return b;
+  }));
+  let chart = el("p", { class: "empty" }, drill.points.error || (drill.points.data ? "无数据 no readings in the last 15 min" : "…"));
+  if (point) {
+    const tkey = `${q}&point=${encodeURIComponent(point)}&minutes=${minutes}`;
+    ask("trend", tkey, `/screen/trend?${tkey}`, 30000);
+    const t = drill.trend.key === tkey ? drill.trend : {};
+    const unit = (pts.find(p => p.point === point) || {}).unit;
+    chart = t.data ? trendChart(t.data, point, unit) : el("p", { class: "empty" }, t.error || "…");
+  }
+  box.replaceChildren(head, table, ranges, chart);
+}
+/** The trend as an SVG line: the highest value of each step, with its range and span. */
+function trendChart(t, point, unit) {
+  const W = 1200, H = 380, L = 130, B = 30;
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("class", "trend");
+  svg.setAttribute("data-point", point);
+  svg.setAttribute("data-samples", String(t.samples.length));
+  const text = (x, y, s, anchor) => {
+    const e = document.createElementNS(svg.namespaceURI, "text");
+    Object.entries({ x, y, "text-anchor": anchor || "start" }).forEach(([k, v]) => e.setAttribute(k, v));
+    e.textContent = s;
+    svg.append(e);
+  };
+  if (!t.samples.length) { text(W / 2, H / 2, "无数据 no data in this span", "middle"); return svg; }
+  const vs = t.samples.map(x => x[1]);
+  let lo = Math.min(...vs), hi = Math.max(...vs);
+  if (hi === lo) { hi += 1; lo -= 1; }
+  const x = ms => L + (W - L - 10) * (ms - t.from) / (t.to - t.from);
+  const y = v => 10 + (H - B - 20) * (hi - v) / (hi - lo);
+  const line = document.createElementNS(svg.namespaceURI, "polyline");
+  line.setAttribute("points", t.samples.map(([ms, v]) => `${x(ms).toFixed(1)},${y(v).toFixed(1)}`).join(" "));
+  svg.append(line);
+  text(L - 8, y(hi) + 5, value(hi, unit), "end");
+  text(L - 8, y(lo) + 5, value(lo, unit), "end");
+  text(L, H - 8, hhmm(t.from));
+  text(W - 10, H - 8, `${hhmm(t.to)} · ${point} 最大值 max per ${t.step_s} s`, "end");
+  return svg;
 }
 // A park's plan (一图): an SVG whose shapes name an enterprise (data-enterprise) or a
 // hazard source (data-source="ENTERPRISE/HS-ID"), coloured like the tiles — grey when

@@ -30,6 +30,7 @@ use super::{
     alarm_loop::AlarmLoop,
     clock::Clocks,
     ledger::{Counts, Occurrence},
+    store_query::StoreQuery,
     subscriber::{self, Seen},
 };
 use crate::{
@@ -157,6 +158,9 @@ pub struct Picture {
     /// Parks with a plan (一图), served at `/screen/plan/{park}`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plans: Vec<String>,
+    /// Whether a source's points and their trends can be read from the store
+    /// (`/screen/points`, `/screen/trend`: `[store] query`).
+    pub trends: bool,
 }
 
 type GatewayKey = (String, String, String);
@@ -413,6 +417,8 @@ pub struct ScreenHub {
     alarm_loop: Option<Arc<AlarmLoop>>,
     /// Park → its plan drawing (SVG), read at start-up.
     plans: Arc<BTreeMap<String, String>>,
+    /// The store's query API, for the drill-down's points and trends.
+    store: Option<Arc<StoreQuery>>,
     /// A message changed the picture since the last announcement: pictures go out at
     /// most every [`ANNOUNCE_EVERY`], however many messages come (a county's gateways
     /// restate thousands of levels a minute; each picture is the whole county).
@@ -438,6 +444,7 @@ impl ScreenHub {
             last: Arc::default(),
             alarm_loop: None,
             plans: Arc::default(),
+            store: None,
             dirty: Arc::default(),
         }
     }
@@ -451,6 +458,16 @@ impl ScreenHub {
     /// A park's plan drawing.
     pub fn plan(&self, park: &str) -> Option<String> {
         self.plans.get(park).cloned()
+    }
+
+    /// Offers the drill-down's points and trends, read from the store through `q`.
+    pub fn with_store_query(mut self, q: Option<StoreQuery>) -> Self {
+        self.store = q.map(Arc::new);
+        self
+    }
+
+    pub fn store_query(&self) -> Option<&Arc<StoreQuery>> {
+        self.store.as_ref()
     }
 
     /// Feeds `l` from the watcher and shows it on the page.
@@ -485,6 +502,7 @@ impl ScreenHub {
                 .map(|ms| *ms as f64 / 1000.0);
         }
         picture.plans = self.plans.keys().cloned().collect();
+        picture.trends = self.store.is_some();
         if let Some(l) = &self.alarm_loop {
             let now = Timestamp::now();
             picture.occurrences = Some(l.listed(now));

@@ -189,6 +189,27 @@ pub struct StoreConfig {
     /// One write attempt may take this long before it counts as failed and is retried.
     #[serde(default = "default_timeout")]
     pub timeout_s: u64,
+    /// How the screen reads trends back (its drill-down to a point): `victoriametrics`
+    /// (the Prometheus query API) or `influxql` (`/query`). Unset: no trends.
+    #[serde(default)]
+    pub query: Option<QueryApi>,
+    /// Where that API is, when not at `url` (e.g. an InfluxDB 1.x beside a
+    /// VictoriaMetrics, or `http://vmselect:8481/select/0/prometheus`).
+    #[serde(default)]
+    pub query_url: Option<String>,
+    /// The InfluxQL database; default: `bucket`.
+    #[serde(default)]
+    pub database: Option<String>,
+}
+
+/// A store's query API (`[store] query`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryApi {
+    /// VictoriaMetrics: `/api/v1/query` and `/api/v1/query_range` (MetricsQL).
+    VictoriaMetrics,
+    /// InfluxDB: `/query` (InfluxQL).
+    InfluxQl,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -363,6 +384,17 @@ impl StoreConfig {
     }
 
     fn check(&self, p: &mut At<'_>) {
+        if let Some(u) = &self.query_url {
+            if let Err(e) = url_path(u) {
+                p.push("query_url", e);
+            }
+            if self.query.is_none() {
+                p.push(
+                    "query",
+                    "must be set with query_url: `victoriametrics` or `influxql`",
+                );
+            }
+        }
         match url_path(&self.url) {
             Err(e) => p.push("url", e),
             Ok(path) if !path.is_empty() && path != "/" => p.push(
@@ -417,6 +449,37 @@ mod tests {
     }
 
     const MIN: &str = "[mqtt]\nhost = \"b\"\nclient_id = \"i-1\"\n[store]\nurl = \"http://vm:8428\"\norg = \"o\"\nbucket = \"b\"\n";
+
+    /// The drill-down's query API: where it is must be a URL, and which API it speaks
+    /// must be said; a name the screen cannot speak is refused by its spelling.
+    #[test]
+    fn the_query_api_is_named_and_its_url_checked() {
+        let c = parse(&MIN.replace(
+            "bucket = \"b\"\n",
+            "bucket = \"b\"\nquery_url = \"vm:8481\"\n",
+        ));
+        let got: Vec<(String, String)> = c
+            .problems()
+            .into_iter()
+            .map(|e| (e.path, e.message))
+            .collect();
+        let fields: Vec<&str> = got.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["store.query_url", "store.query"], "{got:?}");
+        assert!(got[0].1.contains("must start with http://"), "{got:?}");
+        let ok = parse(&MIN.replace(
+            "bucket = \"b\"\n",
+            "bucket = \"b\"\nquery = \"influxql\"\nquery_url = \"http://influx:8086\"\n",
+        ));
+        assert!(ok.problems().is_empty(), "{:?}", ok.problems());
+        assert_eq!(ok.store.query, Some(QueryApi::InfluxQl));
+        assert!(toml::from_str::<IngestConfig>(&MIN.replace(
+            "bucket = \"b\"\n",
+            "bucket = \"b\"\nquery = \"prometheus\"\n"
+        ))
+        .unwrap_err()
+        .to_string()
+        .contains("victoriametrics"));
+    }
 
     #[test]
     fn a_minimal_file_takes_defaults_and_passes() {

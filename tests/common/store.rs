@@ -9,6 +9,7 @@ use std::{
 };
 
 use super::{free_port, wait_for_port, Proc};
+use std::time::Instant;
 
 /// A VictoriaMetrics server on a free port with a throw-away data directory.
 pub struct Store {
@@ -93,4 +94,54 @@ impl Drop for Store {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Debian's InfluxDB 1.6 on free ports with throw-away directories.
+pub fn influxdb(dir: &Path) -> (Proc, u16) {
+    let (http, rpc) = (free_port(), free_port());
+    let d = dir.join("influx");
+    let conf = dir.join("influxdb.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\
+             [meta]\n  dir = \"{d}/meta\"\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n\
+             [http]\n  bind-address = \"127.0.0.1:{http}\"\n  log-enabled = false\n",
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("/usr/bin/influxd")
+        .arg("-config")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("influxd.log")).unwrap())
+        .spawn()
+        .expect("influxd: run tests/setup-peers.sh first");
+    let start = Instant::now();
+    while http_get(http, "/ping").is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "influxd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (
+        Proc {
+            child,
+            name: "influxd".into(),
+        },
+        http,
+    )
+}
+
+pub fn http_get(port: u16, path_and_query: &str) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-s", "-f", "--max-time", "10"])
+        .arg(format!("http://127.0.0.1:{port}{path_and_query}"))
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
