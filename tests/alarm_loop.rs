@@ -351,3 +351,77 @@ async fn feedback_reaches_the_gateways_audit_log_and_the_loop_survives_the_centr
         "online while it ran, not counted ahead: {csv}"
     );
 }
+
+/// A centre started for the first time while an alarm stands at a gateway (contract
+/// v1.6): the gateway's retained list of standing alarms gives it the occurrence at
+/// once — not at the alarm's next event — with its raise time; and when the alarm
+/// ends, the occurrence is cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_centre_started_during_an_alarm_learns_of_it_from_the_retained_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let broker = Broker::start(d);
+    let store = Store::start(d);
+    let port = free_port();
+    let (_peer, control) = detector(d, port);
+    let site = one_detector_site(d, &PeerAt::Tcp(port), broker.port, "");
+    let (got, sub) = subscriber(broker.port, "hazgate/v1/P1/E1/GW-T/alarms").await;
+    let _gw = start_gateway(&site, None);
+    // The leak is on before any centre exists: the broker holds the gateway's list.
+    let mut raised = String::new();
+    eventually(Duration::from_secs(30), "HH in the retained list", || {
+        let got = got.lock().unwrap();
+        let Some((_, last)) = got.last() else {
+            return false;
+        };
+        let hh = last["alarms"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["alarm"] == "hh"));
+        if let Some(hh) = hh {
+            raised = hh["alarm_id"].as_str().unwrap().to_string();
+        }
+        hh.is_some()
+    })
+    .await;
+    sub.abort();
+    // Nothing moves at the gateway from here until the centre has the alarm.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let tokens = d.join("tokens.json");
+    let viewer = token(&tokens, "wall-1", "viewer");
+    let http = free_port();
+    let conf = central_toml(d, broker.port, &store, http);
+    let _central = start_central(&conf, http, &d.join("ingest.log"));
+    let mut hh = None;
+    eventually(
+        Duration::from_secs(10),
+        "HH in a new centre's ledger",
+        || {
+            hh = occurrence(&ledger(http, &viewer), "hh");
+            hh.is_some()
+        },
+    )
+    .await;
+    let hh = hh.unwrap();
+    assert_eq!(hh["alarm_id"], raised.as_str(), "{hh}");
+    assert_eq!(hh["state"], "active_unacknowledged", "{hh}");
+    let raised_ms: i64 = raised.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(
+        hh["raised"],
+        Timestamp(raised_ms).to_rfc3339(),
+        "raised when the gateway raised it, not when the centre heard"
+    );
+    assert_eq!(hh["unit"], "%LEL", "{hh}");
+
+    // The leak ends: the occurrence is cleared (销警).
+    std::fs::write(
+        &control,
+        json!([{"unit": 1, "table": "holding", "addr": 0, "type": "f32", "order": "CDAB", "value": 0.0}])
+            .to_string(),
+    )
+    .unwrap();
+    eventually(Duration::from_secs(30), "HH back to normal", || {
+        occurrence(&ledger(http, &viewer), "hh")
+            .is_some_and(|o| o["cleared"].is_string() || o["state"] == "returned_unacknowledged")
+    })
+    .await;
+}

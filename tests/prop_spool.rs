@@ -9,14 +9,15 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Append(Vec<(bool, u8)>),
+    /// Messages: (class — 0 event, 1 telemetry, 2 state — and payload length).
+    Append(Vec<(u8, u8)>),
     AckSome(u8),
     Reopen,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => prop::collection::vec((any::<bool>(), 1u8..60), 1..12).prop_map(Op::Append),
+        4 => prop::collection::vec((0u8..3, 1u8..60), 1..12).prop_map(Op::Append),
         2 => (0u8..8).prop_map(Op::AckSome),
         1 => Just(Op::Reopen),
     ]
@@ -48,7 +49,7 @@ impl Model {
 
     fn append(&mut self, seq: u64, class: Class, p: Vec<u8>) {
         match class {
-            Class::Event => {
+            Class::Event | Class::State => {
                 self.events.insert(seq, p);
             }
             Class::Telemetry => self.telemetry.push_back((seq, p)),
@@ -98,12 +99,17 @@ proptest! {
         for op in ops {
             match op {
                 Op::Append(msgs) => {
-                    let classes: Vec<Class> = msgs.iter().map(|(e, _)| if *e { Class::Event } else { Class::Telemetry }).collect();
+                    let classes: Vec<Class> = msgs.iter().map(|(c, _)| [Class::Event, Class::Telemetry, Class::State][usize::from(*c)]).collect();
                     let mut given = Vec::new();
                     let seqs = spool.append(&classes, |i, seq| { given.push(seq); payload(seq.seq, msgs[i].1) }).unwrap();
                     prop_assert_eq!(seqs.len(), msgs.len());
-                    // Each class counts its own messages, one by one, across reopens.
+                    // Each stream counts its own messages, one by one, across reopens; a
+                    // restated state is in neither.
                     for (seq, class) in given.iter().zip(&classes) {
+                        if *class == Class::State {
+                            prop_assert_eq!(seq.stream_seq, 0, "a state has no stream_seq");
+                            continue;
+                        }
                         let next = model.next_stream.entry(*class == Class::Event).or_insert(1);
                         prop_assert_eq!(seq.stream_seq, *next, "stream_seq of {:?}", class);
                         *next += 1;

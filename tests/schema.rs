@@ -33,6 +33,7 @@ fn schema_for(msg: &Json) -> jsonschema::Validator {
         "status" => schema("status.json"),
         "command_reply" => schema("command-reply.json"),
         "thresholds" => schema("thresholds.json"),
+        "active_alarms" => schema("active-alarms.json"),
         other => panic!("no schema for type {other}"),
     }
 }
@@ -132,6 +133,8 @@ fn events(site: &Arc<Site>) -> Vec<Event> {
     ] {
         e.on_command(&cmd, Timestamp(6_000), &mut out).unwrap();
     }
+    // What stands now (acknowledged, shelved, saturated): the retained list (v1.6).
+    out.push(e.active_alarms(Timestamp(6_500)));
     e.on_tick(Timestamp(2_000_000), &mut out);
     out
 }
@@ -176,8 +179,25 @@ fn every_published_message_type_validates() {
             .any(|e| matches!(e, Event::Alarm(a) if a.over_range)),
         "an over-range alarm event"
     );
+    // v1.6: the standing alarms — acknowledged and not — with their units, no stream_seq.
+    let standing = events
+        .iter()
+        .enumerate()
+        .find_map(|(i, ev)| {
+            matches!(ev, Event::ActiveAlarms(_)).then(|| assert_valid(&enc.event(i as u64 + 1, ev)))
+        })
+        .expect("a standing list");
+    let list = standing["alarms"].as_array().unwrap();
+    assert!(list.len() >= 2, "{standing}");
+    assert!(standing.get("stream_seq").is_none(), "{standing}");
+    assert!(
+        list.iter().any(|a| a["acknowledged_by"] == "op-zhang")
+            && list.iter().any(|a| a["unit"] == "%LEL"),
+        "{standing}"
+    );
     for t in [
         "alarm",
+        "active_alarms",
         "risk",
         "risk:hazard_source",
         "risk:enterprise",
@@ -344,6 +364,7 @@ fn one_of_each(site: &Arc<Site>) -> Vec<(String, Vec<u8>)> {
         .map(|(i, ev)| {
             let suffix = match ev {
                 Event::Alarm(_) | Event::Thresholds(_) => "alarm",
+                Event::ActiveAlarms(_) => "alarms",
                 _ => "risk",
             };
             (suffix.to_string(), enc.event(i as u64 + 1, ev))

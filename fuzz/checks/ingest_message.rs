@@ -45,7 +45,7 @@ static TABLES: LazyLock<Tables> = LazyLock::new(|| {
     tables
 });
 
-const TOPICS: [&str; 8] = [
+const TOPICS: [&str; 9] = [
     "hazgate/v1/P1/E1/G1/telemetry",
     "hazgate/v1/P1/E1/G1/points/0123456789abcdef/0",
     "hazgate/v1/P1/E1/G1/alarm",
@@ -54,6 +54,7 @@ const TOPICS: [&str; 8] = [
     "hazgate/v1/P1/E1/G1/cmd/ack",
     "hazgate/v1/P1/E1/G1/risk/HS-01",
     "hazgate/v1/P1/E1/G1/cmd/ack/reply",
+    "hazgate/v1/P1/E1/G1/alarms",
 ];
 const CAUSES: [&str; 8] = [
     "unknown_table",

@@ -57,6 +57,7 @@ fn colour_tag(c: Colour, tty: bool) -> String {
 pub fn describe_event(e: &Event) -> Option<String> {
     Some(match e {
         Event::Risk(r) if r.snapshot => return None,
+        Event::ActiveAlarms(_) => return None,
         Event::Alarm(a) => format!(
             "{} {} {} {:?}{}",
             a.ts.to_rfc3339(),

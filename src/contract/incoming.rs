@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::samples::{is_table_id, PointInfo, Scan};
 use super::wire::{
-    some, Alarm, CommandReply, GatewayState, Head, Id, Message, Quality, Reading, Risk, Scope,
-    SpecialOperation, Status, Text, Thresholds,
+    some, Alarm, AlarmState, CommandReply, GatewayState, Head, Id, Message, Quality, Reading, Risk,
+    Scope, SpecialOperation, Standing, Status, Text, Thresholds,
 };
 use crate::reading::Timestamp;
 
@@ -79,6 +79,8 @@ pub struct Incoming<'a> {
     ok: Option<bool>,
     #[serde(borrow, default, deserialize_with = "some")]
     error: Option<Text<'a>>,
+    #[serde(borrow, default, deserialize_with = "some")]
+    alarms: Option<Vec<Standing<'a>>>,
 }
 
 impl<'a> Incoming<'a> {
@@ -112,6 +114,7 @@ impl<'a> Incoming<'a> {
                 special_operation(required(self.special_operation, "special_operation")?)?
             }
             "thresholds" => thresholds(required(self.thresholds, "thresholds")?)?,
+            "active_alarms" => active_alarms(required(self.alarms, "alarms")?)?,
             "status" => Message::Status(Status {
                 state: required(self.state, "state")?,
                 enterprise_name: self.enterprise_name,
@@ -138,6 +141,7 @@ impl<'a> Incoming<'a> {
             "risk" => vec!["risk"],
             "special_operation" => vec!["special_operation"],
             "thresholds" => vec!["thresholds"],
+            "active_alarms" => vec!["alarms"],
             "status" => vec![
                 "state",
                 "enterprise_name",
@@ -180,12 +184,28 @@ impl<'a> Incoming<'a> {
             ("command", self.command.is_some()),
             ("ok", self.ok.is_some()),
             ("error", self.error.is_some()),
+            ("alarms", self.alarms.is_some()),
         ];
         match present.iter().find(|(f, p)| *p && !allowed.contains(f)) {
             Some((f, _)) => Err(format!("`{f}` does not belong in a {}", self.message_type)),
             None => Ok(()),
         }
     }
+}
+
+/// A standing alarm is in an occurrence and not back to normal.
+fn active_alarms(alarms: Vec<Standing<'_>>) -> Result<Message<'_>, String> {
+    for (i, a) in alarms.iter().enumerate() {
+        if a.alarm_id.is_empty() {
+            return Err(format!("alarms[{i}].alarm_id must not be empty"));
+        }
+        if a.state == AlarmState::Normal {
+            return Err(format!(
+                "alarms[{i}].state: a standing alarm is never normal"
+            ));
+        }
+    }
+    Ok(Message::ActiveAlarms { alarms })
 }
 
 fn required<T>(v: Option<T>, field: &str) -> Result<T, String> {

@@ -6,7 +6,8 @@
 //!
 //! Minor versions are additive: 1.1 `device`, 1.2 `over_range` / `under_range`,
 //! 1.3 `stream_seq`, `alarm_id`, `at_restart`, `since`, `snapshot`; 1.4 `samples` and
-//! the point table; 1.5 `risk.name`, `status.enterprise_name`, `alarm.unit`.
+//! the point table; 1.5 `risk.name`, `status.enterprise_name`, `alarm.unit`; 1.6 the
+//! retained list of standing alarms (`alarms`, type `active_alarms`).
 
 pub mod incoming;
 pub mod samples;
@@ -21,4 +22,4 @@ pub use topic::{every_gateway, GatewayPath, Stream, Topic, Topics};
 /// The contract's major version, the second topic level.
 pub const VERSION: &str = "v1";
 /// The newest minor version this build speaks.
-pub const MINOR: &str = "1.5";
+pub const MINOR: &str = "1.6";

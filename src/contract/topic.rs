@@ -16,6 +16,8 @@ pub enum Stream {
     RiskOf,
     /// `status`: retained; the Last Will says offline.
     Status,
+    /// `alarms`: retained; every alarm standing at the gateway (v1.6).
+    ActiveAlarms,
     /// `points/{table}/{first}`: retained pages of the point table (v1.4).
     Points,
     /// `cmd/{name}`: a command to the gateway.
@@ -29,13 +31,14 @@ impl Stream {
     /// message of the gateway's event stream and can tell loss from a topic it skipped).
     /// Point tables first: a centre subscribing in this order gets the retained tables
     /// before the samples that use them.
-    pub const PUBLISHED: [Stream; 7] = [
+    pub const PUBLISHED: [Stream; 8] = [
         Stream::Points,
         Stream::Telemetry,
         Stream::Alarm,
         Stream::Risk,
         Stream::RiskOf,
         Stream::Status,
+        Stream::ActiveAlarms,
         Stream::Reply,
     ];
 
@@ -47,6 +50,7 @@ impl Stream {
             Stream::Risk => "risk",
             Stream::RiskOf => "risk/+",
             Stream::Status => "status",
+            Stream::ActiveAlarms => "alarms",
             Stream::Points => "points/+/+",
             Stream::Command => "cmd/+",
             Stream::Reply => "cmd/+/reply",
@@ -62,6 +66,7 @@ impl Stream {
             Stream::Risk => &["risk", "special_operation"],
             Stream::RiskOf => &["risk"],
             Stream::Status => &["status"],
+            Stream::ActiveAlarms => &["active_alarms"],
             Stream::Reply => &["command_reply"],
             Stream::Command => &[],
         }
@@ -125,6 +130,7 @@ impl<'a> Topic<'a> {
             ["alarm"] => (Stream::Alarm, None),
             ["risk"] => (Stream::Risk, None),
             ["status"] => (Stream::Status, None),
+            ["alarms"] => (Stream::ActiveAlarms, None),
             ["risk", scope] if !scope.is_empty() => (Stream::RiskOf, Some(*scope)),
             ["points", table, first] if !table.is_empty() && !first.is_empty() => {
                 (Stream::Points, Some(*table))
@@ -172,6 +178,10 @@ impl Topics {
     }
     pub fn status(&self) -> String {
         format!("{}/status", self.base)
+    }
+    /// Retained list of the alarms standing at the gateway (v1.6).
+    pub fn active_alarms(&self) -> String {
+        format!("{}/alarms", self.base)
     }
     /// Retained page of the point table `table` starting at point `first`.
     pub fn points(&self, table: &str, first: usize) -> String {

@@ -91,6 +91,12 @@ pub enum Message<'a> {
     },
     Status(#[serde(borrow)] Status<'a>),
     CommandReply(#[serde(borrow)] CommandReply<'a>),
+    /// Every alarm standing at the gateway — not back to normal — retained on
+    /// `alarms` (v1.6): a centre that starts during an alarm learns of it at once.
+    ActiveAlarms {
+        #[serde(borrow)]
+        alarms: Vec<Standing<'a>>,
+    },
 }
 
 /// A reading in a telemetry batch.
@@ -200,6 +206,43 @@ pub struct Alarm<'a> {
     #[serde(default, skip_serializing_if = "is_false")]
     pub at_restart: bool,
     /// The point's engineering unit, for screens (v1.5).
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "some",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub unit: Option<Text<'a>>,
+}
+
+/// An alarm standing at the gateway (v1.6): its occurrence and where it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Standing<'a> {
+    /// The occurrence, as its events carry it.
+    #[serde(borrow)]
+    pub alarm_id: Text<'a>,
+    #[serde(borrow)]
+    pub point: Id<'a>,
+    #[serde(borrow)]
+    pub hazard_source: Id<'a>,
+    pub alarm: AlarmKind,
+    pub class: AlarmClass,
+    /// Never `normal`: a normal alarm is not standing.
+    pub state: AlarmState,
+    /// When it was raised, and the value then.
+    pub raised: Timestamp,
+    #[serde(deserialize_with = "present")]
+    pub value: Option<f64>,
+    #[serde(deserialize_with = "present")]
+    pub limit: Option<f64>,
+    /// Who acknowledged it, and when; null until someone has.
+    #[serde(borrow, deserialize_with = "present")]
+    pub acknowledged_by: Option<Text<'a>>,
+    #[serde(deserialize_with = "present")]
+    pub acknowledged_at: Option<Timestamp>,
+    pub shelved: bool,
+    pub out_of_service: bool,
     #[serde(
         borrow,
         default,
@@ -383,6 +426,7 @@ impl Message<'_> {
             Message::Thresholds { .. } => "thresholds",
             Message::Status(_) => "status",
             Message::CommandReply(_) => "command_reply",
+            Message::ActiveAlarms { .. } => "active_alarms",
         }
     }
 }

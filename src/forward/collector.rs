@@ -196,7 +196,10 @@ impl Commit {
         for e in &self.batch.events {
             for (topic, retain) in event_topics(&self.topics, e) {
                 items.push(Item::Event(e, topic, retain));
-                classes.push(Class::Event);
+                classes.push(match **e {
+                    Event::ActiveAlarms(_) => Class::State,
+                    _ => Class::Event,
+                });
             }
         }
         for chunk in self.batch.telemetry.chunks(self.per_message) {
@@ -279,6 +282,7 @@ fn event_topics(topics: &Topics, e: &Event) -> Vec<(String, bool)> {
     match e {
         Event::Alarm(_) | Event::Thresholds(_) => vec![(topics.alarm(), false)],
         Event::SpecialOperation(_) => vec![(topics.risk(), false)],
+        Event::ActiveAlarms(_) => vec![(topics.active_alarms(), true)],
         Event::Risk(r) => {
             let own = match &r.scope {
                 RiskScope::HazardSource(id) => topics.risk_of(id.as_str()),

@@ -137,16 +137,23 @@ impl<'s> Encoder<'s> {
                 }
                 .filter(|n| !n.is_empty());
             }
-            Message::Alarm { alarm } => {
-                alarm.unit = self
-                    .site
-                    .point_by_id(&alarm.point)
-                    .map(|p| Cow::<str>::Owned(p.unit.to_string()))
-                    .filter(|u| !u.is_empty());
+            Message::Alarm { alarm } => alarm.unit = self.unit(&alarm.point),
+            Message::ActiveAlarms { alarms } => {
+                for a in alarms {
+                    a.unit = self.unit(&a.point);
+                }
             }
             _ => {}
         }
         self.to_vec(seq.into(), event.ts(), message)
+    }
+
+    /// A point's unit, for screens; none when it has none.
+    fn unit(&self, point: &str) -> Option<Cow<'static, str>> {
+        self.site
+            .point_by_id(point)
+            .map(|p| Cow::<str>::Owned(p.unit.to_string()))
+            .filter(|u| !u.is_empty())
     }
 
     /// A status message, with the enterprise's name (v1.5).

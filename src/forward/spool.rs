@@ -47,6 +47,10 @@ pub enum Class {
     Event,
     /// Readings: dropped oldest-first when the spool is full.
     Telemetry,
+    /// A restated state (the retained list of standing alarms): queued with the events
+    /// and never dropped, but in neither stream — it takes no `stream_seq`, so a centre
+    /// that does not subscribe to it (before v1.6) sees no gap.
+    State,
 }
 
 /// A message's numbers: `seq` counts every message of the gateway; `stream_seq` counts
@@ -66,14 +70,7 @@ impl From<u64> for Seq {
     }
 }
 
-impl Class {
-    fn counter(self) -> &'static str {
-        match self {
-            Self::Event => NEXT_EVENT_SEQ,
-            Self::Telemetry => NEXT_TELEMETRY_SEQ,
-        }
-    }
-}
+impl Class {}
 
 /// One spooled message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,15 +163,18 @@ impl Spool {
                 let seq = next;
                 next += 1;
                 let stream = match class {
-                    Class::Event => &mut next_event,
-                    Class::Telemetry => &mut next_telemetry,
+                    Class::Event => Some(&mut next_event),
+                    Class::Telemetry => Some(&mut next_telemetry),
+                    Class::State => None,
                 };
-                let stream_seq = *stream;
-                *stream += 1;
+                let stream_seq = stream.map_or(0, |n| {
+                    *n += 1;
+                    *n - 1
+                });
                 let payload = make(i, Seq { seq, stream_seq });
                 bytes += payload.len() as u64;
                 match class {
-                    Class::Event => events.insert(seq, payload.as_slice()),
+                    Class::Event | Class::State => events.insert(seq, payload.as_slice()),
                     Class::Telemetry => telemetry.insert(seq, payload.as_slice()),
                 }
                 .map_err(storage)?;
@@ -317,7 +317,7 @@ impl Spool {
             let mut meta = txn.open_table(META).map_err(storage)?;
             for (key, slot) in [
                 (NEXT_SEQ, &mut taken.seq),
-                (Class::Event.counter(), &mut taken.stream_seq),
+                (NEXT_EVENT_SEQ, &mut taken.stream_seq),
             ] {
                 let n = meta
                     .get(key)

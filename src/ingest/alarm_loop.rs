@@ -28,7 +28,7 @@ use super::{
 use crate::{
     contract::{
         topic::GatewayPath,
-        wire::{Alarm, CommandReply, GatewayState},
+        wire::{Alarm, CommandReply, GatewayState, Standing},
         Stream, Topics,
     },
     model::alarm_loop::{AlarmLoopConfig, Cause},
@@ -120,6 +120,25 @@ impl AlarmLoop {
                     gateway,
                     online,
                     enterprise_name: name.map(str::to_string),
+                }
+            }
+            (Stream::ActiveAlarms, Some("active_alarms")) => {
+                let (Ok(ts), Ok(alarms)) = (
+                    Timestamp::deserialize(&v["ts"]),
+                    Vec::<Standing<'_>>::deserialize(&v["alarms"]),
+                ) else {
+                    return Ok(false);
+                };
+                // A list is restated every integrity period: journaled only when it
+                // tells the ledger something.
+                if !self.ledger().is_standing_news(&gateway, ts, &alarms) {
+                    return Ok(false);
+                }
+                Entry::Standing {
+                    at,
+                    gateway,
+                    ts,
+                    alarms,
                 }
             }
             (Stream::Reply, Some("command_reply")) => match CommandReply::deserialize(v) {

@@ -280,8 +280,9 @@ fn map(
             points.status(status, ts);
             Some(ts)
         }
-        // Counted in the stream, nothing stored.
-        Message::CommandReply(_) | Message::Points { .. } => None,
+        // Counted in the stream, nothing stored (every alarm event of a standing list
+        // is stored from the alarm stream).
+        Message::CommandReply(_) | Message::Points { .. } | Message::ActiveAlarms { .. } => None,
         // Expanded into readings before mapping.
         Message::Samples { .. } => None,
     }

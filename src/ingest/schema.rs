@@ -27,6 +27,7 @@ static SPECIAL: LazyLock<jsonschema::Validator> = schema!("special-operation.jso
 static THRESHOLDS: LazyLock<jsonschema::Validator> = schema!("thresholds.json");
 static REPLY: LazyLock<jsonschema::Validator> = schema!("command-reply.json");
 static STATUS: LazyLock<jsonschema::Validator> = schema!("status.json");
+static ACTIVE_ALARMS: LazyLock<jsonschema::Validator> = schema!("active-alarms.json");
 
 fn validator(message_type: &str) -> Option<&'static jsonschema::Validator> {
     Some(match message_type {
@@ -39,6 +40,7 @@ fn validator(message_type: &str) -> Option<&'static jsonschema::Validator> {
         "thresholds" => &THRESHOLDS,
         "status" => &STATUS,
         "command_reply" => &REPLY,
+        "active_alarms" => &ACTIVE_ALARMS,
         _ => return None,
     })
 }

@@ -36,7 +36,7 @@ use super::{
 use crate::{
     contract::{
         every_gateway,
-        wire::{Alarm, AlarmState, GatewayState, Risk, Scope},
+        wire::{Alarm, AlarmState, GatewayState, Risk, Scope, Standing},
         Stream, Topic,
     },
     model::{alarm_loop::Cause, central::MqttConfig},
@@ -212,6 +212,59 @@ impl Screen {
         self.apply_message(&topic, &v)
     }
 
+    /// A gateway's standing alarms (v1.6) are its alarm list: a screen started during
+    /// an alarm lists it, and one that missed a clear stops listing it.
+    fn apply_standing(&mut self, key: GatewayKey, list: &[Standing<'_>]) -> bool {
+        let who = self
+            .names
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| key.1.clone());
+        let lines: BTreeMap<(GatewayKey, String), AlarmLine> = list
+            .iter()
+            .map(|a| {
+                let line = AlarmLine {
+                    ts: a.acknowledged_at.unwrap_or(a.raised).to_rfc3339(),
+                    park: key.0.clone(),
+                    enterprise: who.clone(),
+                    hazard_source: a.hazard_source.to_string(),
+                    point: a.point.to_string(),
+                    alarm: a.alarm.as_str().to_string(),
+                    class: a.class.as_str().to_string(),
+                    action: if a.acknowledged_by.is_some() {
+                        "acknowledged"
+                    } else {
+                        "raised"
+                    }
+                    .to_string(),
+                    value: a.value,
+                    limit: a.limit,
+                    unit: a.unit.as_deref().map(str::to_string),
+                    state: a.state.as_str().to_string(),
+                    by: a.acknowledged_by.as_deref().map(str::to_string),
+                    raised: a.raised.to_rfc3339(),
+                };
+                ((key.clone(), a.alarm_id.to_string()), line)
+            })
+            .collect();
+        let before: Vec<_> = self
+            .active
+            .iter()
+            .filter(|((k, _), _)| *k == key)
+            .map(|(k, l)| (k.clone(), l.state.clone(), l.by.clone()))
+            .collect();
+        let after: Vec<_> = lines
+            .iter()
+            .map(|(k, l)| (k.clone(), l.state.clone(), l.by.clone()))
+            .collect();
+        if before == after {
+            return false;
+        }
+        self.active.retain(|(k, _), _| *k != key);
+        self.active.extend(lines);
+        true
+    }
+
     /// Takes one message, its topic and JSON already read.
     pub fn apply_message(&mut self, topic: &Topic<'_>, v: &Value) -> bool {
         let g = topic.gateway;
@@ -254,6 +307,12 @@ impl Screen {
                 }
                 Err(_) => false,
             },
+            (Stream::ActiveAlarms, Some("active_alarms")) => {
+                match Vec::<Standing<'_>>::deserialize(&v["alarms"]) {
+                    Ok(list) => self.apply_standing(key, &list),
+                    Err(_) => false,
+                }
+            }
             (Stream::Status, Some("status")) => match GatewayState::deserialize(&v["state"]) {
                 Ok(state) => {
                     let named = self.name(&key, v["enterprise_name"].as_str());
@@ -578,7 +637,12 @@ pub async fn watch(cfg: MqttConfig, hub: ScreenHub, cancel: CancellationToken) {
             }
         }
     });
-    let mut streams = vec![Stream::RiskOf, Stream::Alarm, Stream::Status];
+    let mut streams = vec![
+        Stream::RiskOf,
+        Stream::Alarm,
+        Stream::Status,
+        Stream::ActiveAlarms,
+    ];
     if lasting {
         streams.push(Stream::Reply);
     }
@@ -759,6 +823,78 @@ mod tests {
     ) -> Vec<u8> {
         let by = by.map_or("null".to_string(), |b| format!("\"{b}\""));
         format!(r#"{{"type":"alarm","alarm":{{"ts":"{ts}","alarm_id":"{id}","point":"{point}","hazard_source":"HS-01","alarm":"hh","class":"critical","action":"{action}","state":"{state}","value":41.0,"limit":40.0,"by":{by},"bad_quality":false,"shelved":false,"out_of_service":false}}}}"#).into_bytes()
+    }
+
+    /// A gateway's list of standing alarms (v1.6) is its part of the alarm list: a
+    /// screen started during an alarm lists it; a later list without it ends it; the
+    /// same list again is no change.
+    #[test]
+    fn a_list_of_standing_alarms_is_the_gateways_alarm_list() {
+        let mut s = Screen::default();
+        let t = "hazgate/v1/P/E1/G1/alarms";
+        let item = |id: &str, point: &str, by: &str| {
+            let (state, by, at) = if by.is_empty() {
+                (
+                    "active_unacknowledged",
+                    "null".to_string(),
+                    "null".to_string(),
+                )
+            } else {
+                (
+                    "active_acknowledged",
+                    format!("\"{by}\""),
+                    "\"2026-11-23T07:01:00.000Z\"".to_string(),
+                )
+            };
+            format!(
+                r#"{{"alarm_id":"{id}","point":"{point}","hazard_source":"HS-01","alarm":"hh","class":"critical","state":"{state}","raised":"2026-11-23T07:00:00.000Z","value":41.0,"limit":40.0,"acknowledged_by":{by},"acknowledged_at":{at},"shelved":false,"out_of_service":false,"unit":"%LEL"}}"#
+            )
+        };
+        let list = |items: &[String]| {
+            format!(
+                r#"{{"type":"active_alarms","ts":"2026-11-23T07:02:00.000Z","alarms":[{}]}}"#,
+                items.join(",")
+            )
+            .into_bytes()
+        };
+        let two = list(&[item("A:hh:1", "A", ""), item("B:hh:1", "B", "op-li")]);
+        assert!(s.apply("hazgate", t, &two));
+        assert!(!s.apply("hazgate", t, &two), "restated: no change");
+        let p = s.picture();
+        let got: Vec<(&str, &str, Option<&str>, &str)> = p
+            .active
+            .iter()
+            .map(|a| {
+                (
+                    a.point.as_str(),
+                    a.state.as_str(),
+                    a.by.as_deref(),
+                    a.raised.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "A",
+                    "active_unacknowledged",
+                    None,
+                    "2026-11-23T07:00:00.000Z"
+                ),
+                (
+                    "B",
+                    "active_acknowledged",
+                    Some("op-li"),
+                    "2026-11-23T07:00:00.000Z"
+                ),
+            ]
+        );
+        assert_eq!(p.active[0].unit.as_deref(), Some("%LEL"));
+        assert!(s.apply("hazgate", t, &list(&[item("B:hh:1", "B", "op-li")])));
+        assert_eq!(s.picture().active.len(), 1, "A ended");
+        assert!(s.apply("hazgate", t, &list(&[])));
+        assert!(s.picture().active.is_empty());
     }
 
     /// The alarm list holds every occurrence not back to normal: unacknowledged first,

@@ -55,9 +55,9 @@ impl Persist {
         out: &[Event],
         reply: Option<Then>,
     ) -> Option<oneshot::Receiver<()>> {
-        let decided = out
-            .iter()
-            .any(|e| !matches!(e, Event::Risk(r) if r.snapshot));
+        let decided = out.iter().any(|e| {
+            !matches!(e, Event::Risk(r) if r.snapshot) && !matches!(e, Event::ActiveAlarms(_))
+        });
         if !(engine.take_unsaved() | decided) && reply.is_none() {
             return None;
         }

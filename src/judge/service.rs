@@ -388,8 +388,16 @@ async fn publish(
     if out.is_empty() {
         return;
     }
+    // An alarm changed: the list of those standing follows, as of the latest change.
+    if let Some(ts) = out.iter().rev().find_map(|e| match e {
+        Event::Alarm(a) => Some(a.ts),
+        _ => None,
+    }) {
+        out.push(engine.active_alarms(ts));
+    }
     for e in out.drain(..) {
         match &e {
+            Event::ActiveAlarms(_) => {}
             Event::Alarm(a) => {
                 info!(point = %a.point, hazard_source = %a.hazard_source, alarm = a.alarm.as_str(), action = ?a.action,
                     class = ?a.class, value = ?a.value, limit = ?a.limit, by = ?a.by, "alarm");

@@ -4,7 +4,9 @@
 use std::borrow::Cow;
 
 use super::{
-    engine::{AlarmEvent, Event, RiskChange, RiskScope, SpecialOperationEvent, ThresholdsEvent},
+    engine::{
+        AlarmEvent, AlarmView, Event, RiskChange, RiskScope, SpecialOperationEvent, ThresholdsEvent,
+    },
     risk::Reason,
 };
 use crate::contract::wire::{self, Id};
@@ -100,8 +102,31 @@ impl<'a> From<&'a Event> for wire::Message<'a> {
             Event::Thresholds(t) => Self::Thresholds {
                 thresholds: t.as_ref().into(),
             },
+            Event::ActiveAlarms(a) => Self::ActiveAlarms {
+                alarms: a.alarms.iter().filter_map(standing).collect(),
+            },
         }
     }
+}
+
+/// A standing alarm on the wire; none for one in no occurrence.
+fn standing(a: &AlarmView) -> Option<wire::Standing<'_>> {
+    Some(wire::Standing {
+        alarm_id: Cow::Borrowed(a.alarm_id.as_deref()?),
+        point: Id::from(a.point.as_str()),
+        hazard_source: Id::from(a.hazard_source.as_str()),
+        alarm: a.alarm,
+        class: a.class,
+        state: a.state,
+        raised: a.raised_at?,
+        value: a.raised_value,
+        limit: a.limit,
+        acknowledged_by: a.acknowledged_by.as_deref().map(Cow::Borrowed),
+        acknowledged_at: a.acknowledged_at,
+        shelved: a.shelved_until.is_some(),
+        out_of_service: a.out_of_service,
+        unit: None,
+    })
 }
 
 impl Event {
@@ -112,6 +137,7 @@ impl Event {
             Event::Risk(r) => r.ts,
             Event::SpecialOperation(s) => s.ts,
             Event::Thresholds(t) => t.ts,
+            Event::ActiveAlarms(a) => a.ts,
         }
     }
 }

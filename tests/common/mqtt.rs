@@ -399,7 +399,7 @@ pub async fn assert_retained_is_latest(port: u16, got: &Received) {
         "a retained status: {retained:?}"
     );
     for (topic, v) in &retained {
-        if !(topic.ends_with("/status") || topic.contains("/risk/")) {
+        if !(topic.ends_with("/status") || topic.contains("/risk/") || topic.ends_with("/alarms")) {
             continue;
         }
         let last = arrivals
@@ -431,6 +431,7 @@ pub fn assert_schemas(arrivals: &[(String, serde_json::Value)]) {
         ("status", "status.json"),
         ("command_reply", "command-reply.json"),
         ("thresholds", "thresholds.json"),
+        ("active_alarms", "active-alarms.json"),
     ]
     .into_iter()
     .map(|(t, f)| (t, load(f)))

@@ -94,6 +94,16 @@ pub enum Event {
     SpecialOperation(SpecialOperationEvent),
     /// Rare and large (two full settings): boxed so the hot variants stay small.
     Thresholds(Box<ThresholdsEvent>),
+    /// Not a change: every alarm standing, stated after each step that changed an
+    /// alarm and with every restatement of the levels (retained on `alarms`, v1.6).
+    ActiveAlarms(Box<ActiveAlarms>),
+}
+
+/// The alarms not back to normal at `ts`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActiveAlarms {
+    pub ts: Timestamp,
+    pub alarms: Vec<super::views::AlarmView>,
 }
 
 /// Alarm settings of a point changed (remote command or overrides file).

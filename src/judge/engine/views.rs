@@ -2,7 +2,10 @@
 
 use serde::Serialize;
 
-use super::{alarm_id, AlarmState, Engine, Event, RiskChange, RiskScope, SpecialOperation};
+use super::{
+    alarm_id, events::ActiveAlarms, AlarmState, Engine, Event, RiskChange, RiskScope,
+    SpecialOperation,
+};
 use crate::{
     judge::risk::RiskLevel,
     model::{
@@ -33,6 +36,17 @@ impl Engine {
             RiskScope::Enterprise,
             &self.enterprise,
         )));
+        out.push(self.active_alarms(now));
+    }
+
+    /// Every alarm standing (in an occurrence, not back to normal) at `ts`.
+    pub fn active_alarms(&self, ts: Timestamp) -> Event {
+        let alarms = self
+            .alarm_views()
+            .into_iter()
+            .filter(|a| a.state != AlarmState::Normal && a.alarm_id.is_some())
+            .collect();
+        Event::ActiveAlarms(Box::new(ActiveAlarms { ts, alarms }))
     }
 
     pub fn source_level(&self, source: usize) -> &RiskLevel {

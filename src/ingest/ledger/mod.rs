@@ -8,6 +8,8 @@
 //! list, the loop's counters (未销警, 未反馈, online rate, feedback times) and the
 //! monthly report.
 
+mod standing;
+
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -15,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     contract::{
         topic::GatewayPath,
-        wire::{Alarm, AlarmState},
+        wire::{Alarm, AlarmState, Standing},
     },
     model::{
         alarm::AlarmClass,
@@ -50,6 +52,16 @@ pub enum Entry<'a> {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// A gateway's list of standing alarms (v1.6) told the ledger something new: an
+    /// occurrence it had not heard of (a centre started during the alarm), or one no
+    /// longer standing. Journaled only then; `ts` is the list's (gateway) time.
+    Standing {
+        at: Timestamp,
+        gateway: String,
+        ts: Timestamp,
+        #[serde(borrow)]
+        alarms: Vec<Standing<'a>>,
+    },
     /// A gateway's status changed (online, or its enterprise's name).
     Status {
         at: Timestamp,
@@ -66,6 +78,7 @@ impl Entry<'_> {
             Entry::Alarm { at, .. }
             | Entry::Feedback { at, .. }
             | Entry::Reply { at, .. }
+            | Entry::Standing { at, .. }
             | Entry::Status { at, .. } => *at,
         }
     }
@@ -243,6 +256,17 @@ impl Ledger {
     pub fn apply(&mut self, e: &Entry<'_>) -> bool {
         match e {
             Entry::Alarm { gateway, alarm, .. } => self.alarm(gateway, alarm),
+            Entry::Standing {
+                gateway,
+                ts,
+                alarms,
+                ..
+            } => {
+                let plan = self.standing_plan(gateway, *ts, alarms);
+                let changed = !plan.is_empty();
+                self.carry_out(plan);
+                changed
+            }
             Entry::Feedback {
                 gateway, feedback, ..
             } => {
@@ -629,6 +653,82 @@ mod tests {
         }
     }
 
+    /// A list of standing alarms at `at_ms`: (occurrence's raise ms, acknowledged).
+    fn standing(at_ms: i64, alarms: &[(i64, bool)]) -> Entry<'static> {
+        Entry::Standing {
+            at: Timestamp(at_ms),
+            gateway: GW.into(),
+            ts: Timestamp(at_ms),
+            alarms: alarms
+                .iter()
+                .map(|&(id_ms, acked)| Standing {
+                    alarm_id: format!("GT-101:hh:{id_ms}").into(),
+                    point: "GT-101".into(),
+                    hazard_source: "HS-01".into(),
+                    alarm: AlarmKind::Hh,
+                    class: AlarmClass::Critical,
+                    state: if acked {
+                        AlarmState::ActiveAcknowledged
+                    } else {
+                        AlarmState::ActiveUnacknowledged
+                    },
+                    raised: Timestamp(id_ms),
+                    value: Some(40.0),
+                    limit: Some(25.0),
+                    acknowledged_by: acked.then(|| "op-wang".into()),
+                    acknowledged_at: acked.then_some(Timestamp(id_ms + 1)),
+                    shelved: false,
+                    out_of_service: false,
+                    unit: Some("%LEL".into()),
+                })
+                .collect(),
+        }
+    }
+
+    /// A centre started during an alarm: the retained list brings it, acknowledged and
+    /// all; a later list without it clears it; the same list again changes nothing.
+    #[test]
+    fn a_list_of_standing_alarms_opens_what_the_centre_missed_and_closes_what_ended() {
+        let mut l = Ledger::new(&cfg());
+        let list = standing(10 * MIN, &[(1000, true), (2000, false)]);
+        assert!(l.apply(&list));
+        assert!(!l.apply(&list), "restated: nothing new");
+        let open = l.listed(Timestamp(11 * MIN));
+        assert_eq!(open.len(), 2);
+        let first = open
+            .iter()
+            .find(|o| o.alarm_id == "GT-101:hh:1000")
+            .unwrap();
+        assert_eq!(first.raised, Timestamp(1000));
+        assert_eq!(first.acknowledged.as_ref().unwrap().by, "op-wang");
+        assert_eq!(first.feedback_due, Timestamp(1000 + 30 * MIN));
+        // An event newer than a list wins over it; an older list changes nothing.
+        l.apply(&alarm(
+            2000,
+            12 * MIN,
+            AlarmAction::Acknowledged,
+            AlarmState::ActiveAcknowledged,
+        ));
+        assert!(
+            !l.apply(&standing(11 * MIN, &[(1000, true)])),
+            "an older list"
+        );
+        // GT-101:hh:1000 is no longer standing: back to normal at the list's time.
+        assert!(l.apply(&standing(13 * MIN, &[(2000, true)])));
+        let o = l.occurrence(GW, "GT-101:hh:1000").unwrap();
+        assert_eq!(
+            (o.cleared, o.state),
+            (Some(Timestamp(13 * MIN)), AlarmState::Normal)
+        );
+        assert!(l
+            .occurrence(GW, "GT-101:hh:2000")
+            .unwrap()
+            .cleared
+            .is_none());
+        let counts = l.counts(Timestamp(14 * MIN));
+        assert_eq!(counts[0].not_cleared, 1);
+    }
+
     fn request(cause: &str) -> FeedbackRequest {
         FeedbackRequest {
             gateway: GW.into(),
@@ -836,6 +936,17 @@ mod tests {
                 ok,
                 error: None,
             }),
+            (
+                0..100i64,
+                prop::collection::vec((0..3i64, any::<bool>()), 0..3)
+            )
+                .prop_map(|(t, alarms)| {
+                    let alarms: Vec<(i64, bool)> = alarms
+                        .into_iter()
+                        .map(|(id, a)| (1000 * (id + 1), a))
+                        .collect();
+                    standing(t * MIN, &alarms)
+                }),
             (0..100i64, any::<bool>()).prop_map(|(t, online)| Entry::Status {
                 at: Timestamp(t * MIN),
                 gateway: GW.into(),
@@ -867,6 +978,36 @@ mod tests {
             }
             prop_assert_eq!(figures(&once), figures(&twice));
             prop_assert_eq!(figures(&once), figures(&replayed));
+        }
+
+        /// A list is the truth as of its time: after it, the gateway's open
+        /// occurrences are exactly those it lists, in its states — whatever events
+        /// (all older) came before.
+        #[test]
+        fn after_a_list_the_open_occurrences_are_the_listed_ones(
+            before in prop::collection::vec(entry(), 0..30),
+            listed in prop::collection::btree_map(0..3i64, any::<bool>(), 0..3),
+        ) {
+            let mut l = Ledger::new(&cfg());
+            for e in before.iter().filter(|e| !matches!(e, Entry::Standing { .. })) {
+                l.apply(e);
+            }
+            let alarms: Vec<(i64, bool)> = listed.iter().map(|(id, a)| (1000 * (id + 1), *a)).collect();
+            l.apply(&standing(150 * MIN, &alarms));
+            let open: BTreeMap<String, AlarmState> = l
+                .all()
+                .filter(|o| o.cleared.is_none())
+                .map(|o| (o.alarm_id.clone(), o.state))
+                .collect();
+            // An occurrence cleared before is not reopened by a list (its id would be
+            // new if it were raised again).
+            let want: BTreeMap<String, AlarmState> = alarms
+                .iter()
+                .map(|(id, acked)| (format!("GT-101:hh:{id}"), *acked))
+                .filter(|(id, _)| l.occurrence(GW, id).is_some_and(|o| o.cleared.is_none()))
+                .map(|(id, acked)| (id, if acked { AlarmState::ActiveAcknowledged } else { AlarmState::ActiveUnacknowledged }))
+                .collect();
+            prop_assert_eq!(open, want);
         }
 
         /// An alarm event delivered again later, after newer ones, changes nothing.
