@@ -4,6 +4,9 @@
 # readings/s, the gateway's CPU % of one core, its peak RSS, and poll-start jitter.
 #
 #   bench/acquire.sh [SECONDS]        (default 60; the first 10 s are warm-up)
+#   HISTORY=1 bench/acquire.sh …      the same with `[history]` kept (every change,
+#                                     a snapshot a minute, 5 s commits): also reports
+#                                     the history's bytes per stored reading
 #
 # Numbers on a shared 2-core machine are noisy: run it several times and quote medians.
 set -euo pipefail
@@ -19,6 +22,7 @@ if [ -n "${HAZGATE_BIN:-}" ]; then BIN=$HAZGATE_BIN; else
   BIN=target/release/hazgate
 fi
 python3 bench/gen-site.py --points 10000 --devices 20 --channels 4 > "$WORK/site.toml"
+if [ -n "${HISTORY:-}" ]; then printf '\n[history]\npath = "%s/history"\n' "$WORK" >> "$WORK/site.toml"; fi
 $BIN check "$WORK/site.toml"
 
 $BIN simulate --config "$WORK/site.toml" --log-level warn &
@@ -65,3 +69,8 @@ print(f"gateway CPU: {cpu:.1f} % of one core   (simulator: {sim_cpu:.1f} %)")
 print(f"gateway RSS: {int(now) / 1024:.1f} MiB steady, {int(rss) / 1024:.1f} MiB peak (VmHWM, includes loading the site file)")
 print(f"poll-start jitter: p50 {p50 / 1000:.2f} ms, p99 {p99 / 1000:.2f} ms (median over windows)")
 PY
+if [ -n "${HISTORY:-}" ]; then
+  BYTES=$(du -sb "$WORK/history" | cut -f1)
+  STORED=$($BIN export --config "$WORK/site.toml" --from 0 --format jsonl | grep -c '"type":"reading"' || true)
+  python3 -c "import sys; b, n = int(sys.argv[1]), int(sys.argv[2]); print(f'history: {n} readings stored in {b} bytes on disk: {b / max(n, 1):.2f} bytes per stored reading')" "$BYTES" "$STORED"
+fi

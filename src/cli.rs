@@ -104,6 +104,31 @@ pub enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
+    #[cfg(feature = "edge")]
+    /// The gateway's history (`[history]`) from one time to another, as CSV, JSON lines
+    /// or line protocol; reads the files while the daemon writes them.
+    Export {
+        /// The site file (its `[history]` names the directory; its points name the
+        /// readings).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// From, RFC 3339 (`2026-11-30T08:00:00+08:00`) or milliseconds since 1970.
+        #[arg(long)]
+        from: String,
+        /// To (inclusive); default now.
+        #[arg(long)]
+        to: Option<String>,
+        /// Only these points (repeat); default every point.
+        #[arg(long = "point")]
+        points: Vec<String>,
+        /// `csv` (readings), `jsonl` (readings and events) or `line-protocol`
+        /// (readings, the store schema's `reading` measurement).
+        #[arg(long, default_value = "csv")]
+        format: ExportFormat,
+        /// Where to write; standard output if not given.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
     /// The local API's bearer tokens: add (printed once), list, revoke.
     Token(TokenArgs),
     /// Point tables: `export` writes a site's points as CSV (the columns `points_csv`
@@ -133,6 +158,14 @@ impl Command {
             _ => 2,
         }
     }
+}
+
+/// What `hazgate export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
+    LineProtocol,
 }
 
 #[derive(Debug, Args)]

@@ -29,9 +29,12 @@ pub mod contract;
 pub mod durable;
 #[cfg(feature = "edge")]
 pub mod forward;
+#[cfg(feature = "edge")]
+pub mod history;
 #[cfg(feature = "centre")]
 pub mod ingest;
 pub mod judge;
+pub mod line;
 pub mod model;
 pub mod reading;
 #[cfg(feature = "edge")]

@@ -7,6 +7,8 @@ mod common;
 
 #[path = "../fuzz/checks/command.rs"]
 mod command;
+#[path = "../fuzz/checks/history_chunk.rs"]
+mod history_chunk;
 #[path = "../fuzz/checks/ingest_message.rs"]
 mod ingest_message;
 #[path = "../fuzz/checks/modbus_response.rs"]
@@ -65,4 +67,10 @@ fn points_csv_corpus() {
 fn store_answer_corpus() {
     let (n, ok) = replay("store_answer", store_answer::check);
     assert!(n >= 10 && ok >= 4, "{n} inputs, {ok} accepted");
+}
+
+#[test]
+fn history_chunk_corpus() {
+    let (n, ok) = replay("history_chunk", history_chunk::check);
+    assert!(n >= 5 && ok >= 3, "{n} inputs, {ok} accepted");
 }

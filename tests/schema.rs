@@ -251,6 +251,7 @@ fn every_published_message_type_validates() {
         spool_bytes: 900,
         dropped_telemetry: 0,
         clock_stepped_s: None,
+        history_error: Some("No space left on device (os error 28)".into()),
     };
     // v1.5: the enterprise's name for screens.
     let msg = assert_valid(&enc.status(101, Timestamp(0), status));
@@ -446,6 +447,7 @@ fn one_of_each(site: &Arc<Site>) -> Vec<(String, Vec<u8>)> {
         spool_bytes: 900,
         dropped_telemetry: 0,
         clock_stepped_s: None,
+        history_error: None,
     };
     out.push((
         "status".into(),

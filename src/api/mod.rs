@@ -11,6 +11,7 @@
 //! | `GET /healthz` | `ok`; `degraded` while a device is down or the uplink spools; 503 if the judge is gone or the spool cannot be written |
 //! | `GET /metrics` | Prometheus text format |
 
+pub mod history;
 pub mod serve;
 
 use std::{
@@ -54,6 +55,8 @@ pub struct ApiState {
     /// The bearer tokens, read at each check (a revoke takes effect at once).
     pub tokens: PathBuf,
     pub backoff: Arc<auth::Backoff>,
+    /// The history, when the site keeps one: its directory and how it is doing.
+    pub history: Option<history::HistoryAccess>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -61,6 +64,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/state", get(get_state))
         .route("/api/v1/alarms", get(get_alarms))
         .route("/api/v1/thresholds", get(get_thresholds))
+        .route("/api/v1/history", get(history::get_history))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard_reads));
@@ -249,6 +253,15 @@ async fn healthz(State(s): State<ApiState>) -> Response {
         // What is wrong with keeping the judge's state (acknowledgements, shelves…).
         "judge_state_problem": judge_state,
     });
+    let mut body = body;
+    if let Some(h) = &s.history {
+        let ok = h.health.ok.load(Ordering::Relaxed);
+        body["history_ok"] = json!(ok);
+        body["history_error"] = json!(h.health.error());
+        if !ok && status == "ok" {
+            body["status"] = json!("degraded");
+        }
+    }
     (code, Json(body)).into_response()
 }
 

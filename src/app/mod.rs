@@ -5,6 +5,8 @@ pub mod check;
 pub mod demo;
 #[cfg(feature = "edge")]
 mod demo_view;
+#[cfg(feature = "edge")]
+pub mod export;
 #[cfg(feature = "centre")]
 pub mod ingest;
 #[cfg(feature = "edge")]
@@ -230,6 +232,22 @@ pub fn main() -> ExitCode {
             Command::Report { config, month, out } => {
                 ingest::report(&config, &month, out.as_deref())
             }
+            #[cfg(feature = "edge")]
+            Command::Export {
+                config,
+                from,
+                to,
+                points,
+                format,
+                out,
+            } => export::export(
+                &config,
+                &from,
+                to.as_deref(),
+                &points,
+                format,
+                out.as_deref(),
+            ),
             Command::Token(args) => token::token(args),
             Command::Gases { config } => check::gases(config.as_deref()),
             Command::Points {

@@ -18,6 +18,10 @@ use crate::{
     api::{self, ApiState},
     commands::AuditLog,
     forward::session::{run_uplink, UplinkFiles},
+    history::{
+        store::HistoryWriter,
+        task::{run as history_task, HistoryHealth},
+    },
     judge::{
         service::{spawn_judge_with, JudgeFiles, Overrides},
         state::StateFile,
@@ -180,6 +184,7 @@ struct Pipeline {
     acquisition: tokio::task::JoinSet<()>,
     judge: tokio::task::JoinHandle<()>,
     uplink: Option<tokio::task::JoinHandle<Result<(), crate::forward::session::UplinkError>>>,
+    history: Option<tokio::task::JoinHandle<()>>,
     api: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     stats: Arc<AcquireStats>,
 }
@@ -224,6 +229,33 @@ impl Pipeline {
             },
             cancel.clone(),
         );
+        // The history, when kept: opened before anything runs, like the spool.
+        let history_writer = match &site.history {
+            Some(cfg) => Some((
+                cfg.clone(),
+                HistoryWriter::open(cfg)
+                    .with_context(|| format!("history.path: cannot use {}", cfg.path.display()))?,
+            )),
+            None => None,
+        };
+        let (events, history_events) = tee_events(judge.events, history_writer.is_some());
+        let history_health = history_writer.as_ref().map(|_| HistoryHealth::new());
+        let history = match (history_writer, history_events, &history_health) {
+            (Some((cfg, writer)), Some(events), Some(health)) => Some(tokio::spawn(history_task(
+                site.clone(),
+                cfg,
+                writer,
+                store.clone(),
+                events,
+                health.clone(),
+                cancel.clone(),
+            ))),
+            _ => None,
+        };
+        if let (Some(f), Some(h)) = (&files, &history_health) {
+            let h = h.clone();
+            f.health.report_history(Box::new(move || h.error()));
+        }
         let mut uplink_health = None;
         let uplink = match (site.uplink.clone(), files) {
             (Some(cfg), Some(files)) => {
@@ -234,7 +266,7 @@ impl Pipeline {
                     files,
                     store.clone(),
                     judge.handle.clone(),
-                    judge.events,
+                    events,
                     cancel.clone(),
                 )))
             }
@@ -256,6 +288,14 @@ impl Pipeline {
                     .clone()
                     .unwrap_or_else(|| crate::auth::beside(config)),
                 backoff: Arc::default(),
+                history: match (&site.history, &history_health) {
+                    (Some(cfg), Some(health)) => Some(api::history::HistoryAccess {
+                        dir: cfg.path.clone(),
+                        health: health.clone(),
+                        site: site.clone(),
+                    }),
+                    _ => None,
+                },
             };
             let router = api::router(state);
             tokio::spawn(api::serve::serve(l, tls, router, cancel.clone()))
@@ -271,6 +311,7 @@ impl Pipeline {
             acquisition,
             judge: judge.task,
             uplink,
+            history,
             api,
             stats,
         })
@@ -287,6 +328,10 @@ impl Pipeline {
             }
         }
         let _ = self.judge.await;
+        // After the judge: its last events are in the history's last window.
+        if let Some(t) = self.history {
+            let _ = t.await;
+        }
         if let Some(t) = self.api {
             if let Ok(Err(e)) = t.await {
                 warn!(error = %e, "local API ended with an error");
@@ -294,6 +339,37 @@ impl Pipeline {
         }
         log_stats(&self.stats);
     }
+}
+
+/// The judge's events for the uplink and, when the history is kept, a copy for it.
+/// The uplink's copy keeps the judge's back-pressure (the judge waits rather than
+/// drop); the history's is never waited for — a copy it cannot take is counted and
+/// logged as lost from the history.
+fn tee_events(
+    mut from: crate::judge::service::Events,
+    history: bool,
+) -> (
+    crate::judge::service::Events,
+    Option<crate::judge::service::Events>,
+) {
+    if !history {
+        return (from, None);
+    }
+    let (to_uplink, uplink_rx) = tokio::sync::mpsc::channel(256);
+    let (to_history, history_rx) = tokio::sync::mpsc::channel(4096);
+    tokio::spawn(async move {
+        let mut uplink_gone = false;
+        while let Some(e) = from.recv().await {
+            if to_history.try_send(e.clone()).is_err() {
+                metrics::counter!("hazgate_history_events_lost_total").increment(1);
+                warn!("the history fell behind: an event is not in it");
+            }
+            if !uplink_gone && to_uplink.send(e).await.is_err() {
+                uplink_gone = true;
+            }
+        }
+    });
+    (uplink_rx, Some(history_rx))
 }
 
 /// One audit log for both command channels: the uplink's, or the API's own.

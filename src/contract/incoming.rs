@@ -59,6 +59,8 @@ pub struct Incoming<'a> {
     #[serde(default, deserialize_with = "some")]
     clock_stepped_s: Option<f64>,
     #[serde(borrow, default, deserialize_with = "some")]
+    history_error: Option<Text<'a>>,
+    #[serde(borrow, default, deserialize_with = "some")]
     version: Option<Text<'a>>,
     #[serde(default, deserialize_with = "some")]
     uptime_s: Option<u64>,
@@ -125,6 +127,7 @@ impl<'a> Incoming<'a> {
                 spool_bytes: required(self.spool_bytes, "spool_bytes")?,
                 dropped_telemetry: required(self.dropped_telemetry, "dropped_telemetry")?,
                 clock_stepped_s: self.clock_stepped_s,
+                history_error: self.history_error,
             }),
             _ => command_reply(self.request_id, self.command, self.ok, self.error)?,
         };
@@ -152,6 +155,7 @@ impl<'a> Incoming<'a> {
                 "spool_bytes",
                 "dropped_telemetry",
                 "clock_stepped_s",
+                "history_error",
             ],
             "command_reply" => vec!["request_id", "command", "ok", "error"],
             other => return Err(format!("unknown type `{other}`")),
@@ -180,6 +184,7 @@ impl<'a> Incoming<'a> {
             ("spool_bytes", self.spool_bytes.is_some()),
             ("dropped_telemetry", self.dropped_telemetry.is_some()),
             ("clock_stepped_s", self.clock_stepped_s.is_some()),
+            ("history_error", self.history_error.is_some()),
             ("request_id", self.request_id.is_some()),
             ("command", self.command.is_some()),
             ("ok", self.ok.is_some()),

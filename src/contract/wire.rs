@@ -375,6 +375,15 @@ pub struct Status<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     pub clock_stepped_s: Option<f64>,
+    /// Why the gateway's own history cannot be written (v1.6; sent only then): a full
+    /// or broken disk. Acquisition, the judge and the uplink go on.
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "some",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub history_error: Option<Text<'a>>,
 }
 
 /// The answer to a command, on `cmd/{name}/reply`.

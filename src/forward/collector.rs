@@ -2,7 +2,7 @@
 //! the judge's events into the spool, one durable commit per window — or at once for an
 //! event, so an alarm never waits for the window.
 
-use std::{sync::Arc, time::Duration};
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use tokio::{
     sync::{broadcast, Notify},
@@ -127,6 +127,7 @@ impl Collector {
             table: table.clone(),
             per_message: self.cfg.max_readings_per_message,
             started: self.started,
+            history_error: self.health.history_error(),
             batch: std::mem::take(batch),
         };
         let (result, back) = match self.spool.run(move |s| job.append(s)).await {
@@ -172,6 +173,8 @@ struct Commit {
     table: Option<Arc<str>>,
     per_message: usize,
     started: Instant,
+    /// Why the history cannot be written, for the status.
+    history_error: Option<String>,
     batch: Batch,
 }
 
@@ -229,7 +232,8 @@ impl Commit {
                 None => frame(&topics.telemetry(), false, &encoder.telemetry(seq, now, rs)),
             },
             Item::Status => {
-                let status = status(spool, GatewayState::Online, self.started);
+                let mut status = status(spool, GatewayState::Online, self.started);
+                status.history_error = self.history_error.clone().map(Cow::Owned);
                 frame(&topics.status(), true, &encoder.status(seq, now, status))
             }
         });
@@ -251,6 +255,7 @@ pub fn status(spool: &Spool, state: GatewayState, started: Instant) -> Status<'s
         spool_bytes: d.bytes,
         dropped_telemetry: d.dropped_telemetry,
         clock_stepped_s: clock_stepped(),
+        history_error: None,
     }
 }
 

@@ -23,7 +23,13 @@ pub struct UplinkHealth {
     connects: AtomicU64,
     last_error: Mutex<Option<String>>,
     spool_error: Mutex<Option<String>>,
+    /// Why the gateway's history cannot be written, asked when a status goes out (the
+    /// history reports here without the uplink knowing it).
+    history: std::sync::OnceLock<HistoryProblem>,
 }
+
+/// Asked for the history's trouble, if any.
+pub type HistoryProblem = Box<dyn Fn() -> Option<String> + Send + Sync>;
 
 /// The uplink's state as `/healthz` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -55,7 +61,18 @@ impl UplinkHealth {
             connects: AtomicU64::new(0),
             last_error: Mutex::new(None),
             spool_error: Mutex::new(None),
+            history: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Where the status learns whether the history can be written.
+    pub fn report_history(&self, problem: HistoryProblem) {
+        let _ = self.history.set(problem);
+    }
+
+    /// Why the history cannot be written, if it cannot.
+    pub fn history_error(&self) -> Option<String> {
+        self.history.get().and_then(|f| f())
     }
 
     pub fn connected(&self) {

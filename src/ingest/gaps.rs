@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::line::Point;
+use crate::line::Point;
 
 /// A message's place in its gateway's stream (telemetry, or events): `stream_seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -14,7 +14,6 @@ pub mod gaps;
 pub mod http;
 pub mod journal;
 pub mod ledger;
-pub mod line;
 pub mod message;
 pub mod points;
 pub mod report;

@@ -3,11 +3,12 @@
 
 use std::{cell::RefCell, collections::HashMap, io::Write as _};
 
-use super::{ledger::Counts, line::Point};
+use super::ledger::Counts;
 use crate::contract::{
     wire::{Alarm, Quality, Reading, Risk, Scope, SpecialOperation, Status, Thresholds},
     GatewayPath,
 };
+use crate::line::Point;
 
 /// Where one message's points go: its gateway's tags, its `seq`, the buffer.
 pub struct Points<'a> {

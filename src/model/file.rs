@@ -35,6 +35,9 @@ pub struct SiteFile {
     /// The local HTTP API: where it listens, its tokens, TLS.
     #[serde(default)]
     pub api: ApiConfig,
+    /// The gateway's own history of readings and events; none = not kept.
+    #[serde(default)]
+    pub history: Option<super::history::HistoryConfig>,
     /// Gases added to the built-in table, or replacing an entry of the same name.
     #[serde(default)]
     pub gases: Vec<super::gas::GasFile>,

@@ -12,6 +12,7 @@ pub mod alarm_loop;
 pub mod central;
 pub mod file;
 pub mod gas;
+pub mod history;
 pub mod load;
 pub mod mqtt;
 pub mod plain;

@@ -80,6 +80,7 @@ pub struct Site {
     pub risk: super::risk::Risk,
     pub uplink: Option<super::uplink::Uplink>,
     pub api: super::file::ApiConfig,
+    pub history: Option<super::history::HistoryConfig>,
     /// What `check` found suspicious but not certainly wrong (wiring lint), each with
     /// its field path and the fix; logged at start, printed by `check`.
     pub warnings: Vec<super::problems::FieldError>,

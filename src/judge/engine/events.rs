@@ -103,7 +103,27 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActiveAlarms {
     pub ts: Timestamp,
-    pub alarms: Vec<super::views::AlarmView>,
+    pub alarms: Vec<AlarmView>,
+}
+
+/// An alarm as the local API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmView {
+    /// The occurrence's id while the alarm is not normal (see `AlarmEvent::alarm_id`).
+    pub alarm_id: Option<String>,
+    pub point: PointId,
+    pub hazard_source: HazardSourceId,
+    pub alarm: AlarmKind,
+    pub class: AlarmClass,
+    pub state: AlarmState,
+    pub raised_at: Option<Timestamp>,
+    pub raised_value: Option<f64>,
+    pub limit: Option<f64>,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<Timestamp>,
+    pub shelved_until: Option<Timestamp>,
+    pub out_of_service: bool,
+    pub bad_quality: bool,
 }
 
 /// Alarm settings of a point changed (remote command or overrides file).

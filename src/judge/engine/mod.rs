@@ -13,9 +13,10 @@ pub mod views;
 
 pub use commands::{Command, CommandError, ThresholdChange, MAX_SHELVE_S};
 pub use events::{
-    alarm_id, AlarmEvent, Event, RiskChange, RiskScope, SpecialOperationEvent, ThresholdsEvent,
+    alarm_id, AlarmEvent, AlarmView, Event, RiskChange, RiskScope, SpecialOperationEvent,
+    ThresholdsEvent,
 };
-pub use views::{AlarmCounts, AlarmView};
+pub use views::AlarmCounts;
 
 use std::sync::Arc;
 

@@ -3,17 +3,11 @@
 use serde::Serialize;
 
 use super::{
-    alarm_id, events::ActiveAlarms, AlarmState, Engine, Event, RiskChange, RiskScope,
-    SpecialOperation,
+    alarm_id,
+    events::{ActiveAlarms, AlarmView},
+    AlarmState, Engine, Event, RiskChange, RiskScope, SpecialOperation,
 };
-use crate::{
-    judge::risk::RiskLevel,
-    model::{
-        alarm::{AlarmClass, AlarmKind},
-        HazardSourceId, PointId,
-    },
-    reading::Timestamp,
-};
+use crate::{judge::risk::RiskLevel, reading::Timestamp};
 
 impl Engine {
     /// Restates every source's level and the enterprise's as `snapshot` risk events, in
@@ -116,26 +110,6 @@ impl Engine {
         }
         c
     }
-}
-
-/// An alarm as the local API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AlarmView {
-    /// The occurrence's id while the alarm is not normal (see `AlarmEvent::alarm_id`).
-    pub alarm_id: Option<String>,
-    pub point: PointId,
-    pub hazard_source: HazardSourceId,
-    pub alarm: AlarmKind,
-    pub class: AlarmClass,
-    pub state: AlarmState,
-    pub raised_at: Option<Timestamp>,
-    pub raised_value: Option<f64>,
-    pub limit: Option<f64>,
-    pub acknowledged_by: Option<String>,
-    pub acknowledged_at: Option<Timestamp>,
-    pub shelved_until: Option<Timestamp>,
-    pub out_of_service: bool,
-    pub bad_quality: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

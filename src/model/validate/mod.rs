@@ -45,6 +45,7 @@ pub fn compile(file: &SiteFile) -> Result<Site, Vec<FieldError>> {
             .as_ref()
             .map(|u| u.compile(&file.gateway.gateway_id)),
         api: file.api.clone(),
+        history: file.history.clone(),
         warnings: Vec::new(),
         gases: compile_gases(file, &mut errors),
     };
@@ -136,6 +137,9 @@ fn check_sections(file: &SiteFile, errors: &mut Problems) {
     file.api.check_listen(listen, &mut errors.at("api"));
     if let Some(u) = &file.uplink {
         u.validate(&mut errors.at("uplink"));
+    }
+    if let Some(h) = &file.history {
+        h.check(&mut errors.at("history"));
     }
     file.risk.validate(&mut errors.at("risk"));
 }

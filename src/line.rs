@@ -1,4 +1,5 @@
-//! InfluxDB line protocol, written straight into the batch buffer.
+//! InfluxDB line protocol, written straight into the batch buffer: the store schema's
+//! one writer, for ingest and for the gateway's `hazgate export`.
 //!
 //! Escaping follows the line-protocol reference: in a measurement `,` and space; in tag
 //! keys, tag values and field keys `,` `=` and space; in string field values `"` and
@@ -130,7 +131,7 @@ fn escape(out: &mut Vec<u8>, s: &str, special: &[u8]) {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "centre"))]
 mod tests {
     use influxdb2::models::{DataPoint, WriteDataPoint};
     use proptest::prelude::*;
