@@ -77,6 +77,12 @@ fn by_point(readings: &[Reading]) -> Vec<&Reading> {
         .map(|r| r.point.get() + 1)
         .max()
         .unwrap_or(0);
+    // Sparse indices (a damaged chunk packed again): no table of them, a sort.
+    if points > 4 * readings.len() + 1024 {
+        let mut out: Vec<&Reading> = readings.iter().collect();
+        out.sort_by_key(|r| (r.point.0, r.ts.0));
+        return out;
+    }
     let mut start = vec![0usize; points + 1];
     for r in readings {
         start[r.point.get() + 1] += 1;
@@ -102,8 +108,7 @@ fn by_point(readings: &[Reading]) -> Vec<&Reading> {
 
 /// Decodes a chunk written by [`encode`]: readings by point, then time.
 pub fn decode(chunk: &[u8]) -> Result<Vec<Reading>, ChunkError> {
-    let raw = lz4_flex::decompress_size_prepended(chunk)
-        .map_err(|e| ChunkError::Compression(e.to_string()))?;
+    let raw = unpack(chunk)?;
     let mut c = Cursor { b: &raw, at: 0 };
     let version = c.byte()?;
     if version != VERSION {
@@ -126,6 +131,25 @@ pub fn decode(chunk: &[u8]) -> Result<Vec<Reading>, ChunkError> {
     Ok(out)
 }
 
+/// The largest chunk unpacked: a commit window's readings are far less. A damaged
+/// size prefix must not make a reader allocate gigabytes (found by fuzzing).
+const MAX_UNPACKED: usize = 64 << 20;
+
+/// LZ4 with its size prepended, the size checked before anything is allocated: LZ4
+/// expands at most 255-fold.
+pub fn unpack(packed: &[u8]) -> Result<Vec<u8>, ChunkError> {
+    let (size, body) = packed
+        .split_first_chunk::<4>()
+        .ok_or(ChunkError::Truncated)?;
+    let size = u32::from_le_bytes(*size) as usize;
+    if size > MAX_UNPACKED || size > body.len().saturating_mul(255) + 16 {
+        return Err(ChunkError::Compression(format!(
+            "a size of {size} bytes it cannot have"
+        )));
+    }
+    lz4_flex::decompress(body, size).map_err(|e| ChunkError::Compression(e.to_string()))
+}
+
 /// What the previous reading of the point was: the base of the next one's deltas.
 #[derive(Default)]
 struct Prev {
@@ -137,7 +161,8 @@ struct Prev {
 
 impl Prev {
     fn put(&mut self, out: &mut Vec<u8>, r: &Reading) {
-        svarint(out, r.ts.0 - self.ts);
+        // Wrapping both ways: any two times round-trip, however far apart.
+        svarint(out, r.ts.0.wrapping_sub(self.ts));
         self.ts = r.ts.0;
         let (quality, exception) = quality_code(r.quality);
         let range = match r.range {
@@ -181,7 +206,7 @@ impl Prev {
     }
 
     fn get(&mut self, c: &mut Cursor<'_>, point: PointIndex) -> Result<Reading, ChunkError> {
-        self.ts += c.svarint()?;
+        self.ts = self.ts.wrapping_add(c.svarint()?);
         let tag = c.byte()?;
         let quality = match tag & 7 {
             0 => Quality::Good,

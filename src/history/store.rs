@@ -194,7 +194,7 @@ pub fn events(dir: &Path, from: i64, to: i64) -> io::Result<(Vec<String>, ReadNo
     for (frames, damage) in frames_in(dir, from, to, Kind::Events)? {
         notes.damaged.extend(damage);
         for f in frames {
-            match lz4_flex::decompress_size_prepended(&f.payload) {
+            match codec::unpack(&f.payload) {
                 Ok(text) => out.extend(String::from_utf8_lossy(&text).lines().map(str::to_string)),
                 Err(e) => notes.damaged.push(e.to_string()),
             }
