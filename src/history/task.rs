@@ -14,7 +14,7 @@ use tracing::{error, info};
 
 use super::store::HistoryWriter;
 use crate::{
-    acquire::LatestStore,
+    acquire::{LatestStore, ReadingBatch},
     forward::collect::ReportByException,
     judge::engine::Event,
     model::{history::HistoryConfig, Site},
@@ -43,49 +43,86 @@ impl HistoryHealth {
     }
 }
 
-/// Feeds the history until `cancel`, then writes what it holds.
+/// What the history's thread is handed.
+enum Work {
+    Readings(ReadingBatch),
+    /// Every point in full (the snapshot): kept whatever the deadband says.
+    Snapshot(Vec<Reading>),
+    Event(String),
+}
+
+/// Feeds the history until `cancel`, then writes what it holds. The runtime's worker
+/// only hands batches over: the filter, the packing and the writes run on a thread of
+/// the history's own, so polling is not delayed by them.
 pub async fn run(
     site: Arc<Site>,
     cfg: HistoryConfig,
-    mut writer: HistoryWriter,
+    writer: HistoryWriter,
     store: LatestStore,
     mut events: mpsc::Receiver<Arc<Event>>,
     health: Arc<HistoryHealth>,
     cancel: CancellationToken,
 ) {
-    let mut rbe = ReportByException::new(&site, cfg.deadband_pct);
-    let mut readings_rx = store.subscribe();
-    let mut snapshot = tokio::time::interval(std::time::Duration::from_secs(cfg.snapshot_s));
-    let mut commit = tokio::time::interval(cfg.commit_window());
-    commit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pending: Vec<Reading> = Vec::new();
-    let mut pending_events: Vec<String> = Vec::new();
+    // Bounded: a history thread stuck on a slow card loses batches (counted), never
+    // the gateway's memory.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Work>(1024);
+    let snapshot_every = std::time::Duration::from_secs(cfg.snapshot_s);
     info!(dir = %writer.dir().display(), "history kept");
+    let thread = {
+        let health = health.clone();
+        std::thread::Builder::new()
+            .name("history".into())
+            .spawn(move || keep(&site, &cfg, writer, &rx, &health))
+    };
+    let thread = match thread {
+        Ok(t) => t,
+        Err(e) => {
+            error!(error = %e, "cannot start the history's thread: no history");
+            return;
+        }
+    };
+    let mut readings_rx = store.subscribe();
+    let mut snapshot = tokio::time::interval(snapshot_every);
     loop {
-        tokio::select! {
+        let work = tokio::select! {
             () = cancel.cancelled() => break,
             batch = readings_rx.recv() => match batch {
-                Ok(b) => pending.extend(b.iter().filter(|r| rbe.passes(r))),
+                Ok(b) => Work::Readings(b),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    pending.extend(store.snapshot().into_iter().flatten().filter(|r| rbe.passes(r)));
+                    Work::Readings(store.snapshot().into_iter().flatten().collect())
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            Some(e) = events.recv() => {
-                if let Some(text) = kept(&e) {
-                    pending_events.push(text);
-                }
+            Some(e) = events.recv() => match kept(&e) {
+                Some(text) => Work::Event(text),
+                None => continue,
+            },
+            _ = snapshot.tick() => Work::Snapshot(store.snapshot().into_iter().flatten().collect()),
+        };
+        match tx.try_send(work) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(w)) => {
+                let n = match &w {
+                    Work::Readings(b) => b.len(),
+                    Work::Snapshot(all) => all.len(),
+                    Work::Event(_) => {
+                        metrics::counter!("hazgate_history_events_lost_total").increment(1);
+                        0
+                    }
+                };
+                health.lost_readings.fetch_add(n as u64, Ordering::Relaxed);
+                metrics::counter!("hazgate_history_readings_lost_total").increment(n as u64);
             }
-            _ = snapshot.tick() => pending.extend(store.snapshot().into_iter().flatten()),
-            _ = commit.tick() => {
-                writer = write(writer, &mut pending, &mut pending_events, &health).await;
-            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => break,
         }
     }
     while let Ok(e) = events.try_recv() {
-        pending_events.extend(kept(&e));
+        if let Some(text) = kept(&e) {
+            let _ = tx.try_send(Work::Event(text));
+        }
     }
-    write(writer, &mut pending, &mut pending_events, &health).await;
+    drop(tx);
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
 }
 
 /// The events the history keeps, as JSON: changes, not restatements.
@@ -97,29 +134,51 @@ fn kept(e: &Event) -> Option<String> {
     }
 }
 
-/// Writes one window on a blocking thread; the writer comes back either way.
-async fn write(
+/// The history's thread: filters, gathers and writes a window every `commit_s` until
+/// the channel closes, then writes what it holds.
+fn keep(
+    site: &Site,
+    cfg: &HistoryConfig,
     mut writer: HistoryWriter,
+    rx: &std::sync::mpsc::Receiver<Work>,
+    health: &HistoryHealth,
+) {
+    let mut rbe = ReportByException::new(site, cfg.deadband_pct);
+    let mut pending: Vec<Reading> = Vec::new();
+    let mut pending_events: Vec<String> = Vec::new();
+    let window = cfg.commit_window();
+    let mut due = std::time::Instant::now() + window;
+    loop {
+        let wait = due.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(Work::Readings(b)) => pending.extend(b.iter().filter(|r| rbe.passes(r))),
+            Ok(Work::Snapshot(all)) => pending.extend(all),
+            Ok(Work::Event(e)) => pending_events.push(e),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if std::time::Instant::now() >= due {
+            write(&mut writer, &mut pending, &mut pending_events, health);
+            due += window;
+        }
+    }
+    write(&mut writer, &mut pending, &mut pending_events, health);
+}
+
+/// Writes one window; a failure is logged once, counted and shown until a write succeeds.
+fn write(
+    writer: &mut HistoryWriter,
     pending: &mut Vec<Reading>,
     pending_events: &mut Vec<String>,
-    health: &Arc<HistoryHealth>,
-) -> HistoryWriter {
+    health: &HistoryHealth,
+) {
     if pending.is_empty() && pending_events.is_empty() {
-        return writer;
+        return;
     }
     let readings = std::mem::take(pending);
     let events = std::mem::take(pending_events);
     let n = readings.len() as u64;
-    let now = Timestamp::now().0;
-    let done = tokio::task::spawn_blocking(move || {
-        let r = writer.commit(&readings, &events, now);
-        (writer, r)
-    })
-    .await;
-    let (writer, result) = match done {
-        Ok(x) => x,
-        Err(e) => panic!("the history's writer thread failed: {e}"),
-    };
+    let result = writer.commit(&readings, &events, Timestamp::now().0);
     match result {
         Ok(w) => {
             health.readings.fetch_add(n, Ordering::Relaxed);
@@ -147,5 +206,4 @@ async fn write(
             *health.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
         }
     }
-    writer
 }
