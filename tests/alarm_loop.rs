@@ -62,17 +62,6 @@ fn occurrence(l: &Value, alarm: &str) -> Option<Value> {
         .cloned()
 }
 
-fn detector(dir: &Path, port: u16) -> (Proc, PathBuf) {
-    let control = dir.join("control.json");
-    let map = json!({"devices": [{"unit": 1, "holding": {"size": 8, "values": [
-        {"addr": 0, "type": "f32", "order": "CDAB", "value": 60.0}]}}]});
-    let opts = PeerOpts {
-        control: Some(control.clone()),
-        ..Default::default()
-    };
-    (pymodbus(&map, &PeerAt::Tcp(port), dir, &opts), control)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feedback_reaches_the_gateways_audit_log_and_the_loop_survives_the_centre_being_down() {
     let dir = tempfile::tempdir().unwrap();
@@ -80,7 +69,7 @@ async fn feedback_reaches_the_gateways_audit_log_and_the_loop_survives_the_centr
     let broker = Broker::start_with(d, "max_queued_messages 0");
     let store = Store::start(d);
     let port = free_port();
-    let (_peer, control) = detector(d, port);
+    let (_peer, control) = detector(d, &PeerAt::Tcp(port), 60.0);
     let site = one_detector_site(d, &PeerAt::Tcp(port), broker.port, "");
     let tokens = d.join("tokens.json");
     let operator = token(&tokens, "op-li", "operator");
@@ -284,12 +273,7 @@ async fn feedback_reaches_the_gateways_audit_log_and_the_loop_survives_the_centr
     central.kill();
     std::fs::remove_dir(&month_file).unwrap();
     std::fs::rename(&aside, &month_file).unwrap();
-    std::fs::write(
-        &control,
-        json!([{"unit": 1, "table": "holding", "addr": 0, "type": "f32", "order": "CDAB", "value": 0.0}])
-            .to_string(),
-    )
-    .unwrap();
+    set_detector(&control, 0.0);
     eventually(
         Duration::from_secs(30),
         "HH acknowledged and cleared at the gateway",
@@ -363,7 +347,7 @@ async fn a_centre_started_during_an_alarm_learns_of_it_from_the_retained_list() 
     let broker = Broker::start(d);
     let store = Store::start(d);
     let port = free_port();
-    let (_peer, control) = detector(d, port);
+    let (_peer, control) = detector(d, &PeerAt::Tcp(port), 60.0);
     let site = one_detector_site(d, &PeerAt::Tcp(port), broker.port, "");
     let (got, sub) = subscriber(broker.port, "hazgate/v1/P1/E1/GW-T/alarms").await;
     let _gw = start_gateway(&site, None);
@@ -413,12 +397,7 @@ async fn a_centre_started_during_an_alarm_learns_of_it_from_the_retained_list() 
     assert_eq!(hh["unit"], "%LEL", "{hh}");
 
     // The leak ends: the occurrence is cleared (销警).
-    std::fs::write(
-        &control,
-        json!([{"unit": 1, "table": "holding", "addr": 0, "type": "f32", "order": "CDAB", "value": 0.0}])
-            .to_string(),
-    )
-    .unwrap();
+    set_detector(&control, 0.0);
     eventually(Duration::from_secs(30), "HH back to normal", || {
         occurrence(&ledger(http, &viewer), "hh")
             .is_some_and(|o| o["cleared"].is_string() || o["state"] == "returned_unacknowledged")

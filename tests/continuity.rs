@@ -45,27 +45,6 @@ async fn scene(value: f64, uplink_extra: &str) -> Scene {
     }
 }
 
-/// A pymodbus detector reading `value` %LEL, changeable through `control`.
-fn detector(dir: &Path, at: &PeerAt, value: f64) -> (Proc, std::path::PathBuf) {
-    let control = dir.join("control.json");
-    let map = json!({"devices": [{"unit": 1, "holding": {"size": 8, "values": [
-        {"addr": 0, "type": "f32", "order": "CDAB", "value": value}]}}]});
-    let opts = PeerOpts {
-        control: Some(control.clone()),
-        ..Default::default()
-    };
-    (pymodbus(&map, at, dir, &opts), control)
-}
-
-fn set_detector(control: &Path, value: f64) {
-    std::fs::write(
-        control,
-        json!([{"unit": 1, "table": "holding", "addr": 0, "type": "f32", "order": "CDAB", "value": value}])
-            .to_string(),
-    )
-    .unwrap();
-}
-
 fn raised_hh(got: &Received) -> usize {
     got.lock()
         .unwrap()

@@ -14,27 +14,7 @@ use std::{
 
 use common::{mqtt::*, *};
 use hazgate::reading::Timestamp;
-use serde_json::{json, Value};
-
-fn detector(dir: &Path, port: u16, value: f64) -> (Proc, PathBuf) {
-    let control = dir.join("control.json");
-    let map = json!({"devices": [{"unit": 1, "holding": {"size": 8, "values": [
-        {"addr": 0, "type": "f32", "order": "CDAB", "value": value}]}}]});
-    let opts = PeerOpts {
-        control: Some(control.clone()),
-        ..Default::default()
-    };
-    (pymodbus(&map, &PeerAt::Tcp(port), dir, &opts), control)
-}
-
-fn set(control: &Path, value: f64) {
-    std::fs::write(
-        control,
-        json!([{"unit": 1, "table": "holding", "addr": 0, "type": "f32", "order": "CDAB", "value": value}])
-            .to_string(),
-    )
-    .unwrap();
-}
+use serde_json::Value;
 
 fn export(site: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_hazgate"))
@@ -67,7 +47,7 @@ async fn the_history_is_exported_and_served_while_running_and_survives_kill_9() 
     let d = dir.path();
     let broker = Broker::start(d);
     let port = free_port();
-    let (_peer, control) = detector(d, port, 12.5);
+    let (_peer, control) = detector(d, &PeerAt::Tcp(port), 12.5);
     let history = d.join("history");
     let site = one_detector_site(
         d,
@@ -84,9 +64,9 @@ async fn the_history_is_exported_and_served_while_running_and_survives_kill_9() 
 
     // A leak: 12.5 → 60 %LEL (HH) → 0.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    set(&control, 60.0);
+    set_detector(&control, 60.0);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    set(&control, 0.0);
+    set_detector(&control, 0.0);
     let from = start.to_string();
     eventually(
         Duration::from_secs(20),
@@ -236,7 +216,7 @@ async fn a_full_disk_stops_the_history_loudly_and_nothing_else() {
     let broker = Broker::start(d);
     let (got, _sub) = subscriber(broker.port, "hazgate/#").await;
     let port = free_port();
-    let (_peer, control) = detector(d, port, 12.5);
+    let (_peer, control) = detector(d, &PeerAt::Tcp(port), 12.5);
     let history = d.join("history");
     let disk = SmallDisk::mount(&history, 64);
     // All of it taken already: written until the disk says it is full.
@@ -308,7 +288,7 @@ async fn a_full_disk_stops_the_history_loudly_and_nothing_else() {
     )
     .await;
     // Nothing else stops: the alarm still goes up to the centre.
-    set(&control, 60.0);
+    set_detector(&control, 60.0);
     eventually(Duration::from_secs(20), "HH at the broker", || {
         got.lock()
             .unwrap()

@@ -493,3 +493,25 @@ integrity_period_s = 5
     std::fs::write(&path, toml).unwrap();
     path
 }
+
+/// A pymodbus detector reading `value` %LEL, changeable through `control`.
+pub fn detector(dir: &Path, at: &PeerAt, value: f64) -> (Proc, PathBuf) {
+    let control = dir.join("control.json");
+    let map = serde_json::json!({"devices": [{"unit": 1, "holding": {"size": 8, "values": [
+        {"addr": 0, "type": "f32", "order": "CDAB", "value": value}]}}]});
+    let opts = PeerOpts {
+        control: Some(control.clone()),
+        ..Default::default()
+    };
+    (pymodbus(&map, at, dir, &opts), control)
+}
+
+/// Sets the detector of [`detector`] to `value` %LEL.
+pub fn set_detector(control: &Path, value: f64) {
+    std::fs::write(
+        control,
+        serde_json::json!([{"unit": 1, "table": "holding", "addr": 0, "type": "f32", "order": "CDAB", "value": value}])
+            .to_string(),
+    )
+    .unwrap();
+}
