@@ -308,3 +308,66 @@ async fn a_full_disk_stops_the_history_loudly_and_nothing_else() {
         .contains("history written again"));
     drop(disk);
 }
+
+/// A write cut short by a full disk leaves a torn frame: nothing is appended after it
+/// (a reader stops at a tear), so what is written once there is room reads back.
+#[test]
+fn after_a_write_cut_short_the_history_goes_on_in_a_new_segment() {
+    use hazgate::{
+        history::store::{readings, HistoryWriter},
+        model::{history::HistoryConfig, PointIndex},
+        reading::{Quality, RangeFlag, Raw, Reading, Value},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history");
+    let _disk = SmallDisk::mount(&history, 64);
+    let cfg: HistoryConfig =
+        toml::from_str(&format!("path = {:?}", history.display().to_string())).unwrap();
+    let mut w = HistoryWriter::open(&cfg).unwrap();
+    let reading = |p: u32, ts: i64, v: f64| Reading {
+        point: PointIndex(p),
+        value: Some(Value::Analog(v)),
+        quality: Quality::Good,
+        ts: Timestamp(ts),
+        raw: Raw::None,
+        range: RangeFlag::Within,
+    };
+    let t0 = 1_795_000_000_000;
+    w.commit(&[reading(0, t0, 1.0)], &[], t0).unwrap();
+    // The disk full but a page: a window of noise (it does not compress) is cut short.
+    let filler = history.join("filler");
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[0u8; 1024]).is_ok() {}
+        f.set_len(std::fs::metadata(&filler).unwrap().len() - 4096)
+            .unwrap();
+    }
+    let mut x = 1u64;
+    let noise: Vec<Reading> = (0..4000)
+        .map(|i| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            reading(
+                i,
+                t0 + 1000,
+                f64::from_bits(x >> 12 | 0x3ff0_0000_0000_0000),
+            )
+        })
+        .collect();
+    assert!(
+        w.commit(&noise, &[], t0 + 1000).is_err(),
+        "the disk is full"
+    );
+    // Room again: the next window is written, and reads back.
+    std::fs::remove_file(&filler).unwrap();
+    w.commit(&[reading(0, t0 + 2000, 2.0)], &[], t0 + 2000)
+        .unwrap();
+    let (back, _) = readings(&history, t0, t0 + 2000, |p| p == PointIndex(0)).unwrap();
+    let got: Vec<(i64, f64)> = back
+        .iter()
+        .map(|r| (r.ts.0, r.value.unwrap().as_f64()))
+        .collect();
+    assert_eq!(got, [(t0, 1.0), (t0 + 2000, 2.0)]);
+}
