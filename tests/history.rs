@@ -16,6 +16,28 @@ use common::{mqtt::*, *};
 use hazgate::reading::Timestamp;
 use serde_json::Value;
 
+/// The one-detector site with its history in `history`: a commit and a snapshot a second.
+fn history_site(d: &Path, port: u16, broker: u16, history: &Path) -> PathBuf {
+    one_detector_site(
+        d,
+        &PeerAt::Tcp(port),
+        broker,
+        &format!(
+            "[history]\npath = \"{}\"\ncommit_s = 1\nsnapshot_s = 1\n",
+            history.display()
+        ),
+    )
+}
+
+/// Writes `path` until the disk it is on is full; the file, still open (its space is
+/// freed once it is removed *and* closed).
+fn fill(path: &Path) -> std::fs::File {
+    use std::io::Write as _;
+    let mut f = std::fs::File::create(path).unwrap();
+    while f.write_all(&[0u8; 1024]).is_ok() {}
+    f
+}
+
 fn export(site: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_hazgate"))
         .args(["export", "--config"])
@@ -49,15 +71,7 @@ async fn the_history_is_exported_and_served_while_running_and_survives_kill_9() 
     let port = free_port();
     let (_peer, control) = detector(d, &PeerAt::Tcp(port), 12.5);
     let history = d.join("history");
-    let site = one_detector_site(
-        d,
-        &PeerAt::Tcp(port),
-        broker.port,
-        &format!(
-            "[history]\npath = \"{}\"\ncommit_s = 1\nsnapshot_s = 1\n",
-            history.display()
-        ),
-    );
+    let site = history_site(d, port, broker.port, &history);
     let api = free_port();
     let start = Timestamp::now().0;
     let mut gw = start_gateway_with_api(&site, api, &d.join("gw.log"));
@@ -221,20 +235,8 @@ async fn a_full_disk_stops_the_history_loudly_and_nothing_else() {
     let disk = SmallDisk::mount(&history, 64);
     // All of it taken already: written until the disk says it is full.
     let filler = history.join("filler");
-    {
-        use std::io::Write as _;
-        let mut f = std::fs::File::create(&filler).unwrap();
-        while f.write_all(&[0u8; 1024]).is_ok() {}
-    }
-    let site = one_detector_site(
-        d,
-        &PeerAt::Tcp(port),
-        broker.port,
-        &format!(
-            "[history]\npath = \"{}\"\ncommit_s = 1\nsnapshot_s = 1\n",
-            history.display()
-        ),
-    );
+    fill(&filler);
+    let site = history_site(d, port, broker.port, &history);
     let api = free_port();
     let _gw = start_gateway_with_api(&site, api, &d.join("gw.log"));
     let health = || -> Value {
@@ -336,13 +338,9 @@ fn after_a_write_cut_short_the_history_goes_on_in_a_new_segment() {
     w.commit(&[reading(0, t0, 1.0)], &[], t0).unwrap();
     // The disk full but a page: a window of noise (it does not compress) is cut short.
     let filler = history.join("filler");
-    {
-        use std::io::Write as _;
-        let mut f = std::fs::File::create(&filler).unwrap();
-        while f.write_all(&[0u8; 1024]).is_ok() {}
-        f.set_len(std::fs::metadata(&filler).unwrap().len() - 4096)
-            .unwrap();
-    }
+    let f = fill(&filler);
+    f.set_len(f.metadata().unwrap().len() - 4096).unwrap();
+    drop(f);
     let mut x = 1u64;
     let noise: Vec<Reading> = (0..4000)
         .map(|i| {

@@ -122,22 +122,15 @@ impl Api {
                     params: vec![("query", format!("last_over_time({}[{lb}s])", s.promql(m)))],
                 })
                 .collect(),
-            Api::InfluxQl => vec![Query {
-                path: "/query",
-                params: vec![
-                    ("db", db.to_string()),
-                    ("epoch", "ms".into()),
-                    (
-                        "q",
-                        format!(
-                            "SELECT last(\"value\") AS \"value\", last(\"quality\") AS \"quality\" \
-                             FROM \"reading\" WHERE {} AND time > now() - {lb}s \
-                             GROUP BY \"point\", \"kind\", \"unit\"",
-                            s.influxql()
-                        ),
-                    ),
-                ],
-            }],
+            Api::InfluxQl => vec![influxql(
+                db,
+                format!(
+                    "SELECT last(\"value\") AS \"value\", last(\"quality\") AS \"quality\" \
+                     FROM \"reading\" WHERE {} AND time > now() - {lb}s \
+                     GROUP BY \"point\", \"kind\", \"unit\"",
+                    s.influxql()
+                ),
+            )],
         }
     }
 
@@ -158,24 +151,25 @@ impl Api {
                     ("step", format!("{step}s")),
                 ],
             },
-            Api::InfluxQl => Query {
-                path: "/query",
-                params: vec![
-                    ("db", db.to_string()),
-                    ("epoch", "ms".into()),
-                    (
-                        "q",
-                        format!(
-                            "SELECT max(\"value\") FROM \"reading\" WHERE {} \
-                             AND time >= {from}ms AND time <= {to}ms \
-                             GROUP BY time({step}s) fill(none)",
-                            s.influxql()
-                        ),
-                    ),
-                ],
-            },
+            Api::InfluxQl => influxql(
+                db,
+                format!(
+                    "SELECT max(\"value\") FROM \"reading\" WHERE {} \
+                     AND time >= {from}ms AND time <= {to}ms \
+                     GROUP BY time({step}s) fill(none)",
+                    s.influxql()
+                ),
+            ),
         };
         (q, step)
+    }
+}
+
+/// An InfluxQL statement against `db`, times in milliseconds.
+fn influxql(db: &str, q: String) -> Query {
+    Query {
+        path: "/query",
+        params: vec![("db", db.to_string()), ("epoch", "ms".into()), ("q", q)],
     }
 }
 
