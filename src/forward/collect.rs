@@ -73,6 +73,13 @@ impl ReportByException {
         }
         send
     }
+
+    /// Records `r` as sent (kept for a reason of the caller's own).
+    pub fn kept(&mut self, r: &Reading) {
+        if let Some(slot) = self.last.get_mut(r.point.get()) {
+            *slot = Some((r.value, r.quality, r.range));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! feeds it from the running gateway. Why this storage: docs/history.md.
 
 pub mod codec;
+pub mod filter;
 pub mod segment;
 pub mod store;
 pub mod task;

@@ -1,5 +1,5 @@
-//! The history task: readings (by exception with the history's deadband, and every
-//! point in full each `snapshot_s`) and the judge's events, written every `commit_s`.
+//! The history task: readings (by exception with the history's deadband and across
+//! every limit, `filter.rs`; every point in full each `snapshot_s`) and the judge's events, written every `commit_s`.
 //! A write that fails — a full disk, a broken card — stops nothing else: it is logged
 //! once, counted, shown on `/healthz`, and tried again with the next window.
 
@@ -12,10 +12,9 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use super::store::HistoryWriter;
+use super::{filter::HistoryFilter, store::HistoryWriter};
 use crate::{
     acquire::{LatestStore, ReadingBatch},
-    forward::collect::ReportByException,
     judge::engine::Event,
     model::{history::HistoryConfig, Site},
     reading::{Reading, Timestamp},
@@ -126,7 +125,7 @@ pub async fn run(
 }
 
 /// The events the history keeps, as JSON: changes, not restatements.
-fn kept(e: &Event) -> Option<String> {
+pub fn kept(e: &Event) -> Option<String> {
     match e {
         Event::Risk(r) if r.snapshot => None,
         Event::ActiveAlarms(_) => None,
@@ -143,7 +142,7 @@ fn keep(
     rx: &std::sync::mpsc::Receiver<Work>,
     health: &HistoryHealth,
 ) {
-    let mut rbe = ReportByException::new(site, cfg.deadband_pct);
+    let mut filter = HistoryFilter::new(site, cfg.deadband_pct);
     let mut pending: Vec<Reading> = Vec::new();
     let mut pending_events: Vec<String> = Vec::new();
     let window = cfg.commit_window();
@@ -151,7 +150,7 @@ fn keep(
     loop {
         let wait = due.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(wait) {
-            Ok(Work::Readings(b)) => pending.extend(b.iter().filter(|r| rbe.passes(r))),
+            Ok(Work::Readings(b)) => pending.extend(b.iter().filter(|r| filter.passes(r))),
             Ok(Work::Snapshot(all)) => pending.extend(all),
             Ok(Work::Event(e)) => pending_events.push(e),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}

@@ -152,6 +152,12 @@ impl Engine {
         &self.site
     }
 
+    /// The earliest instant a time-based change is due, if any: a replay steps its
+    /// clock to it (the live judge's tick comes up to a second later).
+    pub fn next_due(&self) -> Option<Timestamp> {
+        (self.deadline != i64::MAX).then_some(Timestamp(self.deadline))
+    }
+
     /// Feeds one reading. Events are appended to `out`.
     pub fn on_reading(&mut self, r: &Reading, now: Timestamp, out: &mut Vec<Event>) {
         if now.0 >= self.deadline {
