@@ -153,6 +153,11 @@ struct ThresholdArgs {
     #[serde(default)]
     by: String,
     changes: Vec<ThresholdChange>,
+    /// The `hazgate tune` report the change was chosen in (`--emit-command`): kept in
+    /// the audit line, so a change can be traced to the replay that justified it.
+    #[serde(default)]
+    #[allow(dead_code)] // read back from the payload by `tune_report`
+    tune_report: Option<String>,
 }
 
 pub use crate::contract::wire::{MAX_CAUSE_CHARS, MAX_FEEDBACK_CHARS};
@@ -184,6 +189,17 @@ impl FeedbackArgs {
         .find(|(_, v, max)| v.chars().count() > *max)
         .map(|(f, _, max)| (f, max))
     }
+}
+
+/// The tune report a payload names (`tune_report`), if it is a JSON object with one.
+pub fn tune_report(payload: &[u8]) -> Option<String> {
+    if payload.len() > MAX_COMMAND_BYTES {
+        return None;
+    }
+    let v: Json = serde_json::from_slice(payload).ok()?;
+    v.get("tune_report")?
+        .as_str()
+        .map(|s| s.chars().take(128).collect())
 }
 
 /// The request id of a payload, if it is a JSON object with a string `request_id`.
@@ -316,6 +332,9 @@ pub struct AuditEntry<'a> {
     pub channel: Channel,
     pub command: &'a str,
     pub request_id: Option<&'a str>,
+    /// The `hazgate tune` report a thresholds change was chosen in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tune_report: Option<String>,
     /// Who: the local API's token name, or, over MQTT, the request's `by`; `null` when
     /// the request could not be read.
     pub by: Option<&'a str>,
@@ -438,6 +457,9 @@ pub async fn execute(
         channel,
         command: name,
         request_id: request_id.as_deref(),
+        tune_report: (name == "thresholds")
+            .then(|| tune_report(payload))
+            .flatten(),
         by: sender.as_deref(),
         ok: error.is_none(),
         error,
@@ -474,6 +496,7 @@ pub async fn audit_refusal(
         channel,
         command: name,
         request_id: id.as_deref(),
+        tune_report: None,
         by: Some(by),
         ok: false,
         error: Some(error),
