@@ -129,6 +129,11 @@ pub enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
+    #[cfg(feature = "edge")]
+    /// Replay a history through the judge with today's settings and candidate settings:
+    /// alarm figures side by side, what a candidate would miss, suggestions; a terminal
+    /// summary, JSON and a self-contained HTML report (docs/tune.md).
+    Tune(TuneArgs),
     /// The local API's bearer tokens: add (printed once), list, revoke.
     Token(TokenArgs),
     /// Point tables: `export` writes a site's points as CSV (the columns `points_csv`
@@ -158,6 +163,66 @@ impl Command {
             _ => 2,
         }
     }
+}
+
+/// `hazgate tune`.
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    /// The site file: today's settings, the points, and (`[history]`) the gateway's
+    /// history, read unless another source is named.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// From, RFC 3339 or milliseconds since 1970.
+    #[arg(long)]
+    pub from: String,
+    /// To; default now.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// A change of today's settings, `POINT.FIELD=VALUE` (repeat; all together make one
+    /// candidate): `--set GT-101.h=18 --set GT-101.deadband=2`.
+    #[arg(long = "set")]
+    pub sets: Vec<String>,
+    /// A candidate file (repeat for more candidates): `name = "…"` and `[[points]] id =
+    /// "GT-101"`, `alarms = { h = 18 }`, as in the site file.
+    #[arg(long = "candidate")]
+    pub candidates: Vec<PathBuf>,
+    /// Read the history from a `hazgate export --format jsonl` file instead.
+    #[arg(long, conflicts_with_all = ["victoriametrics", "influxql"])]
+    pub input: Option<PathBuf>,
+    /// Read the history from the centre's VictoriaMetrics (its base URL; the export
+    /// API), for this gateway's points.
+    #[arg(long, conflicts_with = "influxql")]
+    pub victoriametrics: Option<String>,
+    /// Read the history from the centre's InfluxDB 1.x (its base URL; `/query`).
+    #[arg(long, requires = "database")]
+    pub influxql: Option<String>,
+    /// The InfluxDB database of `--influxql`.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Seconds of history replayed before `--from` to settle the judge (alarms already
+    /// standing at the start), not counted.
+    #[arg(long, default_value_t = 900)]
+    pub warmup_s: u64,
+    /// An alarm that returns to normal sooner than this is fleeting.
+    #[arg(long, default_value_t = 10.0)]
+    pub fleeting_s: f64,
+    /// Alarm and colour changes within this much are the same change (one poll).
+    #[arg(long, default_value_t = 1000)]
+    pub tolerance_ms: i64,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the report as a self-contained HTML page here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Write the `thresholds` command of the chosen candidate here (see `--choose`),
+    /// carrying the report's id into the audit log when it is applied.
+    #[arg(long)]
+    pub emit_command: Option<PathBuf>,
+    /// Which candidate `--emit-command` writes: 1 for the first (the `--set` flags count
+    /// first when given).
+    #[arg(long, default_value_t = 1)]
+    pub choose: usize,
 }
 
 /// What `hazgate export` writes.

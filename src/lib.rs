@@ -39,3 +39,5 @@ pub mod model;
 pub mod reading;
 #[cfg(feature = "edge")]
 pub mod sim;
+#[cfg(feature = "edge")]
+pub mod tune;

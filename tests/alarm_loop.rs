@@ -7,13 +7,13 @@
 
 mod common;
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    time::Duration,
-};
+use std::{path::Path, process::Command, time::Duration};
 
-use common::{mqtt::*, store::Store, *};
+use common::{
+    mqtt::*,
+    store::{central_toml, Store},
+    *,
+};
 use hazgate::reading::Timestamp;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::{json, Value};
@@ -27,24 +27,6 @@ fn token(tokens: &Path, name: &str, role: &str) -> String {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn central_toml(dir: &Path, broker: u16, store: &Store, http: u16) -> PathBuf {
-    let conf = dir.join("central.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "[mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\nclient_id = \"centre-1\"\n\
-             [store]\nurl = \"{}\"\norg = \"park\"\nbucket = \"hazgate\"\ntoken = \"unused\"\n\
-             [http]\nlisten = \"127.0.0.1:{http}\"\ntokens_path = \"{}\"\n\
-             [alarm_loop]\njournal_dir = \"{}\"\nstore_every_s = 1\n",
-            store.url(),
-            dir.join("tokens.json").display(),
-            dir.join("alarms").display(),
-        ),
-    )
-    .unwrap();
-    conf
 }
 
 /// The ledger as `/screen/loop` gives it.

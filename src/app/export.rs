@@ -207,3 +207,69 @@ fn line_protocol(w: &mut impl Write, site: &Site, readings: &[Reading]) -> anyho
     }
     Ok(())
 }
+
+/// Reads a `--format jsonl` export back: its readings (in the file's order) and its
+/// events' texts. A line that is not one of them is an error naming the line.
+pub fn read_jsonl(site: &Site, path: &Path) -> anyhow::Result<(Vec<Reading>, Vec<String>)> {
+    use std::io::BufRead as _;
+    let f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut readings = Vec::new();
+    let mut events = Vec::new();
+    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.with_context(|| format!("{}: line {}", path.display(), n + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .with_context(|| format!("{}: line {}: not JSON", path.display(), n + 1))?;
+        if v["type"] == "reading" {
+            let r = reading_of(site, &v)
+                .with_context(|| format!("{}: line {}", path.display(), n + 1))?;
+            readings.push(r);
+        } else {
+            events.push(line);
+        }
+    }
+    Ok((readings, events))
+}
+
+fn reading_of(site: &Site, v: &serde_json::Value) -> anyhow::Result<Reading> {
+    let id = v["point"].as_str().context("no `point`")?;
+    let point = site
+        .point_by_id(id)
+        .with_context(|| format!("point `{id}` is not in the site file"))?;
+    let ts = v["ts"]
+        .as_str()
+        .and_then(Timestamp::parse_rfc3339)
+        .context("no RFC 3339 `ts`")?;
+    let value = match &v["value"] {
+        serde_json::Value::Null => None,
+        serde_json::Value::Bool(b) => Some(Value::Discrete(*b)),
+        x => Some(Value::Analog(
+            x.as_f64().context("`value` is not a number")?,
+        )),
+    };
+    let quality = match v["quality"].as_str() {
+        Some("good") => Quality::Good,
+        Some("comm_failure") => Quality::CommFailure,
+        Some("sensor_fault") => Quality::SensorFault,
+        Some("stale") => Quality::Stale,
+        Some("device_exception") => {
+            Quality::DeviceException(v["exception"].as_u64().unwrap_or(0) as u8)
+        }
+        other => anyhow::bail!("unknown quality {other:?}"),
+    };
+    let range = match v["range"].as_str() {
+        Some("over") => RangeFlag::Over,
+        Some("under") => RangeFlag::Under,
+        _ => RangeFlag::Within,
+    };
+    Ok(Reading {
+        point: point.index,
+        value,
+        quality,
+        ts,
+        raw: crate::reading::Raw::None,
+        range,
+    })
+}

@@ -16,6 +16,8 @@ pub mod run;
 #[cfg(feature = "edge")]
 pub mod simulate;
 pub mod token;
+#[cfg(feature = "edge")]
+pub mod tune;
 
 use std::{path::Path, process::ExitCode, sync::Arc, time::Duration};
 
@@ -272,6 +274,8 @@ pub fn main() -> ExitCode {
             }
             #[cfg(feature = "edge")]
             Command::Demo(args) => demo::demo(args).await,
+            #[cfg(feature = "edge")]
+            Command::Tune(args) => tune::tune(&args).await,
         }
     });
     match result {

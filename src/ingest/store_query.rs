@@ -165,6 +165,124 @@ impl Api {
     }
 }
 
+impl Api {
+    /// The query for every reading of a selection from `from` to `to` (ms), as stored:
+    /// value, quality code and range flags (for `hazgate tune`'s replays).
+    pub fn history_query(self, s: &Selector<'_>, from: i64, to: i64, db: &str) -> Query {
+        match self {
+            Api::VictoriaMetrics => Query {
+                path: "/api/v1/export",
+                params: vec![
+                    (
+                        "match[]",
+                        s.promql("").replacen(
+                            '{',
+                            "{__name__=~\"reading_(value|quality|over_range|under_range)\",",
+                            1,
+                        ),
+                    ),
+                    ("start", format!("{:.3}", from as f64 / 1000.0)),
+                    ("end", format!("{:.3}", to as f64 / 1000.0)),
+                ],
+            },
+            Api::InfluxQl => influxql(
+                db,
+                format!(
+                    "SELECT \"value\", \"quality\", \"over_range\", \"under_range\" \
+                     FROM \"reading\" WHERE {} AND time >= {from}ms AND time <= {to}ms \
+                     GROUP BY \"point\"",
+                    s.influxql()
+                ),
+            ),
+        }
+    }
+}
+
+/// One reading as the store holds it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredReading {
+    pub point: String,
+    pub ts: i64,
+    pub value: Option<f64>,
+    /// The contract's quality code (good 0 … stale 4).
+    pub quality: Option<i64>,
+    pub over_range: bool,
+    pub under_range: bool,
+}
+
+/// The readings from the answer to [`Api::history_query`], by time then point.
+pub fn read_history(api: Api, body: &[u8]) -> Result<Vec<StoredReading>, QueryError> {
+    let mut by_key: BTreeMap<(i64, String), StoredReading> = BTreeMap::new();
+    fn slot<'m>(
+        m: &'m mut BTreeMap<(i64, String), StoredReading>,
+        point: &str,
+        ts: i64,
+    ) -> &'m mut StoredReading {
+        m.entry((ts, point.to_string()))
+            .or_insert_with(|| StoredReading {
+                point: point.to_string(),
+                ts,
+                ..StoredReading::default()
+            })
+    }
+    match api {
+        Api::VictoriaMetrics => {
+            for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let e: VmExport =
+                    serde_json::from_slice(line).map_err(|e| QueryError::Answer(e.to_string()))?;
+                let (Some(name), Some(point)) = (e.metric.get("__name__"), e.metric.get("point"))
+                else {
+                    continue;
+                };
+                for (t, v) in e.timestamps.iter().zip(&e.values) {
+                    let v = v.as_f64().filter(|x| x.is_finite());
+                    set_field(
+                        slot(&mut by_key, point, *t),
+                        name.trim_start_matches("reading_"),
+                        v,
+                    );
+                }
+            }
+        }
+        Api::InfluxQl => {
+            for series in influx(body)? {
+                let Some(point) = series.tags.get("point") else {
+                    continue;
+                };
+                for row in &series.values {
+                    let Some(t) = row.first().and_then(serde_json::Value::as_i64) else {
+                        continue;
+                    };
+                    for (col, v) in series.columns.iter().zip(row).skip(1) {
+                        set_field(slot(&mut by_key, point, t), col, v.as_f64());
+                    }
+                }
+            }
+        }
+    }
+    Ok(by_key.into_values().collect())
+}
+
+fn set_field(r: &mut StoredReading, field: &str, v: Option<f64>) {
+    match field {
+        "value" => r.value = v,
+        "quality" => r.quality = v.map(|q| q as i64),
+        "over_range" => r.over_range = v.is_some_and(|x| x != 0.0),
+        "under_range" => r.under_range = v.is_some_and(|x| x != 0.0),
+        _ => {}
+    }
+}
+
+/// One series of VictoriaMetrics' `/api/v1/export` (a JSON object per line).
+#[derive(Deserialize)]
+struct VmExport {
+    metric: BTreeMap<String, String>,
+    #[serde(default)]
+    values: Vec<serde_json::Value>,
+    #[serde(default)]
+    timestamps: Vec<i64>,
+}
+
 /// An InfluxQL statement against `db`, times in milliseconds.
 fn influxql(db: &str, q: String) -> Query {
     Query {
@@ -351,6 +469,18 @@ impl StoreQuery {
         })
     }
 
+    /// A reader of the store at `base` (no token: `HAZGATE_STORE_TOKEN` when set).
+    pub fn at(api: Api, base: &str, db: &str, timeout: Duration) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_string(),
+            api,
+            db: db.to_string(),
+            token: std::env::var("HAZGATE_STORE_TOKEN").unwrap_or_default(),
+            timeout,
+        }
+    }
+
     async fn get(&self, q: &Query) -> Result<Vec<u8>, QueryError> {
         let mut req = self
             .http
@@ -387,6 +517,19 @@ impl StoreQuery {
             bodies.push(self.get(&q).await?);
         }
         read_points(self.api, &bodies)
+    }
+
+    /// Every stored reading of a selection from `from` to `to` (ms).
+    pub async fn history(
+        &self,
+        s: &Selector<'_>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<StoredReading>, QueryError> {
+        let body = self
+            .get(&self.api.history_query(s, from, to, &self.db))
+            .await?;
+        read_history(self.api, &body)
     }
 
     /// One point's trend from `from` to `to` (ms).

@@ -145,3 +145,22 @@ pub fn http_get(port: u16, path_and_query: &str) -> Option<String> {
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// A centre (`hazgate ingest`) on `broker`, writing to `store`, its screen on `http`.
+pub fn central_toml(dir: &Path, broker: u16, store: &Store, http: u16) -> PathBuf {
+    let conf = dir.join("central.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\nclient_id = \"centre-1\"\n\
+             [store]\nurl = \"{}\"\norg = \"park\"\nbucket = \"hazgate\"\ntoken = \"unused\"\n\
+             [http]\nlisten = \"127.0.0.1:{http}\"\ntokens_path = \"{}\"\n\
+             [alarm_loop]\njournal_dir = \"{}\"\nstore_every_s = 1\n",
+            store.url(),
+            dir.join("tokens.json").display(),
+            dir.join("alarms").display(),
+        ),
+    )
+    .unwrap();
+    conf
+}

@@ -1,0 +1,310 @@
+//! One tuning report: today's settings and each candidate replayed over one history,
+//! their figures side by side, what each candidate misses, the suggestions, and how
+//! faithfully the replay reproduced what the live judge did. Written as JSON and as a
+//! terminal summary here, as a page by [`super::html`].
+
+use std::{fmt::Write as _, sync::Arc};
+
+use serde::Serialize;
+
+use super::{
+    candidate::Candidate,
+    compare::{self, Miss},
+    kpi::{self, Kpis, Options},
+    mark::{Mark, ENTERPRISE},
+    replay::{self, Input},
+    suggest::{self, Suggestion},
+};
+use crate::{
+    judge::engine::ThresholdChange,
+    model::Site,
+    reading::{Reading, Timestamp},
+};
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Names the report in the thresholds command it emits and so in the audit log.
+    pub id: String,
+    pub enterprise_id: String,
+    pub gateway_id: String,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// Where the history came from.
+    pub history: String,
+    pub readings: usize,
+    pub options: Options,
+    /// Alarm and colour changes matched within this much.
+    pub tolerance_ms: i64,
+    pub fidelity: Option<Fidelity>,
+    pub today: Run,
+    pub candidates: Vec<CandidateRun>,
+    pub suggestions: Vec<Suggestion>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Run {
+    pub kpis: Kpis,
+    #[serde(skip)]
+    pub marks: Vec<Mark>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CandidateRun {
+    pub name: String,
+    pub changes: Vec<ThresholdChange>,
+    /// Why the candidate was refused (a guardrail, with its clause); nothing else is
+    /// then reported for it.
+    pub refused: Option<String>,
+    pub missed: Vec<Miss>,
+    pub run: Option<Run>,
+}
+
+/// The replay with today's settings against what the live judge recorded.
+#[derive(Debug, Serialize)]
+pub struct Fidelity {
+    pub live: usize,
+    pub replayed: usize,
+    pub matched: usize,
+    /// The first live marks the replay did not make, and replayed marks live did not.
+    pub live_only: Vec<Mark>,
+    pub replay_only: Vec<Mark>,
+}
+
+/// Everything a report is made from.
+pub struct Inputs<'a> {
+    pub site: Arc<Site>,
+    pub history: String,
+    pub readings: &'a [Reading],
+    pub recorded: &'a super::recorded::Recorded,
+    pub from: i64,
+    pub to: i64,
+    pub options: Options,
+    pub tolerance_ms: i64,
+    pub candidates: &'a [Candidate],
+}
+
+pub fn build(i: &Inputs<'_>) -> anyhow::Result<Report> {
+    let input = Input {
+        site: i.site.clone(),
+        readings: i.readings,
+        actions: &i.recorded.actions,
+        from: i.from,
+        to: i.to,
+    };
+    let mut scopes: Vec<String> = i
+        .site
+        .hazard_sources
+        .iter()
+        .map(|h| h.id.to_string())
+        .collect();
+    scopes.push(ENTERPRISE.to_string());
+    let count = |marks: &[Mark]| kpi::count(marks, i.from, i.to, &scopes, &i.options);
+    let today_marks = replay::replay(&input, &[]).map_err(anyhow::Error::msg)?;
+    let today = Run {
+        kpis: count(&today_marks),
+        marks: today_marks,
+    };
+    let live: Vec<Mark> = i
+        .recorded
+        .marks
+        .iter()
+        .filter(|m| (i.from..=i.to).contains(&m.ts()))
+        .cloned()
+        .collect();
+    let fidelity = (!live.is_empty()).then(|| fidelity(&live, &today.marks, i.tolerance_ms));
+    let candidates = i
+        .candidates
+        .iter()
+        .map(|c| {
+            let (refused, run) = match replay::replay(&input, &c.changes) {
+                Ok(marks) => (
+                    None,
+                    Some(Run {
+                        kpis: count(&marks),
+                        marks,
+                    }),
+                ),
+                Err(e) => (Some(e), None),
+            };
+            let missed = run.as_ref().map_or_else(Vec::new, |r| {
+                compare::misses(
+                    &today.kpis.occurrences,
+                    &r.kpis.occurrences,
+                    i.to,
+                    i.tolerance_ms,
+                )
+            });
+            CandidateRun {
+                name: c.name.clone(),
+                changes: c.changes.clone(),
+                refused,
+                missed,
+                run,
+            }
+        })
+        .collect();
+    let suggestions = suggest::suggest(&i.site, i.readings, &today.kpis, &i.options);
+    let g = &i.site.gateway;
+    Ok(Report {
+        id: report_id(i),
+        enterprise_id: g.enterprise_id.clone(),
+        gateway_id: g.gateway_id.clone(),
+        from: Timestamp(i.from),
+        to: Timestamp(i.to),
+        history: i.history.clone(),
+        readings: i.readings.len(),
+        options: i.options,
+        tolerance_ms: i.tolerance_ms,
+        fidelity,
+        today,
+        candidates,
+        suggestions,
+    })
+}
+
+/// `tune-{gateway}-{from}-{hash of the inputs}`: the same inputs give the same id.
+fn report_id(i: &Inputs<'_>) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (i.from, i.to, i.readings.len(), &i.history).hash(&mut h);
+    for c in i.candidates {
+        c.name.hash(&mut h);
+        serde_json::to_string(&c.changes)
+            .unwrap_or_default()
+            .hash(&mut h);
+    }
+    let day = Timestamp(i.from).to_rfc3339();
+    format!(
+        "tune-{}-{}-{:08x}",
+        i.site.gateway.gateway_id,
+        day.get(..10).unwrap_or(&day).replace('-', ""),
+        h.finish() as u32
+    )
+}
+
+/// Matches live and replayed marks of one kind and subject within `tolerance_ms`.
+pub fn fidelity(live: &[Mark], replayed: &[Mark], tolerance_ms: i64) -> Fidelity {
+    let same = |a: &Mark, b: &Mark| match (a, b) {
+        (Mark::Alarm(x), Mark::Alarm(y)) => {
+            x.point == y.point && x.alarm == y.alarm && x.raised == y.raised
+        }
+        (Mark::Colour(x), Mark::Colour(y)) => x.scope == y.scope && x.to == y.to,
+        _ => false,
+    };
+    let mut used = vec![false; replayed.len()];
+    let mut live_only = Vec::new();
+    for l in live {
+        let hit = replayed
+            .iter()
+            .enumerate()
+            .position(|(j, r)| !used[j] && same(l, r) && (r.ts() - l.ts()).abs() <= tolerance_ms);
+        match hit {
+            Some(j) => used[j] = true,
+            None => live_only.push(l.clone()),
+        }
+    }
+    let matched = live.len() - live_only.len();
+    let replay_only: Vec<Mark> = replayed
+        .iter()
+        .zip(&used)
+        .filter(|(_, u)| !**u)
+        .map(|(m, _)| m.clone())
+        .collect();
+    Fidelity {
+        live: live.len(),
+        replayed: replayed.len(),
+        matched,
+        live_only: live_only.into_iter().take(20).collect(),
+        replay_only: replay_only.into_iter().take(20).collect(),
+    }
+}
+
+/// The terminal summary: what a candidate misses first, then the figures side by side.
+pub fn summary(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "hazgate tune {} · {} → {} · {} readings from {}",
+        r.id,
+        r.from.to_rfc3339(),
+        r.to.to_rfc3339(),
+        r.readings,
+        r.history
+    );
+    if let Some(f) = &r.fidelity {
+        let _ = writeln!(
+            s,
+            "replay fidelity: {} of {} live alarm/colour changes reproduced within {} ms ({} replayed)",
+            f.matched, f.live, r.tolerance_ms, f.replayed
+        );
+    }
+    for c in &r.candidates {
+        if let Some(why) = &c.refused {
+            let _ = writeln!(s, "\n\x1b[31mREFUSED\x1b[0m {}: {why}", c.name);
+            continue;
+        }
+        if !c.missed.is_empty() {
+            let _ = writeln!(s, "\n\x1b[31mMISSED by {}\x1b[0m:", c.name);
+            for m in &c.missed {
+                let _ = writeln!(s, "  \x1b[31m{}\x1b[0m", miss_line(m));
+            }
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n{:<28}{:>10}{:>8}{:>8}{:>8}{:>9}{:>9}",
+        "", "raised", "/10min", "peak", "flood%", "chatter", "standing"
+    );
+    let mut row = |name: &str, k: &Kpis| {
+        let chatter: usize = k.alarms.iter().map(|a| a.chattering).sum();
+        let standing: usize = k.alarms.iter().map(|a| a.standing).sum();
+        let _ = writeln!(
+            s,
+            "{:<28}{:>10}{:>8.2}{:>8}{:>8.1}{:>9}{:>9}",
+            name.chars().take(27).collect::<String>(),
+            k.site.raised,
+            k.site.per_10min,
+            k.site.peak_10min,
+            k.site.flood_windows_pct,
+            chatter,
+            standing
+        );
+    };
+    row("today", &r.today.kpis);
+    for c in &r.candidates {
+        if let Some(run) = &c.run {
+            row(&c.name, &run.kpis);
+        }
+    }
+    let _ = writeln!(s, "\nbad actors today (raises):");
+    for (p, a, n) in &r.today.kpis.site.top {
+        let _ = writeln!(s, "  {p} {}: {n}", a.as_str());
+    }
+    if !r.suggestions.is_empty() {
+        let _ = writeln!(s, "\nsuggestions (not applied):");
+        for g in &r.suggestions {
+            let _ = writeln!(
+                s,
+                "  --set {}.{}={}  (now {}): {}",
+                g.point, g.field, g.suggested, g.now, g.why
+            );
+        }
+    }
+    s
+}
+
+/// One missed or delayed alarm, as a line.
+pub fn miss_line(m: &Miss) -> String {
+    let what = match m.delay_s {
+        Some(d) => format!("raised {d:.1} s later"),
+        None => "never raised".into(),
+    };
+    let value = m.value.map(|v| format!(" at {v}")).unwrap_or_default();
+    format!(
+        "{} {} ({}) raised {}{value}: {what}",
+        m.point,
+        m.alarm.as_str().to_uppercase(),
+        m.class.as_str(),
+        Timestamp(m.raised).to_rfc3339()
+    )
+}
