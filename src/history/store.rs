@@ -183,8 +183,58 @@ pub fn readings(
             }
         }
     }
-    out.sort_by_key(|r| (r.ts.0, r.point.0));
+    out.sort_unstable_by_key(|r| (r.ts.0, r.point.0));
     Ok((out, notes))
+}
+
+/// The stored readings from `from` to `to` (ms, inclusive), handed to `f` one chunk at
+/// a time (each in time order, the chunks in the order written), reading one segment
+/// at a time: a month of a site does not fit in memory, a segment does.
+pub fn each_reading_chunk(
+    dir: &Path,
+    from: i64,
+    to: i64,
+    mut f: impl FnMut(&[Reading]),
+) -> io::Result<ReadNotes> {
+    let mut notes = ReadNotes::default();
+    let segments = segment::list(dir)?;
+    for i in 0..segments.len() {
+        let Some((frames, damage)) = segment_frames(&segments, i, from, to, Kind::Readings)? else {
+            continue;
+        };
+        notes.damaged.extend(damage);
+        for frame in frames {
+            match codec::decode(&frame.payload) {
+                Ok(mut rs) => {
+                    rs.retain(|r| (from..=to).contains(&r.ts.0));
+                    f(&time_order(rs));
+                }
+                Err(e) => notes.damaged.push(e.to_string()),
+            }
+        }
+    }
+    Ok(notes)
+}
+
+/// A chunk's readings (by point, then time) in time order, then by point. A chunk
+/// holds a few polls of every point: they are placed by their poll, not sorted (a
+/// sort was a tenth of a month's replay).
+pub fn time_order(rs: Vec<Reading>) -> Vec<Reading> {
+    let mut times: Vec<i64> = rs.iter().map(|r| r.ts.0).collect();
+    times.sort_unstable();
+    times.dedup();
+    if times.len() > 64 {
+        let mut rs = rs;
+        rs.sort_unstable_by_key(|r| (r.ts.0, r.point.0));
+        return rs;
+    }
+    let mut buckets: Vec<Vec<Reading>> = vec![Vec::new(); times.len()];
+    for r in rs {
+        if let Ok(i) = times.binary_search(&r.ts.0) {
+            buckets[i].push(r);
+        }
+    }
+    buckets.concat()
 }
 
 /// Every stored event (JSON text) committed from `from` to `to`, in order.
@@ -212,26 +262,37 @@ fn frames_in(
 ) -> io::Result<Vec<(Vec<segment::Frame>, Option<String>)>> {
     let segments = segment::list(dir)?;
     let mut out = Vec::new();
-    for (i, (start, path, _)) in segments.iter().enumerate() {
-        // Readings are stamped when acquired and written a commit window later: a
-        // segment may hold moments from just before its start.
-        let end = segments.get(i + 1).map_or(i64::MAX, |(s, _, _)| *s);
-        if *start > to.saturating_add(SEGMENT_MAX_MS) || end < from.saturating_sub(SEGMENT_MAX_MS) {
-            continue;
-        }
-        let (frames, damage) = match segment::read(path) {
-            Ok(x) => x,
-            // Deleted by the retention between the listing and the read.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        let frames = frames
-            .into_iter()
-            .filter(|f| f.kind == kind && f.last >= from && f.first <= to)
-            .collect();
-        out.push((frames, damage));
+    for i in 0..segments.len() {
+        out.extend(segment_frames(&segments, i, from, to, kind)?);
     }
     Ok(out)
+}
+
+/// The frames of `kind` of segment `i` that may hold moments from `from` to `to`, and
+/// its damage; None if the segment cannot (or is gone).
+fn segment_frames(
+    segments: &[(i64, PathBuf, u64)],
+    i: usize,
+    from: i64,
+    to: i64,
+    kind: Kind,
+) -> io::Result<Option<(Vec<segment::Frame>, Option<String>)>> {
+    let (start, path, _) = &segments[i];
+    // Readings are stamped when acquired and written a commit window later: a segment
+    // may hold moments from just before its start.
+    let end = segments.get(i + 1).map_or(i64::MAX, |(s, _, _)| *s);
+    if *start > to.saturating_add(SEGMENT_MAX_MS) || end < from.saturating_sub(SEGMENT_MAX_MS) {
+        return Ok(None);
+    }
+    let read = segment::read_where(path, |k, first, last| {
+        k == kind && last >= from && first <= to
+    });
+    match read {
+        Ok(x) => Ok(Some(x)),
+        // Deleted by the retention between the listing and the read.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -189,7 +189,12 @@ impl Engine {
                 None => false,
             };
         let previous = pa.last_good;
+        // Whether a condition or a quality flag changed: if none did, settling finds
+        // nothing (what time alone completes is swept at its deadline, above), and the
+        // reading costs no more than the comparisons (most readings of a site).
+        let mut touched = pa.restored;
         for a in &mut pa.alarms {
+            let before = (a.condition(), a.bad_quality);
             match (a.kind, good, r.value) {
                 (AlarmKind::Fault, _, _) => a.set_condition(!good, t),
                 (_, false, _) => a.bad_quality = true,
@@ -227,12 +232,13 @@ impl Engine {
                 }
                 _ => {}
             }
+            touched |= before != (a.condition(), a.bad_quality);
         }
         if let (true, Some(v)) = (good, r.value) {
             pa.last_good = Some((v.as_f64(), t));
             pa.range = r.range;
         }
-        if self.settle_point(r.point, now, out) {
+        if touched && self.settle_point(r.point, now, out) {
             self.evaluate_source(source, now, out);
         }
         // Read since the restart: what changes from here on is not "found at restart".
