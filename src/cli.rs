@@ -319,6 +319,22 @@ pub struct SimulateArgs {
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
     #[arg(long)]
     pub duration: Option<f64>,
+    /// Serve nothing: record this many days of the site into its `[history]` instead,
+    /// on a clock of its own (as fast as the machine goes), judged as the gateway
+    /// judges live — a history for trying `hazgate tune` (and its benchmark).
+    #[arg(long, conflicts_with = "serve")]
+    pub record_days: Option<f64>,
+    /// The recording's poll period, ms.
+    #[arg(long, default_value_t = 1000, requires = "record_days")]
+    pub record_poll_ms: i64,
+    /// When the recording starts (RFC 3339 or ms); default: so that it ends now.
+    #[arg(long, requires = "record_days")]
+    pub record_start: Option<String>,
+    /// A scripted stretch in the recording, `chatter:POINT:FROM_S:TO_S:AROUND:AMPLITUDE`,
+    /// `hold:POINT:FROM_S:TO_S:VALUE` or `fault:POINT:FROM_S:TO_S` (seconds from the
+    /// start). Repeatable.
+    #[arg(long = "record-pattern", requires = "record_days")]
+    pub record_patterns: Vec<String>,
 }
 
 #[cfg(feature = "edge")]

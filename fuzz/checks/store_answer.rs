@@ -4,10 +4,12 @@
 //! values.
 //!
 //! The first byte chooses the API (even: VictoriaMetrics, odd: InfluxQL) and what was
-//! asked (bit 1 clear: a source's points, set: a trend). Shared by the cargo-fuzz
+//! asked (bit 2 set: a gateway's history for `hazgate tune`; else bit 1 clear: a
+//! source's points, set: a trend). A history comes out by time then point, once each,
+//! with finite values. Shared by the cargo-fuzz
 //! target and the corpus replay under `cargo test`.
 
-use hazgate::ingest::store_query::{read_points, read_trend, Api};
+use hazgate::ingest::store_query::{read_history, read_points, read_trend, Api};
 
 /// Checks one input; true when the answer was read and held something.
 pub fn check(data: &[u8]) -> bool {
@@ -19,6 +21,23 @@ pub fn check(data: &[u8]) -> bool {
     } else {
         Api::InfluxQl
     };
+    if selector & 4 != 0 {
+        return match read_history(api, body) {
+            Ok(rs) => {
+                assert!(
+                    rs.windows(2)
+                        .all(|w| (w[0].ts, &w[0].point) < (w[1].ts, &w[1].point)),
+                    "by time then point, once each"
+                );
+                assert!(rs.iter().all(|r| r.value.is_none_or(f64::is_finite)));
+                !rs.is_empty()
+            }
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                false
+            }
+        };
+    }
     if selector & 2 == 0 {
         match read_points(api, &[body.to_vec()]) {
             Ok(points) => {

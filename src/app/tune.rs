@@ -18,6 +18,7 @@ use crate::{
         kpi::Options,
         recorded::{self, Recorded},
         report::{self, Inputs},
+        source::{History, Memory, Source},
     },
 };
 
@@ -39,35 +40,29 @@ pub async fn tune(a: &TuneArgs) -> anyhow::Result<ExitCode> {
         candidates.push(candidate::from_file(f)?);
     }
     let start = from - i64::try_from(a.warmup_s).unwrap_or(0) * 1000;
-    let (history, readings, recorded) = read_history(a, &site, start, to).await?;
+    let (history, mut source, recorded) = read_history(a, &site, start, to).await?;
     let options = Options {
         fleeting_ms: (a.fleeting_s * 1000.0) as i64,
         ..Options::default()
     };
-    let report = tokio::task::spawn_blocking({
-        let site = site.clone();
-        let candidates = candidates.clone();
-        let tolerance_ms = a.tolerance_ms;
-        move || {
-            let r = report::build(&Inputs {
-                site: site.clone(),
-                history,
-                readings: &readings,
-                recorded: &recorded,
-                from,
-                to,
-                options,
-                tolerance_ms,
-                candidates: &candidates,
-            });
-            r.map(|r| {
-                let page = html::page(&r, &site, &readings);
-                (r, page)
-            })
-        }
+    let tolerance_ms = a.tolerance_ms;
+    let (report, page) = tokio::task::spawn_blocking(move || {
+        let (r, look) = report::build(&mut Inputs {
+            site: site.clone(),
+            history,
+            readings: source.as_mut(),
+            recorded: &recorded,
+            start,
+            from,
+            to,
+            options,
+            tolerance_ms,
+            candidates: &candidates,
+        })?;
+        let page = html::page(&r, &site, &look);
+        anyhow::Ok((r, page))
     })
     .await??;
-    let (report, page) = report;
     print!("{}", report::summary(&report));
     if let Some(p) = &a.json {
         write(p, &serde_json::to_vec_pretty(&report)?)?;
@@ -115,31 +110,37 @@ fn emit(p: &Path, r: &report::Report, choose: usize) -> anyhow::Result<()> {
     write(p, &serde_json::to_vec_pretty(&cmd)?)
 }
 
-/// The history from where the arguments say: a description, the readings in time
-/// order, and the recorded events.
+/// The history from where the arguments say: a description, the readings (from
+/// `from`, the start of the warm-up, to `to`), and the recorded events.
 async fn read_history(
     a: &TuneArgs,
     site: &Arc<Site>,
     from: i64,
     to: i64,
-) -> anyhow::Result<(String, Vec<Reading>, Recorded)> {
+) -> anyhow::Result<(String, Box<dyn Source>, Recorded)> {
     if let Some(p) = &a.input {
         let (readings, events) = super::export::read_jsonl(site, p)?;
-        let readings = readings
+        let mut readings: Vec<Reading> = readings
             .into_iter()
             .filter(|r| (from..=to).contains(&r.ts.0))
             .collect();
-        return Ok((p.display().to_string(), readings, recorded::read(&events)));
+        readings.sort_by_key(|r| (r.ts.0, r.point.0));
+        let memory: Box<dyn Source> = Box::new(Memory(readings));
+        return Ok((p.display().to_string(), memory, recorded::read(&events)));
     }
     #[cfg(feature = "centre")]
     if let Some(url) = &a.victoriametrics {
         let r = crate::tune::central::victoriametrics(site, url, from, to).await?;
-        return Ok((url.clone(), r, Recorded::default()));
+        return Ok((url.clone(), Box::new(Memory(r)), Recorded::default()));
     }
     #[cfg(feature = "centre")]
     if let (Some(url), Some(db)) = (&a.influxql, &a.database) {
         let r = crate::tune::central::influxql(site, url, db, from, to).await?;
-        return Ok((format!("{url} {db}"), r, Recorded::default()));
+        return Ok((
+            format!("{url} {db}"),
+            Box::new(Memory(r)),
+            Recorded::default(),
+        ));
     }
     #[cfg(not(feature = "centre"))]
     if a.victoriametrics.is_some() || a.influxql.is_some() {
@@ -151,15 +152,19 @@ async fn read_history(
             a.config.display()
         )
     })?;
-    let (readings, notes) = store::readings(&h.path, from, to, |_| true)
+    let (events, notes) = store::events(&h.path, from, to)
         .with_context(|| format!("cannot read the history in {}", h.path.display()))?;
-    let (events, n2) = store::events(&h.path, from, to)?;
-    for d in notes.damaged.iter().chain(&n2.damaged) {
+    for d in &notes.damaged {
         eprintln!("hazgate: left out, damaged: {d}");
     }
+    let source = History {
+        dir: h.path.clone(),
+        from,
+        to,
+    };
     Ok((
         h.path.display().to_string(),
-        readings,
+        Box::new(source),
         recorded::read(&events),
     ))
 }

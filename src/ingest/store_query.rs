@@ -265,7 +265,7 @@ pub fn read_history(api: Api, body: &[u8]) -> Result<Vec<StoredReading>, QueryEr
 
 fn set_field(r: &mut StoredReading, field: &str, v: Option<f64>) {
     match field {
-        "value" => r.value = v,
+        "value" => r.value = v.filter(|x| x.is_finite()),
         "quality" => r.quality = v.map(|q| q as i64),
         "over_range" => r.over_range = v.is_some_and(|x| x != 0.0),
         "under_range" => r.under_range = v.is_some_and(|x| x != 0.0),

@@ -7,11 +7,12 @@ use std::fmt::Write as _;
 
 use super::{
     kpi::{Occurrence, WINDOW_MS},
+    look::Look,
     report::{miss_line, Report},
 };
 use crate::{
     model::{alarm::AlarmKind, Site},
-    reading::{Reading, Timestamp, Value},
+    reading::Timestamp,
 };
 
 const W: f64 = 900.0;
@@ -26,7 +27,7 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-pub fn page(r: &Report, site: &Site, readings: &[Reading]) -> String {
+pub fn page(r: &Report, site: &Site, look: &Look) -> String {
     let mut h = String::with_capacity(64 * 1024);
     let _ = write!(
         h,
@@ -48,7 +49,7 @@ td:first-child,th:first-child{{text-align:left}}.miss{{color:#c00;font-weight:60
     misses(&mut h, r);
     figures(&mut h, r);
     rates(&mut h, r);
-    traces(&mut h, r, site, readings);
+    traces(&mut h, r, site, look);
     suggestions(&mut h, r);
     if let Some(f) = &r.fidelity {
         let _ = write!(
@@ -168,7 +169,7 @@ fn rates(h: &mut String, r: &Report) {
 }
 
 /// The points worth a look: those the candidates change, then the bad actors.
-fn chosen(r: &Report) -> Vec<String> {
+pub fn chosen(r: &Report) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
     let mut add = |p: &str| {
         if !ids.iter().any(|x| x == p) && ids.len() < 12 {
@@ -187,29 +188,23 @@ fn chosen(r: &Report) -> Vec<String> {
     ids
 }
 
-fn traces(h: &mut String, r: &Report, site: &Site, readings: &[Reading]) {
+fn traces(h: &mut String, r: &Report, site: &Site, look: &Look) {
     let (t0, t1) = (r.from.0, r.to.0.max(r.from.0 + 1));
     let x = |t: i64| (t - t0) as f64 / (t1 - t0) as f64 * W;
     for id in chosen(r) {
         let Some(p) = site.point_by_id(&id) else {
             continue;
         };
-        let vals: Vec<(i64, f64)> = readings
-            .iter()
-            .filter(|q| q.point == p.index && q.quality.is_good())
-            .filter_map(|q| match q.value {
-                Some(Value::Analog(v)) => Some((q.ts.0, v)),
-                Some(Value::Discrete(b)) => Some((q.ts.0, f64::from(u8::from(b)))),
-                None => None,
-            })
-            .collect();
+        let env = look.envelope(p.index);
         let mut limits: Vec<(f64, &str, usize)> = Vec::new();
         for k in [AlarmKind::Hh, AlarmKind::H, AlarmKind::L, AlarmKind::Ll] {
             if let Some(l) = p.alarms.limit(k) {
                 limits.push((l, k.as_str(), 0));
             }
             for (ci, c) in r.candidates.iter().enumerate() {
-                for ch in c.changes.iter().filter(|ch| ch.point == id) {
+                // A refused candidate ran no replay: its limits are not drawn.
+                let changes = c.changes.iter().filter(|_| c.refused.is_none());
+                for ch in changes.filter(|ch| ch.point == id) {
                     let v = match k {
                         AlarmKind::Hh => ch.set.hh,
                         AlarmKind::H => ch.set.h,
@@ -222,9 +217,10 @@ fn traces(h: &mut String, r: &Report, site: &Site, readings: &[Reading]) {
                 }
             }
         }
-        let (lo, hi) = vals
+        let (lo, hi) = env
             .iter()
-            .map(|v| v.1)
+            .flatten()
+            .flat_map(|(a, b)| [*a, *b])
             .chain(limits.iter().map(|l| l.0))
             .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
         let (lo, hi) = if lo < hi {
@@ -233,12 +229,13 @@ fn traces(h: &mut String, r: &Report, site: &Site, readings: &[Reading]) {
             (lo - 1.0, lo + 1.0)
         };
         let hgt = 140.0;
-        let y = |v: f64| hgt - 6.0 - (v - lo) / (hi - lo) * (hgt - 12.0);
+        // Room above the highest line for its label.
+        let y = |v: f64| hgt - 6.0 - (v - lo) / (hi - lo) * (hgt - 20.0);
         let _ = write!(h, "<h3>{} {} ({})</h3><svg width=\"{W}\" height=\"{}\" role=\"img\"><rect width=\"{W}\" height=\"{hgt}\" fill=\"#fafafa\"/>", esc(&id), esc(&p.name), esc(&p.unit), hgt);
         let _ = write!(
             h,
             "<polyline fill=\"none\" stroke=\"#2f6fdf\" stroke-width=\"1\" points=\"{}\"/>",
-            envelope(&vals, t0, t1, &x, &y)
+            polyline(env, &y)
         );
         for (v, k, run) in &limits {
             let dash = if *run == 0 {
@@ -253,27 +250,15 @@ fn traces(h: &mut String, r: &Report, site: &Site, readings: &[Reading]) {
     }
 }
 
-/// Min and max of each pixel column, so a spike survives however long the period.
-fn envelope(
-    vals: &[(i64, f64)],
-    t0: i64,
-    t1: i64,
-    x: &dyn Fn(i64) -> f64,
-    y: &dyn Fn(f64) -> f64,
-) -> String {
-    let cols = W as usize;
-    let mut b: Vec<Option<(f64, f64)>> = vec![None; cols];
-    for (t, v) in vals {
-        let c = (((t - t0) as f64 / (t1 - t0) as f64) * cols as f64) as usize;
-        if let Some(slot) = b.get_mut(c) {
-            *slot = Some(slot.map_or((*v, *v), |(a, m)| (a.min(*v), m.max(*v))));
-        }
-    }
-    let _ = x;
+/// The envelope (min and max of each pixel column: a spike survives however long the
+/// period) as the points of a polyline.
+fn polyline(env: &[Option<(f64, f64)>], y: &dyn Fn(f64) -> f64) -> String {
+    let scale = W / env.len().max(1) as f64;
     let mut s = String::new();
-    for (c, m) in b.iter().enumerate() {
+    for (c, m) in env.iter().enumerate() {
         if let Some((a, m)) = m {
-            let _ = write!(s, "{c},{:.1} {c},{:.1} ", y(*a), y(*m));
+            let x = c as f64 * scale;
+            let _ = write!(s, "{x:.1},{:.1} {x:.1},{:.1} ", y(*a), y(*m));
         }
     }
     s

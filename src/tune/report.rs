@@ -11,14 +11,16 @@ use super::{
     candidate::Candidate,
     compare::{self, Miss},
     kpi::{self, Kpis, Options},
+    look::Look,
     mark::{Mark, ENTERPRISE},
-    replay::{self, Input},
+    replay::Replay,
+    source::{fan_out, Feed, Source},
     suggest::{self, Suggestion},
 };
 use crate::{
-    judge::engine::ThresholdChange,
+    judge::engine::{Command, ThresholdChange},
     model::Site,
-    reading::{Reading, Timestamp},
+    reading::Timestamp,
 };
 
 #[derive(Debug, Serialize)]
@@ -74,8 +76,12 @@ pub struct Fidelity {
 pub struct Inputs<'a> {
     pub site: Arc<Site>,
     pub history: String,
-    pub readings: &'a [Reading],
+    /// The readings, from the start of the warm-up; read twice (the replays, then what
+    /// the page shows of the points worth a look).
+    pub readings: &'a mut dyn Source,
     pub recorded: &'a super::recorded::Recorded,
+    /// The start of the warm-up.
+    pub start: i64,
     pub from: i64,
     pub to: i64,
     pub options: Options,
@@ -83,14 +89,39 @@ pub struct Inputs<'a> {
     pub candidates: &'a [Candidate],
 }
 
-pub fn build(i: &Inputs<'_>) -> anyhow::Result<Report> {
-    let input = Input {
-        site: i.site.clone(),
-        readings: i.readings,
-        actions: &i.recorded.actions,
-        from: i.from,
-        to: i.to,
-    };
+/// Up to this many points, the look at the readings is taken for every point in the
+/// replays' pass (a few MB); beyond, in a second pass for the points worth a look.
+const LOOK_ALL: usize = 2_000;
+
+/// Replays today's settings and every candidate in one pass over the readings, each on
+/// a thread of its own, with the look at the points the page shows.
+pub fn build(i: &mut Inputs<'_>) -> anyhow::Result<(Report, Look)> {
+    let actions: Arc<[(i64, Command)]> = i.recorded.actions.clone().into();
+    let period = (i.from, i.to);
+    let mut runs = vec![
+        Replay::new(i.site.clone(), actions.clone(), &[], i.start, period)
+            .map_err(anyhow::Error::msg)?,
+    ];
+    let mut refused = Vec::new();
+    for c in i.candidates {
+        match Replay::new(i.site.clone(), actions.clone(), &c.changes, i.start, period) {
+            Ok(r) => {
+                runs.push(r);
+                refused.push(None);
+            }
+            Err(e) => refused.push(Some(e)),
+        }
+    }
+    let all = i.site.points.len() <= LOOK_ALL;
+    let mut look = Look::new(
+        i.site.points.iter().map(|p| p.index).filter(|_| all),
+        i.from,
+        i.to,
+    );
+    let mut feeders: Vec<&mut dyn Feed> = runs.iter_mut().map(|r| r as &mut dyn Feed).collect();
+    feeders.push(&mut look);
+    let count = fan_out(i.readings, feeders)?;
+    let mut marks = runs.into_iter().map(Replay::finish);
     let mut scopes: Vec<String> = i
         .site
         .hazard_sources
@@ -98,34 +129,17 @@ pub fn build(i: &Inputs<'_>) -> anyhow::Result<Report> {
         .map(|h| h.id.to_string())
         .collect();
     scopes.push(ENTERPRISE.to_string());
-    let count = |marks: &[Mark]| kpi::count(marks, i.from, i.to, &scopes, &i.options);
-    let today_marks = replay::replay(&input, &[]).map_err(anyhow::Error::msg)?;
-    let today = Run {
-        kpis: count(&today_marks),
-        marks: today_marks,
+    let tally = |marks: Vec<Mark>| Run {
+        kpis: kpi::count(&marks, i.from, i.to, &scopes, &i.options),
+        marks,
     };
-    let live: Vec<Mark> = i
-        .recorded
-        .marks
-        .iter()
-        .filter(|m| (i.from..=i.to).contains(&m.ts()))
-        .cloned()
-        .collect();
-    let fidelity = (!live.is_empty()).then(|| fidelity(&live, &today.marks, i.tolerance_ms));
-    let candidates = i
+    let today = tally(marks.next().unwrap_or_default());
+    let candidates: Vec<CandidateRun> = i
         .candidates
         .iter()
-        .map(|c| {
-            let (refused, run) = match replay::replay(&input, &c.changes) {
-                Ok(marks) => (
-                    None,
-                    Some(Run {
-                        kpis: count(&marks),
-                        marks,
-                    }),
-                ),
-                Err(e) => (Some(e), None),
-            };
+        .zip(refused)
+        .map(|(c, refused)| {
+            let run = refused.is_none().then(|| marks.next().map(tally)).flatten();
             let missed = run.as_ref().map_or_else(Vec::new, |r| {
                 compare::misses(
                     &today.kpis.occurrences,
@@ -143,30 +157,58 @@ pub fn build(i: &Inputs<'_>) -> anyhow::Result<Report> {
             }
         })
         .collect();
-    let suggestions = suggest::suggest(&i.site, i.readings, &today.kpis, &i.options);
-    let g = &i.site.gateway;
-    Ok(Report {
-        id: report_id(i),
-        enterprise_id: g.enterprise_id.clone(),
-        gateway_id: g.gateway_id.clone(),
+    let live: Vec<Mark> = i
+        .recorded
+        .marks
+        .iter()
+        .filter(|m| (i.from..=i.to).contains(&m.ts()))
+        .cloned()
+        .collect();
+    let fidelity = (!live.is_empty()).then(|| fidelity(&live, &today.marks, i.tolerance_ms));
+    let mut report = Report {
+        id: String::new(),
+        enterprise_id: i.site.gateway.enterprise_id.clone(),
+        gateway_id: i.site.gateway.gateway_id.clone(),
         from: Timestamp(i.from),
         to: Timestamp(i.to),
         history: i.history.clone(),
-        readings: i.readings.len(),
+        readings: count,
         options: i.options,
         tolerance_ms: i.tolerance_ms,
         fidelity,
         today,
         candidates,
-        suggestions,
-    })
+        suggestions: Vec::new(),
+    };
+    report.id = report_id(i, count);
+    if !all {
+        look = Look::new(worth_a_look(&report, &i.site), i.from, i.to);
+        i.readings.each(&mut |c| look.feed(c))?;
+    }
+    report.suggestions = suggest::suggest(&i.site, &look, &report.today.kpis, &i.options);
+    Ok((report, look))
+}
+
+/// The points the page shows and the suggestions need: those the candidates change or
+/// miss, the bad actors, and every chattering one.
+fn worth_a_look(r: &Report, site: &Site) -> Vec<crate::model::PointIndex> {
+    let ids = super::html::chosen(r).into_iter().chain(
+        r.today
+            .kpis
+            .alarms
+            .iter()
+            .filter(|a| a.chattering > 0)
+            .map(|a| a.point.clone()),
+    );
+    ids.filter_map(|id| site.point_by_id(&id).map(|p| p.index))
+        .collect()
 }
 
 /// `tune-{gateway}-{from}-{hash of the inputs}`: the same inputs give the same id.
-fn report_id(i: &Inputs<'_>) -> String {
+fn report_id(i: &Inputs<'_>, readings: usize) -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (i.from, i.to, i.readings.len(), &i.history).hash(&mut h);
+    (i.from, i.to, readings, &i.history).hash(&mut h);
     for c in i.candidates {
         c.name.hash(&mut h);
         serde_json::to_string(&c.changes)

@@ -2,15 +2,13 @@
 //! themselves: a deadband from each point's noise (ISA-18.2: the deadband should exceed
 //! the noise, or the alarm chatters) and an on-delay from its fleeting alarms.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
-use super::kpi::{Kpis, Options};
-use crate::{
-    model::{PointKind, Site},
-    reading::{Reading, Value},
+use super::{
+    kpi::{Kpis, Options},
+    look::Look,
 };
+use crate::model::{PointKind, Site};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Suggestion {
@@ -22,39 +20,15 @@ pub struct Suggestion {
     pub why: String,
 }
 
-/// The noise of each point: the spread of its changes from one kept reading to the
-/// next (median absolute difference, scaled to a standard deviation).
-pub fn noise(readings: &[Reading]) -> BTreeMap<u32, f64> {
-    let mut last: BTreeMap<u32, f64> = BTreeMap::new();
-    let mut diffs: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
-    for r in readings.iter().filter(|r| r.quality.is_good()) {
-        let Some(Value::Analog(v)) = r.value else {
-            continue;
-        };
-        if let Some(prev) = last.insert(r.point.0, v) {
-            diffs.entry(r.point.0).or_default().push((v - prev).abs());
-        }
-    }
-    diffs
-        .into_iter()
-        .filter(|(_, d)| d.len() >= 30)
-        .map(|(p, mut d)| {
-            d.sort_by(f64::total_cmp);
-            (p, d[d.len() / 2] * 1.4826 / std::f64::consts::SQRT_2)
-        })
-        .collect()
-}
-
 /// Deadbands for the points whose alarms chattered, and on-delays for those with
 /// fleeting alarms.
-pub fn suggest(site: &Site, readings: &[Reading], today: &Kpis, o: &Options) -> Vec<Suggestion> {
-    let noise = noise(readings);
+pub fn suggest(site: &Site, look: &Look, today: &Kpis, o: &Options) -> Vec<Suggestion> {
     let mut out = Vec::new();
     for a in today.alarms.iter().filter(|a| a.chattering > 0) {
         let Some(p) = site.point_by_id(&a.point) else {
             continue;
         };
-        let Some(sigma) = noise.get(&p.index.0) else {
+        let Some(sigma) = look.noise(p.index) else {
             continue;
         };
         let suggested = nice_up(4.0 * sigma);
