@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use super::{
     kpi::{Occurrence, WINDOW_MS},
     look::Look,
-    report::{miss_line, Report},
+    report::{miss_line, shown, Report},
 };
 use crate::{
     model::{alarm::AlarmKind, Site},
@@ -168,30 +168,10 @@ fn rates(h: &mut String, r: &Report) {
     );
 }
 
-/// The points worth a look: those the candidates change, then the bad actors.
-pub fn chosen(r: &Report) -> Vec<String> {
-    let mut ids: Vec<String> = Vec::new();
-    let mut add = |p: &str| {
-        if !ids.iter().any(|x| x == p) && ids.len() < 12 {
-            ids.push(p.to_string());
-        }
-    };
-    r.candidates
-        .iter()
-        .flat_map(|c| c.changes.iter())
-        .for_each(|c| add(&c.point));
-    r.candidates
-        .iter()
-        .flat_map(|c| c.missed.iter())
-        .for_each(|m| add(&m.point));
-    r.today.kpis.site.top.iter().for_each(|(p, _, _)| add(p));
-    ids
-}
-
 fn traces(h: &mut String, r: &Report, site: &Site, look: &Look) {
     let (t0, t1) = (r.from.0, r.to.0.max(r.from.0 + 1));
     let x = |t: i64| (t - t0) as f64 / (t1 - t0) as f64 * W;
-    for id in chosen(r) {
+    for id in shown(r) {
         let Some(p) = site.point_by_id(&id) else {
             continue;
         };

@@ -189,10 +189,31 @@ pub fn build(i: &mut Inputs<'_>) -> anyhow::Result<(Report, Look)> {
     Ok((report, look))
 }
 
+/// The points the page shows (at most twelve): those the candidates change, those they
+/// miss, then the bad actors.
+pub fn shown(r: &Report) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    let mut add = |p: &str| {
+        if !ids.iter().any(|x| x == p) && ids.len() < 12 {
+            ids.push(p.to_string());
+        }
+    };
+    r.candidates
+        .iter()
+        .flat_map(|c| c.changes.iter())
+        .for_each(|c| add(&c.point));
+    r.candidates
+        .iter()
+        .flat_map(|c| c.missed.iter())
+        .for_each(|m| add(&m.point));
+    r.today.kpis.site.top.iter().for_each(|(p, _, _)| add(p));
+    ids
+}
+
 /// The points the page shows and the suggestions need: those the candidates change or
 /// miss, the bad actors, and every chattering one.
 fn worth_a_look(r: &Report, site: &Site) -> Vec<crate::model::PointIndex> {
-    let ids = super::html::chosen(r).into_iter().chain(
+    let ids = shown(r).into_iter().chain(
         r.today
             .kpis
             .alarms
