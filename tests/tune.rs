@@ -296,6 +296,11 @@ async fn leak(
     (site, api, gw, peer, start, Timestamp::now().0)
 }
 
+/// The arguments replaying the period from `from` to `to`, with no warm-up.
+fn period<'a>(from: &'a str, to: &'a str) -> [&'a str; 6] {
+    ["--from", from, "--to", to, "--warmup-s", "0"]
+}
+
 /// An engineer's API token for the site.
 fn engineer(site: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_hazgate"))
@@ -320,14 +325,8 @@ async fn a_live_history_replays_to_what_the_live_judge_did_and_the_chosen_change
     let (site, api, _gw, _peer, start, to) = leak(d, broker.port, "").await;
     let eng = std::fs::read_to_string(d.join("eng.token")).unwrap();
     let (from, to) = (start.to_string(), to.to_string());
-    let common = [
-        "--from",
-        from.as_str(),
-        "--to",
-        to.as_str(),
-        "--warmup-s",
-        "0",
-    ];
+    let period = period(&from, &to);
+    let common = period.as_slice();
 
     // From the gateway's own files, while it writes them.
     let mut args = common.to_vec();
@@ -360,6 +359,18 @@ async fn a_live_history_replays_to_what_the_live_judge_did_and_the_chosen_change
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+    // Read back (as `--input` reads it), the export is the history, reading for reading.
+    let model = hazgate::app::load(&site).unwrap();
+    let (imported, _) = hazgate::app::export::read_jsonl(&model, &export).unwrap();
+    let (stored, _) = hazgate::history::store::readings(
+        &d.join("history"),
+        from.parse().unwrap(),
+        to.parse().unwrap(),
+        |_| true,
+    )
+    .unwrap();
+    assert!(stored.len() >= 8, "the crossings kept: {}", stored.len());
+    assert_eq!(imported, stored, "export → import gives the history back");
     let mut args = common.to_vec();
     let export_s = export.display().to_string();
     args.extend(["--input", &export_s]);
@@ -411,15 +422,9 @@ async fn the_centres_store_replays_as_the_gateways_history() {
     stop_gateway(&mut gw, &got).await;
     sub.abort();
     let (from, to) = (start.to_string(), to.to_string());
-    let common = [
-        "--from",
-        from.as_str(),
-        "--to",
-        to.as_str(),
-        "--warmup-s",
-        "0",
-    ];
-    let (_, _, local, _) = tune(&site, &common);
+    let period = period(&from, &to);
+    let common = period.as_slice();
+    let (_, _, local, _) = tune(&site, common);
 
     // VictoriaMetrics, written by `hazgate ingest`.
     let mut stored = 0;
