@@ -191,24 +191,23 @@ impl FeedbackArgs {
     }
 }
 
-/// The tune report a payload names (`tune_report`), if it is a JSON object with one.
-pub fn tune_report(payload: &[u8]) -> Option<String> {
+/// A string field of a payload, if it is a JSON object with one.
+fn payload_str(payload: &[u8], key: &str) -> Option<String> {
     if payload.len() > MAX_COMMAND_BYTES {
         return None;
     }
     let v: Json = serde_json::from_slice(payload).ok()?;
-    v.get("tune_report")?
-        .as_str()
-        .map(|s| s.chars().take(128).collect())
+    v.get(key)?.as_str().map(str::to_string)
 }
 
-/// The request id of a payload, if it is a JSON object with a string `request_id`.
+/// The request id of a payload, if it is a JSON object carrying a string `request_id`.
 pub fn request_id(payload: &[u8]) -> Option<String> {
-    if payload.len() > MAX_COMMAND_BYTES {
-        return None;
-    }
-    let v: Json = serde_json::from_slice(payload).ok()?;
-    v.get("request_id")?.as_str().map(str::to_string)
+    payload_str(payload, "request_id")
+}
+
+/// The tune report a payload names (`tune_report`), at most 128 characters.
+pub fn tune_report(payload: &[u8]) -> Option<String> {
+    payload_str(payload, "tune_report").map(|s| s.chars().take(128).collect())
 }
 
 /// Parses the payload of `cmd/{name}`.

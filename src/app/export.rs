@@ -10,9 +10,9 @@ use std::{
 };
 
 use anyhow::Context as _;
+use serde::Deserialize as _;
 
 use crate::{
-    api::history::parse_time,
     cli::ExportFormat,
     contract::vocab,
     history::store,
@@ -36,14 +36,9 @@ pub fn export(
             config.display()
         );
     };
-    let time = |s: &str, name: &str| {
-        parse_time(s).with_context(|| {
-            format!("--{name} `{s}`: expected RFC 3339 (2026-11-30T08:00:00+08:00) or milliseconds")
-        })
-    };
-    let from = time(from, "from")?;
+    let from = super::cli_time(from, "from")?;
     let to = match to {
-        Some(t) => time(t, "to")?,
+        Some(t) => super::cli_time(t, "to")?,
         None => Timestamp::now().0,
     };
     anyhow::ensure!(from <= to, "--from is after --to");
@@ -249,16 +244,9 @@ fn reading_of(site: &Site, v: &serde_json::Value) -> anyhow::Result<Reading> {
             x.as_f64().context("`value` is not a number")?,
         )),
     };
-    let quality = match v["quality"].as_str() {
-        Some("good") => Quality::Good,
-        Some("comm_failure") => Quality::CommFailure,
-        Some("sensor_fault") => Quality::SensorFault,
-        Some("stale") => Quality::Stale,
-        Some("device_exception") => {
-            Quality::DeviceException(v["exception"].as_u64().unwrap_or(0) as u8)
-        }
-        other => anyhow::bail!("unknown quality {other:?}"),
-    };
+    let quality = vocab::Quality::deserialize(&v["quality"])
+        .map_err(|e| anyhow::anyhow!("`quality`: {e}"))?
+        .reading(v["exception"].as_u64().unwrap_or(0) as u8);
     let range = match v["range"].as_str() {
         Some("over") => RangeFlag::Over,
         Some("under") => RangeFlag::Under,

@@ -77,6 +77,14 @@ pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle
 /// into this thread's arena; the parsing arena is then all free and handed back. (A
 /// copy of the compiled site did not do it: the ids are shared, not copied.) At 50,000
 /// points in TOML: steady RSS 122 → 102 MB (`bench/sidebyside.sh`).
+/// A time given on the command line as `--{name}`: RFC 3339 or milliseconds since 1970.
+#[cfg(feature = "edge")]
+pub fn cli_time(s: &str, name: &str) -> anyhow::Result<i64> {
+    crate::api::history::parse_time(s).with_context(|| {
+        format!("--{name} `{s}`: expected RFC 3339 (2026-11-30T08:00:00Z) or milliseconds")
+    })
+}
+
 pub fn load(path: &Path) -> anyhow::Result<Arc<Site>> {
     let (name, file, origins) = std::thread::scope(|s| {
         std::thread::Builder::new()

@@ -68,8 +68,7 @@ async fn record(
     anyhow::ensure!(args.record_poll_ms >= 10, "--record-poll-ms: at least 10");
     let duration_ms = (days * 86_400_000.0) as i64;
     let start = match &args.record_start {
-        Some(s) => crate::api::history::parse_time(s)
-            .with_context(|| format!("--record-start `{s}`: expected RFC 3339 or ms"))?,
+        Some(s) => super::cli_time(s, "record-start")?,
         None => crate::reading::Timestamp::now().0 - duration_ms,
     };
     let mut patterns = Vec::new();

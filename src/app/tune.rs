@@ -7,7 +7,6 @@ use std::{path::Path, process::ExitCode, sync::Arc};
 use anyhow::Context as _;
 
 use crate::{
-    api::history::parse_time,
     cli::TuneArgs,
     history::store,
     model::Site,
@@ -24,14 +23,9 @@ use crate::{
 
 pub async fn tune(a: &TuneArgs) -> anyhow::Result<ExitCode> {
     let site = super::load(&a.config)?;
-    let time = |s: &str, name: &str| {
-        parse_time(s).with_context(|| {
-            format!("--{name} `{s}`: expected RFC 3339 (2026-11-30T08:00:00Z) or milliseconds")
-        })
-    };
-    let from = time(&a.from, "from")?;
+    let from = super::cli_time(&a.from, "from")?;
     let to = match &a.to {
-        Some(t) => time(t, "to")?,
+        Some(t) => super::cli_time(t, "to")?,
         None => Timestamp::now().0,
     };
     anyhow::ensure!(from < to, "--from must be before --to");

@@ -103,6 +103,30 @@ impl Quality {
     pub fn code(self) -> i64 {
         self as i64
     }
+
+    /// The quality a stored code stands for.
+    pub fn from_code(code: i64) -> Option<Self> {
+        [
+            Self::Good,
+            Self::CommFailure,
+            Self::DeviceException,
+            Self::SensorFault,
+            Self::Stale,
+        ]
+        .into_iter()
+        .find(|q| q.code() == code)
+    }
+
+    /// Back to a reading's quality; `exception` is the Modbus code of a device exception.
+    pub fn reading(self, exception: u8) -> reading::Quality {
+        match self {
+            Self::Good => reading::Quality::Good,
+            Self::CommFailure => reading::Quality::CommFailure,
+            Self::DeviceException => reading::Quality::DeviceException(exception),
+            Self::SensorFault => reading::Quality::SensorFault,
+            Self::Stale => reading::Quality::Stale,
+        }
+    }
 }
 
 impl From<reading::Quality> for Quality {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::{
-    contract::GatewayPath,
+    contract::{vocab, GatewayPath},
     ingest::store_query::{Api, Selector, StoreQuery, StoredReading},
     model::Site,
     reading::{Quality, RangeFlag, Raw, Reading, Timestamp, Value},
@@ -74,11 +74,12 @@ pub fn readings(site: &Site, stored: &[StoredReading]) -> Vec<Reading> {
         .iter()
         .filter_map(|s| {
             let p = site.point_by_id(&s.point)?;
-            let quality = match s.quality {
-                Some(0) | None if s.value.is_some() => Quality::Good,
-                Some(1) => Quality::CommFailure,
-                Some(2) => Quality::DeviceException(0),
-                Some(4) => Quality::Stale,
+            // A good code without a value is no measurement; an unknown code is none
+            // the contract writes.
+            let quality = match s.quality.map(vocab::Quality::from_code) {
+                None if s.value.is_some() => Quality::Good,
+                Some(Some(vocab::Quality::Good)) if s.value.is_none() => Quality::SensorFault,
+                Some(Some(q)) => q.reading(0),
                 _ => Quality::SensorFault,
             };
             let value = s.value.map(|v| {
