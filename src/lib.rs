@@ -41,3 +41,4 @@ pub mod reading;
 pub mod sim;
 #[cfg(feature = "edge")]
 pub mod tune;
+pub mod vitals;

@@ -22,6 +22,7 @@ use crate::{
     backoff::Backoff,
     model::{ChannelId, DeviceId, Site},
     reading::{Quality, Reading},
+    vitals::Beat,
 };
 
 use super::{
@@ -49,6 +50,9 @@ pub struct DeviceCounters {
 #[derive(Debug)]
 pub struct AcquireStats {
     pub devices: Vec<(DeviceId, DeviceCounters)>,
+    /// Each channel's task: busy while it polls a device (for the service manager's
+    /// watchdog: `crate::vitals`), idle while it sleeps until the next poll.
+    pub channels: Vec<Arc<Beat>>,
     /// Poll start lateness against schedule, in microseconds, since last drained, and
     /// when that was.
     jitter_us: Mutex<(Vec<u32>, std::time::Instant)>,
@@ -79,6 +83,11 @@ impl AcquireStats {
             devices: site
                 .devices()
                 .map(|(_, d)| (d.id.clone(), DeviceCounters::default()))
+                .collect(),
+            channels: site
+                .channels
+                .iter()
+                .map(|c| Beat::new(format!("channel {}", c.id)))
                 .collect(),
             jitter_us: Mutex::new((Vec::new(), std::time::Instant::now())),
         }
@@ -117,6 +126,13 @@ impl AcquireStats {
     }
 }
 
+/// The longest one poll of `d` can take when every request times out after every retry
+/// (and the failure is confirmed by one more request), with the gaps between frames.
+fn longest_poll(d: &PlannedDevice, inter_frame: Duration) -> Duration {
+    let tries = d.blocks.len() as u32 * (d.retries + 1) + 1;
+    (d.timeout + inter_frame) * tries
+}
+
 struct DeviceState {
     plan: PlannedDevice,
     id: DeviceId,
@@ -147,6 +163,16 @@ pub async fn run_channel(
         return;
     }
     info!(channel = %ch.id, transport = %ch.transport, devices = devices.len(), "channel started");
+    let beat = stats.channels[channel].clone();
+    if let Some(longest) = devices
+        .iter()
+        .map(|d| longest_poll(&d.plan, ch.inter_frame_delay))
+        .max()
+    {
+        // Not hung before its slowest legitimate poll, with a margin for the judge's
+        // share of the one worker.
+        beat.may_take(longest + longest / 2);
+    }
 
     while let Some(i) = (0..devices.len()).min_by_key(|&i| devices[i].next_due) {
         let due = devices[i].next_due;
@@ -154,6 +180,7 @@ pub async fn run_channel(
             () = cancel.cancelled() => break,
             () = sleep_until(due) => {}
         }
+        beat.busy();
         let started = Instant::now();
         let d = &mut devices[i];
         let probing = d.backoff.is_some();
@@ -168,6 +195,7 @@ pub async fn run_channel(
         reschedule(&ch.id, d, &outcome, due, now);
         store.publish(readings);
         mark_stale(&site, &mut devices, &store, now);
+        beat.idle();
     }
     link.disconnect().await;
     info!(channel = %ch.id, "channel stopped");
@@ -359,6 +387,7 @@ mod tests {
     fn a_jitter_window_is_sorted_and_timed_from_the_previous_drain() {
         let stats = AcquireStats {
             devices: Vec::new(),
+            channels: Vec::new(),
             jitter_us: Mutex::new((Vec::new(), std::time::Instant::now())),
         };
         for us in [1349, 230, 5, 900, 230] {
@@ -371,6 +400,59 @@ mod tests {
         let w = stats.drain_jitter();
         assert_eq!((w.samples, w.p50_us), (0, 0));
         assert!(w.window < Duration::from_millis(20), "a new window: {w:?}");
+    }
+
+    #[test]
+    fn a_channel_is_not_hung_before_its_slowest_legitimate_poll() {
+        // Two requests, each timing out after 1 + 2 retries, then one confirmation:
+        // seven timeouts of 1 s, each with its 5 ms gap between frames.
+        let site = crate::model::load_site(crate::model::SiteSource::Text {
+            name: "t.toml",
+            toml: r#"
+[gateway]
+park_id = "P"
+enterprise_id = "E"
+enterprise_name = "E"
+gateway_id = "G"
+[[channels]]
+id = "c"
+kind = "tcp"
+host = "127.0.0.1"
+port = 502
+inter_frame_delay_ms = 5
+  [[channels.devices]]
+  id = "D"
+  unit_id = 1
+  timeout_ms = 1000
+  retries = 2
+[[hazard_sources]]
+id = "HS"
+name = "HS"
+kind = "tank_farm"
+level = 2
+  [[hazard_sources.points]]
+  id = "A"
+  kind = "analog"
+  device = "D"
+  table = "holding"
+  address = 0
+  data_type = "u16"
+  [[hazard_sources.points]]
+  id = "B"
+  kind = "analog"
+  device = "D"
+  table = "holding"
+  address = 9000
+  data_type = "u16"
+"#,
+        })
+        .unwrap();
+        let plan = PlannedDevice::new(&site, 0, 0);
+        assert_eq!(plan.blocks.len(), 2);
+        assert_eq!(
+            longest_poll(&plan, Duration::from_millis(5)),
+            Duration::from_millis(7 * 1005)
+        );
     }
 
     #[test]

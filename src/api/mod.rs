@@ -8,7 +8,7 @@
 //! | `GET /api/v1/alarms` | every alarm not quiet: active, unacknowledged, shelved, out of service |
 //! | `GET /api/v1/thresholds` | the alarm settings in force per point (site file, overrides, remote changes) |
 //! | `POST /api/v1/commands/{name}` | a command, as over MQTT (see [`crate::commands`]); needs a bearer token whose role allows it |
-//! | `GET /healthz` | `ok`; `degraded` while a device is down or the uplink spools; 503 if the judge is gone or the spool cannot be written |
+//! | `GET /healthz` | `ok`; `degraded` while a device is down or the uplink spools; 503 if the judge is gone, a stage (the judge, a channel) is hung, or the spool cannot be written |
 //! | `GET /metrics` | Prometheus text format |
 
 pub mod history;
@@ -40,6 +40,7 @@ use crate::{
     commands::{self, required_role, AuditLog, Channel, COMMANDS, MAX_COMMAND_BYTES},
     forward::health::UplinkHealth,
     judge::service::JudgeHandle,
+    vitals::Vitals,
 };
 
 #[derive(Clone)]
@@ -57,6 +58,8 @@ pub struct ApiState {
     pub backoff: Arc<auth::Backoff>,
     /// The history, when the site keeps one: its directory and how it is doing.
     pub history: Option<history::HistoryAccess>,
+    /// Whether the judge and every channel are working (not hung).
+    pub vitals: Vitals,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -224,7 +227,8 @@ async fn get_alarms(State(s): State<ApiState>) -> Response {
 /// `ok` when every device answers and the uplink (if any) is connected; `degraded`
 /// while a device is down or the uplink is spooling (broker unreachable, messages wait
 /// in the spool): both 200, the gateway still does its job. 503 when it cannot: the
-/// judge is gone, or the spool cannot be written (messages at risk).
+/// judge is gone, a stage is hung (`crate::vitals`: answered without asking the judge),
+/// or the spool cannot be written (messages at risk).
 async fn healthz(State(s): State<ApiState>) -> Response {
     let down: Vec<String> = s
         .stats
@@ -233,6 +237,15 @@ async fn healthz(State(s): State<ApiState>) -> Response {
         .filter(|(_, c)| c.down.load(Ordering::Relaxed))
         .map(|(id, _)| id.to_string())
         .collect();
+    // A hung stage is reported, not waited for: a hung judge would never answer.
+    let stalled = s.vitals.stalled();
+    if !stalled.is_empty() {
+        let body = json!({
+            "status": "failed",
+            "stalled": stalled.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
     if s.judge.state().await.is_err() {
         return unavailable();
     }

@@ -57,6 +57,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         handle: judge,
         mut events,
         task: judge_task,
+        ..
     } = spawn_judge(gw_site.clone(), store.clone(), cancel.clone());
     let mut feed: VecDeque<String> = VecDeque::new();
     let mut acquisition = spawn_acquisition(gw_site.clone(), store.clone(), stats, cancel.clone());

@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod poll;
 #[cfg(feature = "edge")]
 pub mod run;
+pub mod service;
 #[cfg(feature = "edge")]
 pub mod simulate;
 pub mod token;

@@ -27,6 +27,7 @@ use crate::{
         state::StateFile,
     },
     model::{file::ApiConfig, problems::Problems, Site},
+    vitals::{Beat, Vitals},
 };
 
 pub async fn run(
@@ -45,6 +46,8 @@ pub async fn run(
     trim_memory_periodically(cancel.clone());
     let _watcher = watch.then(|| watch_file(config, reload_tx));
     let started = std::time::Instant::now();
+    let manager = super::service::ServiceManager::from_env();
+    manager.watch(cancel.clone());
     loop {
         info!(
             park = %site.gateway.park_id,
@@ -62,8 +65,15 @@ pub async fn run(
             started,
             stats_interval,
             &generation,
+            manager.vitals.clone(),
         )
         .await?;
+        manager.vitals.watch(pipeline.beats.clone());
+        manager.ready(&format!(
+            "{} points on {} channels",
+            site.points.len(),
+            site.channels.len()
+        ));
         let reload = loop {
             tokio::select! {
                 () = cancel.cancelled() => break None,
@@ -73,6 +83,7 @@ pub async fn run(
                         continue; // touched or rewritten with the same bytes
                     }
                     loaded = now;
+                    manager.reloading();
                     // Off the runtime: a large site takes seconds to load, and polling,
                     // judging and sending go on meanwhile on the one worker.
                     let path = config.to_path_buf();
@@ -82,11 +93,17 @@ pub async fn run(
                             info!(?cause, "reloading the configuration");
                             break Some(new);
                         }
-                        Err(e) => error!(?cause, error = %format!("{e:#}"), "reload refused; keeping the running configuration"),
+                        Err(e) => {
+                            error!(?cause, error = %format!("{e:#}"), "reload refused; keeping the running configuration");
+                            manager.ready("reload refused: running the previous configuration");
+                        }
                     }
                 }
             }
         };
+        if reload.is_none() {
+            manager.stopping();
+        }
         generation.cancel();
         pipeline.stop().await;
         match reload {
@@ -187,6 +204,8 @@ struct Pipeline {
     history: Option<tokio::task::JoinHandle<()>>,
     api: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     stats: Arc<AcquireStats>,
+    /// The stages the service manager's watchdog watches: the judge, each channel.
+    beats: Vec<Arc<Beat>>,
 }
 
 impl Pipeline {
@@ -199,6 +218,7 @@ impl Pipeline {
         started: std::time::Instant,
         stats_interval: u64,
         cancel: &CancellationToken,
+        vitals: Vitals,
     ) -> anyhow::Result<Self> {
         let listener = api_listener(site, api_flag).await?;
         // The uplink's files first: a spool or audit log that cannot be opened stops the
@@ -273,6 +293,9 @@ impl Pipeline {
             // No uplink: the events are logged by the judge and nobody waits for them.
             _ => None,
         };
+        let beats = std::iter::once(judge.beat.clone())
+            .chain(stats.channels.iter().cloned())
+            .collect();
         let acquisition = spawn_acquisition(site.clone(), store, stats.clone(), cancel.clone());
         let api = listener.map(|(l, tls)| {
             let state = ApiState {
@@ -288,6 +311,7 @@ impl Pipeline {
                     .clone()
                     .unwrap_or_else(|| crate::auth::beside(config)),
                 backoff: Arc::default(),
+                vitals,
                 history: match (&site.history, &history_health) {
                     (Some(cfg), Some(health)) => Some(api::history::HistoryAccess {
                         dir: cfg.path.clone(),
@@ -314,6 +338,7 @@ impl Pipeline {
             history,
             api,
             stats,
+            beats,
         })
     }
 

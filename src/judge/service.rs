@@ -40,6 +40,7 @@ use crate::{
     acquire::LatestStore,
     model::{alarm::AlarmSettings, HazardSourceKind, Site},
     reading::Timestamp,
+    vitals::Beat,
 };
 
 /// A hazard source as the local API shows it.
@@ -161,6 +162,9 @@ pub struct Judge {
     /// Dropping this is allowed (no consumer): events are then only logged.
     pub events: Events,
     pub task: tokio::task::JoinHandle<()>,
+    /// Busy while the judge handles a batch, a tick or a request, up to sending its
+    /// events (for the service manager's watchdog: `crate::vitals`).
+    pub beat: Arc<Beat>,
 }
 
 /// The judge's files: remote threshold changes, and its durable state.
@@ -189,11 +193,13 @@ pub fn spawn_judge_with(
     // Subscribed here, before the task runs: no batch of acquisition can slip past.
     let readings = store.subscribe();
     let state_problem = Arc::new(Mutex::new(None));
+    let beat = Beat::new("judge");
     let io = Io {
         store,
         readings,
         requests: req_rx,
         events: ev_tx,
+        beat: beat.clone(),
     };
     let task = tokio::spawn(run(site, io, files, state_problem.clone(), cancel));
     Judge {
@@ -203,6 +209,7 @@ pub fn spawn_judge_with(
         },
         events,
         task,
+        beat,
     }
 }
 
@@ -212,6 +219,7 @@ struct Io {
     readings: broadcast::Receiver<crate::acquire::ReadingBatch>,
     requests: mpsc::Receiver<Request>,
     events: mpsc::Sender<Arc<Event>>,
+    beat: Arc<Beat>,
 }
 
 async fn run(
@@ -226,6 +234,7 @@ async fn run(
         mut readings,
         mut requests,
         events,
+        beat,
     } = io;
     let mut clock = Clock::default();
     let mut engine = Engine::new(site.clone(), clock.now(Timestamp::now()));
@@ -256,10 +265,12 @@ async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let mut reply = None;
+        beat.idle();
         tokio::select! {
             () = cancel.cancelled() => break,
             batch = readings.recv() => match batch {
                 Ok(batch) => {
+                    beat.busy();
                     for r in batch.iter() {
                         engine.on_reading(r, clock.now(r.ts), &mut out);
                     }
@@ -273,6 +284,7 @@ async fn run(
                 Err(broadcast::error::RecvError::Closed) => break,
             },
             _ = tick.tick() => {
+                beat.busy();
                 let now = clock.now(Timestamp::now());
                 // What is due, each second; everything, each minute, as a backstop.
                 if last_sweep.elapsed() >= FULL_SWEEP {
@@ -283,6 +295,7 @@ async fn run(
                 }
             }
             Some(req) = requests.recv() => {
+                beat.busy();
                 let now = clock.now(Timestamp::now());
                 reply = answer(req, &mut engine, overrides.as_mut(), now, &mut out);
             }
