@@ -244,7 +244,12 @@ impl Pipeline {
             site.clone(),
             store.clone(),
             JudgeFiles {
-                overrides: Some(Overrides::beside(config)),
+                overrides: Some(
+                    site.gateway
+                        .overrides_path
+                        .clone()
+                        .unwrap_or_else(|| Overrides::beside(config)),
+                ),
                 state: Some(state),
             },
             cancel.clone(),

@@ -121,6 +121,12 @@ pub struct GatewayFile {
     /// special operations, levels): default `{site file}.state.json`.
     #[serde(default)]
     pub state_path: Option<std::path::PathBuf>,
+    /// Where threshold changes made by command are kept (they outlive a restart and
+    /// win over the site file's): default `{site file}.overrides.json`. A packaged
+    /// gateway keeps its site file read-only in `/etc/hazgate` and this in
+    /// `/var/lib/hazgate`.
+    #[serde(default)]
+    pub overrides_path: Option<std::path::PathBuf>,
 }
 
 /// Site-wide acquisition settings.
