@@ -15,7 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ARCH=${1:-amd64}
-VERSION=$(awk -F'"' '/^version = / {print $2; exit}' Cargo.toml)
+# HAZGATE_DEB_VERSION overrides the version (packaging/test-deb.sh tests an upgrade).
+VERSION=${HAZGATE_DEB_VERSION:-$(awk -F'"' '/^version = / {print $2; exit}' Cargo.toml)}
 
 case "$ARCH" in
   amd64)
@@ -51,7 +52,7 @@ Version: $VERSION
 Architecture: $ARCH
 Maintainer: hazgate developers <hazgate@localhost>
 Installed-Size: $SIZE
-Depends: libc6 (>= $GLIBC), passwd
+Depends: libc6 (>= $GLIBC), passwd, procps
 Recommends: systemd
 Section: net
 Priority: optional
