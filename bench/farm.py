@@ -6,9 +6,10 @@ register changes every second: register a of unit u holds (a + 13 u + second) % 
 laid in as a request is answered, so each poll of a gateway sees new values and a
 gateway that reports only changes reports them all.
 
-    bench/farm.py --port P --units 20 --regs 500
+    bench/farm.py --port P --units 20 --regs 500 [--writable W]
 
-Prints READY once listening; stops on SIGTERM / SIGINT.
+--writable W adds unit id W with 16 plain holding registers: they hold what a client
+writes (bench/soak.sh raises and clears an alarm through it). Prints READY once listening; stops on SIGTERM / SIGINT.
 """
 
 import argparse
@@ -43,13 +44,28 @@ def device(unit, regs):
     )
 
 
+def plain(unit):
+    return SimDevice(
+        id=unit,
+        simdata=(
+            [SimData(0, values=[False], datatype=DataType.BITS)],
+            [SimData(0, values=[False], datatype=DataType.BITS)],
+            [SimData(0, values=[0] * 16, datatype=DataType.REGISTERS)],
+            [SimData(0, values=[0], datatype=DataType.REGISTERS)],
+        ),
+    )
+
+
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--units", type=int, default=20)
     ap.add_argument("--regs", type=int, default=500)
+    ap.add_argument("--writable", type=int, default=0)
     args = ap.parse_args()
     devices = [device(u, args.regs) for u in range(1, args.units + 1)]
+    if args.writable:
+        devices.append(plain(args.writable))
     server = ModbusTcpServer(devices, address=("127.0.0.1", args.port))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

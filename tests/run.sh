@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README): installs the real peers, then runs the lint
-# gates, every test, and compiles the benchmarks and the fuzz target.
+# gates, every test, compiles the benchmarks and the fuzz target, and tests the package
+# and the ARM build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/setup-peers.sh
@@ -11,6 +12,11 @@ bash tests/seam.sh
 # Benchmarks and the fuzz target must keep compiling (running them is not a test).
 cargo bench --no-run --quiet
 cargo check --quiet --manifest-path fuzz/Cargo.toml
+# The gateway as shipped: the .deb installed and run under systemd in a Debian 12 root,
+# and the aarch64 build run under qemu-user (both against the simulator).
+cargo build --quiet
+bash packaging/test-deb.sh
+bash packaging/test-arm.sh
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
