@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Builds the gateway's Debian package: the edge build of hazgate (no ingest, no screen),
-# its systemd unit, an example site file as a conffile, and the docs.
+# Builds a Debian package of hazgate and prints its path:
 #
-#   packaging/build-deb.sh [ARCH]       ARCH: amd64 (default) or arm64
+#   packaging/build-deb.sh [ARCH] [gateway|centre]     ARCH: amd64 (default) or arm64
 #
-# Writes target/deb/hazgate_VERSION_ARCH.deb and prints its path. arm64 is cross-built
-# by packaging/cross.sh (Debian's rustc with -Zbuild-std). Layout:
+# gateway (default) → target/deb/hazgate_VERSION_ARCH.deb: the edge build (no ingest,
+#   no screen), hazgate.service, an example site file as a conffile, the docs. arm64 is
+#   cross-built by packaging/cross.sh (Debian's rustc with -Zbuild-std).
+# centre → target/deb/hazgate-centre_VERSION_amd64.deb: the full build (every command),
+#   hazgate-ingest.service, /etc/hazgate/central.toml and the park plan as conffiles.
+#   It replaces the gateway package on a machine (one /usr/bin/hazgate).
+# Gateway layout:
 #   /usr/bin/hazgate                       the program
 #   /lib/systemd/system/hazgate.service    Type=notify, watchdog, hardened
 #   /etc/hazgate/site.toml                 the site file (conffile: kept on upgrade)
@@ -15,53 +19,82 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ARCH=${1:-amd64}
+KIND=${2:-gateway}
 # HAZGATE_DEB_VERSION overrides the version (packaging/test-deb.sh tests an upgrade).
 VERSION=${HAZGATE_DEB_VERSION:-$(awk -F'"' '/^version = / {print $2; exit}' Cargo.toml)}
 
-case "$ARCH" in
-  amd64)
+case "$ARCH/$KIND" in
+  amd64/gateway)
     cargo build --release --quiet --no-default-features --features edge --target-dir target/edge
     BIN=target/edge/release/hazgate; OBJDUMP=objdump ;;
-  arm64)
-    bash packaging/cross.sh aarch64-unknown-linux-gnu
+  arm64/gateway)
+    bash packaging/cross.sh aarch64-unknown-linux-gnu >/dev/null
     BIN=target/cross/aarch64-unknown-linux-gnu/release/hazgate; OBJDUMP=aarch64-linux-gnu-objdump ;;
-  *) echo "build-deb: ARCH is amd64 or arm64, not $ARCH" >&2; exit 2 ;;
+  amd64/centre)
+    cargo build --release --quiet
+    BIN=target/release/hazgate; OBJDUMP=objdump ;;
+  *) echo "build-deb: ARCH/KIND is amd64 or arm64 / gateway, or amd64 / centre, not $ARCH/$KIND" >&2; exit 2 ;;
 esac
+if [ "$KIND" = gateway ]; then
+  PACKAGE=hazgate; UNIT=hazgate.service; CONFFILES="/etc/hazgate/site.toml"
+  DESCRIPTION="Description: edge gateway for major-hazard-source monitoring (重大危险源监测)
+ Polls gas detectors, tank transmitters and SIS / ESD signals over Modbus TCP, RTU and
+ RTU over TCP; judges alarms (ISA-18.2 states, GB/T 50493-2019 setpoints) and the
+ red / orange / yellow / blue risk of each hazard source; sends it all over MQTT with a
+ durable spool, and keeps a local history for threshold tuning."
+else
+  PACKAGE=hazgate-centre; UNIT=hazgate-ingest.service
+  CONFFILES="/etc/hazgate/central.toml /etc/hazgate/park-plan.svg"
+  DESCRIPTION="Description: park centre for hazgate gateways (重大危险源监测中心)
+ Stores what the gateways publish over MQTT in a time-series store (InfluxDB v2 write
+ API: InfluxDB, VictoriaMetrics), serves the command-centre wall screen and the alarm
+ feedback loop, and carries the Grafana dashboards. Every hazgate command is in it."
+fi
 
-ROOT=target/deb/hazgate_${VERSION}_${ARCH}
+ROOT=target/deb/${PACKAGE}_${VERSION}_${ARCH}
+DOC=$ROOT/usr/share/doc/$PACKAGE
 rm -rf "$ROOT"
-install -d "$ROOT/DEBIAN" "$ROOT/usr/bin" "$ROOT/lib/systemd/system" "$ROOT/etc/hazgate" \
-  "$ROOT/usr/share/doc/hazgate/examples"
+install -d "$ROOT/DEBIAN" "$ROOT/usr/bin" "$ROOT/lib/systemd/system" "$ROOT/etc/hazgate" "$DOC/examples"
 install -m 0755 "$BIN" "$ROOT/usr/bin/hazgate"
-install -m 0644 packaging/hazgate.service "$ROOT/lib/systemd/system/hazgate.service"
-python3 packaging/site-for-package.py firmware-config/demo-site.toml > "$ROOT/etc/hazgate/site.toml"
-chmod 0640 "$ROOT/etc/hazgate/site.toml"
-install -m 0644 README.md "$ROOT/usr/share/doc/hazgate/README.md"
-cp -r docs "$ROOT/usr/share/doc/hazgate/docs"
-install -m 0644 firmware-config/demo-site.toml "$ROOT/usr/share/doc/hazgate/examples/demo-site.toml"
-printf 'hazgate\nLicense: Apache-2.0\n' > "$ROOT/usr/share/doc/hazgate/copyright"
-for s in postinst prerm postrm; do install -m 0755 "packaging/deb/$s" "$ROOT/DEBIAN/$s"; done
-echo /etc/hazgate/site.toml > "$ROOT/DEBIAN/conffiles"
+install -m 0644 "packaging/$UNIT" "$ROOT/lib/systemd/system/$UNIT"
+if [ "$KIND" = gateway ]; then
+  python3 packaging/site-for-package.py firmware-config/demo-site.toml > "$ROOT/etc/hazgate/site.toml"
+  install -m 0644 firmware-config/demo-site.toml "$DOC/examples/demo-site.toml"
+else
+  # The tokens beside the gateway's, in /etc/hazgate (made at install).
+  sed '/^\[http\]/a tokens_path = "/etc/hazgate/tokens.json"' firmware-config/central.toml \
+    > "$ROOT/etc/hazgate/central.toml"
+  install -m 0644 firmware-config/park-plan.svg "$ROOT/etc/hazgate/park-plan.svg"
+  cp -r dashboards "$DOC/dashboards"
+fi
+chmod 0640 "$ROOT"/etc/hazgate/*
+install -m 0644 README.md "$DOC/README.md"
+cp -r docs "$DOC/docs"
+printf '%s\nLicense: Apache-2.0\n' "$PACKAGE" > "$DOC/copyright"
+for s in postinst prerm postrm; do
+  sed -e "s|@UNIT@|$UNIT|g" -e "s|@PACKAGE@|$PACKAGE|g" -e "s|@CONFFILES@|$CONFFILES|g" \
+    "packaging/deb/$s" > "$ROOT/DEBIAN/$s"
+  chmod 0755 "$ROOT/DEBIAN/$s"
+done
+printf '%s\n' $CONFFILES > "$ROOT/DEBIAN/conffiles"
 
 # The newest glibc symbol version the binary needs is the libc6 it depends on.
 GLIBC=$("$OBJDUMP" -T "$BIN" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)
 SIZE=$(du -sk --exclude=DEBIAN "$ROOT" | cut -f1)
 cat > "$ROOT/DEBIAN/control" <<CONTROL
-Package: hazgate
+Package: $PACKAGE
 Version: $VERSION
 Architecture: $ARCH
 Maintainer: hazgate developers <hazgate@localhost>
 Installed-Size: $SIZE
 Depends: libc6 (>= $GLIBC), passwd, procps
 Recommends: systemd
+$([ "$KIND" = centre ] && printf 'Conflicts: hazgate\nReplaces: hazgate\nProvides: hazgate\n')
 Section: net
 Priority: optional
 Homepage: https://localhost/hazgate
-Description: edge gateway for major-hazard-source monitoring (重大危险源监测)
- Polls gas detectors, tank transmitters and SIS / ESD signals over Modbus TCP, RTU and
- RTU over TCP; judges alarms (ISA-18.2 states, GB/T 50493-2019 setpoints) and the
- red / orange / yellow / blue risk of each hazard source; sends it all over MQTT with a
- durable spool, and keeps a local history for threshold tuning.
+$DESCRIPTION
 CONTROL
-dpkg-deb --root-owner-group -Zxz --build "$ROOT" "target/deb/hazgate_${VERSION}_${ARCH}.deb" >/dev/null
-echo "target/deb/hazgate_${VERSION}_${ARCH}.deb"
+sed -i '/^$/d' "$ROOT/DEBIAN/control"
+dpkg-deb --root-owner-group -Zxz --build "$ROOT" "target/deb/${PACKAGE}_${VERSION}_${ARCH}.deb" >/dev/null
+echo "target/deb/${PACKAGE}_${VERSION}_${ARCH}.deb"

@@ -11,7 +11,8 @@
 #   - `systemctl reload` reloads; a judge made to hang (its state write blocked on a
 #     FIFO) starves the watchdog and systemd restarts the service;
 #   - an upgrade keeps the edited site file (conffile) and the state; a purge removes
-#     the state.
+#     the state;
+#   - the centre's package: `hazgate ingest` as a Type=notify service that serves.
 #
 #   packaging/test-deb.sh           (as root; installs debootstrap and systemd-container)
 set -euo pipefail
@@ -136,4 +137,19 @@ on systemctl stop hazgate
 on dpkg --purge hazgate > /dev/null 2>&1 || fail "purge failed"
 [ ! -e "$ROOT/var/lib/hazgate" ] || fail "purge left /var/lib/hazgate"
 say "clean stop; purge removed /var/lib/hazgate"
+
+# The centre's package on the same machine: hazgate ingest as a Type=notify service.
+CENTRE=$(bash packaging/build-deb.sh amd64 centre)
+cp "$CENTRE" "$ROOT/root/"
+on dpkg -i "/root/$(basename "$CENTRE")" > /dev/null 2>&1 || fail "installing $CENTRE failed"
+on systemd-analyze verify /lib/systemd/system/hazgate-ingest.service || fail "systemd-analyze verify (ingest)"
+active hazgate-ingest || fail "hazgate-ingest not active: $(on journalctl -u hazgate-ingest --no-pager | tail -5)"
+status=$(on systemctl show hazgate-ingest -p StatusText --value)
+[ "$status" = "ingesting 127.0.0.1:1883" ] || fail "ingest STATUS=$status"
+code=$(curl -s -o /dev/null -w '%{http_code}' 127.0.0.1:8090/healthz || true)
+[ "$code" = 200 ] || [ "$code" = 503 ] || fail "ingest /healthz: $code"
+on systemctl stop hazgate-ingest
+[ "$(on systemctl show hazgate-ingest -p Result --value)" = success ] || fail "ingest stop"
+on dpkg --purge hazgate-centre > /dev/null 2>&1 || fail "purge hazgate-centre failed"
+say "centre package: hazgate-ingest active (status \"$status\"), /healthz $code, clean stop, purged"
 say "ok"

@@ -67,7 +67,7 @@ pub enum AuthError {
     },
     #[error("the tokens file {path} is not valid: {message}")]
     Invalid { path: String, message: String },
-    #[error("the tokens file {path} may be read by others (mode {mode:o}): chmod 600 {path}")]
+    #[error("the tokens file {path} may be read by others (mode {mode:o}): chmod 600 {path} (or 640, with the service's group, for a packaged gateway)")]
     Exposed { path: String, mode: u32 },
     #[error("cannot write the tokens file {path}")]
     Write {
@@ -127,7 +127,9 @@ impl TokenFile {
                 .permissions()
                 .mode()
                 & 0o777;
-            if mode & 0o077 != 0 {
+            // Group read is allowed: a packaged gateway's tokens are root's, readable
+            // by the service's group (0640 root:hazgate). Nothing more.
+            if mode & 0o037 != 0 {
                 return Err(AuthError::Exposed { path: p, mode });
             }
         }
@@ -327,6 +329,13 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = TokenFile::load(&path).unwrap_err().to_string();
         assert!(e.contains("mode 644") && e.contains("chmod 600"), "{e}");
+        for refused in [0o660, 0o604, 0o650] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(refused)).unwrap();
+            assert!(TokenFile::load(&path).is_err(), "mode {refused:o}");
+        }
+        // The service's group may read it (a packaged gateway: 0640 root:hazgate).
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(TokenFile::load(&path).unwrap().tokens.len(), 1);
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub async fn ingest(config: &Path) -> anyhow::Result<ExitCode> {
     let prometheus = super::install_metrics();
     let cancel = CancellationToken::new();
     super::cancel_on_signal(cancel.clone(), None);
+    // Fed while the runtime runs: ingest has no stage that waits on a device.
+    let manager = super::service::ServiceManager::from_env();
+    manager.watch(cancel.clone());
     let health = Arc::new(Health::default());
     // Nothing has failed yet: healthy until a write says otherwise.
     health
@@ -98,9 +101,10 @@ pub async fn ingest(config: &Path) -> anyhow::Result<ExitCode> {
         "hazgate ingest starting"
     );
     let writer = InfluxWriter::new(&cfg.store);
-    run_ingest(cfg, writer, health, cancel.clone())
-        .await
-        .map_err(anyhow::Error::msg)?;
+    manager.ready(&format!("ingesting {}:{}", cfg.mqtt.host, cfg.mqtt.port));
+    let ran = run_ingest(cfg, writer, health, cancel.clone()).await;
+    manager.stopping();
+    ran.map_err(anyhow::Error::msg)?;
     cancel.cancel();
     if let Some(s) = server {
         let _ = s.await;
