@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds a Debian package of hazgate and prints its path:
 #
-#   packaging/build-deb.sh [ARCH] [gateway|centre]     ARCH: amd64 (default) or arm64
+#   packaging/build-deb.sh [ARCH] [gateway|centre]     ARCH: amd64 (default), arm64, armhf
 #
 # gateway (default) → target/deb/hazgate_VERSION_ARCH.deb: the edge build (no ingest,
-#   no screen), hazgate.service, an example site file as a conffile, the docs. arm64 is
-#   cross-built by packaging/cross.sh (Debian's rustc with -Zbuild-std).
+#   no screen), hazgate.service, an example site file as a conffile, the docs. arm64 and
+#   armhf are cross-built by packaging/cross.sh (Debian's rustc with -Zbuild-std).
 # centre → target/deb/hazgate-centre_VERSION_amd64.deb: the full build (every command),
 #   hazgate-ingest.service, /etc/hazgate/central.toml and the park plan as conffiles.
 #   It replaces the gateway package on a machine (one /usr/bin/hazgate).
@@ -30,10 +30,13 @@ case "$ARCH/$KIND" in
   arm64/gateway)
     bash packaging/cross.sh aarch64-unknown-linux-gnu >/dev/null
     BIN=target/cross/aarch64-unknown-linux-gnu/release/hazgate; OBJDUMP=aarch64-linux-gnu-objdump ;;
+  armhf/gateway)
+    bash packaging/cross.sh armv7-unknown-linux-gnueabihf >/dev/null
+    BIN=target/cross/armv7-unknown-linux-gnueabihf/release/hazgate; OBJDUMP=arm-linux-gnueabihf-objdump ;;
   amd64/centre)
     cargo build --release --quiet
     BIN=target/release/hazgate; OBJDUMP=objdump ;;
-  *) echo "build-deb: ARCH/KIND is amd64 or arm64 / gateway, or amd64 / centre, not $ARCH/$KIND" >&2; exit 2 ;;
+  *) echo "build-deb: ARCH/KIND is amd64, arm64 or armhf / gateway, or amd64 / centre, not $ARCH/$KIND" >&2; exit 2 ;;
 esac
 if [ "$KIND" = gateway ]; then
   PACKAGE=hazgate; UNIT=hazgate.service; CONFFILES="/etc/hazgate/site.toml"

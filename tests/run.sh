@@ -13,10 +13,11 @@ bash tests/seam.sh
 cargo bench --no-run --quiet
 cargo check --quiet --manifest-path fuzz/Cargo.toml
 # The gateway as shipped: the .deb installed and run under systemd in a Debian 12 root,
-# and the aarch64 build run under qemu-user (both against the simulator).
+# and the aarch64 and armv7 builds run under qemu-user (all against the simulator).
 cargo build --quiet
 bash packaging/test-deb.sh
-bash packaging/test-arm.sh
+bash packaging/test-arm.sh aarch64-unknown-linux-gnu
+bash packaging/test-arm.sh armv7-unknown-linux-gnueabihf
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
