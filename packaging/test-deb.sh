@@ -87,6 +87,9 @@ active hazgate || fail "hazgate not active: $(on journalctl -u hazgate --no-page
 [ "$(prop Type)" = notify ] || fail "Type=$(prop Type)"
 [ "$(prop StatusText)" = "50 points on 2 channels" ] || fail "STATUS=$(prop StatusText)"
 [ "$(on stat -c %U "/proc/$(prop MainPID)")" = hazgate ] || fail "not running as hazgate"
+# The journal stamps each line: the daemon's own text lines carry no second time.
+on journalctl -u hazgate -o cat --no-pager | grep -c '^ *INFO hazgate::app::run: hazgate starting' >/dev/null \
+  || fail "log lines in the journal: $(on journalctl -u hazgate -o cat --no-pager | grep -m1 'hazgate starting')"
 say "service active (Type=notify, status \"$(prop StatusText)\", watchdog $(prop WatchdogUSec)) as hazgate"
 
 health=""

@@ -52,10 +52,24 @@ pub fn init_logging(args: &LogArgs) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     // A second init (tests) is harmless: keep the first subscriber.
-    let _ = match args.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let _ = match (args.log_format, to_journal()) {
+        // journald stamps each line itself: a second time would only push the message
+        // right in `journalctl` (JSON keeps its `timestamp` field for its readers).
+        (LogFormat::Text, true) => builder.without_time().try_init(),
+        (LogFormat::Text, false) => builder.try_init(),
+        (LogFormat::Json, _) => builder.json().try_init(),
     };
+}
+
+/// Whether stderr is systemd's journal stream: `JOURNAL_STREAM` (`DEV:INODE`, set by
+/// systemd for a service) names the very file stderr is (not one a parent had).
+fn to_journal() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    std::fs::metadata("/proc/self/fd/2")
+        .is_ok_and(|m| stream.to_string_lossy() == format!("{}:{}", m.dev(), m.ino()))
 }
 
 /// Installs the process-wide Prometheus recorder behind `/metrics`.
