@@ -16,10 +16,12 @@
 #     the state;
 #   - the centre's package: `hazgate ingest` as a Type=notify service that serves.
 #
-#   packaging/test-deb.sh           (as root; installs debootstrap and systemd-container)
+#   packaging/test-deb.sh           (root, or sudo; installs debootstrap and systemd-container)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" -eq 0 ] || { echo "test-deb: needs root (debootstrap, systemd-nspawn)" >&2; exit 1; }
+# debootstrap and systemd-nspawn need root: a developer's run asks sudo, as
+# tests/setup-peers.sh does.
+[ "$(id -u)" -eq 0 ] || exec sudo --preserve-env=PATH,CARGO_HOME,RUSTUP_HOME bash "$0" "$@"
 for p in debootstrap systemd-container; do
   dpkg -s "$p" >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
 done
