@@ -60,32 +60,15 @@ until grep -q READY "$WORK/farm.log"; do sleep 0.1; done
 
 python3 bench/sidebyside-configs.py --units 20 --regs 500 --modbus-port "$FARM" \
   --mqtt-port "$MQTT" --out "$OUT" --telemetry samples --points csv
-cat >> "$OUT/site.toml" <<CONF
-
-[history]
-path = "$OUT/history"
-
-[[channels]]
-id = "alarm"
-kind = "tcp"
-host = "127.0.0.1"
-port = $FARM
-  [[channels.devices]]
-  id = "ALM"
-  unit_id = 21
-  poll_interval_ms = 1000
-  timeout_ms = 500
-
-[[channels]]
-id = "flap"
-kind = "tcp"
-host = "127.0.0.1"
-port = $FLAP
-  [[channels.devices]]
-  id = "FLAP"
-  unit_id = 1
-  poll_interval_ms = 1000
-  timeout_ms = 500
+channel() {   # ID PORT DEVICE UNIT: a TCP channel of one device polled every second
+  printf '\n[[channels]]\nid = "%s"\nkind = "tcp"\nhost = "127.0.0.1"\nport = %s\n' "$1" "$2"
+  printf '  [[channels.devices]]\n  id = "%s"\n  unit_id = %s\n  poll_interval_ms = 1000\n  timeout_ms = 500\n' "$3" "$4"
+}
+{
+  printf '\n[history]\npath = "%s/history"\n' "$OUT"
+  channel alarm "$FARM" ALM 21
+  channel flap "$FLAP" FLAP 1
+  cat <<CONF
 
 [[hazard_sources]]
 id = "HS-SOAK"
@@ -102,6 +85,7 @@ level = 2
   unit = "kPa"
   alarms = { h = 0.5 }
 CONF
+} >> "$OUT/site.toml"
 for a in $(seq 0 99); do
   printf '  [[hazard_sources.points]]\n  id = "FLAP-%d"\n  kind = "analog"\n  device = "FLAP"\n  table = "holding"\n  address = %d\n  data_type = "u16"\n  scale = 0.1\n  unit = "kPa"\n' "$a" "$a" >> "$OUT/site.toml"
 done
