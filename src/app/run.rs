@@ -27,7 +27,7 @@ use crate::{
         state::StateFile,
     },
     model::{file::ApiConfig, problems::Problems, Site},
-    vitals::{Beat, Vitals},
+    vitals::Vitals,
 };
 
 pub async fn run(
@@ -68,7 +68,6 @@ pub async fn run(
             manager.vitals.clone(),
         )
         .await?;
-        manager.vitals.watch(pipeline.beats.clone());
         manager.ready(&format!(
             "{} points on {} channels",
             site.points.len(),
@@ -204,8 +203,6 @@ struct Pipeline {
     history: Option<tokio::task::JoinHandle<()>>,
     api: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     stats: Arc<AcquireStats>,
-    /// The stages the service manager's watchdog watches: the judge, each channel.
-    beats: Vec<Arc<Beat>>,
 }
 
 impl Pipeline {
@@ -298,9 +295,13 @@ impl Pipeline {
             // No uplink: the events are logged by the judge and nobody waits for them.
             _ => None,
         };
-        let beats = std::iter::once(judge.beat.clone())
-            .chain(stats.channels.iter().cloned())
-            .collect();
+        // From now on the service manager's watchdog watches this generation's judge
+        // and channels.
+        vitals.watch(
+            std::iter::once(judge.beat.clone())
+                .chain(stats.channels.iter().cloned())
+                .collect(),
+        );
         let acquisition = spawn_acquisition(site.clone(), store, stats.clone(), cancel.clone());
         let api = listener.map(|(l, tls)| {
             let state = ApiState {
@@ -343,7 +344,6 @@ impl Pipeline {
             history,
             api,
             stats,
-            beats,
         })
     }
 
