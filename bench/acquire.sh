@@ -32,18 +32,27 @@ $BIN run --config "$WORK/site.toml" --stats-interval 5 --log-format json --log-l
 GW=$!
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Per thread, by name: "name|ns on a CPU" lines (schedstat: exact, where the ticks of
+# /proc/PID/stat count in 10 ms steps).
+thread_ns() {
+  for t in /proc/"$1"/task/*; do
+    echo "$(cat "$t/comm")|$(cut -d' ' -f1 "$t/schedstat")"
+  done 2>/dev/null
+}
 HZ=$(getconf CLK_TCK)
 sleep "$WARMUP"
+thread_ns $GW > "$WORK/threads0"
 T0=$(date +%s.%N); C0=$(ticks $GW); SIM_C0=$(ticks $SIM)
 START_LINE=$(wc -l < "$WORK/gw.log")
 sleep "$((DURATION - WARMUP))"
 T1=$(date +%s.%N); C1=$(ticks $GW); SIM_C1=$(ticks $SIM)
+thread_ns $GW > "$WORK/threads1"
 RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$GW/status"); NOW_KB=$(awk '/VmRSS/ {print $2}' "/proc/$GW/status")
 kill -TERM $GW; wait $GW || true
 
-python3 - "$WORK/gw.log" "$START_LINE" "$T0" "$T1" "$C0" "$C1" "$SIM_C0" "$SIM_C1" "$HZ" "$RSS_KB" "$NOW_KB" <<'PY'
-import json, statistics, sys
-log, start, t0, t1, c0, c1, s0, s1, hz, rss, now = sys.argv[1:]
+python3 - "$WORK/gw.log" "$START_LINE" "$T0" "$T1" "$C0" "$C1" "$SIM_C0" "$SIM_C1" "$HZ" "$RSS_KB" "$NOW_KB" "$WORK/threads0" "$WORK/threads1" <<'PY'
+import collections, json, statistics, sys
+log, start, t0, t1, c0, c1, s0, s1, hz, rss, now, th0, th1 = sys.argv[1:]
 lines = open(log).read().splitlines()[int(start):]
 windows = []
 for l in lines:
@@ -65,7 +74,16 @@ p50 = statistics.median(w["jitter_p50_us"] for w in windows)
 p99 = statistics.median(w["jitter_p99_us"] for w in windows)
 print(f"points: 10000 over 20 devices, 4 TCP channels, 1 s poll; measured {wall:.0f} s")
 print(f"readings/s (median of 5 s windows): {statistics.median(reads):.0f}  (good: {statistics.median(good):.0f})")
-print(f"gateway CPU: {cpu:.1f} % of one core   (simulator: {sim_cpu:.1f} %)")
+print(f"gateway CPU: {cpu:.2f} % of one core   (simulator: {sim_cpu:.1f} %)")
+def by_name(path):
+    out = collections.Counter()
+    for line in open(path):
+        name, _, t = line.rstrip("\n").rpartition("|")
+        out[name] += int(t)
+    return out
+a, b = by_name(th0), by_name(th1)
+per = ", ".join(f"{n} {(b[n] - a[n]) / 1e9 / wall * 100:.3f}" for n in sorted(b) if b[n] > a[n])
+print(f"gateway CPU by thread (% of one core): {per}")
 print(f"gateway RSS: {int(now) / 1024:.1f} MiB steady, {int(rss) / 1024:.1f} MiB peak (VmHWM, includes loading the site file)")
 print(f"poll-start jitter: p50 {p50 / 1000:.2f} ms, p99 {p99 / 1000:.2f} ms (median over windows)")
 PY

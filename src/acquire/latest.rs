@@ -28,19 +28,27 @@ pub struct LatestStore {
 struct Inner {
     table: RwLock<Vec<Option<Reading>>>,
     tx: broadcast::Sender<ReadingBatch>,
+    capacity: usize,
 }
 
 impl LatestStore {
     /// `capacity` is how many batches a slow subscriber may fall behind before it is
     /// told it lagged (and should resynchronise from a snapshot).
     pub fn new(points: usize, capacity: usize) -> Self {
-        let (tx, _) = broadcast::channel(capacity.max(1));
+        let capacity = capacity.max(1);
+        let (tx, _) = broadcast::channel(capacity);
         Self {
             inner: Arc::new(Inner {
                 table: RwLock::new(vec![None; points]),
                 tx,
+                capacity,
             }),
         }
+    }
+
+    /// How many batches a subscriber may fall behind.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity
     }
 
     /// Records a batch and hands it to every subscriber.

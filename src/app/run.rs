@@ -232,8 +232,10 @@ impl Pipeline {
             .clone()
             .unwrap_or_else(|| StateFile::beside(config));
         let state = StateFile::open(&state_path).context("the judge cannot keep its state")?;
-        // Batches a slow subscriber may lag before resynchronising from the latest values.
-        let store = LatestStore::new(site.points.len(), 256);
+        // Batches a slow subscriber may lag before resynchronising from the latest
+        // values. The history takes them a few times a second (paced to an eighth of
+        // this): a slot is a few words, and a batch is dropped once all have read it.
+        let store = LatestStore::new(site.points.len(), 1024);
         let stats = Arc::new(AcquireStats::new(site));
         // The judge's event channel exists from here on: whatever it decides from the
         // first poll waits for the uplink (bounded: the judge waits rather than drop).

@@ -98,22 +98,19 @@ impl SegmentWriter {
         }
     }
 
-    /// Writes one frame (not yet synced).
+    /// Writes one frame (not yet synced): its header, then the payload as it is.
     pub fn append(&mut self, kind: Kind, first: i64, last: i64, payload: &[u8]) -> io::Result<()> {
-        let mut frame = Vec::with_capacity(HEADER + payload.len());
-        frame.extend_from_slice(&MAGIC);
-        frame.push(kind as u8);
-        frame.extend_from_slice(
-            &u32::try_from(payload.len())
-                .unwrap_or(u32::MAX)
-                .to_le_bytes(),
-        );
-        frame.extend_from_slice(&crc(kind as u8, first, last, payload).to_le_bytes());
-        frame.extend_from_slice(&first.to_le_bytes());
-        frame.extend_from_slice(&last.to_le_bytes());
-        frame.extend_from_slice(payload);
-        self.file.write_all(&frame)?;
-        self.bytes += frame.len() as u64;
+        let mut header = [0u8; HEADER];
+        header[..2].copy_from_slice(&MAGIC);
+        header[2] = kind as u8;
+        let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        header[3..7].copy_from_slice(&len.to_le_bytes());
+        header[7..11].copy_from_slice(&crc(kind as u8, first, last, payload).to_le_bytes());
+        header[11..19].copy_from_slice(&first.to_le_bytes());
+        header[19..27].copy_from_slice(&last.to_le_bytes());
+        self.file.write_all(&header)?;
+        self.file.write_all(payload)?;
+        self.bytes += (HEADER + payload.len()) as u64;
         Ok(())
     }
 

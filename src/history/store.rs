@@ -7,7 +7,7 @@ use std::{
 };
 
 use super::{
-    codec,
+    codec::{self, Chunk},
     segment::{self, Kind, SegmentWriter},
 };
 use crate::{
@@ -68,8 +68,20 @@ impl HistoryWriter {
         events: &[String],
         now_ms: i64,
     ) -> io::Result<Written> {
+        let mut chunk = codec::build(readings);
+        self.commit_chunk(chunk.finish().as_ref(), events, now_ms)
+    }
+
+    /// [`Self::commit`] of a chunk already packed (the running gateway packs as the
+    /// readings arrive).
+    pub fn commit_chunk(
+        &mut self,
+        chunk: Option<&Chunk<'_>>,
+        events: &[String],
+        now_ms: i64,
+    ) -> io::Result<Written> {
         let mut w = Written::default();
-        if readings.is_empty() && events.is_empty() {
+        if chunk.is_none() && events.is_empty() {
             return Ok(w);
         }
         let cap = self.segment_cap();
@@ -85,7 +97,7 @@ impl HistoryWriter {
             return Ok(w);
         };
         let before = seg.bytes;
-        if let Err(e) = write_window(seg, readings, events, now_ms) {
+        if let Err(e) = write_window(seg, chunk, events, now_ms) {
             // What failed may have left a torn frame: nothing more goes after it. The
             // next window begins a new segment (and a new one left empty goes).
             if let Some(s) = self.segment.take() {
@@ -95,7 +107,7 @@ impl HistoryWriter {
             }
             return Err(e);
         }
-        w.readings = readings.len();
+        w.readings = chunk.map_or(0, |c| c.readings);
         w.events = events.len();
         w.bytes = seg.bytes - before;
         if roll {
@@ -134,13 +146,12 @@ impl HistoryWriter {
 /// One window into `seg`: its readings' chunk, its events, then the sync.
 fn write_window(
     seg: &mut SegmentWriter,
-    readings: &[Reading],
+    chunk: Option<&Chunk<'_>>,
     events: &[String],
     now_ms: i64,
 ) -> io::Result<()> {
-    if !readings.is_empty() {
-        let (first, last) = span(readings.iter().map(|r| r.ts.0));
-        seg.append(Kind::Readings, first, last, &codec::encode(readings))?;
+    if let Some(c) = chunk {
+        seg.append(Kind::Readings, c.first, c.last, c.bytes)?;
     }
     if !events.is_empty() {
         let text = events.join("\n");
@@ -148,10 +159,6 @@ fn write_window(
         seg.append(Kind::Events, now_ms, now_ms, &payload)?;
     }
     seg.sync()
-}
-
-fn span(ts: impl Iterator<Item = i64>) -> (i64, i64) {
-    ts.fold((i64::MAX, i64::MIN), |(a, b), t| (a.min(t), b.max(t)))
 }
 
 /// What a read found besides the data: damage (a torn tail after a crash, a file

@@ -3,21 +3,24 @@
 //! A write that fails — a full disk, a broken card — stops nothing else: it is logged
 //! once, counted, shown on `/healthz`, and tried again with the next window.
 
-use std::sync::{
-    atomic::{AtomicBool, AtomicU64, Ordering},
-    Arc, Mutex,
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
 };
 
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
-use super::{filter::HistoryFilter, store::HistoryWriter};
+use super::{codec::ChunkBuilder, filter::HistoryFilter, store::HistoryWriter};
 use crate::{
     acquire::{LatestStore, ReadingBatch},
     judge::engine::Event,
     model::{history::HistoryConfig, Site},
-    reading::{Reading, Timestamp},
+    reading::Timestamp,
 };
 
 /// How the history is doing, for `/healthz` and the status.
@@ -42,36 +45,31 @@ impl HistoryHealth {
     }
 }
 
-/// What the history's thread is handed.
-enum Work {
-    Readings(ReadingBatch),
-    /// Every point in full (the snapshot): kept whatever the deadband says.
-    Snapshot(Vec<Reading>),
-    Event(String),
-}
-
-/// Feeds the history until `cancel`, then writes what it holds. The runtime's worker
-/// only hands batches over: the filter, the packing and the writes run on a thread of
-/// the history's own, so polling is not delayed by them.
+/// Feeds the history until `cancel`, then writes what it holds. Everything runs on a
+/// thread of the history's own — the filter, the packing, the writes, and even the
+/// reading of the batches: it takes them from the broadcast a few times a second, so
+/// the runtime's worker, which polls the devices, never wakes for the history.
 pub async fn run(
     site: Arc<Site>,
     cfg: HistoryConfig,
     writer: HistoryWriter,
     store: LatestStore,
-    mut events: mpsc::Receiver<Arc<Event>>,
+    events: mpsc::Receiver<Arc<Event>>,
     health: Arc<HistoryHealth>,
     cancel: CancellationToken,
 ) {
-    // Bounded: a history thread stuck on a slow card loses batches (counted), never
-    // the gateway's memory.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Work>(1024);
-    let snapshot_every = std::time::Duration::from_secs(cfg.snapshot_s);
     info!(dir = %writer.dir().display(), "history kept");
+    let feed = Feed {
+        readings: store.subscribe(),
+        room: store.capacity() / 8,
+        store,
+        events,
+    };
     let thread = {
-        let health = health.clone();
+        let cancel = cancel.clone();
         std::thread::Builder::new()
             .name("history".into())
-            .spawn(move || keep(&site, &cfg, writer, &rx, &health))
+            .spawn(move || keep(&site, &cfg, writer, feed, &health, &cancel))
     };
     let thread = match thread {
         Ok(t) => t,
@@ -80,48 +78,82 @@ pub async fn run(
             return;
         }
     };
-    let mut readings_rx = store.subscribe();
-    let mut snapshot = tokio::time::interval(snapshot_every);
-    loop {
-        let work = tokio::select! {
-            () = cancel.cancelled() => break,
-            batch = readings_rx.recv() => match batch {
-                Ok(b) => Work::Readings(b),
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    Work::Readings(store.snapshot().into_iter().flatten().collect())
-                }
-                Err(broadcast::error::RecvError::Closed) => break,
-            },
-            Some(e) = events.recv() => match kept(&e) {
-                Some(text) => Work::Event(text),
-                None => continue,
-            },
-            _ = snapshot.tick() => Work::Snapshot(store.snapshot().into_iter().flatten().collect()),
-        };
-        match tx.try_send(work) {
-            Ok(()) => {}
-            Err(std::sync::mpsc::TrySendError::Full(w)) => {
-                let n = match &w {
-                    Work::Readings(b) => b.len(),
-                    Work::Snapshot(all) => all.len(),
-                    Work::Event(_) => {
-                        metrics::counter!("hazgate_history_events_lost_total").increment(1);
-                        0
-                    }
-                };
-                health.lost_readings.fetch_add(n as u64, Ordering::Relaxed);
-                metrics::counter!("hazgate_history_readings_lost_total").increment(n as u64);
-            }
-            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => break,
-        }
-    }
-    while let Ok(e) = events.try_recv() {
-        if let Some(text) = kept(&e) {
-            let _ = tx.try_send(Work::Event(text));
-        }
-    }
-    drop(tx);
+    cancel.cancelled().await;
+    thread.thread().unpark();
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+}
+
+/// Where the history's thread takes its work from.
+struct Feed {
+    readings: broadcast::Receiver<ReadingBatch>,
+    /// How many batches may wait between two looks: well under what the broadcast
+    /// keeps, so it never laps the history.
+    room: usize,
+    store: LatestStore,
+    events: mpsc::Receiver<Arc<Event>>,
+}
+
+/// The longest and shortest wait between two looks at the broadcast.
+const LOOK_MAX: Duration = Duration::from_secs(1);
+const LOOK_MIN: Duration = Duration::from_millis(20);
+
+impl Feed {
+    /// Packs every batch waiting (those the filter keeps); returns how many there were,
+    /// and false once acquisition is gone.
+    fn take_readings(
+        &mut self,
+        filter: &mut HistoryFilter,
+        chunk: &mut ChunkBuilder,
+    ) -> (usize, bool) {
+        let mut batches = 0;
+        loop {
+            match self.readings.try_recv() {
+                Ok(b) => {
+                    batches += 1;
+                    for r in b.iter().filter(|r| filter.passes(r)) {
+                        chunk.push(r);
+                    }
+                }
+                Err(broadcast::error::TryRecvError::Empty) => return (batches, true),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    // Should never happen (the looks are paced): what the skipped
+                    // batches held is lost, the latest of every point is kept.
+                    metrics::counter!("hazgate_history_batches_lagged_total").increment(n);
+                    warn!(
+                        batches = n,
+                        "the history fell behind acquisition: it keeps the latest readings instead"
+                    );
+                    self.snapshot(chunk);
+                }
+                Err(broadcast::error::TryRecvError::Closed) => return (batches, false),
+            }
+        }
+    }
+
+    /// Every point in full: kept whatever the deadband says.
+    fn snapshot(&self, chunk: &mut ChunkBuilder) {
+        for r in self.store.snapshot().iter().flatten() {
+            chunk.push(r);
+        }
+    }
+
+    fn take_events(&mut self, into: &mut Vec<String>) {
+        while let Ok(e) = self.events.try_recv() {
+            into.extend(kept(&e));
+        }
+    }
+
+    /// The next wait: halved while the looks find more than `room` batches, doubled
+    /// while they find under a quarter of it.
+    fn pace(&self, look: Duration, batches: usize) -> Duration {
+        if batches > self.room {
+            (look / 2).max(LOOK_MIN)
+        } else if batches < self.room / 4 {
+            (look * 2).min(LOOK_MAX)
+        } else {
+            look
+        }
+    }
 }
 
 /// The events the history keeps, as JSON: changes, not restatements.
@@ -133,51 +165,61 @@ pub fn kept(e: &Event) -> Option<String> {
     }
 }
 
-/// The history's thread: filters, gathers and writes a window every `commit_s` until
-/// the channel closes, then writes what it holds.
+/// The history's thread: takes, filters and packs the readings, and writes a window
+/// every `commit_s` until `cancel` (or acquisition ends), then writes what it holds.
 fn keep(
     site: &Site,
     cfg: &HistoryConfig,
     mut writer: HistoryWriter,
-    rx: &std::sync::mpsc::Receiver<Work>,
+    mut feed: Feed,
     health: &HistoryHealth,
+    cancel: &CancellationToken,
 ) {
     let mut filter = HistoryFilter::new(site, cfg.deadband_pct);
-    let mut pending: Vec<Reading> = Vec::new();
-    let mut pending_events: Vec<String> = Vec::new();
+    let mut chunk = ChunkBuilder::default();
+    let mut events: Vec<String> = Vec::new();
     let window = cfg.commit_window();
-    let mut due = std::time::Instant::now() + window;
+    let snapshot_every = Duration::from_secs(cfg.snapshot_s);
+    let mut due = Instant::now() + window;
+    let mut next_snapshot = Instant::now();
+    let mut look = LOOK_MAX / 4;
     loop {
-        let wait = due.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(wait) {
-            Ok(Work::Readings(b)) => pending.extend(b.iter().filter(|r| filter.passes(r))),
-            Ok(Work::Snapshot(all)) => pending.extend(all),
-            Ok(Work::Event(e)) => pending_events.push(e),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        // Read before taking: what came before the stop is written.
+        let stopping = cancel.is_cancelled();
+        let (batches, open) = feed.take_readings(&mut filter, &mut chunk);
+        feed.take_events(&mut events);
+        let now = Instant::now();
+        if now >= next_snapshot {
+            feed.snapshot(&mut chunk);
+            next_snapshot = (next_snapshot + snapshot_every).max(now);
         }
-        if std::time::Instant::now() >= due {
-            write(&mut writer, &mut pending, &mut pending_events, health);
-            due += window;
+        if now >= due || stopping || !open {
+            write(&mut writer, &mut chunk, &mut events, health);
+            due = (due + window).max(now);
         }
+        if stopping || !open {
+            return;
+        }
+        look = feed.pace(look, batches);
+        let wake = due.min(next_snapshot).min(now + look);
+        std::thread::park_timeout(wake.saturating_duration_since(Instant::now()));
     }
-    write(&mut writer, &mut pending, &mut pending_events, health);
 }
 
 /// Writes one window; a failure is logged once, counted and shown until a write succeeds.
 fn write(
     writer: &mut HistoryWriter,
-    pending: &mut Vec<Reading>,
-    pending_events: &mut Vec<String>,
+    chunk: &mut ChunkBuilder,
+    events: &mut Vec<String>,
     health: &HistoryHealth,
 ) {
-    if pending.is_empty() && pending_events.is_empty() {
+    if chunk.is_empty() && events.is_empty() {
         return;
     }
-    let readings = std::mem::take(pending);
-    let events = std::mem::take(pending_events);
-    let n = readings.len() as u64;
-    let result = writer.commit(&readings, &events, Timestamp::now().0);
+    let packed = chunk.finish();
+    let n = packed.as_ref().map_or(0, |c| c.readings) as u64;
+    let result = writer.commit_chunk(packed.as_ref(), events, Timestamp::now().0);
+    events.clear();
     match result {
         Ok(w) => {
             health.readings.fetch_add(n, Ordering::Relaxed);
