@@ -195,10 +195,6 @@ impl ChunkBuilder {
         self.readings == 0
     }
 
-    pub fn len(&self) -> usize {
-        self.readings
-    }
-
     /// The window's chunk (None if it holds nothing); the builder is empty again.
     pub fn finish(&mut self) -> Option<Chunk<'_>> {
         if self.readings == 0 {
