@@ -29,13 +29,20 @@ pub fn unframe(record: &[u8]) -> Option<(&str, bool, &[u8])> {
 /// Report-by-exception filter: a reading passes when its quality or range flag changed
 /// or its value moved beyond the point's publish deadband since it was last sent.
 pub struct ReportByException {
-    last: Vec<Option<(Option<Value>, Quality, RangeFlag)>>,
-    deadband: Vec<f64>,
+    /// A point's deadband beside what it last sent: one load a reading, where two
+    /// arrays took two (this filter sees every reading, the history's too).
+    points: Vec<Sent>,
+}
+
+#[derive(Clone, Copy)]
+struct Sent {
+    last: Option<(Option<Value>, Quality, RangeFlag)>,
+    deadband: f64,
 }
 
 impl ReportByException {
     pub fn new(site: &Site, deadband_pct: f64) -> Self {
-        let deadband = site
+        let points = site
             .points
             .iter()
             .map(|p| {
@@ -43,41 +50,40 @@ impl ReportByException {
                     Scaling::Range { eng, .. } => Some(eng),
                     Scaling::Linear { .. } => None,
                 });
-                span.map_or(0.0, |[a, b]| (b - a).abs() * deadband_pct / 100.0)
+                Sent {
+                    last: None,
+                    deadband: span.map_or(0.0, |[a, b]| (b - a).abs() * deadband_pct / 100.0),
+                }
             })
             .collect();
-        Self {
-            last: vec![None; site.points.len()],
-            deadband,
-        }
+        Self { points }
     }
 
     pub fn passes(&mut self, r: &Reading) -> bool {
-        let i = r.point.get();
-        let Some(slot) = self.last.get_mut(i) else {
+        let Some(p) = self.points.get_mut(r.point.get()) else {
             return false;
         };
-        let send = match *slot {
+        let send = match p.last {
             None => true,
             Some((_, q, range)) if q != r.quality || range != r.range => true,
             Some((Some(Value::Analog(a)), _, _)) => match r.value {
                 Some(Value::Analog(b)) => {
-                    (b - a).abs() > self.deadband[i] || (self.deadband[i] == 0.0 && a != b)
+                    (b - a).abs() > p.deadband || (p.deadband == 0.0 && a != b)
                 }
                 other => other.is_some(),
             },
             Some((old, _, _)) => old != r.value,
         };
         if send {
-            *slot = Some((r.value, r.quality, r.range));
+            p.last = Some((r.value, r.quality, r.range));
         }
         send
     }
 
     /// Records `r` as sent (kept for a reason of the caller's own).
     pub fn kept(&mut self, r: &Reading) {
-        if let Some(slot) = self.last.get_mut(r.point.get()) {
-            *slot = Some((r.value, r.quality, r.range));
+        if let Some(p) = self.points.get_mut(r.point.get()) {
+            p.last = Some((r.value, r.quality, r.range));
         }
     }
 }

@@ -463,6 +463,7 @@ fn decimal(v: f64) -> Option<(u8, i64)> {
 }
 
 /// `v` as `n` at `scale`, when that gives it back bit for bit.
+#[inline]
 fn decimal_at(v: f64, scale: u8) -> Option<i64> {
     let k = if scale < 8 { scale } else { scale - 8 };
     let n = round(v * POW10[usize::from(k)])?;
