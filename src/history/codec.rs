@@ -10,8 +10,9 @@
 //! previous value — one or two bytes; a value read as a 32-bit float (a transmitter's
 //! IEEE register, rarely a short decimal) as the change of its f32 bits, which for a
 //! value moving a little is a small integer — two or three bytes where its f64 bits
-//! took nine; any other number as the XOR of its bits with the point's previous value. Every value comes back bit for bit (the replay of `hazgate
-//! tune` judges what was judged), which the property tests below hold to.
+//! took nine; any other number as the XOR of its bits with the point's previous
+//! value. Every value comes back bit for bit (the replay of `hazgate tune` judges what
+//! was judged), which the property tests below hold to.
 //!
 //! Packed in arrival order, a chunk is written as the readings come, straight into one
 //! buffer: the running gateway never holds a window of readings nor sorts one. (Version
@@ -345,11 +346,7 @@ impl Last {
         }
         // A point keeps its scale: try it (the hint, the scale it had last in any
         // chunk, first) before searching.
-        let at = |scale| {
-            (scale != F32_MODE)
-                .then(|| decimal_at(v, scale).map(|n| (scale, n)))
-                .flatten()
-        };
+        let at = |scale| decimal_at(v, scale).map(|n| (scale, n));
         let found = at(hint).or_else(|| (hint != self.scale).then(|| at(self.scale)).flatten());
         if found.is_none() && is_f32 {
             return self.put_f32(out, v, single);
@@ -462,11 +459,12 @@ fn decimal(v: f64) -> Option<(u8, i64)> {
     })
 }
 
-/// `v` as `n` at `scale`, when that gives it back bit for bit.
+/// `v` as `n` at `scale`, when that gives it back bit for bit; never at what is no
+/// scale ([`F32_MODE`]).
 #[inline]
 fn decimal_at(v: f64, scale: u8) -> Option<i64> {
     let k = if scale < 8 { scale } else { scale - 8 };
-    let n = round(v * POW10[usize::from(k)])?;
+    let n = round(v * *POW10.get(usize::from(k))?)?;
     (undecimal(scale, n).to_bits() == v.to_bits()).then_some(n)
 }
 
@@ -750,14 +748,20 @@ mod tests {
             && a.value.map(|v| v.as_f64().to_bits()) == b.value.map(|v| v.as_f64().to_bits())));
     }
 
+    /// The next number of a fixed pseudo-random sequence (Knuth's MMIX LCG).
+    fn next(x: &mut u64) -> u64 {
+        *x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *x
+    }
+
     /// The hand-made rounding is `f64::round` wherever it answers.
     #[test]
     fn rounding_is_f64_round() {
         let mut x = 1u64;
         for i in 0..200_000 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            next(&mut x);
             let v = match i % 4 {
                 0 => f64::from_bits(x),
                 1 => (x >> 11) as f64 / 1024.0 - 4.0e12,
@@ -802,10 +806,7 @@ mod tests {
         let mut x = 7u64;
         let readings: Vec<Reading> = (0..2000)
             .map(|i| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let noise = (x >> 40) as f32 / (1u64 << 24) as f32;
+                let noise = (next(&mut x) >> 40) as f32 / (1u64 << 24) as f32;
                 Reading {
                     point: PointIndex(i % 100),
                     value: Some(Value::Analog(f64::from(41.7_f32 + noise))),
