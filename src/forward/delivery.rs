@@ -7,6 +7,13 @@
 //! keeps its in-flight slot until [`REFUSED_RETRY`] has passed, then may be handed over
 //! again — never dropped, never resent in a tight loop. A new connection is a new
 //! session: nothing is in flight any more, and everything unacknowledged is sent again.
+//!
+//! It also decides when the spool is worth reading, because each read is a round trip
+//! to the spool's thread (two thread wake-ups): only when the spool may hold a record
+//! not yet handed over ([`Delivery::spool_changed`] after a commit, a new session, a
+//! refusal come due, or a read that filled all the room it had), and released records
+//! are removed in one batch with that read ([`Delivery::take_released`]) rather than
+//! one removal per PUBACK.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -38,6 +45,13 @@ pub struct Delivery {
     handed: HashSet<u64>,
     /// Refused seqs and when they were refused.
     refused: Vec<(Instant, u64)>,
+    /// Released seqs not yet removed from the spool: they outlive a session (the
+    /// broker has them), and are skipped by nothing, so they are removed before the
+    /// next read of the spool.
+    released: Vec<u64>,
+    /// The spool may hold records that were not read: false only after a read that
+    /// found less than it asked for, until the spool changes again.
+    settled: bool,
 }
 
 impl Delivery {
@@ -46,6 +60,41 @@ impl Delivery {
     pub fn room(&mut self, limit: u16, now: Instant) -> usize {
         self.release_refused(now);
         usize::from(limit).saturating_sub(self.handed.len())
+    }
+
+    /// How many records to read from the spool now, with `limit` in flight at once: 0
+    /// when the spool holds nothing unread, or when the room is too small for a read to
+    /// be worth its round trip (a quarter of the window, or anything once nothing is in
+    /// flight).
+    pub fn to_read(&mut self, limit: u16, now: Instant) -> usize {
+        let room = self.room(limit, now);
+        let worth_it = room >= usize::from(limit / 4).max(1) || self.handed.is_empty();
+        if self.settled || room == 0 || !worth_it {
+            return 0;
+        }
+        room
+    }
+
+    /// A read of `asked` records found `found`: if fewer, the spool holds nothing more
+    /// to send until it changes.
+    pub fn read(&mut self, asked: usize, found: usize) {
+        self.settled = found < asked;
+    }
+
+    /// The spool may hold records not read yet: something was committed, or a read's
+    /// records could not all be handed over.
+    pub fn spool_changed(&mut self) {
+        self.settled = false;
+    }
+
+    /// Whether the spool may hold records not read yet.
+    pub fn unread(&self) -> bool {
+        !self.settled
+    }
+
+    /// The seqs released since the last call, to remove from the spool.
+    pub fn take_released(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.released)
     }
 
     /// Whether `seq` is in flight (and so not to be read from the spool again).
@@ -85,19 +134,24 @@ impl Delivery {
             Ack::Refused(seq)
         } else {
             self.handed.remove(&seq);
+            self.released.push(seq);
             Ack::Released(seq)
         }
     }
 
     fn release_refused(&mut self, now: Instant) {
         let handed = &mut self.handed;
+        let mut due_any = false;
         self.refused.retain(|(at, seq)| {
             let due = now.duration_since(*at) >= REFUSED_RETRY;
             if due {
                 handed.remove(seq);
+                due_any = true;
             }
             !due
         });
+        // A refused record is in the spool again for the next read.
+        self.settled &= !due_any;
     }
 
     /// Whether a PUBACK is still expected.
@@ -105,9 +159,15 @@ impl Delivery {
         !self.by_pkid.is_empty() || !self.awaiting_pkid.is_empty()
     }
 
-    /// A new connection is a new session: nothing is in flight any more.
+    /// A new connection is a new session: nothing is in flight any more, and every
+    /// unacknowledged record is to be read again. What was released stays to be
+    /// removed.
     pub fn clear(&mut self) {
-        *self = Self::default();
+        let released = std::mem::take(&mut self.released);
+        *self = Self {
+            released,
+            ..Self::default()
+        };
     }
 }
 
@@ -138,6 +198,80 @@ mod tests {
         assert!(!f.awaiting_ack());
         assert_eq!(f.room(3, t0 + REFUSED_RETRY), 3);
         assert!(!f.contains(7), "… but once its retry is due");
+    }
+
+    #[test]
+    fn the_spool_is_read_only_when_it_may_hold_something_unread() {
+        let mut d = Delivery::default();
+        let t0 = Instant::now();
+        assert_eq!(d.to_read(8, t0), 8, "a new session reads");
+        d.read(8, 3);
+        assert_eq!(
+            d.to_read(8, t0),
+            0,
+            "the spool gave less than asked: nothing more"
+        );
+        d.spool_changed();
+        assert_eq!(d.to_read(8, t0), 8, "a commit: read again");
+        d.read(8, 8);
+        for seq in 1..=8 {
+            d.handed_over(seq);
+        }
+        assert_eq!(d.to_read(8, t0), 0, "no room");
+        for (pkid, seq) in (1..=8).zip(1..=8) {
+            d.sent(pkid);
+            assert_eq!(d.acked(pkid, false, t0), Ack::Released(seq));
+            if seq == 1 {
+                assert_eq!(
+                    d.to_read(8, t0),
+                    0,
+                    "room for one of eight: not worth a read"
+                );
+            }
+        }
+        assert_eq!(
+            d.to_read(8, t0),
+            8,
+            "the last read filled its room: there may be more"
+        );
+    }
+
+    #[test]
+    fn released_records_are_taken_once_and_outlive_the_session() {
+        let mut d = Delivery::default();
+        let t0 = Instant::now();
+        for (pkid, seq) in [(1, 10), (2, 11)] {
+            d.handed_over(seq);
+            d.sent(pkid);
+        }
+        assert_eq!(d.acked(1, false, t0), Ack::Released(10));
+        d.clear();
+        assert_eq!(
+            d.take_released(),
+            [10],
+            "the broker has it: removed after a reconnect"
+        );
+        assert!(d.take_released().is_empty(), "taken once");
+    }
+
+    #[test]
+    fn a_refusal_come_due_is_read_again() {
+        let mut d = Delivery::default();
+        let t0 = Instant::now();
+        d.read(4, 1);
+        d.handed_over(5);
+        d.sent(1);
+        assert_eq!(d.acked(1, true, t0), Ack::Refused(5));
+        assert_eq!(
+            d.to_read(4, t0),
+            0,
+            "refused, not yet due: the spool has nothing new"
+        );
+        assert!(
+            d.take_released().is_empty(),
+            "a refused record stays in the spool"
+        );
+        assert_eq!(d.to_read(4, t0 + REFUSED_RETRY), 4, "due: read it again");
     }
 
     #[test]

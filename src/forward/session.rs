@@ -22,7 +22,7 @@ use super::{
     health::UplinkHealth,
     link::{Link, LinkError, LinkEvent, LinkOptions},
     spool::{Class, Spool, SpoolError},
-    spool_thread::SpoolThread,
+    spool_thread::{self, SpoolThread},
 };
 use crate::{
     acquire::LatestStore,
@@ -219,15 +219,17 @@ impl Uplink {
         collector: tokio::task::JoinHandle<()>,
     ) -> Result<(), UplinkError> {
         let mut backoff = Backoff::new(Duration::from_millis(500));
-        let mut poll_tick = tokio::time::interval(Duration::from_millis(100));
+        // Releases records and retries refused ones between commits; each commit wakes
+        // the session itself.
+        let mut poll_tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             if self.connected {
                 self.fill().await;
             }
             tokio::select! {
                 () = cancel.cancelled() => break,
-                () = wake.notified() => {}
-                _ = poll_tick.tick() => {}
+                () = wake.notified() => self.delivery.spool_changed(),
+                _ = poll_tick.tick() => self.flush_released(),
                 ev = self.link.poll() => match ev {
                     Ok(ev) => {
                         if self.on_event(ev).await {
@@ -246,9 +248,11 @@ impl Uplink {
         }
         // Whatever the collector committed last is in the spool once it has stopped.
         let _ = collector.await;
+        self.delivery.spool_changed();
         if self.connected {
             self.goodbye().await?;
         }
+        self.flush_released();
         Ok(())
     }
 
@@ -312,7 +316,8 @@ impl Uplink {
                     .delivery
                     .acked(*pkid, refused.is_some(), Instant::now())
                 {
-                    Ack::Released(seq) => self.spool.ack(seq),
+                    // Removed from the spool with the next read, or by the tick.
+                    Ack::Released(_) => {}
                     Ack::Refused(seq) => warn!(
                         seq,
                         reason = refused.as_deref().unwrap_or_default(),
@@ -326,39 +331,52 @@ impl Uplink {
         false
     }
 
-    /// Hands spooled records to the link up to the in-flight limit (events first).
+    /// Hands spooled records to the link up to the in-flight limit (events first),
+    /// when the spool may hold any not handed over ([`Delivery::to_read`]); the
+    /// records released since the last read leave the spool in the same round trip.
     async fn fill(&mut self) {
-        let limit = self.cfg.inflight;
-        let room = self.delivery.room(limit, Instant::now());
-        // A read of the spool is a round trip to its thread: refill a quarter of the
-        // window at a time (or whenever nothing is in flight), not after every PUBACK.
-        let worth_it =
-            room >= usize::from(limit / 4).max(1) || self.delivery.in_flight_count() == 0;
-        if room == 0 || !worth_it {
+        let room = self.delivery.to_read(self.cfg.inflight, Instant::now());
+        if room == 0 {
             return;
         }
+        let released = self.delivery.take_released();
         let skip = self.delivery.in_flight();
         let records = match self
             .spool
-            .call(move |s| s.pending(room, |seq| skip.contains(&seq)))
+            .call(move |s| {
+                spool_thread::remove(s, &released);
+                s.pending(room, |seq| skip.contains(&seq))
+            })
             .await
         {
             Ok(r) => r,
             Err(e) => {
                 warn!(error = %e, "spool read failed");
+                self.delivery.spool_changed();
                 return;
             }
         };
+        self.delivery.read(room, records.len());
         for r in records {
             let Some((topic, retain, payload)) = unframe(&r.payload) else {
                 warn!(seq = r.seq, "corrupt spool record dropped");
-                self.spool.ack(r.seq);
+                self.spool.ack(vec![r.seq]);
                 continue;
             };
             if !self.link.try_publish(topic, retain, payload.to_vec()) {
-                break; // request queue full: next round
+                // Request queue full: what was read and not handed over is read again.
+                self.delivery.spool_changed();
+                break;
             }
             self.delivery.handed_over(r.seq);
+        }
+    }
+
+    /// Removes the records released since the last read, without waiting for it.
+    fn flush_released(&mut self) {
+        let released = self.delivery.take_released();
+        if !released.is_empty() {
+            self.spool.ack(released);
         }
     }
 
@@ -429,13 +447,7 @@ impl Uplink {
     async fn drain(&mut self) {
         loop {
             self.fill().await;
-            let skip = self.delivery.in_flight();
-            let more = self
-                .spool
-                .call(move |s| s.pending(1, |seq| skip.contains(&seq)))
-                .await
-                .is_ok_and(|r| !r.is_empty());
-            if !more && !self.delivery.awaiting_ack() {
+            if !self.delivery.unread() && !self.delivery.awaiting_ack() {
                 break;
             }
             match self.link.poll().await {

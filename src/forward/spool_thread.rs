@@ -17,10 +17,10 @@ use super::spool::{Spool, SpoolError};
 /// What the spool's thread is asked to do.
 enum Job {
     Run(Box<dyn FnOnce(&Spool) + Send>),
-    /// Remove an acknowledged record. Acknowledgements queued one after another are
-    /// removed in one transaction (one fsync), which is what lets a backlog drain at
-    /// the broker's pace rather than the disk's.
-    Ack(u64),
+    /// Remove acknowledged records. Acknowledgements queued one after another are
+    /// removed in one transaction, which is what lets a backlog drain at the broker's
+    /// pace rather than the disk's.
+    Ack(Vec<u64>),
     /// End the thread; the spool is closed (its file free to open again) when the
     /// sender hears back.
     Stop(oneshot::Sender<()>),
@@ -78,11 +78,12 @@ impl SpoolThread {
 
     /// Removes acknowledged records without waiting: a failure is logged there (the
     /// record is then sent again, which the centre counts as a resend, not a loss).
-    pub fn ack(&self, seq: u64) {
-        if self.jobs.send(Job::Ack(seq)).is_err() {
+    pub fn ack(&self, seqs: Vec<u64>) {
+        let n = seqs.len();
+        if self.jobs.send(Job::Ack(seqs)).is_err() {
             error!(
-                seq,
-                "spool thread stopped; ack lost, the message will be sent again"
+                messages = n,
+                "spool thread stopped; ack lost, the messages will be sent again"
             );
         }
     }
@@ -110,24 +111,29 @@ fn serve(spool: &Spool, jobs: &mpsc::Receiver<Job>) -> Option<oneshot::Sender<()
         match job {
             Job::Stop(told) => return Some(told),
             Job::Run(f) => f(spool),
-            Job::Ack(seq) => {
-                let mut seqs = vec![seq];
+            Job::Ack(mut seqs) => {
                 while let Ok(job) = jobs.try_recv() {
                     match job {
-                        Job::Ack(seq) => seqs.push(seq),
+                        Job::Ack(more) => seqs.extend(more),
                         other => {
                             next = Some(other);
                             break;
                         }
                     }
                 }
-                if let Err(e) = spool.ack(&seqs) {
-                    warn!(error = %e, messages = seqs.len(), "spool ack failed; the messages will be sent again");
-                }
+                remove(spool, &seqs);
             }
         }
     }
     None
+}
+
+/// Removes acknowledged records, on the spool's thread; a failure is logged (the
+/// records are then sent again, which the centre counts as a resend, not a loss).
+pub fn remove(spool: &Spool, seqs: &[u64]) {
+    if let Err(e) = spool.ack(seqs) {
+        warn!(error = %e, messages = seqs.len(), "spool ack failed; the messages will be sent again");
+    }
 }
 
 #[cfg(test)]
@@ -146,7 +152,7 @@ mod tests {
             .call(|s| s.append(&[Class::Event, Class::Event], |i, _| vec![i as u8]))
             .await
             .unwrap();
-        t.ack(seqs[0]);
+        t.ack(vec![seqs[0]]);
         let pending = t.call(|s| s.pending(10, |_| false)).await.unwrap();
         assert_eq!(
             pending.iter().map(|r| r.seq).collect::<Vec<_>>(),
@@ -158,7 +164,7 @@ mod tests {
             .await
             .unwrap();
         for seq in std::iter::once(seqs[1]).chain(more.iter().copied()) {
-            t.ack(seq);
+            t.ack(vec![seq]);
         }
         let depth = t.call(|s| s.depth()).await.unwrap();
         assert_eq!(depth.events, 0, "acks queued together all applied");
