@@ -230,11 +230,16 @@ pub fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
     init_logging(&cli.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cli.command.worker_threads())
-        .enable_all()
-        .build()
-    {
+    let mut builder = match cli.command.worker_threads() {
+        // The daemon: every task on the thread that runs main (see worker_threads).
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hazgate: cannot start the async runtime: {e}");

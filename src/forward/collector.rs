@@ -72,7 +72,9 @@ impl Collector {
             table_due: table.is_some(),
             ..Batch::default()
         };
-        let mut window = tokio::time::interval(COMMIT_WINDOW);
+        // The window opens with the first thing collected after a commit: an idle
+        // collector sets no timer (five wake-ups a second for nothing, otherwise).
+        let mut window: Option<Instant> = None;
         let period = self.cfg.integrity_period;
         // The first integrity tick is now: every level is restated at start-up.
         let mut integrity = tokio::time::interval(period);
@@ -109,10 +111,14 @@ impl Collector {
                 () = self.restate_table.notified(), if table.is_some() && !stopping => {
                     batch.table_due = true;
                 }
-                _ = window.tick() => flush = true,
+                () = sleep_until_some(window) => flush = true,
             }
             if flush && !batch.is_empty() {
                 self.commit(&topics, &table, &mut batch).await;
+                window = None;
+            }
+            if window.is_none() && !batch.is_empty() {
+                window = Some(Instant::now() + COMMIT_WINDOW);
             }
         }
     }
@@ -138,6 +144,9 @@ impl Collector {
             Ok(seqs) => {
                 debug!(messages = seqs.len(), "spooled");
                 self.health.spool_ok();
+                // The next window fills the same buffer: a large one is not mapped,
+                // faulted in and unmapped again every window.
+                *batch = back.emptied();
             }
             Err(e) => {
                 warn!(error = %e, "spool write failed; kept in memory and retried next window");
@@ -146,6 +155,14 @@ impl Collector {
             }
         }
         self.wake.notify_one();
+    }
+}
+
+/// Sleeps until `at`, or forever where there is no `at`.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -160,6 +177,17 @@ struct Batch {
 }
 
 impl Batch {
+    /// The same buffers, holding nothing.
+    fn emptied(mut self) -> Self {
+        self.telemetry.clear();
+        self.events.clear();
+        Self {
+            telemetry: self.telemetry,
+            events: self.events,
+            ..Self::default()
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.telemetry.is_empty() && self.events.is_empty() && !self.status_due && !self.table_due
     }
