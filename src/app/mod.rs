@@ -101,6 +101,7 @@ pub fn cli_time(s: &str, name: &str) -> anyhow::Result<i64> {
 }
 
 pub fn load(path: &Path) -> anyhow::Result<Arc<Site>> {
+    let coalescing = CoalescingFrees::new();
     let (name, file, origins) = std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("load-site".into())
@@ -112,6 +113,7 @@ pub fn load(path: &Path) -> anyhow::Result<Arc<Site>> {
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let site = compile_site(name, &file, &origins).map_err(|e| anyhow::anyhow!("{e}"));
     drop((file, origins));
+    drop(coalescing);
     release_freed_memory();
     let site = site?;
     for w in &site.warnings {
@@ -190,7 +192,8 @@ pub fn opt_secs(s: Option<f64>) -> anyhow::Result<Option<Duration>> {
 /// Parsing a large site file builds a transient TOML tree many times the size of the
 /// compiled site (≈ 50 MB for 10,000 points); glibc keeps such freed arenas mapped.
 /// Handing them back once after loading keeps a gateway's steady RSS at what it uses.
-// The crate's one unsafe call (lints deny unsafe code elsewhere).
+// One of the crate's few unsafe calls, all to glibc's allocator here (lints deny
+// unsafe code elsewhere).
 #[allow(unsafe_code)]
 pub fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -198,6 +201,42 @@ pub fn release_freed_memory() {
     // live allocation and is safe to call at any time from any thread.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// While a site loads, freed small blocks are merged with their neighbours at once
+/// rather than kept in glibc's per-size "fast bins". Compiling a site frees a great many
+/// small blocks (the TOML tree's strings and tables) between the blocks it keeps; left
+/// in fast bins they pin whole pages that `malloc_trim` cannot hand back. At 50,000
+/// points the main arena held 32.8 MB after loading, 18.2 MB with this. Only for the
+/// load: kept on, fast bins' absence cost about 3 % of the daemon's CPU.
+struct CoalescingFrees;
+
+/// glibc's default fast-bin limit on 64-bit targets (`64 * sizeof(size_t) / 4`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const DEFAULT_MXFAST: i32 = 64 * size_of::<usize>() as i32 / 4;
+
+impl CoalescingFrees {
+    #[allow(unsafe_code)]
+    fn new() -> Self {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only sets an allocator parameter; glibc documents M_MXFAST as
+        // changeable at any time (it consolidates the bins itself).
+        unsafe {
+            libc::mallopt(libc::M_MXFAST, 0);
+        }
+        Self
+    }
+}
+
+impl Drop for CoalescingFrees {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: as in `new`.
+        unsafe {
+            libc::mallopt(libc::M_MXFAST, DEFAULT_MXFAST);
+        }
     }
 }
 

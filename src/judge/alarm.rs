@@ -25,6 +25,14 @@ pub enum Transition {
     Unshelved,
 }
 
+/// An alarm's shelving: until when, and since when (the blind spot's "since"; absent
+/// only in a state file that did not record it).
+#[derive(Debug, Clone, PartialEq)]
+struct Shelving {
+    until: i64,
+    at: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alarm {
     pub kind: AlarmKind,
@@ -40,9 +48,9 @@ pub struct Alarm {
     pub raised_value: Option<f64>,
     /// When and by whom; boxed, as most alarms never carry one (24 bytes an alarm).
     pub acknowledged: Option<Box<(i64, String)>>,
-    pub shelved_until: Option<i64>,
-    /// When it was shelved (the blind spot's "since").
-    pub shelved_at: Option<i64>,
+    /// Boxed, as most alarms are never shelved: 24 bytes an alarm, 2.4 MB of a
+    /// 50,000-point site.
+    shelving: Option<Box<Shelving>>,
     /// Set while the point's quality is bad: the alarm is frozen in its state.
     pub bad_quality: bool,
 }
@@ -58,14 +66,28 @@ impl Alarm {
             raised_at: None,
             raised_value: None,
             acknowledged: None,
-            shelved_until: None,
-            shelved_at: None,
+            shelving: None,
             bad_quality: false,
         }
     }
 
     pub fn is_shelved(&self) -> bool {
-        self.shelved_until.is_some()
+        self.shelving.is_some()
+    }
+
+    /// Until when it is shelved.
+    pub fn shelved_until(&self) -> Option<i64> {
+        self.shelving.as_ref().map(|s| s.until)
+    }
+
+    /// Since when it is shelved.
+    pub fn shelved_at(&self) -> Option<i64> {
+        self.shelving.as_ref().and_then(|s| s.at)
+    }
+
+    /// Shelving as a state file recorded it (no event: it was shelved before).
+    pub fn restore_shelving(&mut self, until: Option<i64>, at: Option<i64>) {
+        self.shelving = until.map(|until| Box::new(Shelving { until, at }));
     }
 
     /// Feeds the raw comparison result; applies hysteresis through `on`/`off` thresholds
@@ -128,7 +150,7 @@ impl Alarm {
             (false, true) => Some(self.condition_since.saturating_add(off_delay)),
             _ => None,
         };
-        match (pending, self.shelved_until) {
+        match (pending, self.shelved_until()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -147,19 +169,20 @@ impl Alarm {
     }
 
     pub fn shelve(&mut self, now: i64, until: i64) -> Transition {
-        self.shelved_until = Some(until);
-        self.shelved_at = Some(now);
+        self.shelving = Some(Box::new(Shelving {
+            until,
+            at: Some(now),
+        }));
         Transition::Shelved
     }
 
     pub fn unshelve(&mut self) -> Option<Transition> {
-        self.shelved_at = None;
-        self.shelved_until.take().map(|_| Transition::Unshelved)
+        self.shelving.take().map(|_| Transition::Unshelved)
     }
 
     /// Auto-unshelve once the shelving time is over.
     pub fn expire_shelving(&mut self, now: i64) -> Option<Transition> {
-        match self.shelved_until {
+        match self.shelved_until() {
             Some(until) if now >= until => self.unshelve(),
             _ => None,
         }
@@ -199,6 +222,10 @@ pub fn limit_condition(
         _ => analog_condition(kind, was, value, limit, deadband),
     }
 }
+
+// Every point carries two or three alarms: at 50,000 points each byte of an alarm is
+// about 130 kB. Shelving and acknowledgement are boxed to keep it within a cache line.
+const _: () = assert!(size_of::<Alarm>() <= 64);
 
 #[cfg(test)]
 mod tests {
@@ -333,7 +360,7 @@ mod tests {
     fn shelving_expires() {
         let mut a = h();
         assert_eq!(a.shelve(40, 100), Transition::Shelved);
-        assert_eq!(a.shelved_at, Some(40));
+        assert_eq!(a.shelved_at(), Some(40));
         assert_eq!(a.expire_shelving(99), None);
         assert_eq!(a.expire_shelving(100), Some(Transition::Unshelved));
         assert!(!a.is_shelved());

@@ -169,9 +169,10 @@ impl Engine {
     /// The state worth keeping, as it is now.
     pub fn save(&self) -> SavedJudge {
         let mut points = BTreeMap::new();
-        for (p, pa) in self.site.points.iter().zip(&self.points) {
-            let alarms: BTreeMap<AlarmKind, SavedAlarm> = pa
+        for (i, (p, pa)) in self.site.points.iter().zip(&self.points).enumerate() {
+            let alarms: BTreeMap<AlarmKind, SavedAlarm> = self
                 .alarms
+                .of(i)
                 .iter()
                 .filter(|a| {
                     a.state != AlarmState::Normal
@@ -189,8 +190,8 @@ impl Engine {
                         raised_at: a.raised_at,
                         raised_value: a.raised_value,
                         acknowledged: a.acknowledged.as_deref().cloned(),
-                        shelved_until: a.shelved_until,
-                        shelved_at: a.shelved_at,
+                        shelved_until: a.shelved_until(),
+                        shelved_at: a.shelved_at(),
                         bad_quality: a.bad_quality,
                     };
                     (a.kind, saved)
@@ -256,7 +257,7 @@ impl Engine {
                 SavedRange::Under => RangeFlag::Under,
             };
             pa.out_of_service = sp.out_of_service.clone().map(Box::new);
-            for a in &mut pa.alarms {
+            for a in self.alarms.of_mut(p.index.get()) {
                 let Some(sa) = sp.alarms.get(&a.kind) else {
                     continue;
                 };
@@ -265,8 +266,7 @@ impl Engine {
                 a.raised_at = sa.raised_at;
                 a.raised_value = sa.raised_value;
                 a.acknowledged = sa.acknowledged.clone().map(Box::new);
-                a.shelved_until = sa.shelved_until;
-                a.shelved_at = sa.shelved_at;
+                a.restore_shelving(sa.shelved_until, sa.shelved_at);
                 a.bad_quality = sa.bad_quality;
             }
             pa.restored = true;

@@ -24,14 +24,15 @@ impl Engine {
             let point = self.site.point(pi);
             let pa = &self.points[pi.get()];
             let safety = point.kind.is_safety_critical();
-            let blind_spot = pa.out_of_service.is_some() || pa.alarms.iter().any(Alarm::is_shelved);
+            let alarms = self.alarms.of(pi.get());
+            let blind_spot = pa.out_of_service.is_some() || alarms.iter().any(Alarm::is_shelved);
             if safety && blind_spot {
                 // Since the point went out of service, or its first alarm was shelved.
                 let since = pa
                     .out_of_service
                     .as_deref()
                     .map(|(t, _)| *t)
-                    .or_else(|| pa.alarms.iter().filter_map(|a| a.shelved_at).min())
+                    .or_else(|| alarms.iter().filter_map(Alarm::shelved_at).min())
                     .unwrap_or(0);
                 counted.push(CountedAlarm {
                     point: pi,
@@ -49,8 +50,7 @@ impl Engine {
             if pa.out_of_service.is_some() {
                 continue;
             }
-            for a in pa
-                .alarms
+            for a in alarms
                 .iter()
                 .filter(|a| a.state.is_active() && !a.is_shelved())
             {

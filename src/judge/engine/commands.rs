@@ -169,7 +169,7 @@ impl Engine {
         let kind = AlarmKind::parse(kind).ok_or_else(bad)?;
         ms.parse::<i64>().map_err(|_| bad())?;
         let pi = self.point_index(point)?;
-        if !self.points[pi.get()].alarms.iter().any(|a| a.kind == kind) {
+        if !self.alarms.of(pi.get()).iter().any(|a| a.kind == kind) {
             return Err(CommandError::UnknownAlarm {
                 point: point.to_string(),
                 alarm: kind.as_str().into(),
@@ -224,7 +224,7 @@ impl Engine {
         let p = &site.points[pi.get()];
         let pa = &mut self.points[pi.get()];
         if let Some(k) = alarm {
-            if !pa.alarms.iter().any(|a| a.kind == k) {
+            if !self.alarms.of(pi.get()).iter().any(|a| a.kind == k) {
                 return Err(CommandError::UnknownAlarm {
                     point: point.to_string(),
                     alarm: k.as_str().into(),
@@ -242,8 +242,9 @@ impl Engine {
         let sample = pa.sample();
         let mut any = false;
         let mut ends = i64::MAX;
-        for a in pa
+        for a in self
             .alarms
+            .of_mut(pi.get())
             .iter_mut()
             .filter(|a| alarm.is_none_or(|k| a.kind == k))
         {
@@ -292,7 +293,7 @@ impl Engine {
             AlarmAction::InService
         };
         let sample = pa.sample();
-        for a in &pa.alarms {
+        for a in self.alarms.of(pi.get()) {
             out.push(alarm_event(p, a, action, now, sample, Some(by), enabled));
         }
         if !enabled {
@@ -337,16 +338,17 @@ impl Engine {
         let site = Arc::new(site);
         for (pi, old, new) in changed {
             let p = &site.points[pi.get()];
-            let pa = &mut self.points[pi.get()];
-            let mut fresh = alarms_for(p);
+            let mut fresh = Vec::new();
+            alarms_for(p, &mut fresh);
+            let before = self.alarms.of(pi.get());
             for a in &mut fresh {
-                if let Some(prev) = pa.alarms.iter().find(|x| x.kind == a.kind) {
+                if let Some(prev) = before.iter().find(|x| x.kind == a.kind) {
                     let class = a.class;
                     *a = prev.clone();
                     a.class = class;
                 }
             }
-            pa.alarms = fresh;
+            self.alarms.replace(pi.get(), fresh);
             out.push(Event::Thresholds(Box::new(ThresholdsEvent {
                 ts: now,
                 point: p.id.clone(),

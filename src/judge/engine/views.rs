@@ -61,7 +61,7 @@ impl Engine {
         let mut v = Vec::new();
         for (i, pa) in self.points.iter().enumerate() {
             let p = &self.site.points[i];
-            for a in &pa.alarms {
+            for a in self.alarms.of(i) {
                 if a.state == AlarmState::Normal && !a.is_shelved() && pa.out_of_service.is_none() {
                     continue;
                 }
@@ -80,7 +80,7 @@ impl Engine {
                     limit: p.alarms.limit(a.kind),
                     acknowledged_by: a.acknowledged.as_deref().map(|(_, by)| by.clone()),
                     acknowledged_at: a.acknowledged.as_deref().map(|(t, _)| Timestamp(*t)),
-                    shelved_until: a.shelved_until.map(Timestamp),
+                    shelved_until: a.shelved_until().map(Timestamp),
                     out_of_service: pa.out_of_service.is_some(),
                     bad_quality: a.bad_quality,
                 });
@@ -92,8 +92,8 @@ impl Engine {
     /// Count of alarms by state, shelved and out-of-service ones counted separately.
     pub fn alarm_counts(&self) -> AlarmCounts {
         let mut c = AlarmCounts::default();
-        for pa in &self.points {
-            for a in &pa.alarms {
+        for (i, pa) in self.points.iter().enumerate() {
+            for a in self.alarms.of(i) {
                 if pa.out_of_service.is_some() {
                     c.out_of_service += 1;
                 } else if a.is_shelved() {
