@@ -169,6 +169,16 @@ impl Engine {
         let kind = AlarmKind::parse(kind).ok_or_else(bad)?;
         ms.parse::<i64>().map_err(|_| bad())?;
         let pi = self.point_index(point)?;
+        self.known_alarm(pi, point, kind)
+    }
+
+    /// Whether point `pi` (named `point`) has an alarm of `kind`.
+    fn known_alarm(
+        &self,
+        pi: PointIndex,
+        point: &str,
+        kind: AlarmKind,
+    ) -> Result<(), CommandError> {
         if !self.alarms.of(pi.get()).iter().any(|a| a.kind == kind) {
             return Err(CommandError::UnknownAlarm {
                 point: point.to_string(),
@@ -222,14 +232,8 @@ impl Engine {
         let pi = self.point_index(point)?;
         let site = Arc::clone(&self.site);
         let p = &site.points[pi.get()];
-        let pa = &mut self.points[pi.get()];
         if let Some(k) = alarm {
-            if !self.alarms.of(pi.get()).iter().any(|a| a.kind == k) {
-                return Err(CommandError::UnknownAlarm {
-                    point: point.to_string(),
-                    alarm: k.as_str().into(),
-                });
-            }
+            self.known_alarm(pi, point, k)?;
         }
         if let Command::Shelve { duration_s, .. } = cmd {
             if !(*duration_s > 0.0 && *duration_s <= MAX_SHELVE_S) {
@@ -239,7 +243,7 @@ impl Engine {
                 });
             }
         }
-        let sample = pa.sample();
+        let sample = self.points[pi.get()].sample();
         let mut any = false;
         let mut ends = i64::MAX;
         for a in self
