@@ -40,6 +40,7 @@ pub(super) fn compile_point(
     path: &str,
     at: Placement<'_>,
     cx: &PointContext<'_>,
+    alike: &mut super::Alike,
     errors: &mut Problems,
 ) -> Option<Point> {
     let before = errors.len();
@@ -90,12 +91,12 @@ pub(super) fn compile_point(
         scaling,
         rounding,
         loop_current: loop_current.map(Box::new),
-        unit: unit.into(),
+        unit: alike.unit(&unit),
         valid_range: p.valid_range,
         fault_codes: p.fault_codes.clone(),
         fault_point,
         normal: p.normal,
-        alarms: Arc::new(alarms),
+        alarms: alike.alarms(alarms),
     })
 }
 
