@@ -9,6 +9,7 @@ mod demo_view;
 pub mod export;
 #[cfg(feature = "centre")]
 pub mod ingest;
+mod memory;
 #[cfg(feature = "edge")]
 pub mod poll;
 #[cfg(feature = "edge")]
@@ -101,7 +102,7 @@ pub fn cli_time(s: &str, name: &str) -> anyhow::Result<i64> {
 }
 
 pub fn load(path: &Path) -> anyhow::Result<Arc<Site>> {
-    let coalescing = CoalescingFrees::new();
+    let coalescing = memory::CoalescingFrees::new();
     let (name, file, origins) = std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("load-site".into())
@@ -114,7 +115,7 @@ pub fn load(path: &Path) -> anyhow::Result<Arc<Site>> {
     let site = compile_site(name, &file, &origins).map_err(|e| anyhow::anyhow!("{e}"));
     drop((file, origins));
     drop(coalescing);
-    release_freed_memory();
+    memory::release_freed_memory();
     let site = site?;
     for w in &site.warnings {
         tracing::warn!(field = %w.path, "site file: {}", w.message);
@@ -189,84 +190,9 @@ pub fn opt_secs(s: Option<f64>) -> anyhow::Result<Option<Duration>> {
     .transpose()
 }
 
-/// Parsing a large site file builds a transient TOML tree many times the size of the
-/// compiled site (≈ 50 MB for 10,000 points); glibc keeps such freed arenas mapped.
-/// Handing them back once after loading keeps a gateway's steady RSS at what it uses.
-// One of the crate's few unsafe calls, all to glibc's allocator here (lints deny
-// unsafe code elsewhere).
-#[allow(unsafe_code)]
-pub fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free heap pages to the kernel; it touches no
-    // live allocation and is safe to call at any time from any thread.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-/// While a site loads, freed small blocks are merged with their neighbours at once
-/// rather than kept in glibc's per-size "fast bins". Compiling a site frees a great many
-/// small blocks (the TOML tree's strings and tables) between the blocks it keeps; left
-/// in fast bins they pin whole pages that `malloc_trim` cannot hand back. At 50,000
-/// points the main arena held 32.8 MB after loading, 18.2 MB with this. Only for the
-/// load: kept on, fast bins' absence cost about 3 % of the daemon's CPU.
-struct CoalescingFrees;
-
-/// glibc's default fast-bin limit on 64-bit targets (`64 * sizeof(size_t) / 4`).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const DEFAULT_MXFAST: i32 = 64 * size_of::<usize>() as i32 / 4;
-
-impl CoalescingFrees {
-    #[allow(unsafe_code)]
-    fn new() -> Self {
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: mallopt only sets an allocator parameter; glibc documents M_MXFAST as
-        // changeable at any time (it consolidates the bins itself).
-        unsafe {
-            libc::mallopt(libc::M_MXFAST, 0);
-        }
-        Self
-    }
-}
-
-impl Drop for CoalescingFrees {
-    #[allow(unsafe_code)]
-    fn drop(&mut self) {
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: as in `new`.
-        unsafe {
-            libc::mallopt(libc::M_MXFAST, DEFAULT_MXFAST);
-        }
-    }
-}
-
-/// glibc gives threads that allocate their own arenas (up to 8 per core), and memory
-/// freed in one arena is not reused by another. On a gateway — tokio's workers, the
-/// spool's thread, the blocking pool — two arenas held 24 MB less at 50,000 points than
-/// the default, and one 30 MB less (`bench/sidebyside.sh`). Three: the runtime's, the
-/// spool's thread's, and one that a site load's parsing thread takes for itself (with
-/// two it shared one with the compiled site, and the freed tree stayed resident around
-/// it: 50,000 points in TOML 122 vs 102 MB).
-///
-/// glibc also raises its mmap threshold each time a large block is freed (up to
-/// 32 MB), so after loading a site — many large vectors built and dropped — the
-/// per-point tables came from the heap and left it fragmented. A fixed 128 KiB keeps
-/// large blocks in mappings of their own, handed back whole when freed: at 50,000
-/// points steady RSS 71 → 64 MB (`bench/sidebyside.sh`).
-#[allow(unsafe_code)]
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; called first thing in main,
-    // before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 3);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-    }
-}
-
 /// Parses arguments, sets up logging and runs the chosen command.
 pub fn main() -> ExitCode {
-    limit_malloc_arenas();
+    memory::limit_malloc_arenas();
     let cli = Cli::parse();
     init_logging(&cli.log);
     let mut builder = match cli.command.worker_threads() {

@@ -126,13 +126,31 @@ fn trim_memory_periodically(cancel: CancellationToken) {
     tokio::spawn(async move {
         let start = tokio::time::Instant::now() + Duration::from_secs(10);
         let mut every = tokio::time::interval_at(start, Duration::from_secs(60));
+        let mut started = false;
         loop {
             tokio::select! {
                 () = cancel.cancelled() => break,
-                _ = every.tick() => super::release_freed_memory(),
+                _ = every.tick() => {
+                    super::memory::release_freed_memory();
+                    if !std::mem::replace(&mut started, true) {
+                        release_start_up_code();
+                    }
+                }
             }
         }
     });
+}
+
+/// Once, after start-up: see [`super::memory::release_start_up_code`].
+fn release_start_up_code() {
+    match super::memory::release_start_up_code() {
+        Ok(bytes) => tracing::debug!(bytes, "start-up code handed back to the kernel"),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "could not hand start-up code back to the kernel (needs Linux 5.4); \
+             its pages stay resident"
+        ),
+    }
 }
 
 /// Why a reload was asked for.
