@@ -27,7 +27,10 @@ fn readings(site: &hazgate::model::Site, leak: bool) -> Vec<Reading> {
                     5.0
                 })
             } else {
-                Value::Analog(p.valid_range.map_or(1.0, |[lo, hi]| lo + (hi - lo) * 0.01))
+                Value::Analog(
+                    p.valid_range()
+                        .map_or(1.0, |[lo, hi]| lo + (hi - lo) * 0.01),
+                )
             };
             Reading {
                 point: p.index,

@@ -46,7 +46,7 @@ fn analog_point(
     Point {
         id: PointId::new("P"),
         index: PointIndex(0),
-        name: String::new(),
+        name: Box::default(),
         source: SourceIndex(0),
         source_id: HazardSourceId::new("HS"),
         kind: if spec.data_type == DataType::Bool {
@@ -62,8 +62,8 @@ fn analog_point(
         rounding: Rounding::NONE,
         loop_current: loop_current.map(Box::new),
         unit: "".into(),
-        valid_range: valid,
-        fault_codes: vec![0xFFFF],
+        valid: valid.map(Box::new),
+        fault_codes: Box::new([0xFFFF]),
         fault_point: None,
         normal: None,
         alarms: hazgate::model::alarm::resolve(&Default::default(), PointKind::Analog, None).into(),

@@ -235,7 +235,7 @@ pub fn decode_point(point: &Point, data: PointData<'_>, ts: Timestamp) -> Readin
 /// else, on a 4–20 mA loop, the engineering span of 4–20 mA.
 fn range_flag(point: &Point, eng: f64) -> RangeFlag {
     let span = point
-        .valid_range
+        .valid_range()
         .or(match (&point.loop_current, point.scaling) {
             (Some(_), Scaling::Range { eng: [a, b], .. }) => Some([a.min(b), a.max(b)]),
             _ => None,

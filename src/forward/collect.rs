@@ -46,7 +46,7 @@ impl ReportByException {
             .points
             .iter()
             .map(|p| {
-                let span = p.valid_range.or(match p.scaling {
+                let span = p.valid_range().or(match p.scaling {
                     Scaling::Range { eng, .. } => Some(eng),
                     Scaling::Linear { .. } => None,
                 });

@@ -345,13 +345,15 @@ impl LoopCurrent {
 pub struct Point {
     pub id: PointId,
     pub index: PointIndex,
-    pub name: String,
+    /// Boxed strings and slices (16 bytes) rather than `String` / `Vec` (24): a point
+    /// is kept once per point for the daemon's life, and never grows.
+    pub name: Box<str>,
     pub source: SourceIndex,
     pub source_id: HazardSourceId,
     pub kind: PointKind,
     pub gas: Option<Arc<super::gas::Gas>>,
-    /// (channel index, device index within the channel).
-    pub device: (usize, usize),
+    /// (channel index, device index within the channel); see [`Point::device_at`].
+    pub device: (u32, u32),
     pub device_id: DeviceId,
     pub register: RegisterSpec,
     pub scaling: Scaling,
@@ -361,8 +363,9 @@ pub struct Point {
     pub loop_current: Option<Box<LoopCurrent>>,
     /// Shared among the points with the same unit (see [`Point::alarms`]).
     pub unit: Arc<str>,
-    pub valid_range: Option<[f64; 2]>,
-    pub fault_codes: Vec<u64>,
+    /// Boxed: most points have none (see [`Point::valid_range`]).
+    pub valid: Option<Box<[f64; 2]>>,
+    pub fault_codes: Box<[u64]>,
     pub fault_point: Option<PointIndex>,
     pub normal: Option<bool>,
     /// Effective alarm settings (defaults merged, guardrails checked). Shared: points
@@ -371,7 +374,20 @@ pub struct Point {
     pub alarms: Arc<crate::model::alarm::AlarmSettings>,
 }
 
+// Kept once per point: at 50,000 points each byte is 50 kB of the gateway's memory.
+const _: () = assert!(size_of::<Point>() <= 216);
+
 impl Point {
+    /// The range outside which a reading is out of range (`valid_range`), if set.
+    pub fn valid_range(&self) -> Option<[f64; 2]> {
+        self.valid.as_deref().copied()
+    }
+
+    /// (channel index, device index within the channel), to index [`Site::channels`].
+    pub fn device_at(&self) -> (usize, usize) {
+        (self.device.0 as usize, self.device.1 as usize)
+    }
+
     pub fn is_discrete(&self) -> bool {
         self.register.data_type == DataType::Bool
     }

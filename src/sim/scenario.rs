@@ -264,7 +264,7 @@ impl Scenario {
 
 /// The engineering span of a point: its valid range, else its eng range, else 0–100.
 fn span(point: &Point) -> [f64; 2] {
-    if let Some(r) = point.valid_range {
+    if let Some(r) = point.valid_range() {
         return r;
     }
     match point.scaling {

@@ -146,7 +146,7 @@ fn poll(site: &Site, plan: &Plan, t: i64, rng: &mut SmallRng) -> Vec<Reading> {
                     SimValue::LoopMa(_) => (None, Quality::SensorFault),
                 }
             });
-            let range = match (value, p.valid_range) {
+            let range = match (value, p.valid_range()) {
                 (Some(Value::Analog(v)), Some([_, hi])) if v > hi => RangeFlag::Over,
                 (Some(Value::Analog(v)), Some([lo, _])) if v < lo => RangeFlag::Under,
                 _ => RangeFlag::Within,

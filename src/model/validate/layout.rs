@@ -6,7 +6,7 @@ use crate::model::{file::SiteFile, problems::Problems, site::*};
 /// Each device's points, in site order.
 pub(super) fn attach_points_to_devices(site: &mut Site) {
     for i in 0..site.points.len() {
-        let (c, d) = site.points[i].device;
+        let (c, d) = site.points[i].device_at();
         site.channels[c].devices[d]
             .points
             .push(PointIndex(i as u32));

@@ -42,7 +42,7 @@ pub(super) fn check_wiring(
         }
     }
     for p in &site.points {
-        let (c, d) = p.device;
+        let (c, d) = p.device_at();
         let dev = &site.channels[c].devices[d];
         if p.kind.is_gas() && dev.poll_interval > GAS_POLL_MAX {
             warnings.push(
