@@ -86,9 +86,11 @@ pub(super) fn limit_malloc_arenas() {
 /// what the daemon still runs comes back a page at a time rather than 128 KiB around
 /// it. The kernel drops the pages it can and leaves the rest mapped: at 10,000 points
 /// the file's pages resident went 10.2 → 7.0–7.4 MB started from a cold page cache,
-/// → 3.8 MB just after the binary was written. Nothing is written (the pages are
-/// clean), and a page dropped is read back from storage the first time it runs again
-/// (a code path such as an alarm's not taken yet), once. Under a cgroup memory limit
+/// → 3.8 MB just after the binary was written. Code and constants are clean file
+/// pages: nothing is written for them. The one read-only mapping with written pages —
+/// the constants the loader relocated at start — goes to swap where a system has swap,
+/// and stays resident where it has none. A page dropped is read back the first time it
+/// is used again (a code path such as an alarm's not taken yet), once. Under a cgroup memory limit
 /// (systemd's `MemoryMax`) those pages were charged to the service. Returns the bytes
 /// advised.
 #[cfg(target_os = "linux")]

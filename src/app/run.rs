@@ -126,13 +126,13 @@ fn trim_memory_periodically(cancel: CancellationToken) {
     tokio::spawn(async move {
         let start = tokio::time::Instant::now() + Duration::from_secs(10);
         let mut every = tokio::time::interval_at(start, Duration::from_secs(60));
-        let mut started = false;
+        let mut code_released = false;
         loop {
             tokio::select! {
                 () = cancel.cancelled() => break,
                 _ = every.tick() => {
                     super::memory::release_freed_memory();
-                    if !std::mem::replace(&mut started, true) {
+                    if !std::mem::replace(&mut code_released, true) {
                         release_start_up_code();
                     }
                 }
