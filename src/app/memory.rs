@@ -93,7 +93,7 @@ pub(super) fn limit_malloc_arenas() {
 /// is used again (a code path such as an alarm's not taken yet), once. Under a cgroup memory limit
 /// (systemd's `MemoryMax`) those pages were charged to the service. Returns the bytes
 /// advised.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "edge"))]
 pub(super) fn release_start_up_code() -> std::io::Result<usize> {
     own_read_only_mappings(|start, len, perms| {
         if perms == "r-xp" {
@@ -105,7 +105,7 @@ pub(super) fn release_start_up_code() -> std::io::Result<usize> {
 
 /// Calls `f(start, len, perms)` for each of the program file's read-only mappings
 /// (code and constants, as `/proc/self/maps` lists them); the bytes they span.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "edge"))]
 fn own_read_only_mappings(
     mut f: impl FnMut(usize, usize, &str) -> std::io::Result<()>,
 ) -> std::io::Result<usize> {
@@ -139,7 +139,7 @@ fn own_read_only_mappings(
     Ok(spanned)
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "edge"))]
 #[allow(unsafe_code)]
 fn advise(start: usize, len: usize, advice: libc::c_int) -> std::io::Result<()> {
     // SAFETY: the range is one of this process's own read-only mappings of its program
@@ -153,12 +153,12 @@ fn advise(start: usize, len: usize, advice: libc::c_int) -> std::io::Result<()> 
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(all(not(target_os = "linux"), feature = "edge"))]
 pub(super) fn release_start_up_code() -> std::io::Result<usize> {
     Ok(0)
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(all(test, target_os = "linux", feature = "edge"))]
 mod tests {
     /// The program's own read-only mappings are found and handed back, and the
     /// program goes on running.
