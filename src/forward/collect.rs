@@ -2,7 +2,7 @@
 //! integrity period) and every judge event, framed with their topic.
 
 use crate::{
-    model::{Scaling, Site},
+    model::{Point, Scaling, Site},
     reading::{Quality, RangeFlag, Reading, Value},
 };
 
@@ -34,57 +34,69 @@ pub struct ReportByException {
     points: Vec<Sent>,
 }
 
+impl ReportByException {
+    pub fn new(site: &Site, deadband_pct: f64) -> Self {
+        Self {
+            points: site
+                .points
+                .iter()
+                .map(|p| Sent::new(p, deadband_pct))
+                .collect(),
+        }
+    }
+
+    pub fn passes(&mut self, r: &Reading) -> bool {
+        self.points
+            .get_mut(r.point.get())
+            .is_some_and(|p| p.passes(r))
+    }
+}
+
+/// One point's report-by-exception state: its deadband and what it last sent. Public so
+/// that a filter with more per point (the history's) keeps it in its own per-point
+/// record — one load a reading there too.
 #[derive(Clone, Copy)]
-struct Sent {
+pub struct Sent {
     last: Option<(Option<Value>, Quality, RangeFlag)>,
     deadband: f64,
 }
 
-impl ReportByException {
-    pub fn new(site: &Site, deadband_pct: f64) -> Self {
-        let points = site
-            .points
-            .iter()
-            .map(|p| {
-                let span = p.valid_range().or(match p.scaling {
-                    Scaling::Range { eng, .. } => Some(eng),
-                    Scaling::Linear { .. } => None,
-                });
-                Sent {
-                    last: None,
-                    deadband: span.map_or(0.0, |[a, b]| (b - a).abs() * deadband_pct / 100.0),
-                }
-            })
-            .collect();
-        Self { points }
+impl Sent {
+    /// `deadband_pct` of the point's span (its valid range, else its scaled range; no
+    /// span: every change passes).
+    pub fn new(p: &Point, deadband_pct: f64) -> Self {
+        let span = p.valid_range().or(match p.scaling {
+            Scaling::Range { eng, .. } => Some(eng),
+            Scaling::Linear { .. } => None,
+        });
+        Self {
+            last: None,
+            deadband: span.map_or(0.0, |[a, b]| (b - a).abs() * deadband_pct / 100.0),
+        }
     }
 
+    /// Whether `r` passes; if it does, it is what was last sent.
     pub fn passes(&mut self, r: &Reading) -> bool {
-        let Some(p) = self.points.get_mut(r.point.get()) else {
-            return false;
-        };
-        let send = match p.last {
+        let send = match self.last {
             None => true,
             Some((_, q, range)) if q != r.quality || range != r.range => true,
             Some((Some(Value::Analog(a)), _, _)) => match r.value {
                 Some(Value::Analog(b)) => {
-                    (b - a).abs() > p.deadband || (p.deadband == 0.0 && a != b)
+                    (b - a).abs() > self.deadband || (self.deadband == 0.0 && a != b)
                 }
                 other => other.is_some(),
             },
             Some((old, _, _)) => old != r.value,
         };
         if send {
-            p.last = Some((r.value, r.quality, r.range));
+            self.kept(r);
         }
         send
     }
 
     /// Records `r` as sent (kept for a reason of the caller's own).
     pub fn kept(&mut self, r: &Reading) {
-        if let Some(p) = self.points.get_mut(r.point.get()) {
-            p.last = Some((r.value, r.quality, r.range));
-        }
+        self.last = Some((r.value, r.quality, r.range));
     }
 }
 

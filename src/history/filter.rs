@@ -9,16 +9,18 @@
 //! rate-of-change alarm is kept, as a rate needs the time of the previous poll.
 
 use crate::{
-    forward::collect::ReportByException,
+    forward::collect::Sent,
     judge::alarm::analog_condition,
     model::{alarm::AlarmKind, Site},
     reading::{Reading, Value},
 };
 
-/// A point's limit alarms, its alarm deadband, whether it has a rate alarm, and the
-/// sides of its limits the last kept reading stood on — flat, in one array: the filter
-/// sees every reading, and a list of limits allocated apart for each point made nearly
-/// every reading wait on memory (9 in 10 of the filter's time, by `perf annotate`).
+/// A point's limit alarms, its alarm deadband, whether it has a rate alarm, the sides
+/// of its limits the last kept reading stood on, and its report-by-exception state —
+/// flat, in one array: the filter sees every reading, and a list of limits allocated
+/// apart for each point made nearly every reading wait on memory (9 in 10 of the
+/// filter's time, by `perf annotate`); the report-by-exception state in an array of its
+/// own cost a second wait.
 #[derive(Clone, Copy)]
 struct PointLimits {
     kind: [AlarmKind; 4],
@@ -27,10 +29,10 @@ struct PointLimits {
     rate: bool,
     deadband: f64,
     sides: u32,
+    sent: Sent,
 }
 
 pub struct HistoryFilter {
-    rbe: ReportByException,
     points: Vec<PointLimits>,
 }
 
@@ -48,6 +50,7 @@ impl HistoryFilter {
                     rate: s.rate_per_min.is_some(),
                     deadband: s.deadband,
                     sides: 0,
+                    sent: Sent::new(p, deadband_pct),
                 };
                 for k in [AlarmKind::Hh, AlarmKind::H, AlarmKind::L, AlarmKind::Ll] {
                     if let Some(limit) = s.limit(k) {
@@ -59,10 +62,7 @@ impl HistoryFilter {
                 l
             })
             .collect();
-        Self {
-            rbe: ReportByException::new(site, deadband_pct),
-            points,
-        }
+        Self { points }
     }
 
     /// Whether to keep `r`.
@@ -73,10 +73,9 @@ impl HistoryFilter {
         let side = p.sides(r.value);
         let crossed = p.sides != side;
         p.sides = side;
-        let rate = p.rate;
-        let moved = self.rbe.passes(r);
-        if (crossed || rate) && !moved {
-            self.rbe.kept(r);
+        let moved = p.sent.passes(r);
+        if (crossed || p.rate) && !moved {
+            p.sent.kept(r);
             return true;
         }
         moved
@@ -134,6 +133,12 @@ mod tests {
         assert!(
             !f.passes(&r(h + 1.0)),
             "moved less than the deadband, same side"
+        );
+        // The crossing's reading is the one the deadband now counts from: 9.7 from it,
+        // 10.7 from the one before.
+        assert!(
+            !f.passes(&r(h + 10.2)),
+            "within the deadband of the reading kept for the crossing"
         );
         assert!(f.passes(&r(h - 0.2)), "back below H");
     }
