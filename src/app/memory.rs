@@ -90,9 +90,9 @@ pub(super) fn limit_malloc_arenas() {
 /// pages: nothing is written for them. The one read-only mapping with written pages —
 /// the constants the loader relocated at start — goes to swap where a system has swap,
 /// and stays resident where it has none. A page dropped is read back the first time it
-/// is used again (a code path such as an alarm's not taken yet), once. Under a cgroup memory limit
-/// (systemd's `MemoryMax`) those pages were charged to the service. Returns the bytes
-/// advised.
+/// is used again (a code path such as an alarm's not taken yet), once. Under a cgroup
+/// memory limit (systemd's `MemoryMax`) those pages were charged to the service.
+/// Returns the bytes advised.
 #[cfg(all(target_os = "linux", feature = "edge"))]
 pub(super) fn release_start_up_code() -> std::io::Result<usize> {
     own_read_only_mappings(|start, len, perms| {

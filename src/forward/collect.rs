@@ -2,7 +2,7 @@
 //! integrity period) and every judge event, framed with their topic.
 
 use crate::{
-    model::{Point, Scaling, Site},
+    model::{Point, Site},
     reading::{Quality, RangeFlag, Reading, Value},
 };
 
@@ -65,13 +65,11 @@ impl Sent {
     /// `deadband_pct` of the point's span (its valid range, else its scaled range; no
     /// span: every change passes).
     pub fn new(p: &Point, deadband_pct: f64) -> Self {
-        let span = p.valid_range().or(match p.scaling {
-            Scaling::Range { eng, .. } => Some(eng),
-            Scaling::Linear { .. } => None,
-        });
         Self {
             last: None,
-            deadband: span.map_or(0.0, |[a, b]| (b - a).abs() * deadband_pct / 100.0),
+            deadband: p
+                .span()
+                .map_or(0.0, |[a, b]| (b - a).abs() * deadband_pct / 100.0),
         }
     }
 

@@ -299,6 +299,14 @@ impl Scaling {
         offset: 0.0,
     };
 
+    /// The engineering range a `Range` scaling maps onto; a linear one has none.
+    pub fn eng_range(&self) -> Option<[f64; 2]> {
+        match *self {
+            Self::Range { eng, .. } => Some(eng),
+            Self::Linear { .. } => None,
+        }
+    }
+
     pub fn apply(&self, raw: f64) -> f64 {
         match *self {
             Self::Linear { scale, offset } => raw * scale + offset,
@@ -381,6 +389,12 @@ impl Point {
     /// The range outside which a reading is out of range (`valid_range`), if set.
     pub fn valid_range(&self) -> Option<[f64; 2]> {
         self.valid.as_deref().copied()
+    }
+
+    /// The point's engineering span: its valid range, else the range its scaling maps
+    /// onto (none for a linear scaling without a valid range).
+    pub fn span(&self) -> Option<[f64; 2]> {
+        self.valid_range().or(self.scaling.eng_range())
     }
 
     /// (channel index, device index within the channel), to index [`Site::channels`].

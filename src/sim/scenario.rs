@@ -262,15 +262,9 @@ impl Scenario {
     }
 }
 
-/// The engineering span of a point: its valid range, else its eng range, else 0–100.
+/// The engineering span of a point ([`Point::span`]), else 0–100.
 fn span(point: &Point) -> [f64; 2] {
-    if let Some(r) = point.valid_range() {
-        return r;
-    }
-    match point.scaling {
-        crate::model::Scaling::Range { eng, .. } => eng,
-        crate::model::Scaling::Linear { .. } => [0.0, 100.0],
-    }
+    point.span().unwrap_or([0.0, 100.0])
 }
 
 /// Normal operation: gas near zero, process values mid-span, discretes in their normal state.

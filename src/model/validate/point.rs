@@ -394,10 +394,7 @@ fn compile_alarms(
     path: &str,
     errors: &mut Problems,
 ) -> AlarmSettings {
-    let span = p.valid_range.or(match scaling {
-        Scaling::Range { eng, .. } => Some(*eng),
-        Scaling::Linear { .. } => None,
-    });
+    let span = p.valid_range.or(scaling.eng_range());
     let mut merged = alarm::kind_defaults(p.kind, gas, span);
     for layer in defaults {
         if let Some(d) = layer.get(&p.kind) {
