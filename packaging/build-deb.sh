@@ -9,6 +9,12 @@
 # centre → target/deb/hazgate-centre_VERSION_amd64.deb: the full build (every command),
 #   hazgate-ingest.service, /etc/hazgate/central.toml and the park plan as conffiles.
 #   It replaces the gateway package on a machine (one /usr/bin/hazgate).
+# The amd64 gateway is the build laid out by profile (bench/pgo.sh: trained on the
+# 10,000-point steady state and the alarm path, it keeps 2–3 MiB fewer program pages
+# resident; docs/performance.md). HAZGATE_PGO=0 packages the plain edge build instead
+# (said on stderr), e.g. where llvm-profdata or the benchmark's peers are missing;
+# HAZGATE_PGO=reuse packages the profiled build already made (packaging/test-deb.sh's
+# upgrade) without training it again.
 # Gateway layout:
 #   /usr/bin/hazgate                       the program
 #   /lib/systemd/system/hazgate.service    Type=notify, watchdog, hardened
@@ -25,8 +31,18 @@ VERSION=${HAZGATE_DEB_VERSION:-$(awk -F'"' '/^version = / {print $2; exit}' Carg
 
 case "$ARCH/$KIND" in
   amd64/gateway)
-    cargo build --release --quiet --no-default-features --features edge --target-dir target/edge
-    BIN=target/edge/release/hazgate; OBJDUMP=objdump ;;
+    if [ "${HAZGATE_PGO:-1}" = 0 ]; then
+      echo "build-deb: HAZGATE_PGO=0: packaging the edge build without a profile" >&2
+      cargo build --release --quiet --no-default-features --features edge --target-dir target/edge
+      BIN=target/edge/release/hazgate
+    elif [ "${HAZGATE_PGO:-1}" = reuse ]; then
+      [ -x target/pgo/release/hazgate ] || { echo "build-deb: HAZGATE_PGO=reuse: no target/pgo/release/hazgate; run bench/pgo.sh" >&2; exit 1; }
+      BIN=target/pgo/release/hazgate
+    else
+      bash bench/pgo.sh >&2
+      BIN=target/pgo/release/hazgate
+    fi
+    OBJDUMP=objdump ;;
   arm64/gateway)
     bash packaging/cross.sh aarch64-unknown-linux-gnu >/dev/null
     BIN=target/cross/aarch64-unknown-linux-gnu/release/hazgate; OBJDUMP=aarch64-linux-gnu-objdump ;;

@@ -141,7 +141,8 @@ say "a hung judge: logged, watchdog timeout, restarted by systemd (NRestarts $(p
 
 # Upgrade: the edited site file and the state stay.
 sed -i 's/^gateway_id = "GW-01"/gateway_id = "GW-07"/' "$ROOT/etc/hazgate/site.toml"
-DEB2=$(HAZGATE_DEB_VERSION=0.1.0+upgrade bash packaging/build-deb.sh amd64)
+# The same program under a new version (its profiled build is not made twice).
+DEB2=$(HAZGATE_PGO=reuse HAZGATE_DEB_VERSION=0.1.0+upgrade bash packaging/build-deb.sh amd64)
 cp "$DEB2" "$ROOT/root/"
 on dpkg -i --force-confold "/root/$(basename "$DEB2")" > /dev/null 2>&1 || fail "upgrade failed"
 grep -q '^gateway_id = "GW-07"' "$ROOT/etc/hazgate/site.toml" || fail "the upgrade replaced the edited site file"

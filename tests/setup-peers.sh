@@ -8,6 +8,8 @@
 #   - influxdb 1.6 (Debian) to run the dashboards' InfluxQL queries,
 #   - chromium and chromium-driver (Debian) for the command-centre screen test,
 #   - openssl (Debian) for the tests' throw-away CA and certificates, curl (Debian),
+#   - llvm-profdata of rustc's LLVM version (Debian's llvm-N) for the package's build
+#     laid out by profile (bench/pgo.sh),
 #   - pymodbus (PyPI, pinned) in the project-local virtualenv .venv.
 # Safe to run again; does nothing that is already done.
 set -euo pipefail
@@ -29,6 +31,8 @@ command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 # CJK glyphs for the screen's Chinese labels (screenshots would show boxes without).
 [ -d /usr/share/fonts/opentype/noto ] || need_apt+=(fonts-noto-cjk)
+llvm_major=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
+command -v "llvm-profdata-$llvm_major" >/dev/null 2>&1 || need_apt+=("llvm-$llvm_major")
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup-peers: installing ${need_apt[*]} from Debian"
   SUDO=""
