@@ -13,7 +13,10 @@ use std::collections::HashMap;
 use crate::{
     forward::collect::{LastSent, Sent},
     judge::alarm::analog_condition,
-    model::{alarm::AlarmKind, Site},
+    model::{
+        alarm::{AlarmKind, AlarmSettings},
+        Site,
+    },
     reading::{Reading, Value},
 };
 
@@ -63,6 +66,8 @@ impl HistoryFilter {
                 );
                 let at = *alike.entry(key).or_insert_with(|| {
                     limits.push(Limits::new(&p.alarms, rbe_deadband));
+                    // Never the fallback: at most one set a point, and a site's points
+                    // are numbered in a u32 (`PointIndex`).
                     u32::try_from(limits.len() - 1).unwrap_or(u32::MAX)
                 });
                 PointState {
@@ -96,7 +101,7 @@ impl HistoryFilter {
 }
 
 impl Limits {
-    fn new(s: &crate::model::alarm::AlarmSettings, rbe_deadband: f64) -> Self {
+    fn new(s: &AlarmSettings, rbe_deadband: f64) -> Self {
         let mut l = Limits {
             kind: [AlarmKind::Hh; 4],
             limit: [0.0; 4],
@@ -137,9 +142,21 @@ impl Limits {
 mod tests {
     use super::*;
     use crate::{
-        model::{load_site, SiteSource, DEMO_SITE_TOML},
+        model::{load_site, PointIndex, SiteSource, DEMO_SITE_TOML},
         reading::{Quality, Raw, Timestamp},
     };
+
+    /// A good analog reading of `point`.
+    fn reading(point: PointIndex, v: f64) -> Reading {
+        Reading {
+            point,
+            value: Some(Value::Analog(v)),
+            quality: Quality::Good,
+            ts: Timestamp(0),
+            raw: Raw::None,
+            range: Default::default(),
+        }
+    }
 
     #[test]
     fn a_crossing_inside_the_deadband_is_kept() {
@@ -152,14 +169,7 @@ mod tests {
         let h = p.alarms.h.unwrap();
         // A deadband of 10 % of the span: 10 %LEL for a 0–100 detector.
         let mut f = HistoryFilter::new(&site, 10.0);
-        let r = |v: f64| Reading {
-            point: p.index,
-            value: Some(Value::Analog(v)),
-            quality: Quality::Good,
-            ts: Timestamp(0),
-            raw: Raw::None,
-            range: Default::default(),
-        };
+        let r = |v: f64| reading(p.index, v);
         assert!(f.passes(&r(h - 0.5)), "the first reading");
         assert!(f.passes(&r(h + 0.5)), "crosses H by less than the deadband");
         assert!(
@@ -197,14 +207,7 @@ mod tests {
             "shared settings"
         );
         let mut f = HistoryFilter::new(&site, 10.0);
-        let r = |p: &crate::model::Point, v: f64| Reading {
-            point: p.index,
-            value: Some(Value::Analog(v)),
-            quality: Quality::Good,
-            ts: Timestamp(0),
-            raw: Raw::None,
-            range: Default::default(),
-        };
+        let r = |p: &crate::model::Point, v: f64| reading(p.index, v);
         assert!(
             f.passes(&r(a, 1.0)) && f.passes(&r(b, 1.0)),
             "first readings"
